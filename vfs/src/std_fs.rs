@@ -1,0 +1,127 @@
+//! The real file system.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::{DirEntry, File, FileSystem, Metadata, OpenMode};
+
+/// [`FileSystem`] over `std::fs`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StdFs;
+
+#[derive(Debug)]
+struct StdFile(fs::File);
+
+impl File for StdFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.0.sync_all()
+    }
+}
+
+impl FileSystem for StdFs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>> {
+        let mut o = fs::OpenOptions::new();
+        match mode {
+            OpenMode::Read => o.read(true),
+            OpenMode::ReadWrite => o.read(true).write(true),
+            OpenMode::CreateNew => o.read(true).write(true).create_new(true),
+            OpenMode::CreateTruncate => o.read(true).write(true).create(true).truncate(true),
+        };
+        Ok(Arc::new(StdFile(o.open(path)?)))
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(path)? {
+            let e = e?;
+            let md = e.metadata()?;
+            out.push(DirEntry {
+                name: e.file_name().to_string_lossy().into_owned(),
+                is_dir: md.is_dir(),
+                len: md.len(),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        let md = fs::metadata(path)?;
+        Ok(Metadata { is_dir: md.is_dir(), len: md.len() })
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        fs::File::open(path)?.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn write_read_rename_sync() {
+        let dir = std::env::temp_dir().join(format!("kk-vfs-{}", std::process::id()));
+        let fs = StdFs;
+        fs.create_dir_all(&dir).unwrap();
+        let a = dir.join("a");
+        let f = fs.open(&a, OpenMode::CreateTruncate).unwrap();
+        f.write_all_at(b"hello world", 0).unwrap();
+        f.sync_data().unwrap();
+        assert_eq!(f.len().unwrap(), 11);
+        let b = dir.join("b");
+        fs.rename(&a, &b).unwrap();
+        fs.sync_dir(&dir).unwrap();
+        assert!(!fs.exists(&a));
+        assert_eq!(fs.read_all(&b).unwrap(), b"hello world");
+        let mut r = crate::FileReader::new(fs.open(&b, OpenMode::Read).unwrap(), 6);
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "world");
+        assert_eq!(r.position(), 11);
+        let names: Vec<_> = fs.read_dir(&dir).unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, vec!["b".to_string()]);
+        fs.remove_file(&b).unwrap();
+        fs.remove_dir(&dir).unwrap();
+    }
+}
