@@ -1,1 +1,22 @@
-//! keeperkit-wal
+//! Log framing for keeperkit.
+//!
+//! This crate reads and writes the append-only logs of the dialects keeperkit knows.
+//! Payloads are decoded with `keeperkit-model`; this crate only knows how records are
+//! framed in files, how they are checksummed, and how a file's records end.
+//!
+//! - [`zookeeper`]: Apache ZooKeeper 3.x transaction logs (`log.<hex zxid>`), read
+//!   exactly as ZooKeeper's `FileTxnIterator` reads them: a zero length or a torn tail
+//!   ends a file, a checksum mismatch is corruption.
+//!
+//! Architecture invariants:
+//! - every byte goes through [`keeperkit_vfs::FileSystem`], so tests can inject faults;
+//! - no decoder panics or allocates more than the file's real size justifies, whatever
+//!   the bytes; every length is checked before anything is allocated for it;
+//! - corruption is reported as [`WalError::Corrupt`] with the file, byte offset and zxid.
+//!
+//! The crate knows nothing about znodes, trees or snapshots.
+
+mod error;
+pub mod zookeeper;
+
+pub use error::WalError;
