@@ -1,0 +1,994 @@
+//! Apache ZooKeeper 3.x snapshots (`snapshot.<hex zxid>[.gz|.snappy]`).
+//!
+//! A snapshot is one jute stream, optionally compressed as a whole (gzip, or
+//! snappy-java's `SnappyOutputStream` framing), chosen **only by the file name suffix**
+//! as ZooKeeper's `SnapStream.getStreamMode` does. The uncompressed stream is:
+//!
+//! ```text
+//! FileHeader      int magic "ZKSN", int version 2, long dbid
+//! int  count      then count × (long sessionId, int timeoutMs)
+//! int  count      then count × (long aclId, vector<ACL>)
+//! nodes           ustring path, buffer data, long aclId, StatPersisted (60 bytes),
+//!                 pre-order; the root has path ""; a path of "/" ends the list
+//! long checksum1  Adler-32 of every stream byte before it
+//! ustring "/"
+//! -- 3.6+ only --
+//! long zxid, int version, long digest (a hex ustring when version < 2)
+//! long checksum2  Adler-32 of every stream byte before it
+//! ustring "/"
+//! ```
+//!
+//! [`read_snapshot`] decompresses the whole stream into memory (bounded by what the
+//! input really produces, and by [`STREAM_LEN_MAX`]) and parses it with
+//! [`keeperkit_model::jute::Reader`], handing sessions, ACL lists and nodes to a
+//! [`SnapshotSink`] in file order.
+//!
+//! Offsets in errors: errors about the jute stream carry the offset **in the
+//! uncompressed stream** (for an uncompressed file that is the file offset). Errors
+//! about the compression framing carry the offset in the compressed file: the block
+//! header for snappy, and 0 for gzip (the decoder does not say where it failed; the
+//! message says how many bytes it had produced).
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keeperkit_model::jute::{decode_java_utf8, Reader};
+use keeperkit_model::{
+    Acl, AclList, Corruption, CorruptionKind, DecodeError, SessionId, StatPersisted, Zxid,
+};
+use keeperkit_vfs::{File, FileReader, FileSystem, OpenMode};
+
+use crate::error::SnapshotError;
+
+/// Magic number of a snapshot's header: ASCII `ZKSN` (`FileSnap.SNAP_MAGIC`).
+pub const SNAP_MAGIC: i32 = 0x5A4B_534E;
+
+/// The snapshot format version ZooKeeper 3.x writes (`FileSnap.VERSION`).
+pub const SNAP_VERSION: i32 = 2;
+
+/// Prefix of snapshot file names.
+pub const SNAPSHOT_FILE_PREFIX: &str = "snapshot";
+
+/// Largest uncompressed stream accepted: 16 GiB. ZooKeeper keeps the whole tree in a
+/// JVM heap, so a real snapshot is far smaller; the cap only stops a decompression bomb
+/// before it takes all memory.
+pub const STREAM_LEN_MAX: u64 = 16 << 30;
+
+/// Largest uncompressed snappy block accepted: 64 MiB. `SnappyOutputStream` writes
+/// 32 KiB blocks by default; its largest configurable block size is far below this.
+pub const SNAPPY_BLOCK_LEN_MAX: usize = 64 << 20;
+
+/// The 8-byte magic of snappy-java's stream framing: `\x82SNAPPY\0`.
+pub const SNAPPY_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
+
+/// The 2-byte magic of a gzip stream.
+pub const GZIP_MAGIC: [u8; 2] = [0x1F, 0x8B];
+
+/// Length of snappy-java's stream header: magic, version, compatible version.
+const SNAPPY_HEADER_LEN: usize = 16;
+
+/// A snappy block's output is at most this many times its input: the densest Snappy
+/// element is a 3-byte copy of 64 bytes (64 / 3 < 22). Checked before allocating.
+const SNAPPY_EXPANSION_MAX: usize = 22;
+
+/// Smallest encoding of one session entry (long id, int timeout).
+const SESSION_LEN_MIN: usize = 12;
+/// Smallest encoding of one ACL map entry (long id, int count).
+const ACL_ENTRY_LEN_MIN: usize = 12;
+/// Smallest encoding of one ACL (int perms, two string lengths).
+const ACL_LEN_MIN: usize = 12;
+
+/// How a snapshot file is compressed, as told by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// Plain jute stream.
+    None,
+    /// gzip (`.gz`).
+    Gzip,
+    /// snappy-java stream framing (`.snappy`).
+    Snappy,
+}
+
+impl Compression {
+    /// The file name suffix ZooKeeper appends: `""`, `".gz"` or `".snappy"`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::None => "",
+            Compression::Gzip => ".gz",
+            Compression::Snappy => ".snappy",
+        }
+    }
+
+    /// The compression ZooKeeper reads a file with, from its name alone
+    /// (`SnapStream.getStreamMode`): the last `.`-separated part compared
+    /// case-insensitively with `gz` and `snappy`; anything else is uncompressed.
+    pub fn from_file_name(name: &str) -> Compression {
+        let parts = java_split_dot(name);
+        match parts.as_slice() {
+            [_, .., last] if last.eq_ignore_ascii_case("gz") => Compression::Gzip,
+            [_, .., last] if last.eq_ignore_ascii_case("snappy") => Compression::Snappy,
+            _ => Compression::None,
+        }
+    }
+}
+
+/// Splits a file name on `.` the way Java's `String.split("\\.")` does: trailing empty
+/// parts are dropped.
+fn java_split_dot(name: &str) -> Vec<&str> {
+    let mut parts: Vec<&str> = name.split('.').collect();
+    while parts.last() == Some(&"") {
+        parts.pop();
+    }
+    parts
+}
+
+/// The zxid and compression of a snapshot file name (`"snapshot.22c.gz"` →
+/// `(0x22c, Gzip)`), by ZooKeeper's rules: the first `.`-part must be `snapshot`, the
+/// second a hex `long` (`Util.getZxidFromName`; negative counts as unparsable), and the
+/// compression comes from the last part ([`Compression::from_file_name`]).
+pub fn parse_snapshot_name(name: &str) -> Option<(Zxid, Compression)> {
+    let parts = java_split_dot(name);
+    let zxid = match parts.as_slice() {
+        [prefix, zxid, ..] if *prefix == SNAPSHOT_FILE_PREFIX => {
+            i64::from_str_radix(zxid, 16).ok()?
+        }
+        _ => return None,
+    };
+    (zxid >= 0).then(|| (Zxid(zxid), Compression::from_file_name(name)))
+}
+
+/// The snapshot files of a directory, sorted by the zxid in their name, ascending
+/// (ties by name). Names [`parse_snapshot_name`] does not accept and directories are
+/// ignored. The files are not opened: see [`quick_valid`] and [`read_snapshot`].
+pub fn list_snapshots(
+    fs: &dyn FileSystem,
+    dir: &Path,
+) -> Result<Vec<(Zxid, Compression, PathBuf)>, SnapshotError> {
+    let entries = fs.read_dir(dir).map_err(|e| SnapshotError::io(dir, e))?;
+    let mut out: Vec<(Zxid, Compression, PathBuf)> = entries
+        .into_iter()
+        .filter(|e| !e.is_dir)
+        .filter_map(|e| parse_snapshot_name(&e.name).map(|(z, c)| (z, c, dir.join(&e.name))))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
+    Ok(out)
+}
+
+/// ZooKeeper's quick test of a snapshot before trying to load it
+/// (`SnapStream.isValidSnapshot`): the name must parse; an uncompressed file must be at
+/// least 10 bytes long and end with the `"/"` seal (`00 00 00 01 2F`); a `.gz` file must
+/// start with the gzip magic; a `.snappy` file with the snappy-java magic.
+///
+/// `Ok(false)` means ZooKeeper would skip the file. Nothing is decompressed or checked
+/// beyond that: a file that passes can still be corrupt.
+pub fn quick_valid(fs: &dyn FileSystem, path: &Path) -> Result<bool, SnapshotError> {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return Ok(false) };
+    let Some((_, compression)) = parse_snapshot_name(name) else { return Ok(false) };
+    let file = fs.open(path, OpenMode::Read).map_err(|e| SnapshotError::io(path, e))?;
+    let len = file.len().map_err(|e| SnapshotError::io(path, e))?;
+    let io = |e| SnapshotError::io(path, e);
+    Ok(match compression {
+        Compression::None => {
+            if len < 10 {
+                return Ok(false);
+            }
+            let mut tail = [0u8; 5];
+            read_exact_or_short(&*file, &mut tail, len - 5).map_err(io)?
+                && tail == [0, 0, 0, 1, b'/']
+        }
+        Compression::Gzip => {
+            let mut head = [0u8; 2];
+            read_exact_or_short(&*file, &mut head, 0).map_err(io)? && head == GZIP_MAGIC
+        }
+        Compression::Snappy => {
+            let mut head = [0u8; 8];
+            read_exact_or_short(&*file, &mut head, 0).map_err(io)? && head == SNAPPY_MAGIC
+        }
+    })
+}
+
+/// Reads `buf.len()` bytes at `offset`; `Ok(false)` if the file is shorter.
+fn read_exact_or_short(file: &dyn File, buf: &mut [u8], offset: u64) -> io::Result<bool> {
+    match file.read_exact_at(buf, offset) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// One znode as stored in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotNode {
+    /// The path as stored: `""` for the root, `"/a"`, `"/a/b"`, ... for the others.
+    pub path: String,
+    /// The data; `None` for a null value (distinct from empty).
+    pub data: Option<Vec<u8>>,
+    /// Key of the node's ACL list in the snapshot's ACL map; −1 is `world:anyone` with
+    /// all permissions (`OPEN_ACL_UNSAFE`), which is never in the map.
+    pub acl_id: i64,
+    /// The stored stat (stored cversion and ephemeralOwner encodings).
+    pub stat: StatPersisted,
+}
+
+/// The tree digest in a snapshot's trailer (ZooKeeper 3.6+, `DataTree.ZxidDigest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotDigest {
+    /// The last txn fully applied when the snapshot's tree walk ended; 0 means "no
+    /// digest" to ZooKeeper.
+    pub zxid: Zxid,
+    /// Digest algorithm version: 2 in 3.6+. Below 2 the digest is stored as a hex
+    /// string, already parsed into `digest` here (a null string reads as 0, as in
+    /// ZooKeeper).
+    pub version: i32,
+    /// The tree digest at `zxid`.
+    pub digest: i64,
+}
+
+/// Receives what a snapshot holds, in file order.
+pub trait SnapshotSink {
+    /// A live session and its negotiated timeout.
+    fn session(&mut self, id: SessionId, timeout_ms: i32);
+
+    /// One entry of the ACL map.
+    fn acl_list(&mut self, id: i64, acl: AclList);
+
+    /// One node, parents before children. An `Err` aborts reading: the reader returns
+    /// [`SnapshotError::Corrupt`] with [`CorruptionKind::Invalid`] carrying the message,
+    /// at the offset of the node's path field.
+    fn node(&mut self, node: SnapshotNode) -> Result<(), String>;
+}
+
+/// What [`read_snapshot`] learned about a snapshot besides its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// The header's magic ([`SNAP_MAGIC`]).
+    pub header_magic: i32,
+    /// The header's version ([`SNAP_VERSION`]).
+    pub version: i32,
+    /// The header's dbid (−1 in every ZooKeeper 3.x snapshot).
+    pub dbid: i64,
+    /// The compression, from the file name.
+    pub compression: Compression,
+    /// Length of the file in bytes.
+    pub file_len: u64,
+    /// Length of the uncompressed stream in bytes.
+    pub stream_len: u64,
+    /// Number of sessions.
+    pub session_count: u64,
+    /// Number of ACL map entries.
+    pub acl_count: u64,
+    /// Number of nodes (the root included).
+    pub node_count: u64,
+    /// The first checksum as stored (verified: equal to the Adler-32 of the bytes
+    /// before it).
+    pub checksum: u64,
+    /// The trailer digest; `None` for a pre-3.6 snapshot that ends after the first
+    /// seal.
+    pub digest: Option<SnapshotDigest>,
+    /// The second checksum as stored (verified), present with the digest.
+    pub digest_checksum: Option<u64>,
+}
+
+/// Reads the whole uncompressed stream of a snapshot file into memory.
+///
+/// Errors: [`SnapshotError::Io`] when the file cannot be read; [`SnapshotError::Corrupt`]
+/// when the compression framing is wrong (offsets in the compressed file, see the
+/// module docs) or the stream would exceed [`STREAM_LEN_MAX`].
+pub fn decompress(
+    fs: &dyn FileSystem,
+    path: &Path,
+    compression: Compression,
+) -> Result<Vec<u8>, SnapshotError> {
+    let file = fs.open(path, OpenMode::Read).map_err(|e| SnapshotError::io(path, e))?;
+    let file_len = file.len().map_err(|e| SnapshotError::io(path, e))?;
+    decompress_file(file, file_len, path, compression, STREAM_LEN_MAX)
+}
+
+fn decompress_file(
+    file: Arc<dyn File>,
+    file_len: u64,
+    path: &Path,
+    compression: Compression,
+    cap: u64,
+) -> Result<Vec<u8>, SnapshotError> {
+    match compression {
+        Compression::None => read_plain(file, file_len, path, cap),
+        Compression::Gzip => gunzip(file, path, cap),
+        Compression::Snappy => unsnappy(file, file_len, path, cap),
+    }
+}
+
+fn too_long(path: &Path, offset: u64, len: u64, cap: u64) -> SnapshotError {
+    Corruption::new(
+        path,
+        offset,
+        CorruptionKind::LengthOutOfRange { len: i64::try_from(len).unwrap_or(i64::MAX), max: cap },
+    )
+    .into()
+}
+
+fn read_plain(
+    file: Arc<dyn File>,
+    file_len: u64,
+    path: &Path,
+    cap: u64,
+) -> Result<Vec<u8>, SnapshotError> {
+    if file_len > cap {
+        return Err(too_long(path, 0, file_len, cap));
+    }
+    let len = usize::try_from(file_len).map_err(|_| too_long(path, 0, file_len, cap))?;
+    let mut out = vec![0u8; len];
+    let mut reader = FileReader::new(file, 0);
+    let n = read_full(&mut reader, &mut out).map_err(|e| SnapshotError::io(path, e))?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// A reader that remembers whether the underlying file failed, so that an I/O error
+/// is not mistaken for bad compressed data.
+struct TrackedReader<R> {
+    inner: R,
+    failure: Option<(io::ErrorKind, String)>,
+}
+
+impl<R: Read> Read for TrackedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.failure = Some((e.kind(), e.to_string()));
+            }
+        })
+    }
+}
+
+fn gunzip(file: Arc<dyn File>, path: &Path, cap: u64) -> Result<Vec<u8>, SnapshotError> {
+    let mut src = TrackedReader { inner: FileReader::new(file, 0), failure: None };
+    let mut out = Vec::new();
+    let result = {
+        // Java's GZIPInputStream reads concatenated members too.
+        let decoder = flate2::read::MultiGzDecoder::new(&mut src);
+        decoder.take(cap.saturating_add(1)).read_to_end(&mut out)
+    };
+    if let Err(e) = result {
+        if let Some((kind, msg)) = src.failure {
+            return Err(SnapshotError::io(path, io::Error::new(kind, msg)));
+        }
+        let produced = out.len();
+        return Err(Corruption::new(
+            path,
+            0,
+            CorruptionKind::Decompression(format!(
+                "gzip stream: {e} (after {produced} decompressed bytes)"
+            )),
+        )
+        .into());
+    }
+    let produced = len_u64(out.len());
+    if produced > cap {
+        return Err(too_long(path, 0, produced, cap));
+    }
+    Ok(out)
+}
+
+fn snappy_err(path: &Path, offset: u64, msg: String) -> SnapshotError {
+    Corruption::new(path, offset, CorruptionKind::Decompression(msg)).into()
+}
+
+fn truncated(path: &Path, offset: u64, needed: u64, available: u64) -> SnapshotError {
+    Corruption::new(path, offset, CorruptionKind::Truncated { needed, available }).into()
+}
+
+/// Checks the 8 bytes of magic and the version of a snappy-java stream header.
+fn check_snappy_header(path: &Path, offset: u64, head: &[u8; 16]) -> Result<(), SnapshotError> {
+    let [m @ .., v0, v1, v2, v3, _, _, _, _] = *head;
+    if m != SNAPPY_MAGIC {
+        return Err(Corruption::new(
+            path,
+            offset,
+            CorruptionKind::BadMagic {
+                expected: u64::from_be_bytes(SNAPPY_MAGIC),
+                found: u64::from_be_bytes(m),
+            },
+        )
+        .into());
+    }
+    // snappy-java checks only that the writer's version is at least 1.
+    let version = i32::from_be_bytes([v0, v1, v2, v3]);
+    if version < 1 {
+        return Err(Corruption::new(
+            path,
+            offset + 8,
+            CorruptionKind::UnsupportedVersion { found: i64::from(version) },
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Decodes snappy-java's `SnappyOutputStream` framing: a 16-byte header, then blocks
+/// of `int` compressed length + raw Snappy block; a new header may start a
+/// concatenated stream where a block length is expected.
+fn unsnappy(
+    file: Arc<dyn File>,
+    file_len: u64,
+    path: &Path,
+    cap: u64,
+) -> Result<Vec<u8>, SnapshotError> {
+    let io = |e| SnapshotError::io(path, e);
+    let mut r = FileReader::new(file, 0);
+    let mut head = [0u8; SNAPPY_HEADER_LEN];
+    let n = read_full(&mut r, &mut head).map_err(io)?;
+    if n < SNAPPY_MAGIC.len() || head.get(..SNAPPY_MAGIC.len()) != Some(&SNAPPY_MAGIC[..]) {
+        let mut found = [0u8; 8];
+        found.iter_mut().zip(head.iter().take(n)).for_each(|(d, s)| *d = *s);
+        return Err(Corruption::new(
+            path,
+            0,
+            CorruptionKind::BadMagic {
+                expected: u64::from_be_bytes(SNAPPY_MAGIC),
+                found: u64::from_be_bytes(found),
+            },
+        )
+        .into());
+    }
+    if n < SNAPPY_HEADER_LEN {
+        return Err(truncated(path, 0, len_u64(SNAPPY_HEADER_LEN), len_u64(n)));
+    }
+    check_snappy_header(path, 0, &head)?;
+
+    let block_len_max = snap::raw::max_compress_len(SNAPPY_BLOCK_LEN_MAX);
+    let mut pos = len_u64(SNAPPY_HEADER_LEN);
+    let mut out: Vec<u8> = Vec::new();
+    let mut block: Vec<u8> = Vec::new();
+    let mut decoder = snap::raw::Decoder::new();
+    loop {
+        let mut len_bytes = [0u8; 4];
+        let n = read_full(&mut r, &mut len_bytes).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        if n < len_bytes.len() {
+            return Err(truncated(path, pos, 4, len_u64(n)));
+        }
+        if len_bytes[..] == SNAPPY_MAGIC[..4] {
+            // A concatenated stream: the rest of a header follows.
+            head[..4].copy_from_slice(&len_bytes);
+            let rest = head.get_mut(4..).unwrap_or_default();
+            let n = read_full(&mut r, rest).map_err(io)?;
+            if n < SNAPPY_HEADER_LEN - 4 {
+                return Err(truncated(path, pos, len_u64(SNAPPY_HEADER_LEN), len_u64(n + 4)));
+            }
+            check_snappy_header(path, pos, &head)?;
+            pos += len_u64(SNAPPY_HEADER_LEN);
+            continue;
+        }
+        let claimed = i32::from_be_bytes(len_bytes);
+        let available = file_len.saturating_sub(pos + 4);
+        let len = match usize::try_from(claimed) {
+            Ok(len) if len > 0 && len <= block_len_max => len,
+            _ => {
+                return Err(Corruption::new(
+                    path,
+                    pos,
+                    CorruptionKind::LengthOutOfRange {
+                        len: i64::from(claimed),
+                        max: len_u64(block_len_max),
+                    },
+                )
+                .into());
+            }
+        };
+        if len_u64(len) > available {
+            return Err(truncated(path, pos, len_u64(len), available));
+        }
+        block.resize(len, 0);
+        let got = read_full(&mut r, &mut block).map_err(io)?;
+        if got < len {
+            return Err(truncated(path, pos, len_u64(len), len_u64(got)));
+        }
+        let block_at = pos;
+        pos += 4 + len_u64(len);
+
+        let out_len = snap::raw::decompress_len(&block)
+            .map_err(|e| snappy_err(path, block_at, format!("snappy block header: {e}")))?;
+        if out_len > SNAPPY_BLOCK_LEN_MAX || out_len > len.saturating_mul(SNAPPY_EXPANSION_MAX) {
+            return Err(snappy_err(
+                path,
+                block_at,
+                format!("snappy block of {len} bytes claims {out_len} uncompressed bytes"),
+            ));
+        }
+        let total = out.len().saturating_add(out_len);
+        if len_u64(total) > cap {
+            return Err(too_long(path, block_at, len_u64(total), cap));
+        }
+        let start = out.len();
+        out.resize(total, 0);
+        let dst = out.get_mut(start..).unwrap_or_default();
+        let written = decoder
+            .decompress(&block, dst)
+            .map_err(|e| snappy_err(path, block_at, format!("snappy block: {e}")))?;
+        if written != out_len {
+            return Err(snappy_err(
+                path,
+                block_at,
+                format!("snappy block produced {written} bytes, its header says {out_len}"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads until `buf` is full or the reader is at end of file; returns how many bytes
+/// were read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let Some(rest) = buf.get_mut(filled..) else { break };
+        match r.read(rest) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// A byte count as `u64` (lossless on every supported platform).
+fn len_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Reads a snapshot file: decompresses it by its name's suffix, checks the header, both
+/// Adler-32 seals and the `"/"` markers, and hands every session, ACL list and node to
+/// `sink` in file order.
+///
+/// Checks beyond ZooKeeper's own (which are all done too): the header version must be
+/// [`SNAP_VERSION`], the seal strings must be `"/"`, a started digest trailer must be
+/// complete, and nothing may follow the last seal. Whether each node's parent was seen
+/// is left to the sink (ZooKeeper refuses such a file).
+///
+/// Errors carry the file and, for the jute stream, the offset **in the uncompressed
+/// stream** (see the module docs); a checksum mismatch is reported at the checksum
+/// field.
+pub fn read_snapshot(
+    fs: &dyn FileSystem,
+    path: &Path,
+    sink: &mut dyn SnapshotSink,
+) -> Result<SnapshotInfo, SnapshotError> {
+    let compression = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map_or(Compression::None, Compression::from_file_name);
+    let file = fs.open(path, OpenMode::Read).map_err(|e| SnapshotError::io(path, e))?;
+    let file_len = file.len().map_err(|e| SnapshotError::io(path, e))?;
+    let stream = decompress_file(file, file_len, path, compression, STREAM_LEN_MAX)?;
+    let parsed = parse_stream(path, &stream, sink)?;
+    Ok(SnapshotInfo {
+        header_magic: parsed.magic,
+        version: parsed.version,
+        dbid: parsed.dbid,
+        compression,
+        file_len,
+        stream_len: len_u64(stream.len()),
+        session_count: parsed.session_count,
+        acl_count: parsed.acl_count,
+        node_count: parsed.node_count,
+        checksum: parsed.checksum,
+        digest: parsed.digest,
+        digest_checksum: parsed.digest_checksum,
+    })
+}
+
+/// What [`read_snapshot_to_vec`] returns: the info, the sessions with their timeouts,
+/// the ACL map entries and the nodes, each in file order.
+pub type SnapshotContents =
+    (SnapshotInfo, Vec<(SessionId, i32)>, Vec<(i64, AclList)>, Vec<SnapshotNode>);
+
+/// Everything a snapshot holds, collected into vectors: info, sessions, ACL map and
+/// nodes, in file order. Convenient for tools and tests; the storage layer should use
+/// [`read_snapshot`] with its own sink.
+pub fn read_snapshot_to_vec(
+    fs: &dyn FileSystem,
+    path: &Path,
+) -> Result<SnapshotContents, SnapshotError> {
+    let mut sink = CollectingSink::default();
+    let info = read_snapshot(fs, path, &mut sink)?;
+    Ok((info, sink.sessions, sink.acls, sink.nodes))
+}
+
+/// A sink that keeps everything.
+#[derive(Debug, Default)]
+struct CollectingSink {
+    sessions: Vec<(SessionId, i32)>,
+    acls: Vec<(i64, AclList)>,
+    nodes: Vec<SnapshotNode>,
+}
+
+impl SnapshotSink for CollectingSink {
+    fn session(&mut self, id: SessionId, timeout_ms: i32) {
+        self.sessions.push((id, timeout_ms));
+    }
+
+    fn acl_list(&mut self, id: i64, acl: AclList) {
+        self.acls.push((id, acl));
+    }
+
+    fn node(&mut self, node: SnapshotNode) -> Result<(), String> {
+        self.nodes.push(node);
+        Ok(())
+    }
+}
+
+/// What [`parse_stream`] found.
+struct Parsed {
+    magic: i32,
+    version: i32,
+    dbid: i64,
+    session_count: u64,
+    acl_count: u64,
+    node_count: u64,
+    checksum: u64,
+    digest: Option<SnapshotDigest>,
+    digest_checksum: Option<u64>,
+}
+
+/// Reads a count (`int`) and checks that `count` elements of at least `elem_min` bytes
+/// fit in what remains, before anything is allocated or looped over.
+fn count(r: &mut Reader<'_>, elem_min: usize) -> Result<usize, DecodeError> {
+    let at = len_u64(r.position());
+    let n = r.i32()?;
+    let max = r.remaining() / elem_min;
+    match usize::try_from(n) {
+        Ok(n) if n <= max => Ok(n),
+        Ok(n) => Err(DecodeError::new(
+            at,
+            CorruptionKind::Truncated {
+                needed: len_u64(n).saturating_mul(len_u64(elem_min)),
+                available: len_u64(r.remaining()),
+            },
+        )),
+        Err(_) => Err(DecodeError::new(
+            at,
+            CorruptionKind::LengthOutOfRange { len: i64::from(n), max: len_u64(max) },
+        )),
+    }
+}
+
+/// Reads a `ustring` that must be `"/"` (the end-of-tree marker and the seals).
+fn seal(r: &mut Reader<'_>, what: &str) -> Result<(), DecodeError> {
+    let at = len_u64(r.position());
+    match r.ustring_bytes()? {
+        Some(b"/") => Ok(()),
+        _ => Err(DecodeError::new(at, CorruptionKind::Invalid(format!("{what}: expected \"/\"")))),
+    }
+}
+
+/// Reads a stored checksum at the current position and compares it with the Adler-32
+/// of every stream byte before it. Returns the stored value.
+fn checksum(
+    r: &mut Reader<'_>,
+    hasher: &mut adler2::Adler32,
+    hashed_to: &mut usize,
+    stream: &[u8],
+) -> Result<u64, DecodeError> {
+    let at = r.position();
+    hasher.write_slice(stream.get(*hashed_to..at).unwrap_or_default());
+    *hashed_to = at;
+    let computed = u64::from(hasher.checksum());
+    let stored = r.i64()? as u64;
+    if stored != computed {
+        return Err(DecodeError::new(
+            len_u64(at),
+            CorruptionKind::ChecksumMismatch { stored, computed },
+        ));
+    }
+    Ok(stored)
+}
+
+/// Parses an uncompressed snapshot stream.
+fn parse_stream(
+    path: &Path,
+    stream: &[u8],
+    sink: &mut dyn SnapshotSink,
+) -> Result<Parsed, SnapshotError> {
+    let in_file = |e: DecodeError| SnapshotError::Corrupt(e.in_file(path, 0, None));
+    let mut r = Reader::new(stream);
+
+    let magic = r.i32().map_err(in_file)?;
+    if magic != SNAP_MAGIC {
+        return Err(Corruption::new(
+            path,
+            0,
+            CorruptionKind::BadMagic {
+                expected: u64::from(SNAP_MAGIC as u32),
+                found: u64::from(magic as u32),
+            },
+        )
+        .into());
+    }
+    let version = r.i32().map_err(in_file)?;
+    if version != SNAP_VERSION {
+        return Err(Corruption::new(
+            path,
+            4,
+            CorruptionKind::UnsupportedVersion { found: i64::from(version) },
+        )
+        .into());
+    }
+    let dbid = r.i64().map_err(in_file)?;
+
+    // Sessions (SerializeUtils.serializeSnapshot).
+    let sessions = count(&mut r, SESSION_LEN_MIN).map_err(in_file)?;
+    for _ in 0..sessions {
+        let id = r.i64().map_err(in_file)?;
+        let timeout = r.i32().map_err(in_file)?;
+        sink.session(SessionId(id), timeout);
+    }
+
+    // ACL map (ReferenceCountedACLCache.serialize).
+    let acls = count(&mut r, ACL_ENTRY_LEN_MIN).map_err(in_file)?;
+    for _ in 0..acls {
+        let id = r.i64().map_err(in_file)?;
+        let at = len_u64(r.position());
+        let n = r.vector_len(ACL_LEN_MIN).map_err(in_file)?.ok_or_else(|| {
+            Corruption::new(
+                path,
+                at,
+                CorruptionKind::Invalid("null ACL list in the ACL map".into()),
+            )
+        })?;
+        let mut list = Vec::with_capacity(n);
+        for _ in 0..n {
+            list.push(Acl::decode_from(&mut r).map_err(in_file)?);
+        }
+        sink.acl_list(id, list);
+    }
+
+    // Nodes, until the "/" marker (DataTree.serialize / deserialize).
+    let mut node_count = 0u64;
+    loop {
+        let at = len_u64(r.position());
+        let path_bytes = r.ustring_bytes().map_err(in_file)?.ok_or_else(|| {
+            Corruption::new(path, at, CorruptionKind::Invalid("null node path".into()))
+        })?;
+        if path_bytes == b"/" {
+            break;
+        }
+        let node_path = decode_java_utf8(path_bytes)
+            .ok_or_else(|| Corruption::new(path, at, CorruptionKind::InvalidUtf8))?;
+        let data = r.buffer().map_err(in_file)?.map(<[u8]>::to_vec);
+        let acl_id = r.i64().map_err(in_file)?;
+        let stat = StatPersisted::decode_from(&mut r).map_err(in_file)?;
+        sink.node(SnapshotNode { path: node_path, data, acl_id, stat })
+            .map_err(|msg| Corruption::new(path, at, CorruptionKind::Invalid(msg)))?;
+        node_count += 1;
+    }
+
+    // First seal (SnapStream.sealStream / checkSealIntegrity).
+    let mut hasher = adler2::Adler32::new();
+    let mut hashed_to = 0usize;
+    let checksum1 = checksum(&mut r, &mut hasher, &mut hashed_to, stream).map_err(in_file)?;
+    seal(&mut r, "first seal").map_err(in_file)?;
+
+    // Digest trailer (3.6+), present only if bytes remain (DataTree.deserializeZxidDigest).
+    let (digest, digest_checksum) = if r.is_empty() {
+        (None, None)
+    } else {
+        let zxid = Zxid(r.i64().map_err(in_file)?);
+        let version = r.i32().map_err(in_file)?;
+        let digest = if version < 2 {
+            let at = len_u64(r.position());
+            match r.ustring().map_err(in_file)? {
+                None => 0,
+                Some(hex) => parse_hex_digest(&hex).ok_or_else(|| {
+                    Corruption::new(
+                        path,
+                        at,
+                        CorruptionKind::Invalid(format!("digest {hex:?} is not a hex long")),
+                    )
+                })?,
+            }
+        } else {
+            r.i64().map_err(in_file)?
+        };
+        let checksum2 = checksum(&mut r, &mut hasher, &mut hashed_to, stream).map_err(in_file)?;
+        seal(&mut r, "digest seal").map_err(in_file)?;
+        (Some(SnapshotDigest { zxid, version, digest }), Some(checksum2))
+    };
+    if !r.is_empty() {
+        return Err(Corruption::new(
+            path,
+            len_u64(r.position()),
+            CorruptionKind::Invalid(format!("{} bytes after the last seal", r.remaining())),
+        )
+        .into());
+    }
+    Ok(Parsed {
+        magic,
+        version,
+        dbid,
+        session_count: len_u64(sessions),
+        acl_count: len_u64(acls),
+        node_count,
+        checksum: checksum1,
+        digest,
+        digest_checksum,
+    })
+}
+
+/// Parses an old-style hex digest: `Long.parseLong(s, 16)` (signed), or the unsigned
+/// form `Long.toHexString` writes for negative values.
+fn parse_hex_digest(s: &str) -> Option<i64> {
+    i64::from_str_radix(s, 16).ok().or_else(|| u64::from_str_radix(s, 16).ok().map(|v| v as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn snapshot_names_follow_zookeeper() {
+        assert_eq!(parse_snapshot_name("snapshot.177"), Some((Zxid(0x177), Compression::None)));
+        assert_eq!(parse_snapshot_name("snapshot.22c.gz"), Some((Zxid(0x22c), Compression::Gzip)));
+        assert_eq!(
+            parse_snapshot_name("snapshot.c3.snappy"),
+            Some((Zxid(0xc3), Compression::Snappy))
+        );
+        assert_eq!(parse_snapshot_name("snapshot.1.GZ"), Some((Zxid(1), Compression::Gzip)));
+        assert_eq!(parse_snapshot_name("snapshot.1.SnApPy"), Some((Zxid(1), Compression::Snappy)));
+        assert_eq!(parse_snapshot_name("snapshot.1.zst"), Some((Zxid(1), Compression::None)));
+        assert_eq!(parse_snapshot_name("snapshot.1.gz."), Some((Zxid(1), Compression::Gzip)));
+        assert_eq!(
+            parse_snapshot_name("snapshot.100000001"),
+            Some((Zxid(0x1_0000_0001), Compression::None))
+        );
+        assert_eq!(parse_snapshot_name("snapshot.gz"), None);
+        assert_eq!(parse_snapshot_name("snapshot"), None);
+        assert_eq!(parse_snapshot_name("snapshot.-1"), None);
+        assert_eq!(parse_snapshot_name("snapshot.xyz"), None);
+        assert_eq!(parse_snapshot_name("log.1"), None);
+        assert_eq!(parse_snapshot_name("snapshots.1"), None);
+        assert_eq!(Compression::None.suffix(), "");
+        assert_eq!(Compression::Gzip.suffix(), ".gz");
+        assert_eq!(Compression::Snappy.suffix(), ".snappy");
+        assert_eq!(Compression::from_file_name("gz"), Compression::None);
+    }
+
+    #[test]
+    fn hex_digests_parse_signed_and_unsigned() {
+        assert_eq!(parse_hex_digest("0"), Some(0));
+        assert_eq!(parse_hex_digest("-1"), Some(-1));
+        assert_eq!(parse_hex_digest("ffffffffffffffff"), Some(-1));
+        assert_eq!(parse_hex_digest("7fffffffffffffff"), Some(i64::MAX));
+        assert_eq!(parse_hex_digest("xyz"), None);
+        assert_eq!(parse_hex_digest(""), None);
+    }
+
+    #[test]
+    fn counts_are_bounded_by_the_remaining_bytes() {
+        let bytes = [0x7F, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
+        let err = count(&mut Reader::new(&bytes), 12).unwrap_err();
+        assert_eq!(err.offset, 0);
+        assert_eq!(err.kind, CorruptionKind::Truncated { needed: 0x7FFF_FFFF * 12, available: 4 });
+        let bytes = [0xFF, 0xFF, 0xFF, 0xFF];
+        let err = count(&mut Reader::new(&bytes), 12).unwrap_err();
+        assert_eq!(err.kind, CorruptionKind::LengthOutOfRange { len: -1, max: 0 });
+        let bytes = [0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+        assert_eq!(count(&mut Reader::new(&bytes), 12).unwrap(), 1);
+    }
+
+    #[derive(Debug)]
+    struct MemFile(Vec<u8>);
+
+    impl File for MemFile {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            let Ok(start) = usize::try_from(offset) else { return Ok(0) };
+            let src = self.0.get(start..).unwrap_or_default();
+            let n = src.len().min(buf.len());
+            buf[..n].copy_from_slice(&src[..n]);
+            Ok(n)
+        }
+        fn write_all_at(&self, _: &[u8], _: u64) -> io::Result<()> {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+        fn len(&self) -> io::Result<u64> {
+            Ok(len_u64(self.0.len()))
+        }
+        fn set_len(&self, _: u64) -> io::Result<()> {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn sync_all(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn decompress_bytes(
+        bytes: Vec<u8>,
+        c: Compression,
+        cap: u64,
+    ) -> Result<Vec<u8>, SnapshotError> {
+        let len = len_u64(bytes.len());
+        decompress_file(Arc::new(MemFile(bytes)), len, Path::new("snapshot.1"), c, cap)
+    }
+
+    fn snappy_stream(blocks: &[&[u8]]) -> Vec<u8> {
+        let mut out = SNAPPY_MAGIC.to_vec();
+        out.extend_from_slice(&1i32.to_be_bytes());
+        out.extend_from_slice(&1i32.to_be_bytes());
+        for b in blocks {
+            let c = snap::raw::Encoder::new().compress_vec(b).unwrap();
+            out.extend_from_slice(&i32::try_from(c.len()).unwrap().to_be_bytes());
+            out.extend_from_slice(&c);
+        }
+        out
+    }
+
+    #[test]
+    fn stream_cap_is_enforced_for_every_compression() {
+        let data = vec![7u8; 10_000];
+        let err = decompress_bytes(data.clone(), Compression::None, 9_999).unwrap_err();
+        assert_eq!(
+            err.corruption().unwrap().kind,
+            CorruptionKind::LengthOutOfRange { len: 10_000, max: 9_999 }
+        );
+
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        io::Write::write_all(&mut gz, &data).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(decompress_bytes(gz.clone(), Compression::Gzip, 10_000).unwrap(), data);
+        let err = decompress_bytes(gz, Compression::Gzip, 9_999).unwrap_err();
+        assert_eq!(
+            err.corruption().unwrap().kind,
+            CorruptionKind::LengthOutOfRange { len: 10_000, max: 9_999 }
+        );
+
+        let sn = snappy_stream(&[&data[..6000], &data[6000..]]);
+        assert_eq!(decompress_bytes(sn.clone(), Compression::Snappy, 10_000).unwrap(), data);
+        let err = decompress_bytes(sn, Compression::Snappy, 9_999).unwrap_err();
+        let c = err.corruption().unwrap();
+        assert_eq!(c.kind, CorruptionKind::LengthOutOfRange { len: 10_000, max: 9_999 });
+    }
+
+    #[test]
+    fn snappy_concatenated_streams_and_bad_blocks() {
+        let mut two = snappy_stream(&[b"hello "]);
+        two.extend_from_slice(&snappy_stream(&[b"world"]));
+        assert_eq!(decompress_bytes(two, Compression::Snappy, 1 << 20).unwrap(), b"hello world");
+
+        // A block that claims far more output than its size allows.
+        let mut bomb = snappy_stream(&[]);
+        bomb.extend_from_slice(&3i32.to_be_bytes());
+        bomb.extend_from_slice(&[0x80, 0x80, 0x20]); // varint: 512 KiB, from 3 bytes
+        let err = decompress_bytes(bomb, Compression::Snappy, 1 << 40).unwrap_err();
+        let c = err.corruption().unwrap();
+        assert_eq!(c.offset, 16);
+        assert!(matches!(c.kind, CorruptionKind::Decompression(_)), "{:?}", c.kind);
+
+        for len in [0i32, -1, i32::MAX] {
+            let mut bad = snappy_stream(&[]);
+            bad.extend_from_slice(&len.to_be_bytes());
+            let err = decompress_bytes(bad, Compression::Snappy, 1 << 40).unwrap_err();
+            let c = err.corruption().unwrap();
+            assert_eq!(c.offset, 16);
+            assert!(matches!(c.kind, CorruptionKind::LengthOutOfRange { .. }), "{:?}", c.kind);
+        }
+
+        let mut short = snappy_stream(&[]);
+        short.extend_from_slice(&[0, 0]);
+        let err = decompress_bytes(short, Compression::Snappy, 1 << 40).unwrap_err();
+        assert_eq!(
+            err.corruption().unwrap().kind,
+            CorruptionKind::Truncated { needed: 4, available: 2 }
+        );
+
+        let err = decompress_bytes(b"\x82SNA".to_vec(), Compression::Snappy, 1 << 40).unwrap_err();
+        assert!(matches!(err.corruption().unwrap().kind, CorruptionKind::BadMagic { .. }));
+    }
+}
