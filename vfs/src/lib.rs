@@ -19,6 +19,11 @@ mod std_fs;
 
 pub use std_fs::StdFs;
 
+#[cfg(feature = "testing")]
+pub mod fault;
+#[cfg(feature = "testing")]
+pub use fault::{FaultConfig, FaultFs};
+
 /// How to open a file for writing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpenMode {
@@ -53,6 +58,10 @@ pub struct Metadata {
 }
 
 /// An open file. Positional I/O only, so one handle can be shared by threads.
+#[expect(
+    clippy::len_without_is_empty,
+    reason = "a file's length is an I/O result, not a collection size"
+)]
 pub trait File: Send + Sync + std::fmt::Debug {
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at
     /// EOF).

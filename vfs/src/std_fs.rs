@@ -39,6 +39,31 @@ impl File for StdFile {
     fn sync_all(&self) -> io::Result<()> {
         self.0.sync_all()
     }
+
+    fn map(&self) -> io::Result<Option<Arc<dyn AsRef<[u8]> + Send + Sync>>> {
+        map_file(&self.0)
+    }
+}
+
+/// Maps a whole file read-only.
+///
+/// This is the workspace's only `unsafe` code.
+#[expect(unsafe_code, reason = "memmap2's map is unsafe; see the SAFETY comment")]
+fn map_file(file: &fs::File) -> io::Result<Option<Arc<dyn AsRef<[u8]> + Send + Sync>>> {
+    if file.metadata()?.len() == 0 {
+        // A zero-length map is an error on Linux; an empty slice is the same thing.
+        return Ok(Some(Arc::new(Vec::<u8>::new())));
+    }
+    // SAFETY: the map is read-only, and callers map only files that are sealed: no
+    // keeperkit code writes to or truncates a file while a map of it is alive (the
+    // native WAL maps only sealed segments, and drops the map before it ever reopens
+    // one for truncation). Changes to the bytes by *another* process would show up
+    // in the slice (no UB in practice for plain bytes, but a torn view); a truncation
+    // by another process would make access past the new end raise SIGBUS. That
+    // residual risk is the one every mmap-based store accepts (documented in the
+    // crate docs): the data directory belongs to one process.
+    let map = unsafe { memmap2::Mmap::map(file)? };
+    Ok(Some(Arc::new(map)))
 }
 
 impl FileSystem for StdFs {
@@ -96,6 +121,8 @@ impl FileSystem for StdFs {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use std::io::Read;
 
