@@ -641,7 +641,9 @@ impl FileSystem for FaultFs {
                 return Err(io::Error::new(io::ErrorKind::AlreadyExists, "file exists"));
             }
             (Some(Node::File(id)), OpenMode::CreateTruncate) => {
-                st.inode(id)?.live.clear();
+                let inode = st.inode(id)?;
+                inode.live.clear();
+                inode.lost.clear();
                 id
             }
             (Some(Node::File(id)), _) => id,

@@ -17,6 +17,7 @@
 //! The crate knows nothing about znodes, trees or snapshots.
 
 mod error;
+pub mod native;
 pub mod zookeeper;
 
 pub use error::WalError;

@@ -1,0 +1,323 @@
+//! keeperkit's native write-ahead log: segmented, CRC32-checked, group-committed.
+//!
+//! A log is a directory holding a metadata file (`meta`: log id, term, vote, purge
+//! marker) and segment files `seg-<seq as 16 hex digits>.wal`. Each segment starts
+//! with a 64-byte header (magic, version, log id, sequence number, first index, and a
+//! link to the previous segment: the term of the entry before its first one and the
+//! CRC of the previous segment's header). Records follow, one per append batch: a
+//! 40-byte header (CRC-32, lengths, entry count, first index, term, a durable mark,
+//! flags) and a payload of entries (term, length, bytes), zstd-compressed above a
+//! size threshold. `docs/FORMAT.md` ("Native WAL") documents every byte.
+//!
+//! # Guarantees
+//!
+//! - An append returns only when its bytes are durable under [`SyncPolicy::Always`]
+//!   and [`SyncPolicy::GroupCommit`]; concurrent appenders share one `fdatasync`
+//!   (a leader syncs for everyone who wrote before it started).
+//! - A crash at any instant loses no acknowledged entry, and the log opens again with
+//!   [`RecoveryMode::TolerateTornTail`]: only a torn tail of the newest segment is cut
+//!   (reported in [`RecoveryReport`]); anything else wrong is an error naming the
+//!   segment, the byte offset and the index ([`NativeWalError::Corrupt`]).
+//! - A torn tail is told apart from corruption in the middle: every record carries a
+//!   *durable mark*, the number of bytes of its segment that were known durable when
+//!   it was written. A bad record followed by a valid record whose mark covers the bad
+//!   one was damaged after it had been synced: corruption, never cut silently.
+//! - Every create, rename, truncation and unlink is followed by the fsyncs that make
+//!   it durable, the directory's included.
+//! - Limits ([`Limits`], and the hard caps in [`format`]) are checked before anything
+//!   is written; every length read from disk is checked before anything is allocated.
+//! - A failed fsync poisons the writer: every later append fails with
+//!   [`NativeWalError::Poisoned`] until the log is reopened. The unsynced tail is cut
+//!   back to the last durable record first, so that a reopen without a reboot does
+//!   not serve bytes the kernel may have dropped (Linux "fsyncgate").
+//! - `ENOSPC` fails the append and changes nothing that was acknowledged; the log
+//!   stays readable and appendable once space comes back.
+//!
+//! Sealed segments are read through a read-only memory map ([`keeperkit_vfs::File::map`]);
+//! the active one with positional reads. A mapped file truncated by *another* process
+//! would raise `SIGBUS`: the data directory belongs to one process.
+//!
+//! The offline functions [`inspect`], [`verify`], [`repair_plan`], [`repair`] and
+//! [`iter_entries`] never modify anything except `repair`, and share the scanning and
+//! torn-tail code with [`NativeWal::open`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use keeperkit_model::{Corruption, CorruptionKind};
+
+pub mod format;
+mod scan;
+mod tools;
+mod wal;
+
+pub use scan::{Problem, ProblemKind};
+pub use tools::{
+    inspect, iter_entries, repair, repair_plan, verify, EntryIter, MetaInfo, NativeLogInfo,
+    RepairAction, RepairPlan, RepairReport, SegmentInfo, SegmentStatus,
+};
+pub use wal::NativeWal;
+
+/// Name of the metadata file in a log directory.
+pub const META_FILE_NAME: &str = "meta";
+
+/// Suffix of temporary files (written, fsynced, then renamed into place).
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// The file name of the segment with sequence number `seq`.
+pub fn segment_file_name(seq: u64) -> String {
+    format!("seg-{seq:016x}.wal")
+}
+
+/// The sequence number in a segment file name, if `name` is one.
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("seg-")?.strip_suffix(".wal")?;
+    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// One log entry, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Log index (starts at 1; contiguous).
+    pub index: u64,
+    /// Raft term (or Zab epoch) of the entry.
+    pub term: u64,
+    /// Opaque payload.
+    pub payload: Vec<u8>,
+}
+
+impl Entry {
+    /// A borrowed view, for [`NativeWal::append`].
+    pub fn as_ref(&self) -> EntryRef<'_> {
+        EntryRef { index: self.index, term: self.term, payload: &self.payload }
+    }
+}
+
+/// One log entry to append, borrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// Log index: the first entry of a batch must be [`NativeWal::next_index`], and
+    /// the batch contiguous.
+    pub index: u64,
+    /// Raft term (or Zab epoch).
+    pub term: u64,
+    /// Opaque payload, at most [`Limits::entry_len_max`] bytes.
+    pub payload: &'a [u8],
+}
+
+/// Term and vote, persisted in the metadata file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HardState {
+    /// Current term.
+    pub term: u64,
+    /// Node voted for in the current term.
+    pub vote: Option<u64>,
+}
+
+/// When appends are made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Every append returns after an `fdatasync` covering it. Concurrent appenders
+    /// share syncs: whoever finds no sync running leads one for everybody.
+    Always,
+    /// Like `Always`, but a sync leader first waits `max_delay` so that more appenders
+    /// join its sync; an append returns after at most about `max_delay` plus one sync.
+    GroupCommit {
+        /// How long a leader waits before syncing.
+        max_delay: Duration,
+    },
+    /// Appends return once written to the OS; only [`NativeWal::sync`], segment
+    /// rotation, truncation and purges sync.
+    Never,
+}
+
+/// What to do with problems found when opening.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// Any problem, a torn tail included, is an error.
+    Strict,
+    /// Cut a torn tail of the newest segment (then fsync, and report it in
+    /// [`NativeWal::recovery_report`]); anything else is an error.
+    TolerateTornTail,
+}
+
+/// Size limits, checked before anything is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest payload of one entry (at most [`format::ENTRY_LEN_MAX`]).
+    pub entry_len_max: usize,
+    /// Largest encoded batch: the sum of (12 + payload length) over its entries (at
+    /// most [`format::RECORD_LEN_MAX`]).
+    pub batch_len_max: usize,
+    /// Most entries in one batch (at most [`format::RECORD_ENTRIES_MAX`]).
+    pub batch_entries_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { entry_len_max: 16 << 20, batch_len_max: 64 << 20, batch_entries_max: 1 << 20 }
+    }
+}
+
+/// How to open a native log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeWalOptions {
+    /// The log directory (created if missing).
+    pub dir: PathBuf,
+    /// When appends become durable.
+    pub sync: SyncPolicy,
+    /// What to do with a torn tail.
+    pub recovery: RecoveryMode,
+    /// Target size of a segment file in bytes (between [`format::SEGMENT_LEN_MIN`]
+    /// and [`format::SEGMENT_LEN_MAX`]); a segment exceeds it by at most one record.
+    pub segment_len: u64,
+    /// Extend new segments to `segment_len` with zeros when they are created, so
+    /// appends do not grow the file.
+    pub preallocate: bool,
+    /// Compress a batch with zstd when its raw size is at least this many bytes
+    /// (and compression makes it smaller); `None` never compresses.
+    pub compress_threshold: Option<usize>,
+    /// zstd level used for compressed batches.
+    pub zstd_level: i32,
+    /// Size limits.
+    pub limits: Limits,
+}
+
+impl NativeWalOptions {
+    /// Defaults: sync every append, tolerate a torn tail, 64 MiB preallocated
+    /// segments, zstd level 1 for batches of 64 KiB or more.
+    pub fn new(dir: impl Into<PathBuf>) -> NativeWalOptions {
+        NativeWalOptions {
+            dir: dir.into(),
+            sync: SyncPolicy::Always,
+            recovery: RecoveryMode::TolerateTornTail,
+            segment_len: 64 << 20,
+            preallocate: true,
+            compress_threshold: Some(64 << 10),
+            zstd_level: 1,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A torn tail cut when opening (or by [`repair`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTailCut {
+    /// The segment that was cut.
+    pub path: PathBuf,
+    /// Its length before (preallocated zeros included).
+    pub old_len: u64,
+    /// Its length after: the end of its last valid record.
+    pub new_len: u64,
+    /// The first byte that was not zero at or after the cut.
+    pub first_bad_offset: u64,
+    /// The last index kept in the log, if any.
+    pub last_good_index: Option<u64>,
+    /// Why the bytes at the cut were not a valid record.
+    pub cause: CorruptionKind,
+}
+
+/// What [`NativeWal::open`] changed on disk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Whether the directory was empty and a new log was created.
+    pub created: bool,
+    /// The torn tail that was cut, if any.
+    pub torn_tail: Option<TornTailCut>,
+    /// Temporary files left by a crash, removed.
+    pub removed_temp_files: Vec<PathBuf>,
+    /// Segments whose entries were all purged, left by a crash during a purge,
+    /// removed.
+    pub removed_purged_segments: Vec<PathBuf>,
+}
+
+/// Errors of the native log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NativeWalError {
+    /// The file system reported an error.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The bytes on disk are not a valid log: names the segment, offset and index.
+    #[error("{0}")]
+    Corrupt(Corruption),
+    /// The newest segment ends in a torn write, and the recovery mode is strict.
+    #[error("{0}; open with RecoveryMode::TolerateTornTail or run repair to cut it")]
+    TornTail(Problem),
+    /// A size limit would be exceeded; nothing was written.
+    #[error("{what} is {len} bytes or items, the limit is {max}")]
+    LimitExceeded {
+        /// What is too large.
+        what: &'static str,
+        /// Its size.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// Appended indexes must continue the log without gaps.
+    #[error("index {found} does not continue the log, expected {expected}")]
+    NotContiguous {
+        /// The index that was expected.
+        expected: u64,
+        /// The index given.
+        found: u64,
+    },
+    /// The index is not in the log.
+    #[error("index {index} is not in the log (first {first}, next {next})")]
+    OutOfRange {
+        /// The index asked for.
+        index: u64,
+        /// The first index still in the log.
+        first: u64,
+        /// The index the next append will get.
+        next: u64,
+    },
+    /// An earlier fsync failed: the writer refuses to go on until reopened.
+    #[error("the log is poisoned by an earlier failure ({cause}); reopen it")]
+    Poisoned {
+        /// What failed.
+        cause: String,
+    },
+    /// An argument or option is invalid.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+impl NativeWalError {
+    /// The corruption this error reports, if it is one.
+    pub fn corruption(&self) -> Option<&Corruption> {
+        match self {
+            NativeWalError::Corrupt(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> NativeWalError {
+        NativeWalError::Io { path: path.into(), source }
+    }
+}
+
+/// Result type of this module.
+pub type Result<T, E = NativeWalError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_roundtrip() {
+        assert_eq!(segment_file_name(26), "seg-000000000000001a.wal");
+        assert_eq!(parse_segment_file_name("seg-000000000000001a.wal"), Some(26));
+        assert_eq!(parse_segment_file_name("seg-000000000000001a.wal.tmp"), None);
+        assert_eq!(parse_segment_file_name("seg-1a.wal"), None);
+        assert_eq!(parse_segment_file_name("meta"), None);
+    }
+}

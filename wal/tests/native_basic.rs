@@ -1,0 +1,272 @@
+//! The native WAL's API contract: appends, reads, rotation, suffix truncation, prefix
+//! purge, term/vote metadata, compression, limits and group commit, each checked
+//! across a reopen. Guards against a log that works in memory but reads back
+//! differently from disk, or accepts input it cannot store.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keeperkit_vfs::{FaultFs, FileSystem, StdFs};
+use keeperkit_wal::native::{
+    Entry, EntryRef, HardState, NativeWal, NativeWalError, NativeWalOptions, SyncPolicy,
+};
+
+fn payload(index: u64, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (index as usize * 31 + i) as u8).collect()
+}
+
+fn entry(index: u64, term: u64, len: usize) -> Entry {
+    Entry { index, term, payload: payload(index, len) }
+}
+
+fn opts(dir: &Path) -> NativeWalOptions {
+    let mut o = NativeWalOptions::new(dir);
+    o.segment_len = 4096;
+    o
+}
+
+fn append_range(wal: &NativeWal, range: std::ops::Range<u64>, term: u64, len: usize) {
+    let entries: Vec<Entry> = range.map(|i| entry(i, term, len)).collect();
+    let refs: Vec<EntryRef<'_>> = entries.iter().map(Entry::as_ref).collect();
+    wal.append(&refs).unwrap();
+}
+
+fn check_range(wal: &NativeWal, range: std::ops::Range<u64>, term: u64, len: usize) {
+    let got = wal.read_range(range.clone()).unwrap();
+    assert_eq!(got.len() as u64, range.end - range.start);
+    for (e, i) in got.iter().zip(range) {
+        assert_eq!(*e, entry(i, term, len), "entry {i}");
+    }
+}
+
+fn fault_fs() -> (Arc<dyn FileSystem>, PathBuf) {
+    (Arc::new(FaultFs::default()), PathBuf::from("/log"))
+}
+
+#[test]
+fn append_read_rotate_reopen() {
+    let (fs, dir) = fault_fs();
+    let wal = NativeWal::open(Arc::clone(&fs), opts(&dir)).unwrap();
+    assert!(wal.recovery_report().created);
+    assert_eq!((wal.first_index(), wal.last_index(), wal.next_index()), (None, None, 1));
+    for i in 1..=200u64 {
+        append_range(&wal, i..i + 1, 1 + i / 50, 100);
+    }
+    assert_eq!((wal.first_index(), wal.last_index()), (Some(1), Some(200)));
+    let segs = fs.read_dir(&dir).unwrap().iter().filter(|e| e.name.starts_with("seg-")).count();
+    assert!(segs > 3, "small segments rotate: {segs}");
+    for i in [1u64, 37, 200] {
+        assert_eq!(wal.read(i).unwrap(), entry(i, 1 + i / 50, 100));
+    }
+    drop(wal);
+    let wal = NativeWal::open(Arc::clone(&fs), opts(&dir)).unwrap();
+    assert_eq!(wal.recovery_report().torn_tail, None);
+    assert_eq!((wal.first_index(), wal.last_index()), (Some(1), Some(200)));
+    let all = wal.read_range(1..201).unwrap();
+    for (k, e) in all.iter().enumerate() {
+        let i = k as u64 + 1;
+        assert_eq!(*e, entry(i, 1 + i / 50, 100));
+    }
+    assert_eq!(wal.last_term(), 5);
+    assert!(keeperkit_wal::native::verify(fs.as_ref(), &dir).unwrap().is_empty());
+}
+
+#[test]
+fn batches_split_truncation_and_compression() {
+    let (fs, dir) = fault_fs();
+    let mut o = opts(&dir);
+    o.segment_len = 64 << 10;
+    o.compress_threshold = Some(1024);
+    let wal = NativeWal::open(Arc::clone(&fs), o.clone()).unwrap();
+    append_range(&wal, 1..11, 1, 300); // compressible? payload pattern repeats: yes
+    append_range(&wal, 11..21, 2, 10);
+    let info = keeperkit_wal::native::inspect(fs.as_ref(), &dir).unwrap();
+    assert_eq!(info.segments[0].records, 2);
+    assert_eq!(info.segments[0].compressed_records, 1);
+    // Truncate inside the first (compressed) batch: the segment is rewritten.
+    wal.truncate_suffix(6).unwrap();
+    assert_eq!(wal.last_index(), Some(5));
+    check_range(&wal, 1..6, 1, 300);
+    append_range(&wal, 6..9, 3, 7);
+    drop(wal);
+    let wal = NativeWal::open(Arc::clone(&fs), o).unwrap();
+    check_range(&wal, 1..6, 1, 300);
+    check_range(&wal, 6..9, 3, 7);
+    assert_eq!(wal.last_term(), 3);
+    assert!(keeperkit_wal::native::verify(fs.as_ref(), &dir).unwrap().is_empty());
+}
+
+#[test]
+fn truncate_across_segments_and_at_boundaries() {
+    let (fs, dir) = fault_fs();
+    let wal = NativeWal::open(Arc::clone(&fs), opts(&dir)).unwrap();
+    for i in 1..=100u64 {
+        append_range(&wal, i..i + 1, 1, 200);
+    }
+    wal.truncate_suffix(150).unwrap(); // past the end: nothing
+    assert_eq!(wal.last_index(), Some(100));
+    wal.truncate_suffix(40).unwrap();
+    assert_eq!(wal.last_index(), Some(39));
+    assert!(wal.read(40).is_err());
+    append_range(&wal, 40..60, 2, 50);
+    drop(wal);
+    let wal = NativeWal::open(Arc::clone(&fs), opts(&dir)).unwrap();
+    check_range(&wal, 1..40, 1, 200);
+    check_range(&wal, 40..60, 2, 50);
+    // Truncate to the very first index: an empty log that continues at 1.
+    wal.truncate_suffix(1).unwrap();
+    assert_eq!((wal.first_index(), wal.last_index(), wal.next_index()), (None, None, 1));
+    append_range(&wal, 1..3, 9, 5);
+    drop(wal);
+    let wal = NativeWal::open(Arc::clone(&fs), opts(&dir)).unwrap();
+    check_range(&wal, 1..3, 9, 5);
+    assert!(keeperkit_wal::native::verify(fs.as_ref(), &dir).unwrap().is_empty());
+}
+
+#[test]
+fn purge_prefix_and_everything() {
+    let (fs, dir) = fault_fs();
+    let wal = NativeWal::open(Arc::clone(&fs), opts(&dir)).unwrap();
+    for i in 1..=100u64 {
+        append_range(&wal, i..i + 1, 1, 200);
+    }
+    let before = fs.read_dir(&dir).unwrap().len();
+    wal.purge(50).unwrap();
+    assert_eq!(wal.first_index(), Some(51));
+    assert!(fs.read_dir(&dir).unwrap().len() < before, "whole segments are unlinked");
+    assert!(matches!(wal.read(50), Err(NativeWalError::OutOfRange { .. })));
+    assert!(wal.truncate_suffix(50).is_err());
+    check_range(&wal, 51..101, 1, 200);
+    drop(wal);
+    let wal = NativeWal::open(Arc::clone(&fs), opts(&dir)).unwrap();
+    assert_eq!((wal.first_index(), wal.last_index()), (Some(51), Some(100)));
+    // Purge past the end: empty, continues after the marker.
+    wal.purge(1000).unwrap();
+    assert_eq!((wal.first_index(), wal.last_index(), wal.next_index()), (None, None, 1001));
+    let err = wal.append(&[EntryRef { index: 101, term: 1, payload: b"x" }]).unwrap_err();
+    assert!(matches!(err, NativeWalError::NotContiguous { expected: 1001, found: 101 }));
+    append_range(&wal, 1001..1004, 4, 10);
+    drop(wal);
+    let wal = NativeWal::open(Arc::clone(&fs), opts(&dir)).unwrap();
+    assert_eq!((wal.first_index(), wal.last_index()), (Some(1001), Some(1003)));
+    check_range(&wal, 1001..1004, 4, 10);
+}
+
+#[test]
+fn hard_state_persists() {
+    let (fs, dir) = fault_fs();
+    let wal = NativeWal::open(Arc::clone(&fs), opts(&dir)).unwrap();
+    assert_eq!(wal.hard_state(), HardState::default());
+    wal.set_hard_state(HardState { term: 7, vote: Some(3) }).unwrap();
+    wal.purge(10).unwrap();
+    drop(wal);
+    let wal = NativeWal::open(Arc::clone(&fs), opts(&dir)).unwrap();
+    assert_eq!(wal.hard_state(), HardState { term: 7, vote: Some(3) });
+    assert_eq!(wal.purged_index(), 10);
+    wal.set_hard_state(HardState { term: 8, vote: None }).unwrap();
+    drop(wal);
+    let wal = NativeWal::open(fs, opts(&dir)).unwrap();
+    assert_eq!(wal.hard_state(), HardState { term: 8, vote: None });
+}
+
+#[test]
+fn limits_are_checked_before_writing() {
+    let (fs, dir) = fault_fs();
+    let mut o = opts(&dir);
+    o.limits.entry_len_max = 1000;
+    o.limits.batch_len_max = 2000;
+    o.limits.batch_entries_max = 3;
+    let wal = NativeWal::open(Arc::clone(&fs), o).unwrap();
+    let big = vec![0u8; 1001];
+    let e = wal.append(&[EntryRef { index: 1, term: 1, payload: &big }]).unwrap_err();
+    assert!(matches!(e, NativeWalError::LimitExceeded { what: "entry payload", .. }), "{e}");
+    let p = vec![0u8; 900];
+    let three: Vec<EntryRef<'_>> =
+        (1..=3).map(|i| EntryRef { index: i, term: 1, payload: &p }).collect();
+    assert!(matches!(wal.append(&three), Err(NativeWalError::LimitExceeded { .. })));
+    let four: Vec<EntryRef<'_>> =
+        (1..=4).map(|i| EntryRef { index: i, term: 1, payload: b"" }).collect();
+    assert!(matches!(wal.append(&four), Err(NativeWalError::LimitExceeded { .. })));
+    let gap = [
+        EntryRef { index: 1, term: 1, payload: b"" },
+        EntryRef { index: 3, term: 1, payload: b"" },
+    ];
+    assert!(matches!(wal.append(&gap), Err(NativeWalError::NotContiguous { .. })));
+    assert_eq!(wal.next_index(), 1);
+    // Nothing reached the disk: the only segment-less state is an empty directory
+    // apart from the metadata file.
+    let names: Vec<String> = fs.read_dir(&dir).unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["meta"]);
+    // Bad options are refused.
+    let mut o = opts(&dir);
+    o.segment_len = 10;
+    assert!(matches!(NativeWal::open(Arc::clone(&fs), o), Err(NativeWalError::InvalidArgument(_))));
+}
+
+#[test]
+fn concurrent_appenders_share_syncs() {
+    let fault = FaultFs::default();
+    let fs: Arc<dyn FileSystem> = Arc::new(fault.clone());
+    let dir = PathBuf::from("/log");
+    for policy in
+        [SyncPolicy::Always, SyncPolicy::GroupCommit { max_delay: Duration::from_micros(200) }]
+    {
+        let d = dir.join(format!("{policy:?}").replace(['{', '}', ' ', ':'], "_"));
+        let mut o = opts(&d);
+        o.segment_len = 1 << 20;
+        o.sync = policy;
+        let wal = Arc::new(NativeWal::open(Arc::clone(&fs), o.clone()).unwrap());
+        let syncs_before = fault.stats().file_syncs;
+        let threads: Vec<_> = (0..4u8)
+            .map(|t| {
+                let wal = Arc::clone(&wal);
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    for k in 0..100u8 {
+                        let p = [t, k];
+                        got.push((wal.append_next(1, &[&p]).unwrap().start, p));
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut acked = Vec::new();
+        for t in threads {
+            acked.extend(t.join().unwrap());
+        }
+        assert_eq!(wal.last_index(), Some(400));
+        let syncs = fault.stats().file_syncs - syncs_before;
+        assert!(syncs <= 400, "{syncs} syncs for 400 appends");
+        drop(wal);
+        fault.crash(1);
+        let wal = NativeWal::open(Arc::clone(&fs), o).unwrap();
+        for (index, p) in acked {
+            assert_eq!(wal.read(index).unwrap().payload, p);
+        }
+    }
+}
+
+#[test]
+fn real_disk_roundtrip_with_mmap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
+    let mut o = NativeWalOptions::new(&dir);
+    o.segment_len = 64 << 10;
+    let wal = NativeWal::open(Arc::clone(&fs), o.clone()).unwrap();
+    for i in 1..=300u64 {
+        append_range(&wal, i..i + 1, 2, 500);
+    }
+    // Sealed segments are read through their maps, the active one with pread.
+    check_range(&wal, 1..301, 2, 500);
+    wal.truncate_suffix(100).unwrap();
+    wal.purge(20).unwrap();
+    drop(wal);
+    let wal = NativeWal::open(Arc::clone(&fs), o).unwrap();
+    assert_eq!((wal.first_index(), wal.last_index()), (Some(21), Some(99)));
+    check_range(&wal, 21..100, 2, 500);
+    assert!(keeperkit_wal::native::verify(fs.as_ref(), &dir).unwrap().is_empty());
+}
