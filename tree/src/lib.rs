@@ -1,1 +1,136 @@
-//! keeperkit-tree
+//! The in-memory znode tree of keeperkit: ZooKeeper's `DataTree`, with its exact
+//! semantics, in a compact copy-on-write form.
+//!
+//! # What it does
+//!
+//! - [`DataTree::apply`] applies a logged [`Txn`](keeperkit_model::Txn) the way
+//!   ZooKeeper's `DataTree.processTxn` replays it (spec `zookeeper-format.md` §6.3):
+//!   create / create2 / createContainer / createTTL, delete / deleteContainer,
+//!   setData / reconfig, setACL, check, error, multi (all-or-nothing on error txns),
+//!   createSession / closeSession. Per-op failures (NoNode, NodeExists, …) are returned
+//!   in a [`TxnResult`] and change nothing beyond what ZooKeeper changes (a delete of a
+//!   missing child still raises the parent's pzxid; a `create` (type 1 only) hitting
+//!   NodeExists still raises the parent's cversion and pzxid). `lastProcessedZxid`
+//!   rises to every applied txn's zxid, error txns included.
+//! - Snapshot loading: [`DataTree::empty`] then [`DataTree::insert_loaded`] (ZooKeeper
+//!   stored stats) or [`DataTree::insert_loaded_full`] (dialects storing client stats),
+//!   [`DataTree::add_session`], [`DataTree::set_last_processed_zxid`], and after log
+//!   replay [`DataTree::remove_orphan_ephemerals`] as ZooKeeper does on start.
+//! - Reads: [`DataTree::get`] (a [`NodeRef`] with the client [`Stat`], the stored
+//!   [`StatPersisted`], data, ACL, kind), [`DataTree::children`], sessions and their
+//!   ephemerals, [`DataTree::for_each_preorder`] (parents first, for snapshot writers)
+//!   and [`DataTree::for_each_sorted`] (full-path byte order, for dumps and diffs).
+//! - Digests: ZooKeeper's tree digest (§9) kept up to date on every change, so
+//!   [`DataTree::digest`] is O(1) and can be compared with every `TxnDigest` of a log;
+//!   [`DataTree::compute_digest`] recomputes it from scratch.
+//!
+//! # What it deliberately does not do
+//!
+//! No I/O, no codecs, no threads, no clocks: bytes in and out belong to `snapshot` and
+//! `wal`, recovery policy to `storage`. It does not validate client requests
+//! (versions, ACL permissions, ephemeral parents, sequential names): it applies txns
+//! the leader already validated, and for replay over fuzzy snapshots it tolerates what
+//! ZooKeeper tolerates. It does not check ZooKeeper's path character rules on loaded
+//! data (ZooKeeper does not either), only the shape (`/`-prefixed, no empty names) and
+//! the limits.
+//!
+//! # Representation
+//!
+//! - **Stats.** Each node keeps both the `cversion` clients see and `seq`, ZooKeeper's
+//!   stored cversion (the number of child creations, the next sequential suffix).
+//!   ZooKeeper derives the client value as `2 * seq - numChildren` (§7.1); every
+//!   ZooKeeper txn that changes a node's `seq` or its number of children recomputes
+//!   its `cversion` that way. Dialects that store the client value (ClickHouse Keeper)
+//!   load both as they are. `ephemeralOwner` is kept in ZooKeeper's stored encoding
+//!   (container = `i64::MIN`, TTL = `0xFF << 56 | ttl`) and converted for clients at
+//!   the edge ([`NodeRef::stat`]).
+//! - **Nodes** live in a persistent vector (`imbl::Vector`, a chunked RRB tree) indexed
+//!   by a `u32` id; deleted slots are chained into a free list through the slots
+//!   themselves and reused. A node is 80 bytes: ten stat fields, an interned ACL id, its
+//!   cached digest term, and one thin refcounted pointer (`triomphe::ThinArc`) to a
+//!   single allocation holding its parent id, name bytes, data bytes and a null-data
+//!   flag. Full paths are never stored: the root is found by id, the rest by walking
+//!   names. ACL lists are interned in a refcounted table.
+//! - **Children** are kept in a side table (a persistent hash map from node id to child
+//!   set), so that leaves, most nodes, pay nothing for them. A child set is sorted by
+//!   name bytes: one shared vector up to 512 children, beyond that shared chunks of at
+//!   most 512 ids under a chunk index (a two-level B-tree). Binary searches compare
+//!   names through the node store. A million children under one parent insert and
+//!   delete in O(log n) name comparisons and O(512) moves.
+//! - **Sessions** (`id → timeout`) and the ephemeral index (`(owner, node)` pairs) are
+//!   persistent ordered collections, so `closeSession` costs O(#ephemerals).
+//!
+//! # Copy-on-write
+//!
+//! Every collection above is persistent (structure shared through reference counts),
+//! so `DataTree::clone` is O(1): it copies a few root pointers. The clone is a
+//! consistent view: later changes to either tree never show in the other. The first
+//! write to a part of the tree after a clone copies only the path to what it touches:
+//! one 64-node chunk of the node store and its RRB path, one HAMT path of the children
+//! table, one children chunk (≤ 2 KiB) plus the chunk index, a B-tree path of the
+//! session or ephemeral index. Name and data bytes are never copied (the blobs are
+//! shared by pointer). This is what lets `storage` serialize a snapshot from a view
+//! while writes continue.
+//!
+//! # Invariants
+//!
+//! Checked by [`DataTree::check_consistency`] (used throughout the tests):
+//!
+//! - every live node except the root is in exactly one children set, its parent's,
+//!   and children sets are non-empty and strictly sorted by name bytes;
+//! - the running digest equals the wrapping sum of every node's cached term, and each
+//!   term is the node's CRC-32 (0 under `/zookeeper/`), so `digest() ==
+//!   compute_digest()`;
+//! - for trees built from ZooKeeper data and txns, `cversion == 2 * seq -
+//!   numChildren` for every node;
+//! - every node whose stored owner is a session id is in the ephemeral index, and
+//!   nothing else is; ACL reference counts equal the number of nodes using each list;
+//! - depth ≤ `limits::TREE_DEPTH_MAX`, path length ≤ `limits::PATH_LEN_MAX`; no
+//!   operation recurses, so no input can overflow the stack.
+//!
+//! # Example
+//!
+//! ```
+//! use keeperkit_model::{Acl, CreateTxn, OpCode, SessionId, Txn, TxnBody, TxnHeader, Zxid};
+//! use keeperkit_tree::{DataTree, TxnResult};
+//!
+//! let mut tree = DataTree::new();
+//! let create = CreateTxn {
+//!     path: "/app".into(),
+//!     data: Some(b"v1".to_vec()),
+//!     acl: Acl::open_unsafe(),
+//!     ephemeral: false,
+//!     parent_cversion: 1,
+//!     ttl: None,
+//!     v0: false,
+//! };
+//! let header = TxnHeader {
+//!     client_id: SessionId(1),
+//!     cxid: 1,
+//!     zxid: Zxid(1),
+//!     time: 1_700_000_000_000,
+//!     op: OpCode::CREATE,
+//! };
+//! let txn = Txn { header, body: TxnBody::Create(create), digest: None };
+//!
+//! let view = tree.clone(); // O(1) snapshot view
+//! assert_eq!(tree.apply(&txn), TxnResult::Ok);
+//! assert_eq!(tree.get("/app").unwrap().data(), Some(&b"v1"[..]));
+//! assert!(view.get("/app").is_none());
+//! // The root had 1 child (/zookeeper) and stored cversion 0; now 2 children, seq 1.
+//! assert_eq!(tree.get("/").unwrap().stat().cversion, 2 * 1 - 2);
+//! assert_eq!(tree.digest(), tree.compute_digest());
+//! ```
+
+mod acl;
+mod apply;
+mod children;
+mod digest;
+mod error;
+mod iter;
+mod node;
+mod tree;
+
+pub use apply::TxnResult;
+pub use error::TreeError;
+pub use tree::{DataTree, NodeRef, SessionInfo};

@@ -1,0 +1,766 @@
+//! [`DataTree`]: the node store, the children side table, the ACL table, sessions and
+//! the ephemeral index; loading and read queries. Applying txns is in `apply.rs`,
+//! traversals in `iter.rs`.
+
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use imbl::shared_ptr::DefaultSharedPtr;
+use imbl::{GenericHashMap, OrdMap, OrdSet, Vector};
+use keeperkit_model::acl::Perms;
+use keeperkit_model::{
+    limits, path, Acl, AclList, EphemeralOwner, Id, NodeKind, SessionId, Stat, StatPersisted, Zxid,
+};
+
+use crate::acl::AclTable;
+use crate::children::{ChildSet, Slot};
+use crate::digest::contribution;
+use crate::error::TreeError;
+use crate::node::{new_blob, AclId, Blob, Fields, Node, NodeId, NO_NODE};
+
+/// Hasher for node ids in the children side table: a splitmix64 finaliser, so that
+/// the HAMT (which uses both the low and the high bits) sees well-mixed hashes.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = self.0.wrapping_add(u64::from(n));
+    }
+}
+
+/// Node id → its children, only for nodes that have children.
+pub(crate) type ChildMap =
+    GenericHashMap<NodeId, ChildSet, BuildHasherDefault<IdHasher>, DefaultSharedPtr>;
+
+/// The in-memory znode tree with ZooKeeper's exact semantics. See the crate docs.
+///
+/// `Clone` is O(1): the clone is a consistent, immutable-by-convention view that stays
+/// valid while the original keeps changing (and vice versa).
+#[derive(Clone)]
+pub struct DataTree {
+    /// Node store, indexed by [`NodeId`]; free slots are chained from `free_head`.
+    pub(crate) nodes: Vector<Node>,
+    pub(crate) free_head: NodeId,
+    /// Number of live nodes.
+    pub(crate) live: usize,
+    /// The root's id, [`NO_NODE`] in an empty tree.
+    pub(crate) root: NodeId,
+    pub(crate) children: ChildMap,
+    pub(crate) acls: AclTable,
+    /// Session id → negotiated timeout (ms).
+    pub(crate) sessions: OrdMap<i64, i32>,
+    /// (owner session, node) for every ephemeral node, whether or not the owner is in
+    /// the session map.
+    pub(crate) ephemerals: OrdSet<(i64, NodeId)>,
+    /// Running digest: wrapping sum of every node's `digest` term.
+    pub(crate) digest: u64,
+    pub(crate) last_zxid: Zxid,
+    /// Shared blob parked in free slots.
+    pub(crate) empty_blob: Blob,
+    /// Where the last loaded node was (a loading accelerator; not part of the state).
+    pub(crate) cursor: LoadCursor,
+}
+
+/// The path of the last node loaded and the ids of its ancestors, so that loading in
+/// pre-order (what every snapshot does) finds each parent without walking the path.
+///
+/// Ids are only valid while no node is removed: every removal path clears it, and a
+/// clone starts without one (cloning stays O(1)).
+#[derive(Default)]
+pub(crate) struct LoadCursor {
+    /// Path of the last loaded node (`""` for the root).
+    path: String,
+    /// `(end of the component in path, node id)` for the root (end 0) and each
+    /// ancestor-or-self of the last loaded node.
+    chain: Vec<(usize, NodeId)>,
+}
+
+impl Clone for LoadCursor {
+    fn clone(&self) -> LoadCursor {
+        LoadCursor::default()
+    }
+}
+
+impl LoadCursor {
+    pub(crate) fn clear(&mut self) {
+        self.path.clear();
+        self.chain.clear();
+    }
+
+    /// The id of `parent_path` (`""` = root) if it is on the chain, and its index.
+    fn find(&self, parent_path: &str) -> Option<usize> {
+        let end = parent_path.len();
+        let i = self.chain.binary_search_by_key(&end, |&(e, _)| e).ok()?;
+        (self.path.as_bytes()[..end] == *parent_path.as_bytes()).then_some(i)
+    }
+
+    /// Records that `id` was loaded at `path`, a child of chain entry `parent`.
+    fn descend(&mut self, parent: usize, name: &str, id: NodeId) {
+        self.chain.truncate(parent + 1);
+        self.path.truncate(self.chain[parent].0);
+        self.path.push('/');
+        self.path.push_str(name);
+        self.chain.push((self.path.len(), id));
+    }
+
+    /// Restarts the chain at the root.
+    fn reset(&mut self, root: NodeId) {
+        self.clear();
+        self.chain.push((0, root));
+    }
+}
+
+/// One live session, as [`DataTree::sessions`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session id.
+    pub id: SessionId,
+    /// Negotiated timeout in ms.
+    pub timeout_ms: i32,
+    /// Number of ephemeral nodes it owns.
+    pub ephemerals: usize,
+}
+
+/// A borrowed view of one node.
+#[derive(Clone, Copy)]
+pub struct NodeRef<'a> {
+    pub(crate) tree: &'a DataTree,
+    pub(crate) id: NodeId,
+    pub(crate) node: &'a Node,
+}
+
+/// ZooKeeper's client cversion: `2 * stored - numChildren`, in Java `int` arithmetic.
+#[inline]
+pub(crate) fn client_cversion(seq: i32, num_children: usize) -> i32 {
+    seq.wrapping_mul(2).wrapping_sub(count_i32(num_children))
+}
+
+/// A count as the `int` ZooKeeper reports (saturating; counts never get near it).
+#[inline]
+pub(crate) fn count_i32(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// Whether a stored owner makes the node ephemeral (indexed under its session).
+#[inline]
+pub(crate) fn session_owner(owner: i64) -> Option<i64> {
+    match EphemeralOwner::decode(owner) {
+        EphemeralOwner::Session(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Splits a non-root path into (parent path, name); the parent of `/a` is `""` (the
+/// root, as ZooKeeper names it). `None` when the path is not `/`-prefixed or its last
+/// component is empty.
+pub(crate) fn split(path: &str) -> Option<(&str, &str)> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let i = path.rfind('/')?;
+    let (parent, name) = (&path[..i], &path[i + 1..]);
+    if name.is_empty() {
+        return None;
+    }
+    Some((parent, name))
+}
+
+/// The name bytes of a node as `&str` (names are cut from `&str` paths, so always UTF-8).
+#[inline]
+pub(crate) fn name_str(node: &Node) -> &str {
+    let name = std::str::from_utf8(node.name());
+    debug_assert!(name.is_ok());
+    name.unwrap_or("\u{fffd}")
+}
+
+/// Checks a path given to the loaders: `/`-prefixed, no empty component, bounded.
+fn validate_loaded(p: &str) -> Result<(), TreeError> {
+    let invalid = |reason| Err(TreeError::InvalidPath { path: p.to_owned(), reason });
+    if path::depth(p) > limits::TREE_DEPTH_MAX {
+        return Err(TreeError::TooDeep { path: p.to_owned() });
+    }
+    if p.len() > limits::PATH_LEN_MAX {
+        return invalid("longer than PATH_LEN_MAX");
+    }
+    if !p.starts_with('/') {
+        return invalid("path must start with /");
+    }
+    if p.ends_with('/') {
+        return invalid("path must not end with /");
+    }
+    if p.contains("//") {
+        return invalid("empty node name");
+    }
+    Ok(())
+}
+
+impl Default for DataTree {
+    fn default() -> DataTree {
+        DataTree::new()
+    }
+}
+
+impl fmt::Debug for DataTree {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataTree")
+            .field("nodes", &self.live)
+            .field("sessions", &self.sessions.len())
+            .field("ephemerals", &self.ephemerals.len())
+            .field("acl_lists", &self.acls.len())
+            .field("last_processed_zxid", &self.last_zxid)
+            .field("digest", &format_args!("{:#018x}", self.digest))
+            .finish()
+    }
+}
+
+impl DataTree {
+    /// The tree of a freshly started ZooKeeper: the root, `/zookeeper`,
+    /// `/zookeeper/quota` and `/zookeeper/config` (ACL `world:anyone` READ, aversion
+    /// −1), all with empty data and all-zero stats.
+    pub fn new() -> DataTree {
+        let mut t = DataTree::empty();
+        let open = Acl::open_unsafe();
+        let zero = StatPersisted::default();
+        let read_only = vec![Acl { perms: Perms::READ, id: Id::anyone() }];
+        let config = StatPersisted { aversion: -1, ..zero };
+        for (p, acl, stat) in [
+            ("/", &open, zero),
+            ("/zookeeper", &open, zero),
+            ("/zookeeper/quota", &open, zero),
+            ("/zookeeper/config", &read_only, config),
+        ] {
+            if let Err(e) = t.insert_loaded(p, Some(b""), acl, stat) {
+                unreachable!("built-in node {p}: {e}");
+            }
+        }
+        t
+    }
+
+    /// A tree with no nodes at all, not even the root: the starting point for loading
+    /// a snapshot with [`DataTree::insert_loaded`].
+    pub fn empty() -> DataTree {
+        DataTree {
+            nodes: Vector::new(),
+            free_head: NO_NODE,
+            live: 0,
+            root: NO_NODE,
+            children: ChildMap::default(),
+            acls: AclTable::default(),
+            sessions: OrdMap::new(),
+            ephemerals: OrdSet::new(),
+            digest: 0,
+            last_zxid: Zxid::ZERO,
+            empty_blob: new_blob(NO_NODE, b"", None),
+            cursor: LoadCursor::default(),
+        }
+    }
+
+    // ----- loading ------------------------------------------------------------------
+
+    /// Adds a node read from a ZooKeeper snapshot (stored stat). `path` is `""` or `"/"`
+    /// for the root; anything else must be `/`-prefixed without empty components, and
+    /// its parent must be present (snapshots list parents first).
+    ///
+    /// The node's `seq` is `stat.cversion`; its client cversion is `2 * seq -
+    /// numChildren`, recomputed as its children arrive. Ephemeral nodes are indexed
+    /// under their owner; the digest is updated. Inserting the root when it exists
+    /// replaces its data, stat and ACL (children stay).
+    pub fn insert_loaded(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        stat: StatPersisted,
+    ) -> Result<(), TreeError> {
+        let f = Fields {
+            czxid: stat.czxid,
+            mzxid: stat.mzxid,
+            pzxid: stat.pzxid,
+            ctime: stat.ctime,
+            mtime: stat.mtime,
+            owner: stat.ephemeral_owner,
+            version: stat.version,
+            cversion: 0,
+            aversion: stat.aversion,
+            seq: stat.cversion,
+        };
+        self.load(path, data, acl, f, true)
+    }
+
+    /// Adds a node from a dialect that stores the client view (ClickHouse Keeper,
+    /// native): `stat.cversion` is taken as is and never recomputed from `seq` while
+    /// loading; `seq` is the per-parent sequence counter; `owner_raw` the stored owner
+    /// in ZooKeeper's encoding (`stat.ephemeral_owner`, `data_length` and
+    /// `num_children` are ignored). Otherwise as [`DataTree::insert_loaded`].
+    pub fn insert_loaded_full(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        stat: &Stat,
+        seq: i32,
+        owner_raw: i64,
+    ) -> Result<(), TreeError> {
+        let f = Fields {
+            czxid: stat.czxid,
+            mzxid: stat.mzxid,
+            pzxid: stat.pzxid,
+            ctime: stat.ctime,
+            mtime: stat.mtime,
+            owner: owner_raw,
+            version: stat.version,
+            cversion: stat.cversion,
+            aversion: stat.aversion,
+            seq,
+        };
+        self.load(path, data, acl, f, false)
+    }
+
+    /// Shared loader; `zk` = derive the client cversion from `seq` (for this node and,
+    /// as children arrive, for its parent).
+    fn load(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        mut f: Fields,
+        zk: bool,
+    ) -> Result<(), TreeError> {
+        if path.is_empty() || path == "/" {
+            self.load_root(data, acl, f, zk);
+            return Ok(());
+        }
+        validate_loaded(path)?;
+        let Some((parent_path, name)) = split(path) else {
+            return Err(TreeError::InvalidPath { path: path.to_owned(), reason: "no name" });
+        };
+        let (parent, at) = match self.cursor.find(parent_path) {
+            Some(i) => (self.cursor.chain[i].1, Some(i)),
+            None => match self.lookup(parent_path) {
+                Some(id) => (id, None),
+                None => return Err(TreeError::NoParent { path: path.to_owned() }),
+            },
+        };
+        let Ok(slot) = self.vacancy(parent, name.as_bytes()) else {
+            return Err(TreeError::Exists { path: path.to_owned() });
+        };
+        if zk {
+            f.cversion = client_cversion(f.seq, 0);
+        }
+        let acl = self.acls.intern(acl);
+        let id = self.add_node(parent, slot, name, path, data, acl, f);
+        match at {
+            Some(i) => self.cursor.descend(i, name, id),
+            // Off the chain: restart it at the new node's parent.
+            None => self.cursor.clear(),
+        }
+        if self.cursor.chain.is_empty() {
+            self.restart_cursor(parent_path, name, id);
+        }
+        if zk {
+            let n = self.num_children(parent);
+            let p = &mut self.nodes[parent as usize];
+            // The client cversion is not part of the digest: no digest update.
+            p.f.cversion = client_cversion(p.f.seq, n);
+        }
+        Ok(())
+    }
+
+    /// Points the load cursor at `parent_path/name` (= `id`), resolving the ancestors.
+    fn restart_cursor(&mut self, parent_path: &str, name: &str, id: NodeId) {
+        self.cursor.reset(self.root);
+        let mut cur = self.root;
+        if let Some(rest) = parent_path.strip_prefix('/') {
+            for component in rest.split('/') {
+                let Some(next) = self.child(cur, component.as_bytes()) else {
+                    self.cursor.clear();
+                    return;
+                };
+                cur = next;
+                let last = self.cursor.chain.len() - 1;
+                self.cursor.descend(last, component, cur);
+            }
+        }
+        let last = self.cursor.chain.len() - 1;
+        self.cursor.descend(last, name, id);
+    }
+
+    fn load_root(&mut self, data: Option<&[u8]>, acl: &[Acl], mut f: Fields, zk: bool) {
+        let acl = self.acls.intern(acl);
+        if self.root == NO_NODE {
+            if zk {
+                f.cversion = client_cversion(f.seq, 0);
+            }
+            let mut node = Node { f, acl, digest: 0, blob: new_blob(NO_NODE, b"", data) };
+            node.digest = contribution(b"", &node);
+            let id = self.alloc(node);
+            self.attach(id);
+            self.root = id;
+            self.cursor.reset(id);
+            return;
+        }
+        let root = self.root;
+        if zk {
+            f.cversion = client_cversion(f.seq, self.num_children(root));
+        }
+        let old = self.nodes[root as usize].clone();
+        self.detach_owner(root, old.f.owner);
+        self.modify(root, b"", |n| {
+            n.f = f;
+            n.acl = acl;
+            n.blob = new_blob(NO_NODE, b"", data);
+        });
+        self.attach_owner(root, f.owner);
+        self.acls.release(old.acl);
+    }
+
+    // ----- node store primitives ----------------------------------------------------
+
+    /// Puts a node in a free slot (or a new one); does not link or count it.
+    pub(crate) fn alloc(&mut self, node: Node) -> NodeId {
+        if self.free_head != NO_NODE {
+            let id = self.free_head;
+            let old = self.nodes.set(id as usize, node);
+            self.free_head = old.next_free();
+            id
+        } else {
+            let id = NodeId::try_from(self.nodes.len()).unwrap_or(NO_NODE);
+            assert!(id != NO_NODE, "more than 2^32 - 1 znodes");
+            self.nodes.push_back(node);
+            id
+        }
+    }
+
+    /// Counts a freshly allocated node: digest, ephemeral index, live count.
+    fn attach(&mut self, id: NodeId) {
+        let node = &self.nodes[id as usize];
+        self.digest = self.digest.wrapping_add(u64::from(node.digest));
+        let owner = node.f.owner;
+        self.attach_owner(id, owner);
+        self.live += 1;
+    }
+
+    pub(crate) fn attach_owner(&mut self, id: NodeId, owner: i64) {
+        if let Some(s) = session_owner(owner) {
+            self.ephemerals.insert((s, id));
+        }
+    }
+
+    pub(crate) fn detach_owner(&mut self, id: NodeId, owner: i64) {
+        if let Some(s) = session_owner(owner) {
+            self.ephemerals.remove(&(s, id));
+        }
+    }
+
+    /// Where a child `name` of `parent` would go: `Ok(None)` when `parent` has no
+    /// children, `Ok(Some(slot))` in its set, `Err(id)` when it exists.
+    pub(crate) fn vacancy(&self, parent: NodeId, name: &[u8]) -> Result<Option<Slot>, NodeId> {
+        match self.children.get(&parent) {
+            None => Ok(None),
+            Some(set) => match set.locate(&self.nodes, name) {
+                Ok(id) => Err(id),
+                Err(slot) => Ok(Some(slot)),
+            },
+        }
+    }
+
+    /// Creates a node under `parent` at `slot` (from [`DataTree::vacancy`], nothing
+    /// changed since). `path` is the node's full path (for its digest); `acl` an id
+    /// already counted for it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add_node(
+        &mut self,
+        parent: NodeId,
+        slot: Option<Slot>,
+        name: &str,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: AclId,
+        f: Fields,
+    ) -> NodeId {
+        let mut node = Node { f, acl, digest: 0, blob: new_blob(parent, name.as_bytes(), data) };
+        node.digest = contribution(path.as_bytes(), &node);
+        let id = self.alloc(node);
+        self.attach(id);
+        match (slot, self.children.get_mut(&parent)) {
+            (Some(slot), Some(set)) => set.insert_at(slot, id),
+            (None, None) => {
+                self.children.insert(parent, ChildSet::one(id));
+            }
+            _ => unreachable!("stale vacancy for a child of node {parent}"),
+        }
+        id
+    }
+
+    /// Changes a node in place and updates the digest. `digest_path` is the node's
+    /// digest path (`""` for the root).
+    pub(crate) fn modify(&mut self, id: NodeId, digest_path: &[u8], f: impl FnOnce(&mut Node)) {
+        let node = &mut self.nodes[id as usize];
+        let old = node.digest;
+        f(node);
+        node.digest = contribution(digest_path, node);
+        self.digest = self.digest.wrapping_sub(u64::from(old)).wrapping_add(u64::from(node.digest));
+    }
+
+    /// Unlinks nothing; frees `id` and every node below it (iteratively: depth is
+    /// bounded only by `TREE_DEPTH_MAX`). The caller has removed `id` from its parent.
+    pub(crate) fn drop_subtree(&mut self, id: NodeId) {
+        let mut stack = vec![id];
+        while let Some(id) = stack.pop() {
+            if let Some(set) = self.children.remove(&id) {
+                stack.extend(set.iter());
+            }
+            self.free(id);
+        }
+    }
+
+    /// Returns a node's slot to the free list, releasing what it counted.
+    fn free(&mut self, id: NodeId) {
+        // The load cursor may name this id.
+        self.cursor.clear();
+        let slot = Node::free(self.free_head, self.empty_blob.clone());
+        let node = self.nodes.set(id as usize, slot);
+        debug_assert!(!node.is_free(), "double free of node {id}");
+        self.free_head = id;
+        self.digest = self.digest.wrapping_sub(u64::from(node.digest));
+        self.acls.release(node.acl);
+        self.detach_owner(id, node.f.owner);
+        self.live -= 1;
+    }
+
+    // ----- lookups ------------------------------------------------------------------
+
+    /// The node at `path`: `""` and `"/"` are the root; otherwise `/`-separated
+    /// non-empty names.
+    pub(crate) fn lookup(&self, path: &str) -> Option<NodeId> {
+        if self.root == NO_NODE {
+            return None;
+        }
+        if path.is_empty() || path == "/" {
+            return Some(self.root);
+        }
+        let rest = path.strip_prefix('/')?;
+        let mut cur = self.root;
+        for name in rest.split('/') {
+            if name.is_empty() {
+                return None;
+            }
+            cur = self.child(cur, name.as_bytes())?;
+        }
+        Some(cur)
+    }
+
+    /// The child of `parent` named `name`.
+    #[inline]
+    pub(crate) fn child(&self, parent: NodeId, name: &[u8]) -> Option<NodeId> {
+        self.children.get(&parent)?.find(&self.nodes, name)
+    }
+
+    /// Number of children of `id`.
+    #[inline]
+    pub(crate) fn num_children(&self, id: NodeId) -> usize {
+        self.children.get(&id).map_or(0, ChildSet::len)
+    }
+
+    /// The full path of a live node (`/` for the root), from its parent chain.
+    pub(crate) fn path_of(&self, id: NodeId) -> String {
+        let mut names = Vec::new();
+        let mut cur = id;
+        while cur != self.root && cur != NO_NODE {
+            let node = &self.nodes[cur as usize];
+            names.push(name_str(node));
+            cur = node.parent();
+        }
+        if names.is_empty() {
+            return "/".to_owned();
+        }
+        let mut out = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
+        for n in names.iter().rev() {
+            out.push('/');
+            out.push_str(n);
+        }
+        out
+    }
+
+    pub(crate) fn node_ref(&self, id: NodeId) -> NodeRef<'_> {
+        NodeRef { tree: self, id, node: &self.nodes[id as usize] }
+    }
+
+    // ----- public queries -----------------------------------------------------------
+
+    /// The node at `path` (`"/"` or `""` for the root).
+    pub fn get(&self, path: &str) -> Option<NodeRef<'_>> {
+        self.lookup(path).map(|id| self.node_ref(id))
+    }
+
+    /// The names of the children of the node at `path`, sorted by name bytes.
+    pub fn children(&self, path: &str) -> Option<Vec<String>> {
+        let id = self.lookup(path)?;
+        let names = match self.children.get(&id) {
+            None => Vec::new(),
+            Some(set) => set.iter().map(|c| name_str(&self.nodes[c as usize]).to_owned()).collect(),
+        };
+        Some(names)
+    }
+
+    /// Number of nodes (the root and the built-in nodes included).
+    pub fn node_count(&self) -> usize {
+        self.live
+    }
+
+    /// The highest zxid applied (ZooKeeper's `lastProcessedZxid`).
+    pub fn last_processed_zxid(&self) -> Zxid {
+        self.last_zxid
+    }
+
+    /// Sets `lastProcessedZxid` (after loading a snapshot: the zxid in its name).
+    pub fn set_last_processed_zxid(&mut self, z: Zxid) {
+        self.last_zxid = z;
+    }
+
+    /// The running tree digest (spec §9), in O(1).
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// Every distinct ACL list in use by some node.
+    pub fn acl_lists(&self) -> Vec<AclList> {
+        self.acls.lists()
+    }
+
+    // ----- sessions -----------------------------------------------------------------
+
+    /// Adds (or updates the timeout of) a session, as loading a snapshot's session map
+    /// or a `createSession` txn does.
+    pub fn add_session(&mut self, id: SessionId, timeout_ms: i32) {
+        self.sessions.insert(id.0, timeout_ms);
+    }
+
+    /// Removes a session from the session map; its ephemeral nodes stay (see
+    /// [`DataTree::remove_orphan_ephemerals`]). Returns whether it was there.
+    pub fn remove_session(&mut self, id: SessionId) -> bool {
+        self.sessions.remove(&id.0).is_some()
+    }
+
+    /// Live sessions, sorted by id, with their ephemeral counts.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.sessions
+            .iter()
+            .map(|(&id, &timeout_ms)| SessionInfo {
+                id: SessionId(id),
+                timeout_ms,
+                ephemerals: self.ephemerals.range((id, 0)..=(id, NO_NODE)).count(),
+            })
+            .collect()
+    }
+
+    /// The timeout of a live session.
+    pub fn session_timeout(&self, id: SessionId) -> Option<i32> {
+        self.sessions.get(&id.0).copied()
+    }
+
+    /// Paths of the ephemeral nodes owned by `id` (live session or not), sorted.
+    pub fn ephemerals(&self, id: SessionId) -> Vec<String> {
+        let mut paths: Vec<String> = self
+            .ephemerals
+            .range((id.0, 0)..=(id.0, NO_NODE))
+            .map(|&(_, n)| self.path_of(n))
+            .collect();
+        paths.sort_unstable();
+        paths
+    }
+}
+
+impl<'a> NodeRef<'a> {
+    /// The data; `None` when null (distinct from empty).
+    pub fn data(&self) -> Option<&'a [u8]> {
+        self.node.data()
+    }
+
+    /// The stat as a ZooKeeper client sees it (`getData`, `exists`): client cversion,
+    /// client ephemeralOwner (0 for containers and TTL nodes), dataLength, numChildren.
+    pub fn stat(&self) -> Stat {
+        let f = &self.node.f;
+        Stat {
+            czxid: f.czxid,
+            mzxid: f.mzxid,
+            ctime: f.ctime,
+            mtime: f.mtime,
+            version: f.version,
+            cversion: f.cversion,
+            aversion: f.aversion,
+            ephemeral_owner: self.owner().client_value(),
+            data_length: count_i32(self.node.data_len()),
+            num_children: count_i32(self.num_children()),
+            pzxid: f.pzxid,
+        }
+    }
+
+    /// The stat as ZooKeeper stores it (`StatPersisted`): cversion = [`NodeRef::seq`],
+    /// ephemeralOwner raw.
+    pub fn stored_stat(&self) -> StatPersisted {
+        let f = &self.node.f;
+        StatPersisted {
+            czxid: f.czxid,
+            mzxid: f.mzxid,
+            ctime: f.ctime,
+            mtime: f.mtime,
+            version: f.version,
+            cversion: f.seq,
+            aversion: f.aversion,
+            ephemeral_owner: f.owner,
+            pzxid: f.pzxid,
+        }
+    }
+
+    /// ZooKeeper's stored cversion: child creations so far, the next sequential suffix.
+    pub fn seq(&self) -> i32 {
+        self.node.f.seq
+    }
+
+    /// The ACL list.
+    pub fn acl(&self) -> &'a AclList {
+        self.tree.acls.get(self.node.acl)
+    }
+
+    /// Persistent, ephemeral, container or TTL.
+    pub fn kind(&self) -> NodeKind {
+        self.owner().kind()
+    }
+
+    /// The decoded stored owner.
+    pub fn owner(&self) -> EphemeralOwner {
+        EphemeralOwner::decode(self.node.f.owner)
+    }
+
+    /// Number of children.
+    pub fn num_children(&self) -> usize {
+        self.tree.num_children(self.id)
+    }
+}
+
+impl fmt::Debug for NodeRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeRef")
+            .field("name", &String::from_utf8_lossy(self.node.name()))
+            .field("data_len", &self.node.data_len())
+            .field("stat", &self.stat())
+            .field("seq", &self.seq())
+            .field("owner", &self.owner())
+            .finish()
+    }
+}
