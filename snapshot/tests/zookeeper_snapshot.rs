@@ -18,7 +18,25 @@ use keeperkit_snapshot::zookeeper::{
 use keeperkit_snapshot::SnapshotError;
 use keeperkit_vfs::StdFs;
 
-const FIXTURES: [&str; 6] = ["basic", "crash", "big-values", "gz", "snappy", "quorum"];
+/// The fixture sets the tests require; every other set found in the directory is
+/// checked too.
+const REQUIRED_FIXTURES: [&str; 6] = ["basic", "crash", "big-values", "gz", "snappy", "quorum"];
+
+/// Every fixture set in `testdata/zookeeper-3.8.0` (each with a `data/version-2`).
+fn fixtures() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/zookeeper-3.8.0");
+    let mut sets: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("data/version-2").is_dir())
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    sets.sort();
+    for required in REQUIRED_FIXTURES {
+        assert!(sets.iter().any(|s| s == required), "fixture set {required} is missing");
+    }
+    sets
+}
 
 fn fixture_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,8 +60,8 @@ fn parent(path: &str) -> &str {
 #[test]
 fn every_fixture_snapshot_parses_with_both_seals() {
     let mut compressions = HashSet::new();
-    for fixture in FIXTURES {
-        let snaps = list_snapshots(&StdFs, &fixture_dir(fixture)).unwrap();
+    for fixture in fixtures() {
+        let snaps = list_snapshots(&StdFs, &fixture_dir(&fixture)).unwrap();
         assert!(snaps.len() >= 4, "{fixture}");
         for (zxid, compression, path) in snaps {
             compressions.insert(compression);

@@ -21,7 +21,25 @@ use keeperkit_wal::zookeeper::{
 };
 use keeperkit_wal::WalError;
 
-const FIXTURES: [&str; 6] = ["basic", "crash", "big-values", "gz", "snappy", "quorum"];
+/// The fixture sets the tests require; every other set found in the directory is
+/// checked too.
+const REQUIRED_FIXTURES: [&str; 6] = ["basic", "crash", "big-values", "gz", "snappy", "quorum"];
+
+/// Every fixture set in `testdata/zookeeper-3.8.0` (each with a `data/version-2`).
+fn fixtures() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/zookeeper-3.8.0");
+    let mut sets: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("data/version-2").is_dir())
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    sets.sort();
+    for required in REQUIRED_FIXTURES {
+        assert!(sets.iter().any(|s| s == required), "fixture set {required} is missing");
+    }
+    sets
+}
 
 fn fixture_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -66,8 +84,8 @@ fn read_until_error(path: &Path) -> (Vec<LogRecord>, WalError) {
 #[test]
 fn every_fixture_log_decodes_and_reencodes_exactly() {
     let mut total = 0usize;
-    for fixture in FIXTURES {
-        let dir = fixture_dir(fixture);
+    for fixture in fixtures() {
+        let dir = fixture_dir(&fixture);
         let logs = list_logs(&StdFs, &dir).unwrap();
         assert!(logs.len() >= 5, "{fixture}: {} logs", logs.len());
         let mut prev_last: Option<Zxid> = None;
@@ -118,8 +136,8 @@ fn every_fixture_log_decodes_and_reencodes_exactly() {
 #[test]
 fn fixtures_hold_every_txn_type() {
     let mut seen = std::collections::BTreeSet::new();
-    for fixture in FIXTURES {
-        for (_, path) in list_logs(&StdFs, &fixture_dir(fixture)).unwrap() {
+    for fixture in fixtures() {
+        for (_, path) in list_logs(&StdFs, &fixture_dir(&fixture)).unwrap() {
             for rec in records_of(&path).1 {
                 seen.insert(rec.txn.header.op.0);
                 if let TxnBody::Multi(subs) = &rec.txn.body {
