@@ -126,6 +126,8 @@ struct State {
     write_countdown: Option<u64>,
     sync_countdown: Option<u64>,
     stats: FaultStats,
+    /// Set by [`FaultFs::halt`]: the power is off, every operation fails.
+    halted: bool,
 }
 
 /// The in-memory, fault-injecting [`FileSystem`]; see the [module docs](self) for the
@@ -322,6 +324,7 @@ impl FaultFs {
                 write_countdown: None,
                 sync_countdown: None,
                 stats: FaultStats::default(),
+                halted: false,
             })),
         }
     }
@@ -330,6 +333,22 @@ impl FaultFs {
         // A panic while holding the lock can only come from a bug in this module; the
         // state is still usable for the test that is failing anyway.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Like `lock`, for file-system operations: fails while halted.
+    fn lock_running(&self) -> io::Result<MutexGuard<'_, State>> {
+        let st = self.lock();
+        if st.halted {
+            return Err(eio("halted"));
+        }
+        Ok(st)
+    }
+
+    /// The instant of a power loss, for tests with threads still running: from now
+    /// on every operation through this file system (and every open handle) fails with
+    /// `EIO`, so nothing more reaches the "disk". [`FaultFs::crash`] then reboots.
+    pub fn halt(&self) {
+        self.lock().halted = true;
     }
 
     /// Changes the configuration.
@@ -386,6 +405,7 @@ impl FaultFs {
         let mut rng = SplitMix(seed);
         let torn = st.config.torn_writes;
         st.generation += 1;
+        st.halted = false;
         st.stats.crashes += 1;
         // Handles from before the crash are stale; they no longer keep inodes alive.
         st.handles.clear();
@@ -478,7 +498,7 @@ struct FaultFile {
 impl FaultFile {
     fn lock(&self) -> io::Result<MutexGuard<'_, State>> {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.generation != self.generation {
+        if st.generation != self.generation || st.halted {
             return Err(eio("stale handle: the file system crashed since it was opened"));
         }
         Ok(st)
@@ -631,7 +651,7 @@ impl File for FaultFile {
 impl FileSystem for FaultFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>> {
         let path = norm(path);
-        let mut st = self.lock();
+        let mut st = self.lock_running()?;
         let existing = st.live.get(&path).copied();
         let id = match (existing, mode) {
             (Some(Node::Dir), _) => {
@@ -669,7 +689,7 @@ impl FileSystem for FaultFs {
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
         let path = norm(path);
-        let st = self.lock();
+        let st = self.lock_running()?;
         st.check_dir(&path)?;
         let mut out = Vec::new();
         for (p, node) in st.live.range(path.clone()..) {
@@ -695,7 +715,7 @@ impl FileSystem for FaultFs {
         if path == Path::new("/") {
             return Ok(Metadata { is_dir: true, len: 0 });
         }
-        let st = self.lock();
+        let st = self.lock_running()?;
         match st.live.get(&path) {
             Some(Node::Dir) => Ok(Metadata { is_dir: true, len: 0 }),
             Some(Node::File(id)) => Ok(Metadata {
@@ -708,7 +728,7 @@ impl FileSystem for FaultFs {
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         let path = norm(path);
-        let mut st = self.lock();
+        let mut st = self.lock_running()?;
         let mut cur = PathBuf::from("/");
         for c in path.components().skip(1) {
             cur.push(c);
@@ -730,7 +750,7 @@ impl FileSystem for FaultFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let (from, to) = (norm(from), norm(to));
-        let mut st = self.lock();
+        let mut st = self.lock_running()?;
         let node = st.live.get(&from).copied().ok_or_else(|| not_found(&from))?;
         st.check_dir(&parent_of(&to))?;
         match (node, st.live.get(&to)) {
@@ -752,7 +772,7 @@ impl FileSystem for FaultFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let path = norm(path);
-        let mut st = self.lock();
+        let mut st = self.lock_running()?;
         match st.live.get(&path) {
             Some(Node::File(_)) => {
                 st.live.remove(&path);
@@ -765,7 +785,7 @@ impl FileSystem for FaultFs {
 
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
         let path = norm(path);
-        let mut st = self.lock();
+        let mut st = self.lock_running()?;
         match st.live.get(&path) {
             Some(Node::Dir) => {
                 if st.live.keys().any(|p| p.parent() == Some(path.as_path())) {
@@ -786,7 +806,7 @@ impl FileSystem for FaultFs {
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let path = norm(path);
-        let mut st = self.lock();
+        let mut st = self.lock_running()?;
         st.check_dir(&path)?;
         if State::take_fault(&mut st.sync_countdown) {
             st.stats.faults += 1;
@@ -987,6 +1007,18 @@ mod tests {
         assert!(fs.open(&p("/d/b"), OpenMode::CreateNew).unwrap().write_all_at(b"x", 0).is_err());
         fs.remove_file(&p("/d/a")).unwrap();
         fs.open(&p("/d/b"), OpenMode::ReadWrite).unwrap().write_all_at(b"x", 0).unwrap();
+    }
+
+    #[test]
+    fn halt_stops_everything_until_the_crash() {
+        let fs = setup();
+        let f = fs.open(&p("/d/a"), OpenMode::CreateNew).unwrap();
+        fs.halt();
+        assert!(f.write_all_at(b"x", 0).is_err());
+        assert!(fs.open(&p("/d/b"), OpenMode::CreateNew).is_err());
+        assert!(fs.read_dir(&p("/d")).is_err());
+        fs.crash(0);
+        assert!(fs.read_dir(&p("/d")).unwrap().is_empty());
     }
 
     #[test]

@@ -226,8 +226,19 @@ impl NativeWal {
             });
         }
 
-        // Finish an interrupted purge.
-        let leftovers = std::mem::take(&mut a.purged_leftovers);
+        // Finish an interrupted purge. (A newest segment whose torn tail was just cut
+        // may now turn out to hold only purged entries, too.)
+        let mut leftovers = std::mem::take(&mut a.purged_leftovers);
+        if let Some(last) = a.segments.last() {
+            let i = a.segments.len() - 1;
+            if let Some(first) = last.scan.first_index() {
+                if !leftovers.contains(&i)
+                    && super::scan::is_purged_segment(first, last.scan.last_index(), meta.purged)
+                {
+                    leftovers.push(i);
+                }
+            }
+        }
         let mut segs: Vec<ScannedSegment> = Vec::new();
         for (i, s) in std::mem::take(&mut a.segments).into_iter().enumerate() {
             if leftovers.contains(&i) {
@@ -310,8 +321,12 @@ impl NativeWal {
             report,
             opts,
         };
-        // Give the active segment its preallocation back (it was cut, or written by a
-        // configuration without preallocation).
+        // What we found is what we serve, so it must be durable: a process crash (as
+        // opposed to a power loss) leaves unsynced bytes and directory entries in the
+        // page cache, where this process reads them. Sync the newest segment (sealed
+        // ones were synced before their successor was created) and the directory.
+        // Also give the active segment its preallocation back (it was cut, or written
+        // by a configuration without preallocation).
         {
             let mut st = wal.write_state();
             if let Some(seg) = st.segments.last_mut() {
@@ -319,14 +334,20 @@ impl NativeWal {
                     let len = seg.file.len().map_err(|e| NativeWalError::io(&seg.path, e))?;
                     if len < wal.opts.segment_len {
                         // Best effort: without space, appends grow the file instead.
-                        if seg.file.set_len(wal.opts.segment_len).is_ok() {
-                            seg.file.sync_all().map_err(|e| NativeWalError::io(&seg.path, e))?;
-                        }
+                        let _ = seg.file.set_len(wal.opts.segment_len);
                     }
                 }
+                seg.file.sync_all().map_err(|e| NativeWalError::io(&seg.path, e))?;
             }
         }
+        wal.fs.sync_dir(&wal.dir).map_err(|e| NativeWalError::io(&wal.dir, e))?;
         Ok(wal)
+    }
+
+    /// Whether an earlier failure (a failed fsync) poisoned the writer: appends,
+    /// truncations and purges fail until the log is reopened. Reads still work.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
     }
 
     /// What opening changed on disk.
@@ -561,6 +582,8 @@ impl NativeWal {
             let Some(seg) = st.segments.last_mut() else {
                 return Err(NativeWalError::InvalidArgument("no active segment".into()));
             };
+            debug_assert!(seg.active);
+            debug_assert_eq!(seg.next_index(), first_index, "active segment continues the log");
             let offset = seg.end;
             let synced_off =
                 synced_lsn.saturating_sub(seg.base_lsn).clamp(SEGMENT_HEADER_LEN as u64, offset);
