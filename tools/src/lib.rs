@@ -1,1 +1,335 @@
-//! keeperkit CLI library
+//! The library behind the `keeperkit` command-line tool.
+//!
+//! `main.rs` only parses arguments and calls [`main_with`]; every command lives in
+//! [`cmd`] and writes to the `Output` it is given, so tests can run commands in
+//! process. Only this crate prints.
+//!
+//! Exit codes (a contract, see DESIGN.md): 0 success, 1 corruption or differences
+//! found, 2 bad usage or an I/O error.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub mod cmd;
+pub mod json;
+pub mod load;
+pub mod progress;
+
+/// Inspect, verify, repair, diff and convert ZooKeeper, ClickHouse Keeper and keeperkit
+/// data directories, offline.
+#[derive(Debug, Parser)]
+#[command(
+    name = "keeperkit",
+    version,
+    about,
+    after_help = "Examples:\n  \
+      keeperkit dump testdata/zookeeper-3.8.0/basic/data --json | head\n  \
+      keeperkit verify /var/lib/zookeeper\n  \
+      keeperkit log /var/lib/zookeeper --from 0x100 --to 0x1ff\n  \
+      keeperkit diff /backup/zk /var/lib/zookeeper\n\n\
+      Exit codes: 0 success, 1 corruption or differences found, 2 bad usage or I/O error."
+)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the data is and how to read it (shared by every command that reads a state).
+#[derive(Debug, Clone, Args)]
+pub struct Source {
+    /// A data directory (ZooKeeper dataDir or its version-2/, ...) or a single file.
+    pub path: PathBuf,
+    /// Force the dialect instead of detecting it.
+    #[arg(long, value_name = "zookeeper|clickhouse|native")]
+    pub format: Option<keeperkit_storage::Dialect>,
+    /// ZooKeeper's dataLogDir, when the txn logs are kept apart from the snapshots.
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Start recovery from this snapshot file instead of the newest valid one.
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the state of the tree: newest snapshot + log replay, or a point in time.
+    #[command(after_help = "Examples:\n  \
+        keeperkit dump DATA_DIR\n  \
+        keeperkit dump DATA_DIR --json > tree.jsonl\n  \
+        keeperkit dump DATA_DIR --at 0x4cc --json\n  \
+        keeperkit dump DATA_DIR/version-2/snapshot.177   (one snapshot, no replay)\n\n\
+        With --json: JSON Lines, one znode per line, sorted by path bytes, stats as a \
+        ZooKeeper client sees them.\n\
+        Exit status 1 when the state could not be recovered completely (a gap in the \
+        log, a digest mismatch) or the data is corrupt.")]
+    Dump(DumpArgs),
+    /// List live sessions with their timeouts, auth ids and ephemeral node counts.
+    Sessions(SessionsArgs),
+    /// Print log entries decoded.
+    #[command(after_help = "Examples:\n  \
+        keeperkit log DATA_DIR\n  \
+        keeperkit log DATA_DIR/version-2/log.1cb --json\n  \
+        keeperkit log DATA_DIR --from 0x100 --to 0x120")]
+    Log(LogArgs),
+    /// Describe a data directory or file: dialect, files, ranges, gaps, checksums.
+    Inspect(InspectArgs),
+    /// Check every checksum, digest, sequence and cross-file invariant.
+    #[command(after_help = "Exit status 0 when everything checks out, 1 when a problem was \
+        found (each is listed with file, offset and kind), 2 on an I/O or usage error.")]
+    Verify(VerifyArgs),
+    /// Node-by-node differences between two states (any dialects).
+    #[command(after_help = "Examples:\n  \
+        keeperkit diff OLD_DIR NEW_DIR\n  \
+        keeperkit diff DIR_A DIR_B --json\n  \
+        keeperkit diff DIR --at-a 0x100 DIR --at-b 0x200   (what changed in between)\n\n\
+        Exit status 0 when the states are identical, 1 when they differ.")]
+    Diff(DiffArgs),
+    /// Node count, bytes, depth histogram, biggest subtrees, largest values,
+    /// ephemerals per session.
+    Stats(StatsArgs),
+}
+
+/// `keeperkit dump`.
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Where to read.
+    #[command(flatten)]
+    pub source: Source,
+    /// Recover the state as of this zxid (hex with 0x, or decimal).
+    #[arg(long, value_name = "ZXID")]
+    pub at: Option<String>,
+    /// Recover the state as of this log index (Raft-style dialects).
+    #[arg(long, value_name = "N", conflicts_with = "at")]
+    pub at_index: Option<u64>,
+    /// JSON Lines output.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep ephemeral nodes whose session is gone (ZooKeeper drops them on start).
+    #[arg(long)]
+    pub keep_orphan_ephemerals: bool,
+}
+
+/// `keeperkit sessions`.
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// Where to read.
+    #[command(flatten)]
+    pub source: Source,
+    /// Recover the state as of this zxid.
+    #[arg(long, value_name = "ZXID")]
+    pub at: Option<String>,
+    /// JSON Lines output, one session per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `keeperkit log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// A data directory or one log file.
+    pub path: PathBuf,
+    /// Force the dialect instead of detecting it.
+    #[arg(long, value_name = "zookeeper|clickhouse|native")]
+    pub format: Option<keeperkit_storage::Dialect>,
+    /// ZooKeeper's dataLogDir, when separate.
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// First zxid (or index) to print.
+    #[arg(long, value_name = "N")]
+    pub from: Option<String>,
+    /// Last zxid (or index) to print.
+    #[arg(long, value_name = "N")]
+    pub to: Option<String>,
+    /// JSON Lines output, one entry per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `keeperkit inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Where to read.
+    #[command(flatten)]
+    pub source: Source,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `keeperkit verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Where to read.
+    #[command(flatten)]
+    pub source: Source,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `keeperkit diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// First state (directory or file).
+    pub a: PathBuf,
+    /// Second state (directory or file).
+    pub b: PathBuf,
+    /// Point in time of the first state.
+    #[arg(long, value_name = "ZXID")]
+    pub at_a: Option<String>,
+    /// Point in time of the second state.
+    #[arg(long, value_name = "ZXID")]
+    pub at_b: Option<String>,
+    /// Skip `/zookeeper/config` and `/zookeeper/quota/...` nodes, which ZooKeeper
+    /// rewrites without txns.
+    #[arg(long)]
+    pub ignore_system: bool,
+    /// JSON Lines output, one differing node per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `keeperkit stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Where to read.
+    #[command(flatten)]
+    pub source: Source,
+    /// Recover the state as of this zxid.
+    #[arg(long, value_name = "ZXID")]
+    pub at: Option<String>,
+    /// How many entries in each top list.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The outcome of a command, before it becomes an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Clean,
+    /// Exit 1: corruption or differences found.
+    Found,
+}
+
+/// A failure: its message, an optional hint, and whether it means corruption (exit 1)
+/// or a usage/I-O problem (exit 2).
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong.
+    pub error: anyhow::Error,
+    /// Exit 1 instead of 2.
+    pub corruption: bool,
+    /// What the user can do next.
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    /// A usage or I/O failure (exit 2).
+    pub fn usage(error: impl Into<anyhow::Error>) -> Failure {
+        Failure { error: error.into(), corruption: false, hint: None }
+    }
+
+    /// Adds a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<keeperkit_storage::StorageError> for Failure {
+    fn from(e: keeperkit_storage::StorageError) -> Self {
+        let corruption = e.is_corruption();
+        Failure { error: e.into(), corruption, hint: None }
+    }
+}
+
+impl From<keeperkit_wal::WalError> for Failure {
+    fn from(e: keeperkit_wal::WalError) -> Self {
+        keeperkit_storage::StorageError::from(e).into()
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::usage(e)
+    }
+}
+
+/// Result of a command.
+pub type CmdResult = Result<Outcome, Failure>;
+
+/// Runs a parsed command line, printing to stdout/stderr, and returns the exit code.
+pub fn main_with(cli: Cli) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = run(cli, &mut out);
+    let flushed = out.flush();
+    match result {
+        Ok(Outcome::Clean) => ExitCode::from(0),
+        Ok(Outcome::Found) => ExitCode::from(1),
+        Err(f) => {
+            if is_broken_pipe(&f.error) {
+                return ExitCode::from(0);
+            }
+            eprintln!("error: {:#}", f.error);
+            if let Some(h) = f.hint {
+                eprintln!("hint: {h}");
+            }
+            ExitCode::from(if f.corruption { 1 } else { 2 })
+        }
+    }
+    .max_with_flush(flushed)
+}
+
+trait MaxWithFlush {
+    fn max_with_flush(self, flushed: std::io::Result<()>) -> ExitCode;
+}
+
+impl MaxWithFlush for ExitCode {
+    fn max_with_flush(self, flushed: std::io::Result<()>) -> ExitCode {
+        match flushed {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                eprintln!("error: writing output: {e}");
+                ExitCode::from(2)
+            }
+            _ => self,
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Runs a command, writing its standard output to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> CmdResult {
+    let fs = keeperkit_vfs::std_fs();
+    match cli.command {
+        Command::Dump(a) => cmd::dump::run(&*fs, &a, out),
+        Command::Sessions(a) => cmd::sessions::run(&*fs, &a, out),
+        Command::Log(a) => cmd::log::run(&*fs, &a, out),
+        Command::Inspect(a) => cmd::inspect::run(&*fs, &a, out),
+        Command::Verify(a) => cmd::verify::run(&*fs, &a, out),
+        Command::Diff(a) => cmd::diff::run(&*fs, &a, out),
+        Command::Stats(a) => cmd::stats::run(&*fs, &a, out),
+    }
+}
+
+/// Parses a user zxid argument.
+pub fn parse_zxid(s: &str) -> Result<keeperkit_model::Zxid, Failure> {
+    keeperkit_model::Zxid::parse_user(s).ok_or_else(|| {
+        Failure::usage(anyhow::anyhow!("{s:?} is not a zxid"))
+            .hint("give it in hex with 0x (0x1cb) or in decimal (459)")
+    })
+}

@@ -1,1 +1,10 @@
-fn main() {}
+//! The `keeperkit` binary: parse arguments, run, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = keeperkit_tools::Cli::parse();
+    keeperkit_tools::main_with(cli)
+}

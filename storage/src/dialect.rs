@@ -1,0 +1,84 @@
+//! Detecting which dialect a path holds.
+
+use std::fmt;
+use std::path::Path;
+
+use keeperkit_vfs::FileSystem;
+
+/// The on-disk dialects keeperkit reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// Apache ZooKeeper 3.x (`version-2/`, `log.*`, `snapshot.*`).
+    ZooKeeper,
+    /// ClickHouse Keeper (`changelog_*.bin`, `snapshot_*.bin`).
+    ClickHouse,
+    /// keeperkit's own format.
+    Native,
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dialect::ZooKeeper => "zookeeper",
+            Dialect::ClickHouse => "clickhouse",
+            Dialect::Native => "native",
+        })
+    }
+}
+
+impl std::str::FromStr for Dialect {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "zookeeper" | "zk" => Ok(Dialect::ZooKeeper),
+            "clickhouse" | "ch" | "keeper" => Ok(Dialect::ClickHouse),
+            "native" | "keeperkit" => Ok(Dialect::Native),
+            other => Err(format!("unknown format {other:?} (zookeeper, clickhouse, native)")),
+        }
+    }
+}
+
+fn classify_name(name: &str) -> Option<Dialect> {
+    if name == "version-2" || name.starts_with("log.") || name.starts_with("snapshot.") {
+        return Some(Dialect::ZooKeeper);
+    }
+    if name.starts_with("changelog_") || name.starts_with("snapshot_") {
+        return Some(Dialect::ClickHouse);
+    }
+    if name.ends_with(".kkseg") || name.ends_with(".kksnap") || name == "KEEPERKIT" {
+        return Some(Dialect::Native);
+    }
+    None
+}
+
+/// Detects the dialect of a directory or a single file from names (and, for single
+/// files, the name alone). `None` when nothing recognisable is there.
+pub fn detect(fs: &dyn FileSystem, path: &Path) -> Option<Dialect> {
+    let md = fs.metadata(path).ok()?;
+    if !md.is_dir {
+        let name = path.file_name()?.to_str()?;
+        return classify_name(name);
+    }
+    let entries = fs.read_dir(path).ok()?;
+    let mut found = None;
+    for e in &entries {
+        if let Some(d) = classify_name(&e.name) {
+            if d == Dialect::Native {
+                return Some(d);
+            }
+            found.get_or_insert(d);
+        }
+    }
+    if found.is_some() {
+        return found;
+    }
+    // ClickHouse Keeper coordination dirs hold `logs/` and `snapshots/`.
+    for sub in ["logs", "snapshots", "data"] {
+        if entries.iter().any(|e| e.is_dir && e.name == sub) {
+            if let Some(d) = detect(fs, &path.join(sub)) {
+                return Some(d);
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,197 @@
+//! A full scan of every file of a ZooKeeper data directory, for `inspect` and
+//! `verify`: each snapshot parsed with its seals checked, each log read to its end
+//! with every checksum checked, and the zxid sequence checked within and across logs.
+
+use std::path::PathBuf;
+
+use keeperkit_model::{Corruption, Zxid};
+use keeperkit_snapshot::zookeeper::{self as zksnap, Compression, SnapshotInfo, SnapshotNode};
+use keeperkit_vfs::FileSystem;
+use keeperkit_wal::zookeeper::{LogEnd, LogFileHeader, LogReader};
+
+use crate::zookeeper::{is_successor, ZkLayout};
+use crate::StorageError;
+
+/// What a snapshot file turned out to be.
+#[derive(Debug, Clone)]
+pub struct SnapshotScan {
+    /// The file.
+    pub path: PathBuf,
+    /// Name zxid.
+    pub zxid: Zxid,
+    /// Compression (from the name).
+    pub compression: Compression,
+    /// Size on disk (apparent).
+    pub file_len: u64,
+    /// Whether it passes ZooKeeper's quick validity test.
+    pub quick_valid: bool,
+    /// The parse result: facts, or why it failed.
+    pub result: Result<SnapshotInfo, String>,
+    /// The corruption, when the failure is one.
+    pub corruption: Option<Corruption>,
+    /// Highest czxid/mzxid among its nodes.
+    pub max_node_zxid: Zxid,
+}
+
+/// What a log file turned out to be.
+#[derive(Debug, Clone)]
+pub struct LogScan {
+    /// The file.
+    pub path: PathBuf,
+    /// Name zxid.
+    pub name_zxid: Zxid,
+    /// Apparent size.
+    pub file_len: u64,
+    /// File header.
+    pub header: Option<LogFileHeader>,
+    /// Records read.
+    pub records: u64,
+    /// First and last zxid.
+    pub zxids: Option<(Zxid, Zxid)>,
+    /// Bytes of records (up to the end of the last good one).
+    pub data_len: u64,
+    /// How it ended, when it was read to the end.
+    pub end: Option<LogEnd>,
+    /// The error that stopped reading, if any.
+    pub error: Option<String>,
+    /// The corruption, when the error is one.
+    pub corruption: Option<Corruption>,
+    /// Places inside the file where the zxid sequence breaks: (previous, next, offset).
+    pub sequence_breaks: Vec<(Zxid, Zxid, u64)>,
+    /// Records carrying a digest.
+    pub digests: u64,
+}
+
+/// A whole directory.
+#[derive(Debug, Clone)]
+pub struct DirScan {
+    /// Where the files are.
+    pub layout: ZkLayout,
+    /// Snapshots, oldest first.
+    pub snapshots: Vec<SnapshotScan>,
+    /// Logs, oldest first.
+    pub logs: Vec<LogScan>,
+    /// Gaps between consecutive logs: (last zxid of one, first zxid of the next, file).
+    pub gaps: Vec<(Zxid, Zxid, PathBuf)>,
+}
+
+struct Counting {
+    max: i64,
+}
+
+impl zksnap::SnapshotSink for Counting {
+    fn session(&mut self, _: keeperkit_model::SessionId, _: i32) {}
+    fn acl_list(&mut self, _: i64, _: keeperkit_model::AclList) {}
+    fn node(&mut self, n: SnapshotNode) -> Result<(), String> {
+        self.max = self.max.max(n.stat.czxid).max(n.stat.mzxid);
+        Ok(())
+    }
+}
+
+/// Scans one snapshot file.
+pub fn scan_snapshot(
+    fs: &dyn FileSystem,
+    zxid: Zxid,
+    compression: Compression,
+    path: &std::path::Path,
+) -> SnapshotScan {
+    let file_len = fs.metadata(path).map(|m| m.len).unwrap_or(0);
+    let quick_valid = zksnap::quick_valid(fs, path).unwrap_or(false);
+    let mut sink = Counting { max: 0 };
+    let (result, corruption) = match zksnap::read_snapshot(fs, path, &mut sink) {
+        Ok(info) => (Ok(info), None),
+        Err(e) => {
+            let c = e.corruption().cloned();
+            (Err(e.to_string()), c)
+        }
+    };
+    SnapshotScan {
+        path: path.to_path_buf(),
+        zxid,
+        compression,
+        file_len,
+        quick_valid,
+        result,
+        corruption,
+        max_node_zxid: Zxid(sink.max),
+    }
+}
+
+/// Scans one log file.
+pub fn scan_log(fs: &dyn FileSystem, name_zxid: Zxid, path: &std::path::Path) -> LogScan {
+    let mut s = LogScan {
+        path: path.to_path_buf(),
+        name_zxid,
+        file_len: fs.metadata(path).map(|m| m.len).unwrap_or(0),
+        header: None,
+        records: 0,
+        zxids: None,
+        data_len: 0,
+        end: None,
+        error: None,
+        corruption: None,
+        sequence_breaks: Vec::new(),
+        digests: 0,
+    };
+    let mut reader = match LogReader::open(fs, path) {
+        Ok(r) => r,
+        Err(e) => {
+            s.corruption = e.corruption().cloned();
+            s.error = Some(e.to_string());
+            return s;
+        }
+    };
+    s.header = reader.header();
+    loop {
+        match reader.next_record() {
+            Ok(Some(rec)) => {
+                let z = rec.zxid();
+                s.records += 1;
+                s.data_len = rec.end_offset();
+                if rec.txn.digest.is_some() {
+                    s.digests += 1;
+                }
+                s.zxids = Some(match s.zxids {
+                    None => (z, z),
+                    Some((first, prev)) => {
+                        if !is_successor(prev, z) {
+                            s.sequence_breaks.push((prev, z, rec.offset));
+                        }
+                        (first, z)
+                    }
+                });
+            }
+            Ok(None) => {
+                s.end = reader.end().cloned();
+                break;
+            }
+            Err(e) => {
+                s.corruption = e.corruption().cloned();
+                s.error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    s
+}
+
+/// Scans every file of a directory.
+pub fn scan(fs: &dyn FileSystem, layout: &ZkLayout) -> Result<DirScan, StorageError> {
+    let snapshots =
+        layout.snapshots.iter().map(|(z, c, p)| scan_snapshot(fs, *z, *c, p)).collect();
+    let logs: Vec<LogScan> = layout.logs.iter().map(|(z, p)| scan_log(fs, *z, p)).collect();
+    let mut gaps = Vec::new();
+    let mut prev_last: Option<Zxid> = None;
+    for l in &logs {
+        if let Some((first, last)) = l.zxids {
+            if let Some(p) = prev_last {
+                // Overlap (first <= p) is legal: ZooKeeper skips txns it already has.
+                if first > p && !is_successor(p, first) {
+                    gaps.push((p, first, l.path.clone()));
+                }
+            }
+            prev_last = Some(prev_last.map_or(last, |p| p.max(last)));
+        }
+    }
+    Ok(DirScan { layout: layout.clone(), snapshots, logs, gaps })
+}

@@ -1,0 +1,50 @@
+//! `keeperkit sessions`.
+
+use std::io::Write;
+
+use keeperkit_vfs::FileSystem;
+use serde::Serialize;
+
+use crate::load::load_state;
+use crate::{parse_zxid, CmdResult, Outcome, SessionsArgs};
+
+#[derive(Serialize)]
+struct JsonSession {
+    id: i64,
+    id_hex: String,
+    timeout_ms: i32,
+    /// Authenticated ids; ZooKeeper snapshots do not store them (always empty there).
+    auth: Vec<String>,
+    ephemerals: usize,
+}
+
+/// Runs the command.
+pub fn run(fs: &dyn FileSystem, args: &SessionsArgs, out: &mut dyn Write) -> CmdResult {
+    let at = args.at.as_deref().map(parse_zxid).transpose()?;
+    let state = load_state(fs, &args.source, at, false)?;
+    state.print_notes(false);
+    let sessions = state.tree.sessions();
+    if !args.json {
+        writeln!(out, "{:<20} {:>10} {:>10}  auth", "session", "timeout_ms", "ephemerals")?;
+    }
+    for s in &sessions {
+        if args.json {
+            super::json_line(
+                out,
+                &JsonSession {
+                    id: s.id.0,
+                    id_hex: format!("{:#x}", s.id.0),
+                    timeout_ms: s.timeout_ms,
+                    auth: Vec::new(),
+                    ephemerals: s.ephemerals,
+                },
+            )?;
+        } else {
+            writeln!(out, "{:<20} {:>10} {:>10}  -", format!("{:#x}", s.id.0), s.timeout_ms, s.ephemerals)?;
+        }
+    }
+    if !args.json {
+        writeln!(out, "{} sessions", sessions.len())?;
+    }
+    Ok(if state.has_errors() { Outcome::Found } else { Outcome::Clean })
+}

@@ -1,0 +1,265 @@
+//! Loading the state of any supported data directory or file, with the notes the
+//! user needs about how it was recovered.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use keeperkit_model::Zxid;
+use keeperkit_storage::zookeeper::{self as zk, RecoverOptions, RecoveryReport, ZkLayout};
+use keeperkit_storage::{detect, Dialect};
+use keeperkit_tree::DataTree;
+use keeperkit_vfs::FileSystem;
+use keeperkit_wal::zookeeper::LogEnd;
+
+use crate::progress::Bar;
+use crate::{Failure, Source};
+
+/// How serious a note is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// Something was damaged or doubtful but the state is complete.
+    Warning,
+    /// The state is incomplete or untrustworthy.
+    Error,
+}
+
+/// Something the user should know about how a state was recovered.
+#[derive(Debug, Clone)]
+pub struct Note {
+    /// How serious.
+    pub severity: Severity,
+    /// The message, a full sentence.
+    pub message: String,
+}
+
+/// A loaded state.
+#[derive(Debug)]
+pub struct LoadedState {
+    /// The tree and its sessions.
+    pub tree: DataTree,
+    /// The dialect it came from.
+    pub dialect: Dialect,
+    /// The ZooKeeper recovery report, for ZooKeeper sources.
+    pub zk_report: Option<RecoveryReport>,
+    /// What the user should know.
+    pub notes: Vec<Note>,
+}
+
+impl LoadedState {
+    /// Whether any note is an error (the state is incomplete or untrustworthy).
+    pub fn has_errors(&self) -> bool {
+        self.notes.iter().any(|n| n.severity == Severity::Error)
+    }
+
+    /// Prints the notes to stderr (info notes only when `verbose`).
+    pub fn print_notes(&self, verbose: bool) {
+        for n in &self.notes {
+            match n.severity {
+                Severity::Info if verbose => eprintln!("note: {}", n.message),
+                Severity::Info => {}
+                Severity::Warning => eprintln!("warning: {}", n.message),
+                Severity::Error => eprintln!("error: {}", n.message),
+            }
+        }
+    }
+}
+
+/// Determines the dialect of a source.
+pub fn dialect_of(
+    fs: &dyn FileSystem,
+    path: &Path,
+    forced: Option<Dialect>,
+) -> Result<Dialect, Failure> {
+    if let Some(d) = forced {
+        return Ok(d);
+    }
+    if !fs.exists(path) {
+        return Err(Failure::usage(anyhow!("{} does not exist", path.display())));
+    }
+    detect(fs, path).ok_or_else(|| {
+        Failure::usage(anyhow!(
+            "cannot tell which kind of data {} holds: no ZooKeeper, ClickHouse Keeper or \
+             keeperkit files found",
+            path.display()
+        ))
+        .hint("point at the data directory (ZooKeeper dataDir, Keeper coordination dir) or \
+               force the dialect with --format")
+    })
+}
+
+fn unsupported(d: Dialect) -> Failure {
+    Failure::usage(anyhow!("reading {d} data is not supported by this build of keeperkit yet"))
+        .hint("this build reads ZooKeeper data directories; convert with a newer keeperkit")
+}
+
+/// Loads the state a source holds, as of `at` when given.
+pub fn load_state(
+    fs: &dyn FileSystem,
+    source: &Source,
+    at: Option<Zxid>,
+    keep_orphan_ephemerals: bool,
+) -> Result<LoadedState, Failure> {
+    let dialect = dialect_of(fs, &source.path, source.format)?;
+    match dialect {
+        Dialect::ZooKeeper => load_zookeeper(fs, source, at, keep_orphan_ephemerals),
+        d => Err(unsupported(d)),
+    }
+}
+
+fn load_zookeeper(
+    fs: &dyn FileSystem,
+    source: &Source,
+    at: Option<Zxid>,
+    keep_orphan_ephemerals: bool,
+) -> Result<LoadedState, Failure> {
+    let md = fs.metadata(&source.path).map_err(|e| {
+        Failure::usage(anyhow::Error::new(e).context(source.path.display().to_string()))
+    })?;
+    if !md.is_dir {
+        return load_single_zk_file(fs, &source.path, at);
+    }
+    let layout = ZkLayout::locate(fs, &source.path, source.log_dir.as_deref())?;
+    let opts = RecoverOptions { at, snapshot: source.snapshot.clone(), keep_orphan_ephemerals };
+    let mut bar = Bar::for_load();
+    let rec = zk::recover(fs, &layout, &opts, &mut bar)?;
+    bar.finish();
+    let notes = notes_from_report(&rec.report, &layout, at);
+    Ok(LoadedState {
+        tree: rec.tree,
+        dialect: Dialect::ZooKeeper,
+        zk_report: Some(rec.report),
+        notes,
+    })
+}
+
+fn load_single_zk_file(
+    fs: &dyn FileSystem,
+    path: &Path,
+    at: Option<Zxid>,
+) -> Result<LoadedState, Failure> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if keeperkit_wal::zookeeper::parse_log_name(name).is_some() {
+        return Err(Failure::usage(anyhow!(
+            "{} is a txn log: a log alone holds no state",
+            path.display()
+        ))
+        .hint("give the data directory to replay it on a snapshot, or use `keeperkit log`"));
+    }
+    if at.is_some() {
+        return Err(Failure::usage(anyhow!("--at needs a data directory, not a single snapshot")));
+    }
+    let loaded = zk::load_snapshot(fs, path)?;
+    let mut tree = loaded.tree;
+    let notes = vec![Note {
+        severity: Severity::Info,
+        message: format!(
+            "{} read on its own: ZooKeeper snapshots are fuzzy (changes up to {} are in it); \
+             give the directory to get the exact state",
+            path.display(),
+            loaded.max_node_zxid.max(loaded.zxid)
+        ),
+    }];
+    tree.set_last_processed_zxid(loaded.zxid);
+    Ok(LoadedState { tree, dialect: Dialect::ZooKeeper, zk_report: None, notes })
+}
+
+/// Turns a recovery report into notes for the user.
+pub fn notes_from_report(r: &RecoveryReport, layout: &ZkLayout, at: Option<Zxid>) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let used = r.snapshot.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| {
+        "the initial empty tree (the directory has no snapshot)".to_string()
+    });
+    for s in &r.skipped_snapshots {
+        if s.damaged {
+            notes.push(Note {
+                severity: Severity::Warning,
+                message: format!(
+                    "snapshot {} is damaged and was skipped ({}); recovered from {used} instead",
+                    s.path.display(),
+                    s.reason
+                ),
+            });
+        }
+    }
+    notes.push(Note {
+        severity: Severity::Info,
+        message: format!(
+            "recovered from {used} and {} txns of {} log files; last zxid {}",
+            r.txns_applied,
+            r.logs.len(),
+            r.last_zxid
+        ),
+    });
+    if let Some(g) = &r.gap {
+        notes.push(Note {
+            severity: Severity::Error,
+            message: format!(
+                "gap in the txn sequence: after zxid {} the next txn found is {} in {}; a log \
+                 file is missing or damaged, so the state stops at {}",
+                g.after,
+                g.next,
+                g.file.display(),
+                g.after
+            ),
+        });
+    }
+    let newest_log = layout.logs.last().map(|(_, p)| p.clone());
+    for l in &r.logs {
+        if let Some(LogEnd::Torn { offset, reason }) = &l.end {
+            let newest = Some(&l.path) == newest_log.as_ref();
+            notes.push(Note {
+                severity: if newest { Severity::Info } else { Severity::Warning },
+                message: format!(
+                    "{} ends with a partial record at byte {offset} ({reason:?}){}",
+                    l.path.display(),
+                    if newest {
+                        "; ZooKeeper drops it too (it was never acknowledged)"
+                    } else {
+                        " in a log that is not the newest"
+                    }
+                ),
+            });
+        }
+    }
+    for m in &r.digest_mismatches {
+        notes.push(Note {
+            severity: if m.benign { Severity::Info } else { Severity::Error },
+            message: format!(
+                "digest mismatch after zxid {}: {} stores {:#x}, the replayed tree has {:#x}{}",
+                m.zxid,
+                m.file.display(),
+                m.stored,
+                m.computed,
+                if m.benign {
+                    " (the known race of fuzzy snapshots; later digests match)"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    if let Some(at) = at {
+        if r.last_zxid < at && r.gap.is_none() && r.stopped_at.is_none() {
+            notes.push(Note {
+                severity: Severity::Warning,
+                message: format!(
+                    "the logs end at zxid {} before the requested {at}",
+                    r.last_zxid
+                ),
+            });
+        }
+    }
+    if !r.orphan_ephemerals_removed.is_empty() {
+        notes.push(Note {
+            severity: Severity::Info,
+            message: format!(
+                "{} ephemeral nodes of sessions that no longer exist were dropped, as \
+                 ZooKeeper does on start (--keep-orphan-ephemerals keeps them)",
+                r.orphan_ephemerals_removed.len()
+            ),
+        });
+    }
+    notes
+}
