@@ -14,8 +14,8 @@
 //!   byte offset and a [`CorruptionKind`].
 
 pub mod acl;
-pub mod error;
 pub mod errcode;
+pub mod error;
 pub mod ids;
 pub mod jute;
 pub mod limits;
@@ -30,6 +30,4 @@ pub use error::{Corruption, CorruptionKind, DecodeError};
 pub use ids::{SessionId, Zxid};
 pub use node::{EphemeralOwner, NodeKind};
 pub use stat::{Stat, StatPersisted};
-pub use txn::{
-    CreateTxn, OpCode, SubTxn, SubTxnBody, Txn, TxnBody, TxnDigest, TxnHeader,
-};
+pub use txn::{CreateTxn, OpCode, SubTxn, SubTxnBody, Txn, TxnBody, TxnDigest, TxnHeader};

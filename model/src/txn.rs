@@ -514,7 +514,10 @@ mod tests {
         CreateTxn {
             path: "/a".into(),
             data: Some(b"x".to_vec()),
-            acl: vec![Acl { perms: Perms::READ, id: Id { scheme: "ip".into(), id: "10.0.0.0/8".into() } }],
+            acl: vec![Acl {
+                perms: Perms::READ,
+                id: Id { scheme: "ip".into(), id: "10.0.0.0/8".into() },
+            }],
             ephemeral: true,
             parent_cversion: 4,
             ttl: None,
@@ -574,11 +577,8 @@ mod tests {
     #[test]
     fn nested_multi_is_refused() {
         let inner = TxnBody::Multi(vec![]);
-        let txn = Txn {
-            header: header(OpCode::MULTI),
-            body: TxnBody::Multi(vec![inner]),
-            digest: None,
-        };
+        let txn =
+            Txn { header: header(OpCode::MULTI), body: TxnBody::Multi(vec![inner]), digest: None };
         assert!(Txn::decode_from(&txn.to_bytes()).is_err());
     }
 }

@@ -53,11 +53,7 @@ fn describe_tried(tried: &[(PathBuf, String)]) -> String {
     if tried.is_empty() {
         return "there are no snapshot files".into();
     }
-    tried
-        .iter()
-        .map(|(p, why)| format!("{}: {why}", p.display()))
-        .collect::<Vec<_>>()
-        .join("; ")
+    tried.iter().map(|(p, why)| format!("{}: {why}", p.display())).collect::<Vec<_>>().join("; ")
 }
 
 impl StorageError {

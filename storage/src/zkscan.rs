@@ -177,8 +177,7 @@ pub fn scan_log(fs: &dyn FileSystem, name_zxid: Zxid, path: &std::path::Path) ->
 
 /// Scans every file of a directory.
 pub fn scan(fs: &dyn FileSystem, layout: &ZkLayout) -> Result<DirScan, StorageError> {
-    let snapshots =
-        layout.snapshots.iter().map(|(z, c, p)| scan_snapshot(fs, *z, *c, p)).collect();
+    let snapshots = layout.snapshots.iter().map(|(z, c, p)| scan_snapshot(fs, *z, *c, p)).collect();
     let logs: Vec<LogScan> = layout.logs.iter().map(|(z, p)| scan_log(fs, *z, p)).collect();
     let mut gaps = Vec::new();
     let mut prev_last: Option<Zxid> = None;

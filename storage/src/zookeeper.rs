@@ -485,13 +485,8 @@ pub fn recover(
     'files: for (_, path) in logs_to_replay(&layout.logs, loaded.zxid) {
         progress.phase(&path.display().to_string());
         let mut reader = LogReader::open(fs, path)?;
-        let mut lr = LogReplay {
-            path: path.clone(),
-            records: 0,
-            applied: 0,
-            zxids: None,
-            end: None,
-        };
+        let mut lr =
+            LogReplay { path: path.clone(), records: 0, applied: 0, zxids: None, end: None };
         loop {
             let rec = match reader.next_record()? {
                 Some(r) => r,

@@ -84,8 +84,10 @@ pub fn dialect_of(
              keeperkit files found",
             path.display()
         ))
-        .hint("point at the data directory (ZooKeeper dataDir, Keeper coordination dir) or \
-               force the dialect with --format")
+        .hint(
+            "point at the data directory (ZooKeeper dataDir, Keeper coordination dir) or \
+               force the dialect with --format",
+        )
     })
 }
 
@@ -168,9 +170,10 @@ fn load_single_zk_file(
 /// Turns a recovery report into notes for the user.
 pub fn notes_from_report(r: &RecoveryReport, layout: &ZkLayout, at: Option<Zxid>) -> Vec<Note> {
     let mut notes = Vec::new();
-    let used = r.snapshot.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| {
-        "the initial empty tree (the directory has no snapshot)".to_string()
-    });
+    let used =
+        r.snapshot.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| {
+            "the initial empty tree (the directory has no snapshot)".to_string()
+        });
     for s in &r.skipped_snapshots {
         if s.damaged {
             notes.push(Note {
@@ -244,10 +247,7 @@ pub fn notes_from_report(r: &RecoveryReport, layout: &ZkLayout, at: Option<Zxid>
         if r.last_zxid < at && r.gap.is_none() && r.stopped_at.is_none() {
             notes.push(Note {
                 severity: Severity::Warning,
-                message: format!(
-                    "the logs end at zxid {} before the requested {at}",
-                    r.last_zxid
-                ),
+                message: format!("the logs end at zxid {} before the requested {at}", r.last_zxid),
             });
         }
     }

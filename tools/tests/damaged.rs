@@ -200,7 +200,11 @@ fn deleted_middle_log_is_a_reported_gap_not_a_silent_hole() {
     let first_missing = records(victim)[0].zxid();
     std::fs::remove_file(victim).unwrap();
     for s in names(&dir, "snapshot.") {
-        let z = i64::from_str_radix(s.file_name().unwrap().to_str().unwrap().trim_start_matches("snapshot."), 16).unwrap();
+        let z = i64::from_str_radix(
+            s.file_name().unwrap().to_str().unwrap().trim_start_matches("snapshot."),
+            16,
+        )
+        .unwrap();
         if z >= first_missing.0 {
             std::fs::remove_file(s).unwrap();
         }

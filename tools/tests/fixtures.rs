@@ -28,16 +28,15 @@ fn expected(set: &str, file: &str) -> (Value, Vec<Value>) {
 
 fn dump(set: &str, at: Option<Zxid>, snapshot: Option<PathBuf>) -> Vec<Value> {
     let fs = keeperkit_vfs::std_fs();
-    let src = Source {
-        path: fixtures().join(set).join("data"),
-        format: None,
-        log_dir: None,
-        snapshot,
-    };
-    let state = load_state(&*fs, &src, at, false).unwrap_or_else(|e| panic!("{set}: {:#}", e.error));
+    let src =
+        Source { path: fixtures().join(set).join("data"), format: None, log_dir: None, snapshot };
+    let state =
+        load_state(&*fs, &src, at, false).unwrap_or_else(|e| panic!("{set}: {:#}", e.error));
     assert!(!state.has_errors(), "{set}: recovery reported errors: {:?}", state.notes);
     let mut out = Vec::new();
-    state.tree.for_each_sorted(|p, n| out.push(serde_json::to_value(JsonNode::from_node(p, &n)).unwrap()));
+    state.tree.for_each_sorted(|p, n| {
+        out.push(serde_json::to_value(JsonNode::from_node(p, &n)).unwrap())
+    });
     out
 }
 

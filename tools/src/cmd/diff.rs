@@ -124,7 +124,8 @@ pub fn run(fs: &dyn FileSystem, args: &DiffArgs, out: &mut dyn Write) -> CmdResu
     a.print_notes(false);
     let b = load_state(fs, &source(&args.b), at_b, false)?;
     b.print_notes(false);
-    let diffs = diff_nodes(&nodes(&a.tree, args.ignore_system), &nodes(&b.tree, args.ignore_system));
+    let diffs =
+        diff_nodes(&nodes(&a.tree, args.ignore_system), &nodes(&b.tree, args.ignore_system));
     for d in &diffs {
         if args.json {
             super::json_line(out, d)?;

@@ -158,7 +158,11 @@ pub fn inspect_json(path: &Path, scan: &DirScan) -> JsonInspect {
         gaps: scan
             .gaps
             .iter()
-            .map(|(a, n, f)| JsonGap { after_hex: hex(*a), next_hex: hex(*n), file: f.display().to_string() })
+            .map(|(a, n, f)| JsonGap {
+                after_hex: hex(*a),
+                next_hex: hex(*n),
+                file: f.display().to_string(),
+            })
             .collect(),
         zxid_range_hex: lo.zip(hi).map(|(a, b)| (hex(a), hex(b))),
         checksums_ok: scan.snapshots.iter().all(|s| s.result.is_ok())
@@ -213,9 +217,17 @@ fn print_human(out: &mut dyn Write, j: &JsonInspect) -> std::io::Result<()> {
         )?;
     }
     for g in &j.gaps {
-        writeln!(out, "\nGAP: nothing between {} and {} (before {})", g.after_hex, g.next_hex, g.file)?;
+        writeln!(
+            out,
+            "\nGAP: nothing between {} and {} (before {})",
+            g.after_hex, g.next_hex, g.file
+        )?;
     }
-    writeln!(out, "\nchecksums: {}", if j.checksums_ok { "all ok" } else { "PROBLEMS (run keeperkit verify)" })?;
+    writeln!(
+        out,
+        "\nchecksums: {}",
+        if j.checksums_ok { "all ok" } else { "PROBLEMS (run keeperkit verify)" }
+    )?;
     Ok(())
 }
 
@@ -256,7 +268,8 @@ pub fn single_file_scan(fs: &dyn FileSystem, path: &Path) -> Result<DirScan, Fai
         accepted_epoch: None,
         current_epoch: None,
     };
-    let mut scan = DirScan { layout: layout.clone(), snapshots: vec![], logs: vec![], gaps: vec![] };
+    let mut scan =
+        DirScan { layout: layout.clone(), snapshots: vec![], logs: vec![], gaps: vec![] };
     if let Some((z, c)) = zksnap::parse_snapshot_name(name) {
         layout.snapshots.push((z, c, path.to_path_buf()));
         scan.snapshots.push(zkscan::scan_snapshot(fs, z, c, path));

@@ -68,9 +68,14 @@ fn describe(body: &TxnBody) -> (Vec<String>, String, String) {
     if let Some(p) = body.path() {
         paths.push(p.to_string());
     }
-    let dlen = |d: &Option<Vec<u8>>| d.as_ref().map_or("null".to_string(), |d| format!("{} bytes", d.len()));
+    let dlen = |d: &Option<Vec<u8>>| {
+        d.as_ref().map_or("null".to_string(), |d| format!("{} bytes", d.len()))
+    };
     let (result, detail) = match body {
-        TxnBody::Create(c) | TxnBody::Create2(c) | TxnBody::CreateContainer(c) | TxnBody::CreateTtl(c) => (
+        TxnBody::Create(c)
+        | TxnBody::Create2(c)
+        | TxnBody::CreateContainer(c)
+        | TxnBody::CreateTtl(c) => (
             "ok".to_string(),
             format!(
                 "data {}, {} acl, {}parentCVersion {}{}",
@@ -88,7 +93,9 @@ fn describe(body: &TxnBody) -> (Vec<String>, String, String) {
             ("ok".to_string(), format!("{} acl, aversion {version}", acl.len()))
         }
         TxnBody::Check { version, .. } => ("ok".to_string(), format!("version {version}")),
-        TxnBody::CreateSession { timeout_ms } => ("ok".to_string(), format!("timeout {timeout_ms} ms")),
+        TxnBody::CreateSession { timeout_ms } => {
+            ("ok".to_string(), format!("timeout {timeout_ms} ms"))
+        }
         TxnBody::CloseSession { paths: p } => {
             if let Some(p) = p {
                 paths.extend(p.iter().cloned());
@@ -107,12 +114,18 @@ fn describe(body: &TxnBody) -> (Vec<String>, String, String) {
                 _ => None,
             });
             match failed {
-                Some(e) => (e.name().to_string(), format!("{} ops, failed: nothing applied", subs.len())),
-                None if body.is_failed_multi() => ("failed".to_string(), format!("{} ops", subs.len())),
+                Some(e) => {
+                    (e.name().to_string(), format!("{} ops, failed: nothing applied", subs.len()))
+                }
+                None if body.is_failed_multi() => {
+                    ("failed".to_string(), format!("{} ops", subs.len()))
+                }
                 None => ("ok".to_string(), format!("{} ops", subs.len())),
             }
         }
-        TxnBody::Delete { .. } | TxnBody::DeleteContainer { .. } => ("ok".to_string(), String::new()),
+        TxnBody::Delete { .. } | TxnBody::DeleteContainer { .. } => {
+            ("ok".to_string(), String::new())
+        }
     };
     (paths, result, detail)
 }

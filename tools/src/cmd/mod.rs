@@ -21,7 +21,8 @@ pub(crate) fn json_line(out: &mut dyn Write, v: &impl serde::Serialize) -> Resul
 
 /// Writes one JSON document, pretty-printed.
 pub(crate) fn json_doc(out: &mut dyn Write, v: &impl serde::Serialize) -> Result<(), Failure> {
-    serde_json::to_writer_pretty(&mut *out, v).map_err(|e| Failure::from(std::io::Error::from(e)))?;
+    serde_json::to_writer_pretty(&mut *out, v)
+        .map_err(|e| Failure::from(std::io::Error::from(e)))?;
     out.write_all(b"\n")?;
     Ok(())
 }

@@ -40,7 +40,13 @@ pub fn run(fs: &dyn FileSystem, args: &SessionsArgs, out: &mut dyn Write) -> Cmd
                 },
             )?;
         } else {
-            writeln!(out, "{:<20} {:>10} {:>10}  -", format!("{:#x}", s.id.0), s.timeout_ms, s.ephemerals)?;
+            writeln!(
+                out,
+                "{:<20} {:>10} {:>10}  -",
+                format!("{:#x}", s.id.0),
+                s.timeout_ms,
+                s.ephemerals
+            )?;
         }
     }
     if !args.json {

@@ -160,7 +160,11 @@ pub fn run(fs: &dyn FileSystem, args: &StatsArgs, out: &mut dyn Write) -> CmdRes
         writeln!(out, "sessions:   {}", s.sessions)?;
         writeln!(out, "acl lists:  {}", s.acl_lists)?;
         writeln!(out, "digest:     {}", s.digest)?;
-        writeln!(out, "kinds:      {}", s.kinds.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "))?;
+        writeln!(
+            out,
+            "kinds:      {}",
+            s.kinds.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        )?;
         writeln!(out, "\ndepth  nodes")?;
         for (d, n) in &s.depth_histogram {
             writeln!(out, "{d:>5}  {n}")?;
