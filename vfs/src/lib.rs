@@ -73,11 +73,6 @@ pub trait File: Send + Sync + std::fmt::Debug {
     /// Current length in bytes.
     fn len(&self) -> io::Result<u64>;
 
-    /// Whether the file is empty.
-    fn is_empty(&self) -> io::Result<bool> {
-        Ok(self.len()? == 0)
-    }
-
     /// Truncates or extends (with zeros) to `len`.
     fn set_len(&self, len: u64) -> io::Result<()>;
 
