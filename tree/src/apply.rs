@@ -9,7 +9,7 @@ use keeperkit_model::txn::{CreateTxn, SetDataTxn};
 use keeperkit_model::{limits, path, Acl, EphemeralOwner, ErrorCode, Txn, TxnBody, TxnHeader};
 
 use crate::digest::digest_path;
-use crate::node::{Fields, NO_NODE};
+use crate::node::{new_blob, Fields};
 use crate::tree::{client_cversion, split, DataTree};
 
 /// The outcome of applying one txn.
@@ -253,7 +253,7 @@ impl DataTree {
             });
         }
         let id = removed.ok_or(ErrorCode::NoNode)?;
-        self.drop_subtree(id);
+        self.drop_subtree(id, path);
         Ok(())
     }
 
@@ -262,7 +262,7 @@ impl DataTree {
         let id = self.lookup(&s.path).ok_or(ErrorCode::NoNode)?;
         let data = s.data.as_deref();
         self.modify(id, digest_path(&s.path), |n| {
-            n.blob = crate::node::new_blob(n.parent(), n.name(), data);
+            n.blob = new_blob(n.acl(), n.name(), data);
             n.f.mtime = time;
             n.f.mzxid = zxid;
             n.f.version = s.version;
@@ -274,9 +274,9 @@ impl DataTree {
     fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<(), ErrorCode> {
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
         let new_acl = self.acls.intern(acl);
-        let old_acl = self.nodes[id as usize].acl;
+        let old_acl = self.nodes[id as usize].acl();
         self.modify(id, digest_path(path), |n| {
-            n.acl = new_acl;
+            n.blob = new_blob(new_acl, n.name(), n.data());
             n.f.aversion = version;
         });
         self.acls.release(old_acl);
@@ -296,13 +296,11 @@ impl DataTree {
     /// Deletes every ephemeral owned by `session`, with `zxid`.
     fn kill_ephemerals(&mut self, session: i64, zxid: i64) {
         loop {
-            let next = self.ephemerals.range((session, 0)..=(session, NO_NODE)).next().copied();
-            let Some((_, id)) = next else { break };
-            let path = self.path_of(id);
+            let Some(path) = self.owned_by(session).next().cloned() else { break };
             if self.delete_node(&path, zxid).is_err() {
                 // Only a root loaded with a session owner cannot be deleted: unindex it
                 // so that the loop ends.
-                self.ephemerals.remove(&(session, id));
+                self.ephemerals.remove(&(session, path));
             }
         }
     }
@@ -313,14 +311,14 @@ impl DataTree {
     /// to it). Returns the deleted paths, sorted.
     pub fn remove_orphan_ephemerals(&mut self) -> Vec<String> {
         let mut dead: Vec<i64> = Vec::new();
-        for &(owner, _) in self.ephemerals.iter() {
-            if dead.last() != Some(&owner) && !self.sessions.contains_key(&owner) {
-                dead.push(owner);
-            }
-        }
         let mut paths = Vec::new();
-        for &owner in &dead {
-            paths.extend(self.ephemerals(keeperkit_model::SessionId(owner)));
+        for (owner, path) in self.ephemerals.iter() {
+            if !self.sessions.contains_key(owner) {
+                if dead.last() != Some(owner) {
+                    dead.push(*owner);
+                }
+                paths.push(path.clone());
+            }
         }
         paths.sort_unstable();
         let zxid = self.last_zxid.0;

@@ -287,17 +287,12 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::node::{new_blob, Fields, NO_NODE};
+    use crate::node::{new_blob, Fields};
 
     fn store(names: &[String]) -> Vector<Node> {
         names
             .iter()
-            .map(|n| Node {
-                f: Fields::default(),
-                acl: 0,
-                digest: 0,
-                blob: new_blob(NO_NODE, n.as_bytes(), None),
-            })
+            .map(|n| Node { f: Fields::default(), blob: new_blob(0, n.as_bytes(), None) })
             .collect()
     }
 

@@ -55,7 +55,7 @@ pub(crate) fn digest_path(path: &str) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::{new_blob, Fields, NO_NODE};
+    use crate::node::{new_blob, Fields};
 
     #[test]
     fn crc_covers_path_data_and_stored_fields_in_digest_order() {
@@ -71,7 +71,7 @@ mod tests {
             aversion: 8,
             seq: 7,
         };
-        let node = Node { f, acl: 0, digest: 0, blob: new_blob(NO_NODE, b"a", Some(b"xyz")) };
+        let node = Node { f, blob: new_blob(0, b"a", Some(b"xyz")) };
         let mut want = Vec::new();
         want.extend_from_slice(b"/a");
         want.extend_from_slice(b"xyz");
@@ -87,19 +87,14 @@ mod tests {
         let other = Node { f: Fields { cversion: -3, ..f }, ..node.clone() };
         assert_eq!(node_crc(b"/a", &other), node_crc(b"/a", &node));
         // Null and empty data hash the same.
-        let null = Node { blob: new_blob(NO_NODE, b"a", None), ..node.clone() };
-        let empty = Node { blob: new_blob(NO_NODE, b"a", Some(b"")), ..node.clone() };
+        let null = Node { blob: new_blob(0, b"a", None), ..node.clone() };
+        let empty = Node { blob: new_blob(0, b"a", Some(b"")), ..node.clone() };
         assert_eq!(node_crc(b"/a", &null), node_crc(b"/a", &empty));
     }
 
     #[test]
     fn zookeeper_children_are_skipped_but_not_zookeeper() {
-        let node = Node {
-            f: Fields::default(),
-            acl: 0,
-            digest: 0,
-            blob: new_blob(NO_NODE, b"x", Some(b"")),
-        };
+        let node = Node { f: Fields::default(), blob: new_blob(0, b"x", Some(b"")) };
         assert_eq!(contribution(b"/zookeeper/quota", &node), 0);
         assert_ne!(contribution(b"/zookeeper", &node), 0);
         assert_ne!(contribution(b"/zookeeperx", &node), 0);

@@ -1,4 +1,4 @@
-//! The compact in-memory znode: 80 bytes of stat, ACL id, digest and one thin pointer.
+//! The compact in-memory znode: 64 bytes of stat and one thin pointer, 72 bytes.
 
 use keeperkit_model::limits;
 use triomphe::ThinArc;
@@ -6,42 +6,42 @@ use triomphe::ThinArc;
 /// Index of a node slot in the node store. Slots of deleted nodes are reused.
 pub(crate) type NodeId = u32;
 
-/// "No node": the parent of the root, the end of the free list.
+/// "No node": the end of the free list.
 pub(crate) const NO_NODE: NodeId = u32::MAX;
 
 /// Interned ACL list id (see [`crate::acl`]).
 pub(crate) type AclId = u32;
 
-/// Marks a free slot in [`Node::acl`]; never a real ACL id.
+/// Marks a free slot's blob; never a real ACL id.
 pub(crate) const ACL_FREE: AclId = u32::MAX;
 
 /// Set in [`BlobHeader::meta`] when the node's data is null (as opposed to empty).
 const NULL_DATA: u32 = 1 << 31;
 
-/// The fixed part of a node's blob. Both fields are immutable for the node's life: a
-/// node never moves to another parent and never changes its name.
+/// The fixed part of a node's blob.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BlobHeader {
-    /// The parent's id ([`NO_NODE`] for the root).
-    parent: NodeId,
+    /// The node's interned ACL list ([`ACL_FREE`] in free slots).
+    acl: AclId,
     /// Length of the name in bytes, plus [`NULL_DATA`] when the data is null.
     meta: u32,
 }
 
-/// One refcounted allocation holding a node's name bytes followed by its data bytes.
+/// One refcounted allocation holding a node's ACL id, name bytes and data bytes.
 ///
-/// Thin (8 bytes in the node); cloning a node (copy-on-write of a chunk of the node
-/// store) only bumps the count, it never copies data.
+/// Thin (8 bytes in the node); its header is 24 bytes (count, ACL id and name length,
+/// slice length). Cloning a node (copy-on-write of a chunk of the node store) only
+/// bumps the count, it never copies data. Changing the data or the ACL makes a new
+/// blob.
 pub(crate) type Blob = ThinArc<BlobHeader, u8>;
 
-/// Builds a blob. `name` must be shorter than 2^31 bytes (paths are bounded by
-/// [`limits::PATH_LEN_MAX`], far below that).
-pub(crate) fn new_blob(parent: NodeId, name: &[u8], data: Option<&[u8]>) -> Blob {
+/// Builds a blob. `name` must be at most [`limits::PATH_LEN_MAX`] bytes.
+pub(crate) fn new_blob(acl: AclId, name: &[u8], data: Option<&[u8]>) -> Blob {
     const _: () = assert!(limits::PATH_LEN_MAX < NULL_DATA as usize);
     assert!(name.len() <= limits::PATH_LEN_MAX, "node name longer than PATH_LEN_MAX");
     let name_len = u32::try_from(name.len()).unwrap_or(NULL_DATA - 1);
     let meta = if data.is_none() { name_len | NULL_DATA } else { name_len };
-    let header = BlobHeader { parent, meta };
+    let header = BlobHeader { acl, meta };
     let data = data.unwrap_or(&[]);
     let total = name.len() + data.len();
     // Small blobs (the common case) are assembled on the stack: one allocation only.
@@ -80,25 +80,21 @@ pub(crate) struct Fields {
 
 /// A znode as stored in the node store.
 ///
-/// Layout: the ten stat fields (64 bytes), the interned ACL id, the node's cached
-/// digest contribution, and the blob pointer: 80 bytes. The children set is not here
-/// but in a side table keyed by node id, so that leaves (most nodes) pay nothing for it.
+/// Layout: the ten stat fields (64 bytes) and the blob pointer: 72 bytes. The children
+/// set is not here but in a side table keyed by node id, so that leaves (most nodes)
+/// pay nothing for it; the parent is not recorded at all (every operation reaches a
+/// node from the root, by path).
 #[derive(Clone)]
 pub(crate) struct Node {
     pub(crate) f: Fields,
-    /// Interned ACL list, or [`ACL_FREE`] for a free slot.
-    pub(crate) acl: AclId,
-    /// This node's term in the tree digest: its CRC-32, or 0 when the digest skips it
-    /// (paths under `/zookeeper/`).
-    pub(crate) digest: u32,
-    /// Name and data.
+    /// ACL id, name and data.
     pub(crate) blob: Blob,
 }
 
 /// Pins the node size: the memory target (≤ 128 bytes per znode beyond name and data)
 /// is designed around it.
 pub(crate) const NODE_SIZE: usize = std::mem::size_of::<Node>();
-const _: () = assert!(NODE_SIZE <= 80, "Node grew beyond 80 bytes");
+const _: () = assert!(NODE_SIZE <= 72, "Node grew beyond 72 bytes");
 
 impl Node {
     /// The node's name (last path component; empty for the root).
@@ -125,26 +121,23 @@ impl Node {
         self.blob.slice.len() - self.name().len()
     }
 
-    /// The parent's id ([`NO_NODE`] for the root).
+    /// The interned ACL id.
     #[inline]
-    pub(crate) fn parent(&self) -> NodeId {
-        self.blob.header.header.parent
+    pub(crate) fn acl(&self) -> AclId {
+        self.blob.header.header.acl
     }
 
     /// Whether this slot is on the free list.
     #[inline]
     pub(crate) fn is_free(&self) -> bool {
-        self.acl == ACL_FREE
+        self.acl() == ACL_FREE
     }
 
-    /// A free slot whose next free slot is `next`; `blob` is a shared empty blob.
-    pub(crate) fn free(next: NodeId, blob: Blob) -> Node {
-        Node {
-            f: Fields { czxid: i64::from(next), ..Fields::default() },
-            acl: ACL_FREE,
-            digest: 0,
-            blob,
-        }
+    /// A free slot whose next free slot is `next`; `free_blob` is the tree's shared
+    /// blob made with [`ACL_FREE`].
+    pub(crate) fn free(next: NodeId, free_blob: Blob) -> Node {
+        debug_assert_eq!(free_blob.header.header.acl, ACL_FREE);
+        Node { f: Fields { czxid: i64::from(next), ..Fields::default() }, blob: free_blob }
     }
 
     /// For a free slot: the next free slot.
@@ -159,44 +152,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn node_is_80_bytes() {
+    fn node_is_72_bytes() {
         println!("size_of::<Node>() = {NODE_SIZE}");
         println!("size_of::<Fields>() = {}", std::mem::size_of::<Fields>());
-        assert_eq!(NODE_SIZE, 80);
+        assert_eq!(NODE_SIZE, 72);
         assert_eq!(std::mem::size_of::<Blob>(), 8);
         assert_eq!(std::mem::size_of::<Option<Blob>>(), 8);
+        assert_eq!(std::mem::size_of::<BlobHeader>(), 8);
+    }
+
+    fn node(blob: Blob) -> Node {
+        Node { f: Fields::default(), blob }
     }
 
     #[test]
-    fn blob_keeps_name_data_and_null() {
-        let b = new_blob(7, b"name", Some(b"data"));
-        let n = Node { f: Fields::default(), acl: 0, digest: 0, blob: b };
+    fn blob_keeps_acl_name_data_and_null() {
+        let n = node(new_blob(7, b"name", Some(b"data")));
         assert_eq!(n.name(), b"name");
         assert_eq!(n.data(), Some(&b"data"[..]));
         assert_eq!(n.data_len(), 4);
-        assert_eq!(n.parent(), 7);
+        assert_eq!(n.acl(), 7);
+        assert!(!n.is_free());
 
-        let n = Node { blob: new_blob(NO_NODE, b"", None), ..n };
+        let n = node(new_blob(0, b"", None));
         assert_eq!(n.name(), b"");
         assert_eq!(n.data(), None);
         assert_eq!(n.data_len(), 0);
-        assert_eq!(n.parent(), NO_NODE);
 
-        let n = Node { blob: new_blob(1, b"x", Some(b"")), ..n };
+        let n = node(new_blob(1, b"x", Some(b"")));
         assert_eq!(n.data(), Some(&b""[..]));
 
         let big = vec![9u8; 1000];
-        let n = Node { blob: new_blob(1, b"long-name", Some(&big)), ..n };
+        let n = node(new_blob(1, b"long-name", Some(&big)));
         assert_eq!(n.name(), b"long-name");
         assert_eq!(n.data(), Some(&big[..]));
     }
 
     #[test]
     fn free_slots_chain() {
-        let n = Node::free(42, new_blob(NO_NODE, b"", None));
+        let n = Node::free(42, new_blob(ACL_FREE, b"", None));
         assert!(n.is_free());
         assert_eq!(n.next_free(), 42);
-        let n = Node::free(NO_NODE, new_blob(NO_NODE, b"", None));
+        let n = Node::free(NO_NODE, new_blob(ACL_FREE, b"", None));
         assert_eq!(n.next_free(), NO_NODE);
     }
 }

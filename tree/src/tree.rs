@@ -14,9 +14,9 @@ use keeperkit_model::{
 
 use crate::acl::AclTable;
 use crate::children::{ChildSet, Slot};
-use crate::digest::contribution;
+use crate::digest::{contribution, digest_path};
 use crate::error::TreeError;
-use crate::node::{new_blob, AclId, Blob, Fields, Node, NodeId, NO_NODE};
+use crate::node::{new_blob, AclId, Blob, Fields, Node, NodeId, ACL_FREE, NO_NODE};
 
 /// Hasher for node ids in the children side table: a splitmix64 finaliser, so that
 /// the HAMT (which uses both the low and the high bits) sees well-mixed hashes.
@@ -63,14 +63,14 @@ pub struct DataTree {
     pub(crate) acls: AclTable,
     /// Session id → negotiated timeout (ms).
     pub(crate) sessions: OrdMap<i64, i32>,
-    /// (owner session, node) for every ephemeral node, whether or not the owner is in
+    /// (owner session, path) for every ephemeral node, whether or not the owner is in
     /// the session map.
-    pub(crate) ephemerals: OrdSet<(i64, NodeId)>,
-    /// Running digest: wrapping sum of every node's `digest` term.
+    pub(crate) ephemerals: OrdSet<(i64, String)>,
+    /// Running digest: wrapping sum of every node's digest term.
     pub(crate) digest: u64,
     pub(crate) last_zxid: Zxid,
-    /// Shared blob parked in free slots.
-    pub(crate) empty_blob: Blob,
+    /// Shared blob parked in free slots (ACL id [`ACL_FREE`]).
+    pub(crate) free_blob: Blob,
     /// Where the last loaded node was (a loading accelerator; not part of the state).
     pub(crate) cursor: LoadCursor,
 }
@@ -264,7 +264,7 @@ impl DataTree {
             ephemerals: OrdSet::new(),
             digest: 0,
             last_zxid: Zxid::ZERO,
-            empty_blob: new_blob(NO_NODE, b"", None),
+            free_blob: new_blob(ACL_FREE, b"", None),
             cursor: LoadCursor::default(),
         }
     }
@@ -405,10 +405,8 @@ impl DataTree {
             if zk {
                 f.cversion = client_cversion(f.seq, 0);
             }
-            let mut node = Node { f, acl, digest: 0, blob: new_blob(NO_NODE, b"", data) };
-            node.digest = contribution(b"", &node);
-            let id = self.alloc(node);
-            self.attach(id);
+            let id = self.alloc(Node { f, blob: new_blob(acl, b"", data) });
+            self.attach(id, "/");
             self.root = id;
             self.cursor.reset(id);
             return;
@@ -418,14 +416,13 @@ impl DataTree {
             f.cversion = client_cversion(f.seq, self.num_children(root));
         }
         let old = self.nodes[root as usize].clone();
-        self.detach_owner(root, old.f.owner);
+        self.detach_owner("/", old.f.owner);
         self.modify(root, b"", |n| {
             n.f = f;
-            n.acl = acl;
-            n.blob = new_blob(NO_NODE, b"", data);
+            n.blob = new_blob(acl, b"", data);
         });
-        self.attach_owner(root, f.owner);
-        self.acls.release(old.acl);
+        self.attach_owner("/", f.owner);
+        self.acls.release(old.acl());
     }
 
     // ----- node store primitives ----------------------------------------------------
@@ -445,24 +442,27 @@ impl DataTree {
         }
     }
 
-    /// Counts a freshly allocated node: digest, ephemeral index, live count.
-    fn attach(&mut self, id: NodeId) {
+    /// Counts a freshly allocated node at `path`: digest, ephemeral index, live count.
+    fn attach(&mut self, id: NodeId, path: &str) {
         let node = &self.nodes[id as usize];
-        self.digest = self.digest.wrapping_add(u64::from(node.digest));
+        let term = contribution(digest_path(path), node);
         let owner = node.f.owner;
-        self.attach_owner(id, owner);
+        self.digest = self.digest.wrapping_add(u64::from(term));
+        self.attach_owner(path, owner);
         self.live += 1;
     }
 
-    pub(crate) fn attach_owner(&mut self, id: NodeId, owner: i64) {
+    /// Indexes the node at `path` under its owner when it is ephemeral.
+    pub(crate) fn attach_owner(&mut self, path: &str, owner: i64) {
         if let Some(s) = session_owner(owner) {
-            self.ephemerals.insert((s, id));
+            self.ephemerals.insert((s, path.to_owned()));
         }
     }
 
-    pub(crate) fn detach_owner(&mut self, id: NodeId, owner: i64) {
+    /// Undoes [`DataTree::attach_owner`].
+    pub(crate) fn detach_owner(&mut self, path: &str, owner: i64) {
         if let Some(s) = session_owner(owner) {
-            self.ephemerals.remove(&(s, id));
+            self.ephemerals.remove(&(s, path.to_owned()));
         }
     }
 
@@ -492,10 +492,8 @@ impl DataTree {
         acl: AclId,
         f: Fields,
     ) -> NodeId {
-        let mut node = Node { f, acl, digest: 0, blob: new_blob(parent, name.as_bytes(), data) };
-        node.digest = contribution(path.as_bytes(), &node);
-        let id = self.alloc(node);
-        self.attach(id);
+        let id = self.alloc(Node { f, blob: new_blob(acl, name.as_bytes(), data) });
+        self.attach(id, path);
         match (slot, self.children.get_mut(&parent)) {
             (Some(slot), Some(set)) => set.insert_at(slot, id),
             (None, None) => {
@@ -510,35 +508,40 @@ impl DataTree {
     /// digest path (`""` for the root).
     pub(crate) fn modify(&mut self, id: NodeId, digest_path: &[u8], f: impl FnOnce(&mut Node)) {
         let node = &mut self.nodes[id as usize];
-        let old = node.digest;
+        let old = contribution(digest_path, node);
         f(node);
-        node.digest = contribution(digest_path, node);
-        self.digest = self.digest.wrapping_sub(u64::from(old)).wrapping_add(u64::from(node.digest));
+        let new = contribution(digest_path, node);
+        self.digest = self.digest.wrapping_sub(u64::from(old)).wrapping_add(u64::from(new));
     }
 
-    /// Unlinks nothing; frees `id` and every node below it (iteratively: depth is
-    /// bounded only by `TREE_DEPTH_MAX`). The caller has removed `id` from its parent.
-    pub(crate) fn drop_subtree(&mut self, id: NodeId) {
-        let mut stack = vec![id];
-        while let Some(id) = stack.pop() {
+    /// Frees `id`, at `path`, and every node below it (iteratively: depth is bounded
+    /// only by `TREE_DEPTH_MAX`). The caller has removed `id` from its parent.
+    pub(crate) fn drop_subtree(&mut self, id: NodeId, path: &str) {
+        let mut stack = vec![(id, path.to_owned())];
+        while let Some((id, path)) = stack.pop() {
             if let Some(set) = self.children.remove(&id) {
-                stack.extend(set.iter());
+                for c in set.iter() {
+                    let name = name_str(&self.nodes[c as usize]);
+                    stack.push((c, format!("{path}/{name}")));
+                }
             }
-            self.free(id);
+            self.free(id, &path);
         }
     }
 
-    /// Returns a node's slot to the free list, releasing what it counted.
-    fn free(&mut self, id: NodeId) {
+    /// Returns the slot of the node at `path` to the free list, releasing what it
+    /// counted.
+    fn free(&mut self, id: NodeId, path: &str) {
         // The load cursor may name this id.
         self.cursor.clear();
-        let slot = Node::free(self.free_head, self.empty_blob.clone());
+        let slot = Node::free(self.free_head, self.free_blob.clone());
         let node = self.nodes.set(id as usize, slot);
         debug_assert!(!node.is_free(), "double free of node {id}");
         self.free_head = id;
-        self.digest = self.digest.wrapping_sub(u64::from(node.digest));
-        self.acls.release(node.acl);
-        self.detach_owner(id, node.f.owner);
+        let term = contribution(digest_path(path), &node);
+        self.digest = self.digest.wrapping_sub(u64::from(term));
+        self.acls.release(node.acl());
+        self.detach_owner(path, node.f.owner);
         self.live -= 1;
     }
 
@@ -574,26 +577,6 @@ impl DataTree {
     #[inline]
     pub(crate) fn num_children(&self, id: NodeId) -> usize {
         self.children.get(&id).map_or(0, ChildSet::len)
-    }
-
-    /// The full path of a live node (`/` for the root), from its parent chain.
-    pub(crate) fn path_of(&self, id: NodeId) -> String {
-        let mut names = Vec::new();
-        let mut cur = id;
-        while cur != self.root && cur != NO_NODE {
-            let node = &self.nodes[cur as usize];
-            names.push(name_str(node));
-            cur = node.parent();
-        }
-        if names.is_empty() {
-            return "/".to_owned();
-        }
-        let mut out = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
-        for n in names.iter().rev() {
-            out.push('/');
-            out.push_str(n);
-        }
-        out
     }
 
     pub(crate) fn node_ref(&self, id: NodeId) -> NodeRef<'_> {
@@ -663,7 +646,7 @@ impl DataTree {
             .map(|(&id, &timeout_ms)| SessionInfo {
                 id: SessionId(id),
                 timeout_ms,
-                ephemerals: self.ephemerals.range((id, 0)..=(id, NO_NODE)).count(),
+                ephemerals: self.owned_by(id).count(),
             })
             .collect()
     }
@@ -675,13 +658,15 @@ impl DataTree {
 
     /// Paths of the ephemeral nodes owned by `id` (live session or not), sorted.
     pub fn ephemerals(&self, id: SessionId) -> Vec<String> {
-        let mut paths: Vec<String> = self
-            .ephemerals
-            .range((id.0, 0)..=(id.0, NO_NODE))
-            .map(|&(_, n)| self.path_of(n))
-            .collect();
-        paths.sort_unstable();
-        paths
+        self.owned_by(id.0).cloned().collect()
+    }
+
+    /// Paths of the ephemerals of `owner`, sorted.
+    pub(crate) fn owned_by(&self, owner: i64) -> impl Iterator<Item = &String> + '_ {
+        self.ephemerals
+            .range((owner, String::new())..)
+            .take_while(move |(o, _)| *o == owner)
+            .map(|(_, p)| p)
     }
 }
 
@@ -734,7 +719,7 @@ impl<'a> NodeRef<'a> {
 
     /// The ACL list.
     pub fn acl(&self) -> &'a AclList {
-        self.tree.acls.get(self.node.acl)
+        self.tree.acls.get(self.node.acl())
     }
 
     /// Persistent, ephemeral, container or TTL.
@@ -764,3 +749,9 @@ impl fmt::Debug for NodeRef<'_> {
             .finish()
     }
 }
+
+// Views are handed to snapshot writers on other threads.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<DataTree>();
+};
