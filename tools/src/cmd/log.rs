@@ -225,7 +225,7 @@ pub fn run(fs: &dyn FileSystem, args: &LogArgs, out: &mut dyn Write) -> CmdResul
                     out,
                     "{:>12} {} session {} cxid {:#x} {:<16} {} {}{}",
                     format!("{:#x}", z.0),
-                    e.time,
+                    super::iso_time(e.time),
                     e.session_hex,
                     e.cxid,
                     e.op,
