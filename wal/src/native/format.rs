@@ -263,8 +263,9 @@ impl SegmentHeader {
         let stored = get_u32(b, SEG_CRC_OFFSET);
         let computed = crc32fast::hash(&b[..SEG_CRC_OFFSET]);
         if stored != computed {
+            // The CRC covers the whole header: the damage is somewhere from byte 0 on.
             return Err((
-                SEG_CRC_OFFSET as u64,
+                0,
                 CorruptionKind::ChecksumMismatch {
                     stored: u64::from(stored),
                     computed: u64::from(computed),
@@ -559,7 +560,7 @@ impl MetaRecord {
         let computed = crc32fast::hash(&b[..META_CRC_OFFSET]);
         if stored != computed {
             return Err((
-                META_CRC_OFFSET as u64,
+                0,
                 CorruptionKind::ChecksumMismatch {
                     stored: u64::from(stored),
                     computed: u64::from(computed),

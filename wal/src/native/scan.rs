@@ -642,6 +642,22 @@ fn check_link(prev: &SegmentScan, next: &SegmentScan, h: &SegmentHeader, out: &m
         return;
     }
     let Ok((_, prev_crc)) = prev.header else { return };
+    if h.prev_header_crc != prev_crc {
+        bad(
+            format::SEG_PREV_CRC_OFFSET,
+            format!(
+                "link to the previous segment's header is {:#010x}, that header's CRC is \
+                 {prev_crc:#010x}: stale or misplaced segment",
+                h.prev_header_crc
+            ),
+        );
+        return;
+    }
+    if !matches!(prev.tail, Tail::Clean) {
+        // The previous segment's records end early (reported there); its last index
+        // and term are unknown, so continuity cannot be checked.
+        return;
+    }
     if let Some(expected) = prev.next_index() {
         if h.first_index != expected {
             bad(
@@ -654,16 +670,6 @@ fn check_link(prev: &SegmentScan, next: &SegmentScan, h: &SegmentHeader, out: &m
             );
             return;
         }
-    }
-    if h.prev_header_crc != prev_crc {
-        bad(
-            format::SEG_PREV_CRC_OFFSET,
-            format!(
-                "link to the previous segment's header is {:#010x}, that header's CRC is \
-                 {prev_crc:#010x}: stale or misplaced segment",
-                h.prev_header_crc
-            ),
-        );
     }
     if let Some(t) = prev.last_term() {
         if h.prev_term != t {
