@@ -72,7 +72,34 @@ fn valid_in_multi(body: &TxnBody) -> bool {
 impl DataTree {
     /// Applies one logged txn with ZooKeeper's replay semantics (spec §6.3), then
     /// raises `lastProcessedZxid` to the txn's zxid. Never fails: per-op errors are in
-    /// the result.
+    /// the result, and the tree is left as ZooKeeper would leave it.
+    ///
+    /// The body decides what happens (the header's type is not consulted); the header
+    /// gives the zxid, the time and the session (owner of ephemeral creates, the
+    /// session of createSession / closeSession). Per type:
+    ///
+    /// - create, create2, createContainer, createTTL: parent missing → NoNode; child
+    ///   present → NodeExists, and for `create` (type 1, also inside a multi) only, the
+    ///   parent's `seq` is raised to `parentCVersion` (−1: `seq + 1`) with pzxid = zxid
+    ///   when that raises it. Otherwise the parent's `seq` and pzxid are raised the same
+    ///   way (never lowered) and the node is added with czxid = mzxid = pzxid = zxid,
+    ///   ctime = mtime = time, versions 0, owner = the session (ephemeral creates),
+    ///   `i64::MIN` (containers), `0xFF << 56 | ttl` (TTL) or 0.
+    /// - delete, deleteContainer: parent missing → NoNode; otherwise the parent's
+    ///   pzxid is raised to zxid **even if the child is missing** (then NoNode); the
+    ///   parent's `seq` is untouched.
+    /// - setData, reconfig: data, mtime, mzxid, version = the txn's (absolute).
+    /// - setACL: ACL and aversion = the txn's (absolute).
+    /// - check (also top level, as buggy 3.8.0–3.8.4 servers log it), error: nothing.
+    /// - multi: nothing at all if any sub-txn is an error txn; else every sub-txn in
+    ///   order with the outer header, each failing on its own.
+    /// - createSession: the session is added (or its timeout updated).
+    /// - closeSession: the session is removed, the listed paths deleted (NoNode
+    ///   ignored), then every remaining ephemeral of the session; without a body, all
+    ///   of them.
+    ///
+    /// Whenever a node's `seq` or number of children changes, its client cversion
+    /// becomes `2 * seq - numChildren`. The digest follows every change.
     pub fn apply(&mut self, txn: &Txn) -> TxnResult {
         let h = &txn.header;
         let result = match &txn.body {

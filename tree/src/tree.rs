@@ -306,6 +306,11 @@ impl DataTree {
     /// loading; `seq` is the per-parent sequence counter; `owner_raw` the stored owner
     /// in ZooKeeper's encoding (`stat.ephemeral_owner`, `data_length` and
     /// `num_children` are ignored). Otherwise as [`DataTree::insert_loaded`].
+    ///
+    /// Don't mix the two loaders in one tree: a node loaded with
+    /// [`DataTree::insert_loaded`] re-derives its parent's client cversion from the
+    /// parent's `seq`; and ZooKeeper txns applied later ([`DataTree::apply`]) re-derive
+    /// the client cversion of every parent whose children they change.
     pub fn insert_loaded_full(
         &mut self,
         path: &str,
