@@ -92,6 +92,68 @@ pub enum Command {
     /// Node count, bytes, depth histogram, biggest subtrees, largest values,
     /// ephemerals per session.
     Stats(StatsArgs),
+    /// Fix only what is safe (a torn tail, leftovers of a crash), with a backup; by
+    /// default only says what it would do.
+    #[command(after_help = "Examples:\n  \
+        keeperkit repair /var/lib/keeperkit/wal            (dry run: what would be done)\n  \
+        keeperkit repair /var/lib/keeperkit/wal --apply --backup /root/wal-backup\n\n\
+        repair never recomputes a checksum over bad bytes and never touches damage that \
+        could hold acknowledged data; it moves everything it removes into the backup \
+        directory first.\n\
+        Exit status 0 when the data is sound or was repaired, 1 when something needs repair \
+        (dry run) or was refused, 2 on an I/O or usage error.")]
+    Repair(RepairArgs),
+    /// Measure this machine's disk for a synced log.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `keeperkit repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// A data directory.
+    pub path: PathBuf,
+    /// Force the dialect instead of detecting it.
+    #[arg(long, value_name = "zookeeper|clickhouse|native")]
+    pub format: Option<keeperkit_storage::Dialect>,
+    /// Only say what would be done (the default).
+    #[arg(long, conflicts_with = "apply")]
+    pub dry_run: bool,
+    /// Make the changes.
+    #[arg(long)]
+    pub apply: bool,
+    /// Where to move what is removed (default: next to the data directory).
+    #[arg(long, value_name = "DIR")]
+    pub backup: Option<PathBuf>,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `keeperkit bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Bare write+fdatasync rate, keeperkit synced appends with 1 and 4 writers,
+    /// unsynced appends, and open time, on DIR's disk.
+    #[command(after_help = "Example:\n  keeperkit bench wal /var/lib/keeperkit --seconds 5\n\n\
+        The logs are left in DIR/keeperkit-bench-wal so they can be inspected.")]
+    Wal(BenchWalArgs),
+}
+
+/// `keeperkit bench wal`.
+#[derive(Debug, Args)]
+pub struct BenchWalArgs {
+    /// Directory on the disk to measure.
+    pub dir: PathBuf,
+    /// Seconds per case.
+    #[arg(long, default_value_t = 2.0)]
+    pub seconds: f64,
+    /// Entry size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub entry_size: usize,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `keeperkit dump`.
@@ -324,6 +386,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> CmdResult {
         Command::Verify(a) => cmd::verify::run(&*fs, &a, out),
         Command::Diff(a) => cmd::diff::run(&*fs, &a, out),
         Command::Stats(a) => cmd::stats::run(&*fs, &a, out),
+        Command::Repair(a) => cmd::repair::run(&*fs, &a, out),
+        Command::Bench(BenchCommand::Wal(a)) => cmd::bench::run(&a, out),
     }
 }
 

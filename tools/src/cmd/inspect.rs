@@ -234,6 +234,9 @@ fn print_human(out: &mut dyn Write, j: &JsonInspect) -> std::io::Result<()> {
 /// Runs the command.
 pub fn run(fs: &dyn FileSystem, args: &InspectArgs, out: &mut dyn Write) -> CmdResult {
     let dialect = dialect_of(fs, &args.source.path, args.source.format)?;
+    if dialect == Dialect::Native {
+        return super::native::inspect(fs, &args.source.path, args.json, out);
+    }
     if dialect != Dialect::ZooKeeper {
         return Err(Failure::usage(anyhow!(
             "inspecting {dialect} data is not supported by this build of keeperkit yet"

@@ -170,6 +170,25 @@ pub fn zk_entry(file: &str, offset: u64, txn: &Txn) -> JsonEntry {
 /// Runs the command.
 pub fn run(fs: &dyn FileSystem, args: &LogArgs, out: &mut dyn Write) -> CmdResult {
     let dialect = dialect_of(fs, &args.path, args.format)?;
+    if dialect == Dialect::Native {
+        let index = |s: &Option<String>| -> Result<Option<u64>, Failure> {
+            s.as_deref()
+                .map(|v| {
+                    v.parse::<u64>().map_err(|_| {
+                        Failure::usage(anyhow!("{v:?} is not a log index (a decimal number)"))
+                    })
+                })
+                .transpose()
+        };
+        return super::native::log(
+            fs,
+            &args.path,
+            index(&args.from)?,
+            index(&args.to)?,
+            args.json,
+            out,
+        );
+    }
     if dialect != Dialect::ZooKeeper {
         return Err(Failure::usage(anyhow!(
             "reading {dialect} logs is not supported by this build of keeperkit yet"

@@ -1,9 +1,12 @@
 //! One module per command.
 
+pub mod bench;
 pub mod diff;
 pub mod dump;
 pub mod inspect;
 pub mod log;
+pub mod native;
+pub mod repair;
 pub mod sessions;
 pub mod stats;
 pub mod verify;

@@ -47,7 +47,7 @@ pub struct JsonVerify {
     pub problems: Vec<Problem>,
 }
 
-fn kind_name(k: &CorruptionKind) -> &'static str {
+pub(crate) fn kind_name(k: &CorruptionKind) -> &'static str {
     match k {
         CorruptionKind::BadMagic { .. } => "bad_magic",
         CorruptionKind::UnsupportedVersion { .. } => "unsupported_version",
@@ -190,6 +190,9 @@ pub fn check_scan(scan: &DirScan) -> Vec<Problem> {
 /// Runs the command.
 pub fn run(fs: &dyn FileSystem, args: &VerifyArgs, out: &mut dyn Write) -> CmdResult {
     let dialect = dialect_of(fs, &args.source.path, args.source.format)?;
+    if dialect == Dialect::Native {
+        return super::native::verify(fs, &args.source.path, args.json, out);
+    }
     if dialect != Dialect::ZooKeeper {
         return Err(Failure::usage(anyhow!(
             "verifying {dialect} data is not supported by this build of keeperkit yet"
