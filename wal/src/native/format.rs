@@ -350,6 +350,23 @@ impl RecordHeader {
         put_u32(b, REC_CRC_OFFSET, crc);
     }
 
+    /// Like [`RecordHeader::encode_into`], with the payload's CRC state computed
+    /// beforehand (CRC-32 is combinable, so the payload need not be rehashed).
+    pub fn encode_header_into(&self, b: &mut [u8], payload_crc: &crc32fast::Hasher) {
+        put_u32(b, REC_STORED_LEN_OFFSET, self.stored_len);
+        put_u32(b, REC_RAW_LEN_OFFSET, self.raw_len);
+        put_u32(b, REC_COUNT_OFFSET, self.count);
+        put_u64(b, REC_FIRST_INDEX_OFFSET, self.first_index);
+        put_u64(b, REC_TERM_OFFSET, self.term);
+        put_u32(b, REC_SYNCED_OFFSET, self.synced);
+        put_u16(b, REC_FLAGS_OFFSET, self.flags);
+        put_u16(b, REC_RESERVED_OFFSET, 0);
+        let mut h = crc32fast::Hasher::new();
+        h.update(&b[REC_CRC_OFFSET + 4..RECORD_HEADER_LEN]);
+        h.combine(payload_crc);
+        put_u32(b, REC_CRC_OFFSET, h.finalize());
+    }
+
     /// Decodes the fields of a header without checking anything but its length.
     pub fn decode_unchecked(b: &[u8]) -> RecordHeader {
         RecordHeader {

@@ -13,14 +13,48 @@ use keeperkit_vfs::{File, FileSystem, OpenMode};
 
 use super::format::{
     align_up, entry_slots, push_entry, record_crc, MetaRecord, RecordHeader, SegmentHeader,
-    ENTRY_HEADER_LEN, ENTRY_LEN_MAX, FLAG_ZSTD, RECORD_ENTRIES_MAX, RECORD_HEADER_LEN,
-    RECORD_LEN_MAX, SEGMENT_HEADER_LEN, SEGMENT_LEN_MAX, SEGMENT_LEN_MIN,
+    ENTRY_HEADER_LEN, ENTRY_LEN_MAX, FLAG_ZSTD, RECORD_ALIGN, RECORD_ENTRIES_MAX,
+    RECORD_HEADER_LEN, RECORD_LEN_MAX, SEGMENT_HEADER_LEN, SEGMENT_LEN_MAX, SEGMENT_LEN_MIN,
 };
 use super::scan::{analyze, decode_payload, Bytes, RecordLoc, ScannedSegment};
 use super::{
     segment_file_name, Entry, EntryRef, HardState, NativeWalError, NativeWalOptions, RecoveryMode,
     RecoveryReport, Result, SyncPolicy, TornTailCut, META_FILE_NAME, TEMP_SUFFIX,
 };
+
+/// How far ahead of the last record the active segment is zero-filled (see
+/// `write_batch`).
+const ZERO_AHEAD_LEN: u64 = 1 << 20;
+
+/// Under `SyncPolicy::Never`, appended records are collected up to this many bytes
+/// and handed to the OS in one write.
+const WRITE_BUFFER_LEN: usize = 256 << 10;
+
+/// A batch encoded outside the writer lock.
+struct Encoded {
+    /// Header placeholder, payload, zero padding.
+    buf: Vec<u8>,
+    stored_len: u32,
+    raw_len: u32,
+    count: u32,
+    flags: u16,
+    last_term: u64,
+    /// CRC state over the payload.
+    payload_crc: crc32fast::Hasher,
+}
+
+/// Writes `len` zero bytes at `offset`.
+fn write_zeros(f: &dyn File, offset: u64, len: u64) -> std::io::Result<()> {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    let mut off = offset;
+    let end = offset + len;
+    while off < end {
+        let n = usize::try_from((end - off).min(ZEROS.len() as u64)).unwrap_or(ZEROS.len());
+        f.write_all_at(&ZEROS[..n], off)?;
+        off += n as u64;
+    }
+    Ok(())
+}
 
 /// One segment of the live log.
 struct Segment {
@@ -36,6 +70,8 @@ struct Segment {
     end: u64,
     /// Whether this is the active (appendable) segment.
     active: bool,
+    /// The active segment is known to hold written zeros (not holes) up to here.
+    zeroed_until: u64,
     /// Log sequence number of byte 0 of this segment (see `LogState::written_lsn`).
     base_lsn: u64,
 }
@@ -73,9 +109,10 @@ struct LogState {
     dirty_until: u64,
     /// Why the writer is poisoned.
     poison: Option<String>,
-    /// Reused encoding buffers.
-    raw: Vec<u8>,
-    buf: Vec<u8>,
+    /// Under `SyncPolicy::Never`: records appended but not yet handed to the OS.
+    /// They belong at `pending_off` of the active segment (whose `end` counts them).
+    pending: Vec<u8>,
+    pending_off: u64,
 }
 
 struct SyncState {
@@ -103,6 +140,19 @@ pub struct NativeWal {
 impl std::fmt::Debug for NativeWal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NativeWal").field("dir", &self.dir).field("log_id", &self.log_id).finish()
+    }
+}
+
+impl Drop for NativeWal {
+    fn drop(&mut self) {
+        // Hand buffered records (SyncPolicy::Never) to the OS; without a sync they are
+        // not durable, as that policy says.
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !st.pending.is_empty() && st.poison.is_none() {
+            if let Some(seg) = st.segments.last() {
+                let _ = seg.file.write_all_at(&st.pending, st.pending_off);
+            }
+        }
     }
 }
 
@@ -287,6 +337,7 @@ impl NativeWal {
                 records: s.scan.records,
                 end: s.scan.data_end,
                 active: newest,
+                zeroed_until: s.scan.data_end,
                 base_lsn: lsn,
             });
             lsn += s.scan.data_end;
@@ -310,8 +361,8 @@ impl NativeWal {
                 written_lsn,
                 dirty_until: 0,
                 poison: None,
-                raw: Vec::new(),
-                buf: Vec::new(),
+                pending: Vec::new(),
+                pending_off: 0,
             }),
             sync: Mutex::new(SyncState { synced_lsn: written_lsn, leader: false }),
             synced_cv: Condvar::new(),
@@ -476,11 +527,36 @@ impl NativeWal {
     /// Makes everything appended so far durable.
     pub fn sync(&self) -> Result<()> {
         let lsn = {
-            let st = self.read_state();
+            let mut st = self.write_state();
             self.check_poison(&st)?;
+            self.flush_pending(&mut st)?;
             st.written_lsn
         };
         self.wait_durable(lsn)
+    }
+
+    /// Hands buffered records (`SyncPolicy::Never`) to the OS. On failure they stay
+    /// buffered (and readable) for the next attempt.
+    fn flush_pending(&self, st: &mut LogState) -> Result<()> {
+        if st.pending.is_empty() {
+            return Ok(());
+        }
+        let Some(seg) = st.segments.last() else {
+            st.pending.clear();
+            return Ok(());
+        };
+        debug_assert_eq!(st.pending_off + st.pending.len() as u64, seg.end);
+        seg.file
+            .write_all_at(&st.pending, st.pending_off)
+            .map_err(|e| NativeWalError::io(&seg.path, e))?;
+        let end = seg.end;
+        if st.dirty_until > end {
+            write_zeros(seg.file.as_ref(), end, st.dirty_until - end)
+                .map_err(|e| NativeWalError::io(&seg.path, e))?;
+            st.dirty_until = 0;
+        }
+        st.pending.clear();
+        Ok(())
     }
 
     fn check_batch<'a>(&self, n: usize, get: &impl Fn(usize) -> (u64, &'a [u8])) -> Result<usize> {
@@ -514,6 +590,64 @@ impl NativeWal {
         Ok(raw_len)
     }
 
+    /// Encodes a batch outside the writer lock: the record header is left for later
+    /// (it needs the index and the durable mark), the payload (the entry table,
+    /// compressed if that pays) and its padding are final, and their CRC is computed.
+    fn encode_batch<'a>(
+        &self,
+        n: usize,
+        get: &impl Fn(usize) -> (u64, &'a [u8]),
+    ) -> Result<Encoded> {
+        let raw_len = self.check_batch(n, get)?;
+        let count = u32::try_from(n).map_err(|_| NativeWalError::LimitExceeded {
+            what: "batch entry count",
+            len: n as u64,
+            max: RECORD_ENTRIES_MAX as u64,
+        })?;
+        let too_big = |len: usize| NativeWalError::LimitExceeded {
+            what: "record",
+            len: len as u64,
+            max: RECORD_LEN_MAX as u64,
+        };
+        // Both lengths are bounded by the batch limit, itself at most RECORD_LEN_MAX.
+        let raw_len32 = u32::try_from(raw_len).map_err(|_| too_big(raw_len))?;
+        let mut buf = Vec::with_capacity(RECORD_HEADER_LEN + raw_len + RECORD_ALIGN);
+        buf.resize(RECORD_HEADER_LEN, 0);
+        for i in 0..n {
+            let (term, payload) = get(i);
+            push_entry(&mut buf, term, payload);
+        }
+        debug_assert_eq!(buf.len(), RECORD_HEADER_LEN + raw_len);
+        let mut flags = 0;
+        if let Some(t) = self.opts.compress_threshold {
+            if raw_len >= t {
+                let raw = &buf[RECORD_HEADER_LEN..];
+                if let Ok(c) = zstd::bulk::compress(raw, self.opts.zstd_level) {
+                    if c.len() < raw.len() {
+                        buf.truncate(RECORD_HEADER_LEN);
+                        buf.extend_from_slice(&c);
+                        flags = FLAG_ZSTD;
+                    }
+                }
+            }
+        }
+        let stored = buf.len() - RECORD_HEADER_LEN;
+        let stored_len = u32::try_from(stored).map_err(|_| too_big(stored))?;
+        let mut payload_crc = crc32fast::Hasher::new();
+        payload_crc.update(&buf[RECORD_HEADER_LEN..]);
+        let span = align_up(RECORD_HEADER_LEN as u64 + u64::from(stored_len));
+        buf.resize(usize::try_from(span).map_err(|_| too_big(stored))?, 0);
+        Ok(Encoded {
+            buf,
+            stored_len,
+            raw_len: raw_len32,
+            count,
+            flags,
+            last_term: get(n - 1).0,
+            payload_crc,
+        })
+    }
+
     /// Writes a batch of `n >= 1` entries (`get(i)` gives term and payload) to the OS
     /// at `first_index` (or the next index if `None`); returns the first index and the
     /// log sequence number that must be durable for the batch to be.
@@ -524,7 +658,8 @@ impl NativeWal {
         get: impl Fn(usize) -> (u64, &'a [u8]),
     ) -> Result<(u64, u64)> {
         assert!(n >= 1, "callers handle empty batches");
-        let raw_len = self.check_batch(n, &get)?;
+        let mut enc = self.encode_batch(n, &get)?;
+        let span = enc.buf.len() as u64;
         let mut guard = self.write_state();
         let st = &mut *guard;
         self.check_poison(st)?;
@@ -535,111 +670,104 @@ impl NativeWal {
                 found: first_index,
             });
         }
-        let last_term = get(n - 1).0;
-
-        // Encode the raw entry table, and compress it if that pays.
-        let mut raw = std::mem::take(&mut st.raw);
-        raw.clear();
-        raw.reserve(raw_len);
-        for i in 0..n {
-            let (term, payload) = get(i);
-            push_entry(&mut raw, term, payload);
+        self.ensure_room(st, span)?;
+        let synced_lsn = self.synced_lsn.load(Ordering::Acquire);
+        let dirty_until = st.dirty_until;
+        let segment_len = self.opts.segment_len;
+        let buffered = self.opts.sync == SyncPolicy::Never;
+        // Zero-filling ahead only pays when appends are fdatasync'ed.
+        let zero_fill = self.opts.preallocate && !buffered;
+        if buffered && !st.pending.is_empty() && st.pending.len() + enc.buf.len() > WRITE_BUFFER_LEN
+        {
+            self.flush_pending(st)?;
         }
-        debug_assert_eq!(raw.len(), raw_len);
-        let compressed = match self.opts.compress_threshold {
-            Some(t) if raw.len() >= t => zstd::bulk::compress(&raw, self.opts.zstd_level)
-                .ok()
-                .filter(|c| c.len() < raw.len()),
-            _ => None,
+        let buffer_this = buffered && enc.buf.len() < WRITE_BUFFER_LEN;
+        let Some(seg) = st.segments.last_mut() else {
+            return Err(NativeWalError::InvalidArgument("no active segment".into()));
         };
-        let (payload, flags): (&[u8], u16) = match &compressed {
-            Some(c) => (c, FLAG_ZSTD),
-            None => (&raw, 0),
+        debug_assert!(seg.active);
+        debug_assert_eq!(seg.next_index(), first_index, "active segment continues the log");
+        let offset = seg.end;
+        let synced_off =
+            synced_lsn.saturating_sub(seg.base_lsn).clamp(SEGMENT_HEADER_LEN as u64, offset);
+        let header = RecordHeader {
+            crc: 0,
+            stored_len: enc.stored_len,
+            raw_len: enc.raw_len,
+            count: enc.count,
+            first_index,
+            term: enc.last_term,
+            // Segment offsets fit in u32 (SEGMENT_FILE_LEN_MAX is checked).
+            synced: u32::try_from(synced_off).unwrap_or(u32::MAX),
+            flags: enc.flags,
         };
-        // Both lengths are bounded by the batch limit, itself at most RECORD_LEN_MAX.
-        let stored_len =
-            u32::try_from(payload.len()).map_err(|_| NativeWalError::LimitExceeded {
-                what: "record",
-                len: payload.len() as u64,
-                max: RECORD_LEN_MAX as u64,
-            })?;
-        let raw_len32 = u32::try_from(raw.len()).map_err(|_| NativeWalError::LimitExceeded {
-            what: "record",
-            len: raw.len() as u64,
-            max: RECORD_LEN_MAX as u64,
-        })?;
-        let count = u32::try_from(n).map_err(|_| NativeWalError::LimitExceeded {
-            what: "batch entry count",
-            len: n as u64,
-            max: RECORD_ENTRIES_MAX as u64,
-        })?;
-        let span = align_up(RECORD_HEADER_LEN as u64 + u64::from(stored_len));
-
-        let result = self.ensure_room(st, span).and_then(|()| {
-            let synced_lsn = self.synced_lsn.load(Ordering::Acquire);
-            let dirty_until = st.dirty_until;
-            let mut buf = std::mem::take(&mut st.buf);
-            let Some(seg) = st.segments.last_mut() else {
-                return Err(NativeWalError::InvalidArgument("no active segment".into()));
-            };
-            debug_assert!(seg.active);
-            debug_assert_eq!(seg.next_index(), first_index, "active segment continues the log");
-            let offset = seg.end;
-            let synced_off =
-                synced_lsn.saturating_sub(seg.base_lsn).clamp(SEGMENT_HEADER_LEN as u64, offset);
-            let header = RecordHeader {
-                crc: 0,
-                stored_len,
-                raw_len: raw_len32,
-                count,
-                first_index,
-                term: last_term,
-                // Segment offsets fit in u32 (SEGMENT_FILE_LEN_MAX is checked).
-                synced: u32::try_from(synced_off).unwrap_or(u32::MAX),
-                flags,
-            };
-            buf.clear();
-            buf.resize(RECORD_HEADER_LEN, 0);
-            header.encode_into(&mut buf[..RECORD_HEADER_LEN], payload);
-            buf.extend_from_slice(payload);
-            // Zero the padding, and any garbage a failed write left after it.
-            let pad_to = (offset + span).max(dirty_until);
-            buf.resize(usize::try_from(pad_to - offset).unwrap_or(buf.len()), 0);
-            let r = seg.file.write_all_at(&buf, offset);
-            let written = buf.len() as u64;
-            st.buf = buf;
-            let seg = st
-                .segments
-                .last_mut()
-                .ok_or_else(|| NativeWalError::InvalidArgument("no active segment".into()))?;
-            match r {
-                Ok(()) => {
-                    seg.records.push(RecordLoc {
-                        offset,
-                        first_index,
-                        count,
-                        term: last_term,
-                        stored_len,
-                        raw_len: raw_len32,
-                        flags,
-                    });
-                    seg.end = offset + span;
-                    st.written_lsn = seg.base_lsn + seg.end;
-                    st.next_index = first_index + u64::from(count);
-                    st.last_term = last_term;
-                    st.dirty_until = 0;
-                    Ok((first_index, st.written_lsn))
-                }
-                Err(e) => {
-                    // Nothing was acknowledged; the bytes may be partly there. The next
-                    // append overwrites them and zeroes what it does not cover.
-                    st.dirty_until = st.dirty_until.max(offset + written);
-                    Err(NativeWalError::io(&seg.path, e))
-                }
+        header.encode_header_into(&mut enc.buf[..RECORD_HEADER_LEN], &enc.payload_crc);
+        debug_assert_eq!(
+            RecordHeader::decode_unchecked(&enc.buf).crc,
+            record_crc(
+                &enc.buf[..RECORD_HEADER_LEN],
+                &enc.buf[RECORD_HEADER_LEN..RECORD_HEADER_LEN + enc.stored_len as usize]
+            )
+        );
+        let end = offset + span;
+        if buffer_this {
+            if st.pending.is_empty() {
+                st.pending_off = offset;
             }
-        });
-        st.raw = raw;
-        result
+            st.pending.extend_from_slice(&enc.buf);
+            seg.records.push(RecordLoc {
+                offset,
+                first_index,
+                count: enc.count,
+                term: enc.last_term,
+                stored_len: enc.stored_len,
+                raw_len: enc.raw_len,
+                flags: enc.flags,
+            });
+            seg.end = end;
+            st.written_lsn = seg.base_lsn + seg.end;
+            st.next_index = first_index + u64::from(enc.count);
+            st.last_term = enc.last_term;
+            return Ok((first_index, st.written_lsn));
+        }
+        debug_assert!(st.pending.is_empty());
+        let mut r = seg.file.write_all_at(&enc.buf, offset);
+        // Zero what a failed write may have left after us, and (with preallocation)
+        // zero-fill ahead in chunks: overwriting written blocks lets fdatasync flush
+        // data only, instead of committing block allocations every time.
+        let mut zero_to = dirty_until;
+        if zero_fill && end > seg.zeroed_until {
+            zero_to = zero_to.max((end + ZERO_AHEAD_LEN).min(segment_len.max(end)));
+        }
+        if r.is_ok() && zero_to > end {
+            r = write_zeros(seg.file.as_ref(), end, zero_to - end);
+        }
+        match r {
+            Ok(()) => {
+                seg.zeroed_until = seg.zeroed_until.max(zero_to).max(end);
+                seg.records.push(RecordLoc {
+                    offset,
+                    first_index,
+                    count: enc.count,
+                    term: enc.last_term,
+                    stored_len: enc.stored_len,
+                    raw_len: enc.raw_len,
+                    flags: enc.flags,
+                });
+                seg.end = end;
+                st.written_lsn = seg.base_lsn + seg.end;
+                st.next_index = first_index + u64::from(enc.count);
+                st.last_term = enc.last_term;
+                st.dirty_until = 0;
+                Ok((first_index, st.written_lsn))
+            }
+            Err(e) => {
+                // Nothing was acknowledged; the bytes may be partly there. The next
+                // append overwrites them and zeroes what it does not cover.
+                st.dirty_until = st.dirty_until.max(zero_to).max(end);
+                Err(NativeWalError::io(&seg.path, e))
+            }
+        }
     }
 
     /// Makes sure the active segment has room for `span` more bytes, rotating (or
@@ -666,6 +794,7 @@ impl NativeWal {
     /// (3) trim the old segment's preallocated zeros and fsync it (a crash before this
     /// leaves zeros, which the format allows after the last record of a segment).
     fn rotate(&self, st: &mut LogState) -> Result<()> {
+        self.flush_pending(st)?;
         if let Some(old) = st.segments.last() {
             if let Err(e) = old.file.sync_data() {
                 let err = NativeWalError::io(&old.path, e);
@@ -713,6 +842,7 @@ impl NativeWal {
                         records: Vec::new(),
                         end: SEGMENT_HEADER_LEN as u64,
                         active: true,
+                        zeroed_until: SEGMENT_HEADER_LEN as u64,
                         base_lsn: base,
                     });
                     st.written_lsn = base + SEGMENT_HEADER_LEN as u64;
@@ -734,6 +864,7 @@ impl NativeWal {
             records: Vec::new(),
             end: SEGMENT_HEADER_LEN as u64,
             active: true,
+            zeroed_until: SEGMENT_HEADER_LEN as u64,
             base_lsn: base,
         });
         st.written_lsn = base + SEGMENT_HEADER_LEN as u64;
@@ -862,18 +993,21 @@ impl NativeWal {
             self.poisoned.store(true, Ordering::Release);
             s.synced_lsn
         };
+        // Buffered records are past the durable point: cut below with the rest.
+        st.pending.clear();
         let Some(seg) = st.segments.last_mut() else { return };
         if !seg.active {
             return;
         }
         let durable = synced.saturating_sub(seg.base_lsn).max(SEGMENT_HEADER_LEN as u64);
-        if durable >= seg.end {
-            return;
-        }
+        // Cut even when every record is durable: a failed write may have left a
+        // complete record after the end, in pages the kernel may now have dropped.
         let keep = seg.records.partition_point(|r| r.end() <= durable);
         let cut = seg.records.get(keep).map_or(seg.end, |r| r.offset);
         seg.records.truncate(keep);
         seg.end = cut;
+        seg.zeroed_until = cut;
+        st.dirty_until = 0;
         st.written_lsn = seg.base_lsn + cut;
         st.next_index = seg.next_index();
         st.last_term = seg.last_term();
@@ -896,9 +1030,14 @@ impl NativeWal {
                 st.purged
             )));
         }
-        if from >= st.next_index || st.segments.is_empty() {
+        // A failed write may have left a complete record after the end; a truncation
+        // at (or past) the end must scrub it, or a reopen would serve it.
+        let dirty = st.segments.last().is_some_and(|s| st.dirty_until > s.end);
+        if (from >= st.next_index && !dirty) || st.segments.is_empty() {
             return Ok(());
         }
+        let from = from.min(st.next_index);
+        self.flush_pending(st)?;
         let r = self.truncate_locked(st, from);
         if let Err(e) = &r {
             if is_sync_error(e) {
@@ -952,7 +1091,7 @@ impl NativeWal {
                 // temp name with the record's first entries re-encoded, then rename it
                 // over the old one. Overwriting the record in place could tear synced
                 // bytes.
-                let entries = read_record_entries(seg, &rec)?;
+                let entries = read_record_entries(seg, &rec, None)?;
                 let keep: Vec<&Entry> = entries.iter().filter(|e| e.index < from).collect();
                 let mut raw = Vec::new();
                 for e in &keep {
@@ -1009,6 +1148,7 @@ impl NativeWal {
             }
         };
         seg.end = new_end;
+        seg.zeroed_until = new_end;
         seg.active = true;
         seg.base_lsn = st.written_lsn;
         st.written_lsn = seg.base_lsn + seg.end;
@@ -1031,6 +1171,7 @@ impl NativeWal {
         if upto <= st.purged {
             return Ok(());
         }
+        self.flush_pending(st)?;
         {
             let mut m = lock(&self.meta);
             let next = MetaRecord { purged: upto, ..*m };
@@ -1118,7 +1259,9 @@ impl NativeWal {
             };
             while ri < seg.records.len() && index < range.end {
                 let rec = seg.records[ri];
-                for e in read_record_entries(seg, &rec)? {
+                let pending = (seg.active && !st.pending.is_empty())
+                    .then_some((&st.pending[..], st.pending_off));
+                for e in read_record_entries(seg, &rec, pending)? {
                     if e.index >= index && e.index < range.end {
                         index = e.index + 1;
                         if !f(e) {
@@ -1149,15 +1292,25 @@ fn copy_range(from: &dyn File, to: &dyn File, len: u64) -> std::io::Result<()> {
 }
 
 /// Reads, checks and decodes the entries of one record.
-fn read_record_entries(seg: &Segment, rec: &RecordLoc) -> Result<Vec<Entry>> {
+/// `pending` holds the active segment's buffered bytes and their offset.
+fn read_record_entries(
+    seg: &Segment,
+    rec: &RecordLoc,
+    pending: Option<(&[u8], u64)>,
+) -> Result<Vec<Entry>> {
     let total = RECORD_HEADER_LEN + rec.stored_len as usize;
     let corrupt = |offset: u64, kind: CorruptionKind| {
         NativeWalError::Corrupt(
             Corruption::new(&seg.path, offset, kind).with_index(rec.first_index),
         )
     };
-    let bytes: Cow<'_, [u8]> = match &seg.map {
-        Some(m) => {
+    let buffered = pending.filter(|(_, off)| rec.offset >= *off).and_then(|(b, off)| {
+        let start = usize::try_from(rec.offset - off).ok()?;
+        b.get(start..start.checked_add(total)?)
+    });
+    let bytes: Cow<'_, [u8]> = match (&seg.map, buffered) {
+        (_, Some(b)) => Cow::Borrowed(b),
+        (Some(m), None) => {
             let all = (**m).as_ref();
             let start = usize::try_from(rec.offset).unwrap_or(usize::MAX);
             match all.get(start..start.saturating_add(total)) {
@@ -1170,7 +1323,7 @@ fn read_record_entries(seg: &Segment, rec: &RecordLoc) -> Result<Vec<Entry>> {
                 }
             }
         }
-        None => {
+        (None, None) => {
             let mut b = vec![0u8; total];
             seg.file
                 .read_exact_at(&mut b, rec.offset)
