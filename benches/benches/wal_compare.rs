@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keeperkit_benches::{
-    bare_write_fdatasync, bench_dir, dir_size, keeperkit_append, keeperkit_fill, keeperkit_open,
-    keeperkit_open_wal, raft_engine_append, raft_engine_fill, raft_engine_open,
-    raft_engine_open_engine, Rate, ENTRY_LEN,
+    bare_write_fdatasync, bare_write_fdatasync_prezeroed, bench_dir, dir_size, keeperkit_append,
+    keeperkit_fill, keeperkit_open, keeperkit_open_wal, raft_engine_append, raft_engine_fill,
+    raft_engine_open, raft_engine_open_engine, Rate, ENTRY_LEN,
 };
 use keeperkit_wal::native::SyncPolicy;
 
@@ -53,7 +53,7 @@ fn main() {
     // Interleave the cases over several rounds and report medians: the disk (and on
     // shared machines, the neighbours) drift over time.
     let rounds = env("KEEPERKIT_BENCH_ROUNDS", 3).max(1);
-    let mut rates: Vec<Vec<Rate>> = vec![Vec::new(); 7];
+    let mut rates: Vec<Vec<Rate>> = vec![Vec::new(); 8];
     for round in 0..rounds {
         let r = [
             bare_write_fdatasync(&base, ENTRY_LEN, sync_ops).expect("bare loop"),
@@ -63,10 +63,11 @@ fn main() {
             re("re-sync4", true, sync_ops * 2, 4),
             kk("kk-unsynced", SyncPolicy::Never, unsynced_ops, 1),
             re("re-unsynced", false, unsynced_ops, 1),
+            bare_write_fdatasync_prezeroed(&base, ENTRY_LEN, sync_ops).expect("bare loop"),
         ];
         let line: Vec<String> = r.iter().map(|x| format!("{:.0}", x.per_sec())).collect();
         println!(
-            "round {round}: bare, kk1, re1, kk4, re4, kk-unsynced, re-unsynced = {}",
+            "round {round}: bare, kk1, re1, kk4, re4, kk-unsynced, re-unsynced, bare-prezeroed = {}",
             line.join(", ")
         );
         for (v, x) in rates.iter_mut().zip(r) {
@@ -77,7 +78,8 @@ fn main() {
         v.sort_by(|a, b| a.per_sec().total_cmp(&b.per_sec()));
         v[v.len() / 2]
     };
-    let [bare, kk1, re1, kk4, re4, kkn, ren] = [0, 1, 2, 3, 4, 5, 6].map(|i| median(&mut rates[i]));
+    let [bare, kk1, re1, kk4, re4, kkn, ren, bare0] =
+        [0, 1, 2, 3, 4, 5, 6, 7].map(|i| median(&mut rates[i]));
 
     let bytes = open_mib << 20;
     let kk_dir = bench_dir("kk-open").expect("bench dir");
@@ -110,6 +112,11 @@ fn main() {
         re_open.as_secs_f64(),
         dir_size(&re_dir) >> 20,
         re_open.as_secs_f64() / kk_open.as_secs_f64().max(1e-9),
+    );
+    println!(
+        "| bare write+fdatasync over a pre-zeroed file (the disk's floor) | {:.0}/s | kk synced 1 writer = {:.2}x of it | | | |",
+        bare0.per_sec(),
+        kk1.per_sec() / bare0.per_sec()
     );
     println!();
     let targets = [

@@ -107,6 +107,35 @@ pub fn bare_write_fdatasync(dir: &Path, len: usize, n: u64) -> io::Result<Rate> 
     Ok(Rate { ops: n, elapsed })
 }
 
+/// Like [`bare_write_fdatasync`], but over a file whose blocks were written with
+/// zeros (and synced) first: the fastest a WAL can be on this disk, since fdatasync
+/// then flushes data without committing block allocations.
+pub fn bare_write_fdatasync_prezeroed(dir: &Path, len: usize, n: u64) -> io::Result<Rate> {
+    let path = dir.join("bare-zeroed.dat");
+    let f =
+        fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
+    let total = len as u64 * n;
+    let zeros = vec![0u8; 1 << 20];
+    let mut off = 0u64;
+    while off < total {
+        f.write_all_at(&zeros, off)?;
+        off += zeros.len() as u64;
+    }
+    f.sync_all()?;
+    let buf = payload(len, 1);
+    let start = Instant::now();
+    let mut off = 0u64;
+    for _ in 0..n {
+        f.write_all_at(&buf, off)?;
+        f.sync_data()?;
+        off += len as u64;
+    }
+    let elapsed = start.elapsed();
+    drop(f);
+    fs::remove_file(&path)?;
+    Ok(Rate { ops: n, elapsed })
+}
+
 /// Options of a keeperkit log for the benches (64 MiB preallocated segments).
 pub fn keeperkit_options(dir: &Path, sync: SyncPolicy) -> NativeWalOptions {
     let mut o = NativeWalOptions::new(dir);
