@@ -27,9 +27,9 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-# shellcheck source=lib/zkserver.sh
+# shellcheck source=scripts/lib/zkserver.sh
 . "$HERE/lib/zkserver.sh"
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 
 BUILD=1 KEEP=0 SETS=()
 while [ $# -gt 0 ]; do
@@ -145,7 +145,7 @@ for set in "${SETS[@]}"; do
     RESULTS+=("$set ok")
   else
     echo "live-interop: $set: MISMATCH between ZooKeeper (loaded zxid $loaded) and keeperkit dump:" >&2
-    echo "$cmp_out" | sed 's/^/    /' >&2
+    printf '%s\n' "$cmp_out" | sed 's/^/    /' >&2
     [ -s "$w/keeperkit.err" ] && sed 's/^/    keeperkit stderr: /' "$w/keeperkit.err" | head -5 >&2
     FAILED+=("$set")
   fi

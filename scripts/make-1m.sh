@@ -10,7 +10,7 @@
 #   2. R times (default 2): copies DIR/data to DIR/.zk-load-copy (a started server writes
 #      a new snapshot of what it loaded, so the original files are never touched and each
 #      run needs a fresh copy), starts ZooKeeper 3.8.0 standalone on 127.0.0.1 (free
-#      port, -Xmx6g) on it, waits for `ruok`, reads `srvr`, stops it;
+#      port, -Xmx6g) on it, waits until it serves, reads `srvr`, stops it;
 #   3. writes DIR/zk-load.json (top level = run 1, every run under "runs") with the
 #      figures from the server's own log:
 #        snapshot_file          "Reading snapshot <file>"
@@ -22,17 +22,19 @@
 #                               (ZKDatabase.loadDataBase: snapshot + log replay)
 #        highest_zxid, digest   from the same line
 #        snapshot_taken_ms      "Snapshot taken in <ms> ms" (the snapshot a server writes
-#                               right after loading, before it opens its port)
-#        jvm_start_to_ready_s   wall time from `java` exec to the first `imok`
+#                               right after loading, before it serves)
+#        jvm_start_to_ready_s   wall time from `java` exec until `srvr` shows a Zxid (the
+#                               server serves: load + post-load snapshot done; `ruok`
+#                               answers imok long before, while it is still loading)
 #        srvr_zxid, srvr_node_count   from the `srvr` four-letter word
 #
 # Run it at low priority when the machine is shared:  nice -n 10 scripts/make-1m.sh DIR
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=lib/zkserver.sh
+# shellcheck source=scripts/lib/zkserver.sh
 . "$HERE/lib/zkserver.sh"
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 
 DIR="" NODES=1000000 SEED=1 HEAP=6g SKIPGEN=0 KEEP=0 RUNS=2
 while [ $# -gt 0 ]; do

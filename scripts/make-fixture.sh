@@ -27,7 +27,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 
 FORCE=0 MAXMB=3
 while [ $# -gt 0 ]; do
@@ -86,7 +86,7 @@ rm -rf "$DEST"
 mkdir -p "$(dirname "$DEST")"
 cp -a --sparse=always "$TMP/out" "$DEST"
 echo "make-fixture: wrote $DEST ($BYTES bytes):"
-ls -l "$DEST/data/version-2" | tail -n +2 | sed 's/^/  /'
+find "$DEST/data/version-2" -type f -printf '  %-24f %10s bytes\n' | sort
 python3 - "$DEST" <<'PY'
 import json, os, sys
 d = sys.argv[1]

@@ -34,9 +34,9 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-# shellcheck source=lib/zkserver.sh
+# shellcheck source=scripts/lib/zkserver.sh
 . "$HERE/lib/zkserver.sh"
-usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 
 FIXTURE=basic BUILD=1 KEEP=0 OUT="" DOCS="$ROOT/docs/ZOOKEEPER-BEHAVIOUR.md" ONLY=()
 while [ $# -gt 0 ]; do

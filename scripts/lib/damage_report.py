@@ -62,7 +62,8 @@ def short_dump(k, z):
     if "dump_equals_zookeeper" in k:
         s += ", **same tree as ZooKeeper**" if k["dump_equals_zookeeper"] else ", **differs from ZooKeeper**"
         if not k["dump_equals_zookeeper"] and k.get("first_difference"):
-            s += " (" + k["first_difference"][0][:100] + ")"
+            m = re.match(r"FIRST DIFFERENCE at (.*):$", k["first_difference"][0])
+            s += " (first at `%s`)" % (m.group(1).strip("'\"") if m else k["first_difference"][0][:100])
     err = [l for l in k.get("dump_stderr", []) if l.startswith(("error", "warning"))]
     if err:
         s += "; `" + err[0][:140].replace("`", "'") + "`"

@@ -120,7 +120,13 @@ def main():
             kk["first_difference"] = r.stdout.strip().splitlines()[:6]
     out = {"id": case["id"], "group": case["group"], "title": case["title"], "damage": case["damage"],
            "zookeeper": zk, "keeperkit": kk}
-    print(json.dumps(out))
+    # file names relative to version-2/, no temp paths: the output is committed
+    text = json.dumps(out)
+    for side in ("zk", "kk"):
+        for prefix in (os.path.join(os.path.abspath(case_dir), side, "data", "version-2") + "/",
+                       os.path.join(os.path.abspath(case_dir), side, "data") + "/"):
+            text = text.replace(prefix, "")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ ZK_CP_EXTRA=/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar
 # super:superpw (base64(SHA-1("super:superpw")), the same as zkgen): a client that does
 # `addauth digest super:superpw` may read every node whatever its ACL.
 ZK_SUPER_DIGEST='super:g9oN2HttPfn8MMWJZ2r45Np/LIA='
-ZK_SUPER_AUTH='super:superpw'
+export ZK_SUPER_AUTH='super:superpw'   # for callers' clients (zk_dump_tree.py has it built in)
 ZK_PID=""
 ZK_PORT=""
 ZK_DIR=""
@@ -118,8 +118,8 @@ zk_wait_ready() {
 # zk_start_ready DIR [HEAP] [TIMEOUT_S]: start + wait, retrying twice when the port we
 # picked was taken by someone else in between (the only race of zk_free_port).
 zk_start_ready() {
-  local dir="$1" heap="${2:-1g}" timeout="${3:-120}" try
-  for try in 1 2 3; do
+  local dir="$1" heap="${2:-1g}" timeout="${3:-120}"
+  for _ in 1 2 3; do
     zk_start "$dir" "$heap"
     if zk_wait_ready "$timeout"; then return 0; fi
     zk_stop
@@ -133,8 +133,7 @@ zk_stop() {
   if [ -n "$ZK_PID" ]; then
     if kill -0 "$ZK_PID" 2>/dev/null; then
       kill "$ZK_PID" 2>/dev/null || true
-      local i
-      for i in $(seq 1 300); do kill -0 "$ZK_PID" 2>/dev/null || break; sleep 0.1; done
+      for _ in $(seq 1 300); do kill -0 "$ZK_PID" 2>/dev/null || break; sleep 0.1; done
       kill -0 "$ZK_PID" 2>/dev/null && kill -9 "$ZK_PID" 2>/dev/null
     fi
     wait "$ZK_PID" 2>/dev/null || true
