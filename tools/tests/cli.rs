@@ -229,7 +229,16 @@ fn inspect_reports_files_and_ranges() {
 
 #[test]
 fn verify_is_clean_on_every_fixture() {
-    for set in ["basic", "crash", "big-values", "gz", "snappy", "quorum"] {
+    for set in [
+        "basic",
+        "crash",
+        "big-values",
+        "gz",
+        "snappy",
+        "quorum",
+        "seed7-small-snapcount",
+        "crash-seed8",
+    ] {
         let out = run(&["verify", &data(set), "--json"]);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(out.status.code(), Some(0), "{set}: {v}");

@@ -119,3 +119,21 @@ fn crash_at_last_acknowledged_zxid_equals_expected() {
     let got = dump("crash", Some(last), None);
     assert_same("crash --at last acknowledged", &got, &want, &[]);
 }
+
+/// Made for this project: `zkgen --nodes 3000 --seed 7 --snap-count 400` (many rolls).
+#[test]
+fn seed7_small_snapcount_equals_expected_from_every_snapshot() {
+    check_set("seed7-small-snapcount", &[]);
+}
+
+/// Made for this project: a second crash set (`--crash`, seed 8).
+#[test]
+fn crash_seed8_full_state_and_acknowledged_state() {
+    let (_, recovered) = expected("crash-seed8", "recovered.json");
+    let got = dump("crash-seed8", None, None);
+    assert_same("crash-seed8 full", &got, &recovered, &[]);
+    let (head, want) = expected("crash-seed8", "expected.json");
+    let last = Zxid(head["last_zxid"].as_i64().unwrap());
+    let got = dump("crash-seed8", Some(last), None);
+    assert_same("crash-seed8 --at last acknowledged", &got, &want, &[]);
+}
