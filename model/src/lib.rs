@@ -18,6 +18,7 @@ pub mod errcode;
 pub mod error;
 pub mod ids;
 pub mod jute;
+pub mod keeper;
 pub mod limits;
 pub mod node;
 pub mod path;
