@@ -181,16 +181,19 @@ pub fn scan(fs: &dyn FileSystem, layout: &ZkLayout) -> Result<DirScan, StorageEr
     let logs: Vec<LogScan> = layout.logs.iter().map(|(z, p)| scan_log(fs, *z, p)).collect();
     let mut gaps = Vec::new();
     let mut prev_last: Option<Zxid> = None;
+    let mut prev_damaged = false;
     for l in &logs {
         if let Some((first, last)) = l.zxids {
             if let Some(p) = prev_last {
                 // Overlap (first <= p) is legal: ZooKeeper skips txns it already has.
-                if first > p && !is_successor(p, first) {
+                // After a damaged log the hole is the damage itself, reported already.
+                if first > p && !is_successor(p, first) && !prev_damaged {
                     gaps.push((p, first, l.path.clone()));
                 }
             }
             prev_last = Some(prev_last.map_or(last, |p| p.max(last)));
         }
+        prev_damaged = l.error.is_some();
     }
     Ok(DirScan { layout: layout.clone(), snapshots, logs, gaps })
 }

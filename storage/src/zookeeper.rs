@@ -129,6 +129,11 @@ pub struct RecoverOptions {
     /// Keep ephemeral nodes of sessions that are not in the session map (ZooKeeper
     /// drops them at startup; this keeps the raw replayed state).
     pub keep_orphan_ephemerals: bool,
+    /// When a log needed for replay is damaged (a checksum mismatch, an impossible
+    /// length), stop before the damage and return the state up to the last good txn,
+    /// with the damage in [`RecoveryReport::damage`], instead of failing. ZooKeeper
+    /// refuses to start in that case.
+    pub stop_at_damage: bool,
 }
 
 /// One snapshot that was tried and not used.
@@ -211,6 +216,8 @@ pub struct RecoveryReport {
     pub orphan_ephemerals_removed: Vec<String>,
     /// Whether replay stopped because of `--at`.
     pub stopped_at: Option<Zxid>,
+    /// The damage replay stopped at (only with [`RecoverOptions::stop_at_damage`]).
+    pub damage: Option<keeperkit_model::Corruption>,
 }
 
 impl RecoveryReport {
@@ -484,11 +491,26 @@ pub fn recover(
 
     'files: for (_, path) in logs_to_replay(&layout.logs, loaded.zxid) {
         progress.phase(&path.display().to_string());
-        let mut reader = LogReader::open(fs, path)?;
+        let mut reader = match LogReader::open(fs, path) {
+            Ok(r) => r,
+            Err(e) if opts.stop_at_damage && e.corruption().is_some() => {
+                report.damage = e.corruption().cloned();
+                break 'files;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut lr =
             LogReplay { path: path.clone(), records: 0, applied: 0, zxids: None, end: None };
         loop {
-            let rec = match reader.next_record()? {
+            let next = match reader.next_record() {
+                Err(e) if opts.stop_at_damage && e.corruption().is_some() => {
+                    report.damage = e.corruption().cloned();
+                    report.logs.push(lr);
+                    break 'files;
+                }
+                other => other?,
+            };
+            let rec = match next {
                 Some(r) => r,
                 None => {
                     lr.end = reader.end().cloned();

@@ -123,7 +123,12 @@ fn load_zookeeper(
         return load_single_zk_file(fs, &source.path, at);
     }
     let layout = ZkLayout::locate(fs, &source.path, source.log_dir.as_deref())?;
-    let opts = RecoverOptions { at, snapshot: source.snapshot.clone(), keep_orphan_ephemerals };
+    let opts = RecoverOptions {
+        at,
+        snapshot: source.snapshot.clone(),
+        keep_orphan_ephemerals,
+        stop_at_damage: true,
+    };
     let mut bar = Bar::for_load();
     let rec = zk::recover(fs, &layout, &opts, &mut bar)?;
     bar.finish();
@@ -208,6 +213,17 @@ pub fn notes_from_report(r: &RecoveryReport, layout: &ZkLayout, at: Option<Zxid>
             ),
         });
     }
+    if let Some(c) = &r.damage {
+        notes.push(Note {
+            severity: Severity::Error,
+            message: format!(
+                "replay stopped at damage: {c}; the state shown is the one after zxid {} \
+                 (ZooKeeper refuses to start with this log; `keeperkit verify` lists every \
+                 problem)",
+                r.last_zxid
+            ),
+        });
+    }
     let newest_log = layout.logs.last().map(|(_, p)| p.clone());
     for l in &r.logs {
         if let Some(LogEnd::Torn { offset, reason }) = &l.end {
@@ -215,8 +231,9 @@ pub fn notes_from_report(r: &RecoveryReport, layout: &ZkLayout, at: Option<Zxid>
             notes.push(Note {
                 severity: if newest { Severity::Info } else { Severity::Warning },
                 message: format!(
-                    "{} ends with a partial record at byte {offset} ({reason:?}){}",
+                    "{} ends with a partial record at byte {offset} ({}){}",
                     l.path.display(),
+                    torn_reason_text(reason),
                     if newest {
                         "; ZooKeeper drops it too (it was never acknowledged)"
                     } else {
@@ -262,4 +279,23 @@ pub fn notes_from_report(r: &RecoveryReport, layout: &ZkLayout, at: Option<Zxid>
         });
     }
     notes
+}
+
+/// A sentence fragment describing why a ZooKeeper log record is partial.
+pub fn torn_reason_text(reason: &keeperkit_wal::zookeeper::TornReason) -> String {
+    use keeperkit_wal::zookeeper::TornReason;
+    match reason {
+        TornReason::TruncatedHeader { available } => {
+            format!("only {available} of the 12 header bytes were written")
+        }
+        TornReason::TruncatedPayload { len, available } if *available >= u64::from(*len) => {
+            format!("the {len}-byte payload is there but its end-of-record marker is missing")
+        }
+        TornReason::TruncatedPayload { len, available } => {
+            format!("only {available} of its {len} payload bytes were written")
+        }
+        TornReason::BadMarker { found } => {
+            format!("its end-of-record marker is {found:#04x}, not 0x42")
+        }
+    }
 }

@@ -90,7 +90,9 @@ pub fn describe_end(end: &LogEnd) -> String {
     match end {
         LogEnd::Eof { offset } => format!("physical end of file at byte {offset}"),
         LogEnd::ZeroLength { offset } => format!("zero padding from byte {offset}"),
-        LogEnd::Torn { offset, reason } => format!("partial record at byte {offset} ({reason:?})"),
+        LogEnd::Torn { offset, reason } => {
+            format!("partial record at byte {offset} ({})", crate::load::torn_reason_text(reason))
+        }
     }
 }
 

@@ -256,7 +256,10 @@ pub fn run(fs: &dyn FileSystem, args: &LogArgs, out: &mut dyn Write) -> CmdResul
         }
         if !args.json {
             if let Some(LogEnd::Torn { offset, reason }) = reader.end() {
-                eprintln!("note: {file} ends with a partial record at byte {offset} ({reason:?})");
+                eprintln!(
+                    "note: {file} ends with a partial record at byte {offset} ({})",
+                    crate::load::torn_reason_text(reason)
+                );
             }
         }
     }

@@ -153,22 +153,38 @@ pub fn check_scan(scan: &DirScan) -> Vec<Problem> {
                 kind: "torn_tail",
                 message: if newest {
                     format!(
-                        "the newest log ends with a partial record ({reason:?}); ZooKeeper \
-                         ignores it; it was never acknowledged"
+                        "the newest log ends with a partial record ({}); ZooKeeper ignores it; \
+                         it was never acknowledged",
+                        crate::load::torn_reason_text(reason)
                     )
                 } else {
-                    format!("a log that is not the newest ends with a partial record ({reason:?})")
+                    format!(
+                        "a log that is not the newest ends with a partial record ({})",
+                        crate::load::torn_reason_text(reason)
+                    )
                 },
             });
         }
         if l.header.is_none() && l.error.is_none() {
+            let newest = Some(&l.path) == newest_log.as_ref();
             p.push(Problem {
-                severity: "warning",
+                // ZooKeeper 3.8.0 refuses to start with an empty newest log
+                // (EOFException, ZOOKEEPER-2332); an older one it never opens.
+                severity: if newest { "error" } else { "warning" },
                 file: file.clone(),
                 offset: Some(0),
                 zxid_hex: None,
                 kind: "empty_log",
-                message: format!("log is {} bytes long and holds no header", l.file_len),
+                message: if newest {
+                    format!(
+                        "the newest log is {} bytes long and holds no header: ZooKeeper 3.8 \
+                         refuses to start (EOFException, ZOOKEEPER-2332) until it is removed; \
+                         it holds no txn, so moving it away loses nothing",
+                        l.file_len
+                    )
+                } else {
+                    format!("log is {} bytes long and holds no header", l.file_len)
+                },
             });
         }
     }
