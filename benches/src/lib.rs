@@ -14,6 +14,11 @@
 //! - [`keeperkit_fill`]/[`keeperkit_open`] and [`raft_engine_fill`]/[`raft_engine_open`]:
 //!   write a log of a given size, then time opening (recovering) it.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "workload generators: byte mixing and indexes modulo small pool sizes"
+)]
+
 use std::fs;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -265,9 +270,9 @@ pub fn raft_engine_append(
             s.spawn(move || {
                 let pool = payload_pool(len.saturating_sub(8), 64, t + 1);
                 let region = t + 1;
-                let mut next = engine.last_index(region).map_or(1, |i| i + 1);
+                let first = engine.last_index(region).map_or(1, |i| i + 1);
                 let mut batch = raft_engine::LogBatch::default();
-                for k in 0..per {
+                for (k, next) in (0..per).zip(first..) {
                     let e = raft_entry(next, &pool[k as usize % pool.len()]);
                     if let Err(err) = batch.add_entries::<BenchMessage>(region, &[e]) {
                         panic!("raft-engine add_entries: {err}");
@@ -275,7 +280,6 @@ pub fn raft_engine_append(
                     if let Err(err) = engine.write(&mut batch, sync) {
                         panic!("raft-engine write: {err}");
                     }
-                    next += 1;
                 }
             });
         }

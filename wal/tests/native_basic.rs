@@ -3,7 +3,7 @@
 //! across a reopen. Guards against a log that works in memory but reads back
 //! differently from disk, or accepts input it cannot store.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -18,7 +18,7 @@
 //! `KEEPERKIT_FAULT_SEED=<seed> KEEPERKIT_FAULT_ITERS=1 cargo test -p keeperkit-wal --test native_fault`.
 //! Run longer with `KEEPERKIT_FAULT_ITERS=100000 KEEPERKIT_FAULT_SECS=600`.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

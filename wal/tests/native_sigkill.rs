@@ -13,7 +13,7 @@
 //! reopens the log and checks every printed index and its payload. Seeds are printed;
 //! `KEEPERKIT_SIGKILL_SEED` and `KEEPERKIT_SIGKILL_ITERS` reproduce and extend runs.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

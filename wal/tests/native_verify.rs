@@ -5,7 +5,7 @@
 //! or leaves no backup, a repair that "fixes" mid-log corruption by cutting or
 //! re-checksumming it, and stale or misplaced segments going unnoticed.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

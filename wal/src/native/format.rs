@@ -42,7 +42,11 @@ pub const SEG_CRC_OFFSET: usize = SEG_RESERVED_OFFSET + 8;
 pub const SEGMENT_HEADER_LEN: usize = SEG_CRC_OFFSET + 4;
 
 const _: () = assert!(SEGMENT_HEADER_LEN == 64);
-const _: () = assert!(SEGMENT_HEADER_LEN % RECORD_ALIGN == 0);
+
+/// [`SEGMENT_HEADER_LEN`] as stored in the header's `header_len` field.
+const SEGMENT_HEADER_LEN_U16: u16 = 64;
+const _: () = assert!(SEGMENT_HEADER_LEN_U16 as usize == SEGMENT_HEADER_LEN);
+const _: () = assert!(SEGMENT_HEADER_LEN & (RECORD_ALIGN - 1) == 0);
 
 // ---- Record header (40 bytes) ----
 
@@ -69,7 +73,7 @@ pub const REC_RESERVED_OFFSET: usize = REC_FLAGS_OFFSET + 2;
 pub const RECORD_HEADER_LEN: usize = REC_RESERVED_OFFSET + 2;
 
 const _: () = assert!(RECORD_HEADER_LEN == 40);
-const _: () = assert!(RECORD_HEADER_LEN % RECORD_ALIGN == 0);
+const _: () = assert!(RECORD_HEADER_LEN & (RECORD_ALIGN - 1) == 0);
 
 /// Records start at multiples of this many bytes; the gap after a record is zero.
 pub const RECORD_ALIGN: usize = 8;
@@ -110,6 +114,10 @@ pub const META_CRC_OFFSET: usize = META_RESERVED_OFFSET + 12;
 pub const META_LEN: usize = META_CRC_OFFSET + 4;
 
 const _: () = assert!(META_LEN == 64);
+
+/// [`META_LEN`] as stored in the metadata's `len` field.
+const META_LEN_U16: u16 = 64;
+const _: () = assert!(META_LEN_U16 as usize == META_LEN);
 
 /// Metadata flag: a vote is recorded.
 pub const META_FLAG_VOTE: u32 = 1;
@@ -191,13 +199,13 @@ pub const fn align_up(n: u64) -> u64 {
 /// Whether every byte is zero (fast path on 8-byte words).
 pub fn all_zero(b: &[u8]) -> bool {
     let (chunks, rest) = b.as_chunks::<8>();
-    chunks.iter().all(|c| u64::from_ne_bytes(*c) == 0) && rest.iter().all(|&x| x == 0)
+    chunks.iter().all(|c| u64::from_le_bytes(*c) == 0) && rest.iter().all(|&x| x == 0)
 }
 
 /// Offset of the first non-zero byte, if any.
 pub fn first_non_zero(b: &[u8]) -> Option<usize> {
     let (chunks, _) = b.as_chunks::<8>();
-    let start = chunks.iter().position(|c| u64::from_ne_bytes(*c) != 0).unwrap_or(chunks.len());
+    let start = chunks.iter().position(|c| u64::from_le_bytes(*c) != 0).unwrap_or(chunks.len());
     b[start * 8..].iter().position(|&x| x != 0).map(|p| start * 8 + p)
 }
 
@@ -225,7 +233,7 @@ impl SegmentHeader {
         let mut b = [0u8; SEGMENT_HEADER_LEN];
         b[SEG_MAGIC_OFFSET..SEG_MAGIC_OFFSET + 8].copy_from_slice(&SEGMENT_MAGIC);
         put_u16(&mut b, SEG_VERSION_OFFSET, FORMAT_VERSION);
-        put_u16(&mut b, SEG_HEADER_LEN_OFFSET, SEGMENT_HEADER_LEN as u16);
+        put_u16(&mut b, SEG_HEADER_LEN_OFFSET, SEGMENT_HEADER_LEN_U16);
         put_u32(&mut b, SEG_FLAGS_OFFSET, 0);
         put_u64(&mut b, SEG_LOG_ID_OFFSET, self.log_id);
         put_u64(&mut b, SEG_SEQ_OFFSET, self.seq);
@@ -516,10 +524,12 @@ pub fn entry_slots(raw: &[u8], count: u32) -> Result<Vec<EntrySlot>, (u64, Corru
 }
 
 /// Appends one entry header and payload to a raw payload.
+/// The caller has checked the payload against [`ENTRY_LEN_MAX`] (which fits a u32).
 pub fn push_entry(raw: &mut Vec<u8>, term: u64, payload: &[u8]) {
-    debug_assert!(payload.len() <= ENTRY_LEN_MAX);
+    assert!(payload.len() <= ENTRY_LEN_MAX, "entry length is checked before encoding");
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     raw.extend_from_slice(&term.to_le_bytes());
-    raw.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    raw.extend_from_slice(&len.to_le_bytes());
     raw.extend_from_slice(payload);
 }
 
@@ -544,7 +554,7 @@ impl MetaRecord {
         let mut b = [0u8; META_LEN];
         b[..8].copy_from_slice(&META_MAGIC);
         put_u16(&mut b, META_VERSION_OFFSET, FORMAT_VERSION);
-        put_u16(&mut b, META_LEN_OFFSET, META_LEN as u16);
+        put_u16(&mut b, META_LEN_OFFSET, META_LEN_U16);
         put_u32(&mut b, META_FLAGS_OFFSET, if self.vote.is_some() { META_FLAG_VOTE } else { 0 });
         put_u64(&mut b, META_LOG_ID_OFFSET, self.log_id);
         put_u64(&mut b, META_TERM_OFFSET, self.term);
@@ -620,7 +630,7 @@ impl MetaRecord {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
     use super::*;
 

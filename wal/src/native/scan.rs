@@ -275,10 +275,15 @@ pub(crate) fn scan_segment(path: &Path, seq: u64, bytes: &[u8], deep: bool) -> S
         if let Err((_, kind)) = h.check_fields(hb) {
             break Some(kind);
         }
-        let span = h.span();
-        if span > rest.len() as u64 {
-            break Some(CorruptionKind::Truncated { needed: span, available: rest.len() as u64 });
-        }
+        let span = match usize::try_from(h.span()) {
+            Ok(span) if span <= rest.len() => span,
+            _ => {
+                break Some(CorruptionKind::Truncated {
+                    needed: h.span(),
+                    available: rest.len() as u64,
+                })
+            }
+        };
         // `span <= rest.len()`, so these fit in usize.
         let stored_end = RECORD_HEADER_LEN + h.stored_len as usize;
         let payload = &rest[RECORD_HEADER_LEN..stored_end];
@@ -295,7 +300,7 @@ pub(crate) fn scan_segment(path: &Path, seq: u64, bytes: &[u8], deep: bool) -> S
                 h.first_index
             )));
         }
-        if !all_zero(&rest[stored_end..span as usize]) {
+        if !all_zero(&rest[stored_end..span]) {
             break Some(CorruptionKind::Invalid("non-zero padding after a record".into()));
         }
         if deep {
@@ -318,7 +323,7 @@ pub(crate) fn scan_segment(path: &Path, seq: u64, bytes: &[u8], deep: bool) -> S
             flags: h.flags,
         });
         expected = h.last_index() + 1;
-        pos += span as usize;
+        pos += span;
     };
     scan.data_end = pos as u64;
     if let Some(kind) = bad {
@@ -337,7 +342,7 @@ pub(crate) fn scan_segment(path: &Path, seq: u64, bytes: &[u8], deep: bool) -> S
 /// had already been synced when it was written. Only then is a bad spot at `at`
 /// proven to be damage to synced data rather than a torn, never-acknowledged write.
 fn synced_record_after(bytes: &[u8], at: usize) -> bool {
-    let mut pos = align_up(at as u64 + 1) as usize;
+    let mut pos = (at + RECORD_ALIGN) & !(RECORD_ALIGN - 1);
     while pos + RECORD_HEADER_LEN <= bytes.len() {
         let hb = &bytes[pos..pos + RECORD_HEADER_LEN];
         let synced = format::get_u32(hb, REC_SYNCED_OFFSET) as usize;
@@ -688,7 +693,7 @@ fn check_link(prev: &SegmentScan, next: &SegmentScan, h: &SegmentHeader, out: &m
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
     use super::*;
     use crate::native::format::push_entry;
@@ -774,7 +779,7 @@ mod tests {
     #[test]
     fn garbage_after_zeros_is_bad() {
         let r1 = record(1, 1, 64, &[b"a"]);
-        let mut b = segment(&[r1.clone()], 200);
+        let mut b = segment(std::slice::from_ref(&r1), 200);
         let n = b.len();
         b[n - 3] = 7;
         let s = scan_segment(Path::new("/x"), 1, &b, false);
