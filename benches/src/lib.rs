@@ -142,9 +142,13 @@ pub fn bare_write_fdatasync_prezeroed(dir: &Path, len: usize, n: u64) -> io::Res
 }
 
 /// Options of a keeperkit log for the benches (64 MiB preallocated segments).
+/// `KEEPERKIT_BENCH_PREALLOCATE=0` turns preallocation (and zero-filling) off.
 pub fn keeperkit_options(dir: &Path, sync: SyncPolicy) -> NativeWalOptions {
     let mut o = NativeWalOptions::new(dir);
     o.sync = sync;
+    if std::env::var("KEEPERKIT_BENCH_PREALLOCATE").is_ok_and(|v| v == "0") {
+        o.preallocate = false;
+    }
     o
 }
 

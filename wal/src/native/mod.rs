@@ -24,7 +24,7 @@
 //!   one was damaged after it had been synced: corruption, never cut silently.
 //! - Every create, rename, truncation and unlink is followed by the fsyncs that make
 //!   it durable, the directory's included.
-//! - Limits ([`Limits`], and the hard caps in [`format`]) are checked before anything
+//! - Limits ([`Limits`], and the hard caps in [`format`](mod@format)) are checked before anything
 //!   is written; every length read from disk is checked before anything is allocated.
 //! - A failed fsync poisons the writer: every later append fails with
 //!   [`NativeWalError::Poisoned`] until the log is reopened. The unsynced tail is cut
