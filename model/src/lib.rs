@@ -13,6 +13,8 @@
 //! - decoders never panic on hostile input: they return [`DecodeError`] carrying the
 //!   byte offset and a [`CorruptionKind`].
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod acl;
 pub mod errcode;
 pub mod error;

@@ -92,7 +92,7 @@ mod tests {
         let ttl = 0xff00_0000_0036_ee80_u64 as i64;
         assert_eq!(EphemeralOwner::decode(ttl), EphemeralOwner::Ttl(3_600_000));
         assert_eq!(EphemeralOwner::Ttl(3_600_000).encode(), ttl);
-        let s = 0x1000_00b0_8f20_003;
+        let s = 0x0100_000b_08f2_0003;
         assert_eq!(EphemeralOwner::decode(s), EphemeralOwner::Session(s));
         assert_eq!(EphemeralOwner::decode(s).client_value(), s);
         assert_eq!(EphemeralOwner::Container.client_value(), 0);
