@@ -16,6 +16,7 @@
 //!
 //! The crate knows nothing about znodes, trees or snapshots.
 
+pub mod clickhouse;
 mod error;
 pub mod native;
 pub mod zookeeper;
