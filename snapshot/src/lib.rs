@@ -13,6 +13,7 @@
 //! - corruption is reported as [`SnapshotError::Corrupt`] with the file and byte offset.
 
 mod error;
+pub mod native;
 pub mod zookeeper;
 
 pub use error::SnapshotError;

@@ -17,6 +17,7 @@
 
 pub mod dialect;
 pub mod error;
+pub mod native_snapshot;
 pub mod zkscan;
 pub mod zookeeper;
 
