@@ -12,6 +12,7 @@
 //!   checked against its limit and the bytes that remain before anything is allocated;
 //! - corruption is reported as [`SnapshotError::Corrupt`] with the file and byte offset.
 
+pub mod clickhouse;
 mod error;
 pub mod native;
 pub mod zookeeper;

@@ -1,0 +1,608 @@
+//! The uncompressed snapshot body, versions V0–V8 (snapshot spec §2).
+
+use keeperkit_model::keeper::nuraft::{ClusterConfig, SnapshotMeta};
+use keeperkit_model::keeper::{self, KeeperStat};
+use keeperkit_model::{Acl, AclList, CorruptionKind, DecodeError, Id, Perms};
+
+/// Oldest body version read.
+pub const VERSION_MIN: u8 = 0;
+/// Newest body version read and written (V8, TTL nodes; 2026). V9 (containers as
+/// `ephemeralOwner = i64::MIN`) is not read: no merged source that defines it was
+/// found (snapshot spec §2.2 UNSURE; the only `KeeperSnapshotManager.h` with more than
+/// V8 is the closed chunked-format branch of PR #107884, whose V8 means something
+/// else).
+pub const VERSION_MAX: u8 = 8;
+/// The version written by default: V6, which every Keeper from 2024 on reads.
+pub const VERSION_DEFAULT: u8 = 6;
+
+/// The fields before the ACL map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    /// Body version (0–8).
+    pub version: u8,
+    /// NuRaft snapshot metadata: last log index/term and the config at that index.
+    pub meta: SnapshotMeta,
+    /// Last committed zxid (V5+; `None` before).
+    pub zxid: Option<i64>,
+    /// Digest version (V5+; 0 = no digest).
+    pub digest_version: u8,
+    /// Tree digest, present when `digest_version != 0`.
+    pub digest: Option<u64>,
+    /// Next session id Keeper will hand out.
+    pub session_id_counter: i64,
+}
+
+/// One node record. Fields are stored values: for ephemeral nodes Keeper writes 0 for
+/// `num_children` and `seq_num` and ignores them on read; an `acl_id` of `u64::MAX` is
+/// read by Keeper as 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeRecord<'a> {
+    /// Absolute path (`/` for the root).
+    pub path: &'a str,
+    /// Data.
+    pub data: &'a [u8],
+    /// Key into the ACL map, 0 for no ACL (world:anyone, all permissions). V0 files
+    /// have inline ACL lists; the reader interns them (ids 1, 2, ... in order of first
+    /// use, as Keeper's `ACLMap::convertACLs`) and reports each new list to the sink
+    /// first.
+    pub acl_id: u64,
+    /// Stat fields (stored cversion is the client-visible one in Keeper).
+    pub stat: KeeperStat,
+    /// Per-parent counter for sequential children (i32 before V7).
+    pub seq_num: i64,
+    /// TTL in ms of a TTL node (V8+).
+    pub ttl_ms: Option<i64>,
+}
+
+/// One live session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Session id.
+    pub id: i64,
+    /// Negotiated timeout in ms.
+    pub timeout_ms: i64,
+    /// Auth ids added with `addauth` (V1+), in stored order.
+    pub auths: Vec<Id>,
+}
+
+/// Receives a snapshot's content in file order: header, ACL map, nodes, sessions,
+/// trailer config. An `Err` aborts reading with [`CorruptionKind::Invalid`] at the
+/// current offset.
+pub trait ClickHouseSnapshotSink {
+    /// The header.
+    fn header(&mut self, header: &SnapshotHeader) -> Result<(), String>;
+    /// One ACL map entry.
+    fn acl(&mut self, id: u64, acls: AclList) -> Result<(), String>;
+    /// One node (in file order, which is Keeper's list order, not sorted).
+    fn node(&mut self, node: &NodeRecord<'_>) -> Result<(), String>;
+    /// One session.
+    fn session(&mut self, session: SessionRecord) -> Result<(), String>;
+    /// The trailer's cluster config, when present.
+    fn cluster_config(&mut self, config: ClusterConfig) -> Result<(), String>;
+}
+
+/// Callback of [`ClickHouseSnapshotSource::visit_acls`].
+pub type AclVisitor<'v> = dyn FnMut(u64, &[Acl]) -> Result<(), String> + 'v;
+/// Callback of [`ClickHouseSnapshotSource::visit_nodes`].
+pub type NodeVisitor<'v> = dyn FnMut(&NodeRecord<'_>) -> Result<(), String> + 'v;
+/// Callback of [`ClickHouseSnapshotSource::visit_sessions`].
+pub type SessionVisitor<'v> = dyn FnMut(&SessionRecord) -> Result<(), String> + 'v;
+
+/// What a writer needs from a tree. Counts must equal what the visitors produce.
+pub trait ClickHouseSnapshotSource {
+    /// The header (its `version` is ignored: the writer's option decides).
+    fn header(&self) -> SnapshotHeader;
+    /// Number of ACL map entries.
+    fn acl_count(&self) -> u64;
+    /// Visits the ACL map entries, ascending by id (Keeper sorts them).
+    fn visit_acls(&self, f: &mut AclVisitor<'_>) -> Result<(), String>;
+    /// Number of nodes.
+    fn node_count(&self) -> u64;
+    /// Visits the nodes (Keeper: `/` and `/keeper` included, `/keeper/*` not; parents
+    /// need not come first).
+    fn visit_nodes(&self, f: &mut NodeVisitor<'_>) -> Result<(), String>;
+    /// Number of sessions.
+    fn session_count(&self) -> u64;
+    /// Visits the sessions (Keeper sorts them by id).
+    fn visit_sessions(&self, f: &mut SessionVisitor<'_>) -> Result<(), String>;
+    /// The cluster config for the trailer, if any.
+    fn cluster_config(&self) -> Option<ClusterConfig>;
+}
+
+/// Counts of what a body held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BodyCounts {
+    /// ACL map entries (V0: distinct inline lists interned).
+    pub acls: u64,
+    /// Nodes.
+    pub nodes: u64,
+    /// Sessions.
+    pub sessions: u64,
+    /// Whether the trailer config was present.
+    pub has_cluster_config: bool,
+    /// The tree digest recomputed from the nodes with the header's digest version
+    /// (when asked and the version is 4 or 5; `/keeper/*` records excluded).
+    pub computed_digest: Option<u64>,
+}
+
+struct Cur<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+type R<T> = Result<T, DecodeError>;
+
+impl<'a> Cur<'a> {
+    fn rest(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn err(&self, kind: CorruptionKind) -> DecodeError {
+        DecodeError::new(self.pos as u64, kind)
+    }
+
+    fn take(&mut self, n: usize) -> R<&'a [u8]> {
+        if n > self.rest() {
+            return Err(self.err(CorruptionKind::Truncated {
+                needed: n as u64,
+                available: self.rest() as u64,
+            }));
+        }
+        let out = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    fn arr<const N: usize>(&mut self) -> R<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn u8(&mut self) -> R<u8> {
+        Ok(self.arr::<1>()?[0])
+    }
+
+    fn bool(&mut self) -> R<bool> {
+        let at = self.pos;
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(DecodeError::new(
+                at as u64,
+                CorruptionKind::Invalid(format!("bool byte is {b}, not 0 or 1")),
+            )),
+        }
+    }
+
+    fn i32(&mut self) -> R<i32> {
+        Ok(i32::from_le_bytes(self.arr()?))
+    }
+
+    fn u32(&mut self) -> R<u32> {
+        Ok(u32::from_le_bytes(self.arr()?))
+    }
+
+    fn i64(&mut self) -> R<i64> {
+        Ok(i64::from_le_bytes(self.arr()?))
+    }
+
+    fn u64(&mut self) -> R<u64> {
+        Ok(u64::from_le_bytes(self.arr()?))
+    }
+
+    /// ClickHouse `readVarUInt`: LEB128, at most 10 bytes.
+    fn varuint(&mut self) -> R<u64> {
+        let at = self.pos;
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7F) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::new(
+            at as u64,
+            CorruptionKind::Invalid("varuint longer than 10 bytes".into()),
+        ))
+    }
+
+    /// A length that must fit in what remains.
+    fn len(&mut self, v: u64, at: usize) -> R<usize> {
+        usize::try_from(v).ok().filter(|&n| n <= self.rest()).ok_or_else(|| {
+            DecodeError::new(
+                at as u64,
+                CorruptionKind::LengthOutOfRange {
+                    len: i64::try_from(v).unwrap_or(i64::MAX),
+                    max: self.rest() as u64,
+                },
+            )
+        })
+    }
+
+    fn bytes(&mut self) -> R<&'a [u8]> {
+        let at = self.pos;
+        let v = self.varuint()?;
+        let n = self.len(v, at)?;
+        self.take(n)
+    }
+
+    fn str(&mut self) -> R<&'a str> {
+        let at = self.pos;
+        let b = self.bytes()?;
+        std::str::from_utf8(b).map_err(|_| DecodeError::new(at as u64, CorruptionKind::InvalidUtf8))
+    }
+
+    /// A u64 count of elements of at least `elem` bytes each.
+    fn count(&mut self, elem: usize) -> R<u64> {
+        let at = self.pos;
+        let v = self.u64()?;
+        let max = (self.rest() / elem.max(1)) as u64;
+        if v > max {
+            return Err(DecodeError::new(
+                at as u64,
+                CorruptionKind::LengthOutOfRange { len: i64::try_from(v).unwrap_or(i64::MAX), max },
+            ));
+        }
+        Ok(v)
+    }
+
+    fn acl_list(&mut self) -> R<AclList> {
+        // An ACL: i32 perms and two 1-byte (empty) string lengths at least.
+        let n = self.count(6)?;
+        let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+        for _ in 0..n {
+            let perms = Perms(self.i32()?);
+            let scheme = self.str()?.to_owned();
+            let id = self.str()?.to_owned();
+            out.push(Acl { perms, id: Id { scheme, id } });
+        }
+        Ok(out)
+    }
+}
+
+fn sink_err(at: usize, msg: String) -> DecodeError {
+    DecodeError::new(at as u64, CorruptionKind::Invalid(msg))
+}
+
+/// Smallest node record: two 1-byte strings and the fixed fields of V6.
+const NODE_LEN_MIN: usize = 2 + 76;
+/// Smallest session record (V0: id, timeout).
+const SESSION_LEN_MIN: usize = 16;
+
+/// Parses a body, handing what it holds to `sink`. Offsets in errors are body offsets.
+pub fn read_body(
+    body: &[u8],
+    sink: &mut dyn ClickHouseSnapshotSink,
+    compute_digest: bool,
+) -> Result<(SnapshotHeader, BodyCounts), DecodeError> {
+    let mut c = Cur { buf: body, pos: 0 };
+    let version = c.u8()?;
+    if version > VERSION_MAX {
+        return Err(DecodeError::new(
+            0,
+            CorruptionKind::UnsupportedVersion { found: i64::from(version) },
+        ));
+    }
+    let meta_at = c.pos;
+    let meta_bytes = c.bytes()?;
+    let meta = SnapshotMeta::decode(meta_bytes).map_err(|e| e.shifted(meta_at as u64 + 1))?;
+    let (mut zxid, mut digest_version, mut digest) = (None, 0, None);
+    if version >= 5 {
+        zxid = Some(c.i64()?);
+        digest_version = c.u8()?;
+        if digest_version != 0 {
+            digest = Some(c.u64()?);
+        }
+    }
+    let session_id_counter = c.i64()?;
+    let header = SnapshotHeader { version, meta, zxid, digest_version, digest, session_id_counter };
+    sink.header(&header).map_err(|m| sink_err(c.pos, m))?;
+    let mut counts = BodyCounts::default();
+    let acl_id_len = if version >= 7 { 4 } else { 8 };
+    if version >= 1 {
+        let n = c.count(acl_id_len + 8)?;
+        for _ in 0..n {
+            let id = if version >= 7 { u64::from(c.u32()?) } else { c.u64()? };
+            let list = c.acl_list()?;
+            sink.acl(id, list).map_err(|m| sink_err(c.pos, m))?;
+            counts.acls += 1;
+        }
+    }
+    let mut interned: Vec<AclList> = Vec::new();
+    let digest_algo = (compute_digest && matches!(digest_version, 4 | 5)).then_some(digest_version);
+    let mut tree = keeper::TreeDigest::default();
+    let node_count = c.count(NODE_LEN_MIN)?;
+    for _ in 0..node_count {
+        let at = c.pos;
+        let path = c.str()?;
+        let data = c.bytes()?;
+        let acl_id = if version == 0 {
+            let list = c.acl_list()?;
+            if list.is_empty() {
+                0
+            } else if let Some(i) = interned.iter().position(|l| *l == list) {
+                i as u64 + 1
+            } else {
+                interned.push(list.clone());
+                let id = interned.len() as u64;
+                sink.acl(id, list).map_err(|m| sink_err(at, m))?;
+                counts.acls += 1;
+                id
+            }
+        } else if version >= 7 {
+            u64::from(c.u32()?)
+        } else {
+            c.u64()?
+        };
+        if (1..=5).contains(&version) {
+            c.bool()?; // is_sequential, discarded by V6+ readers
+        }
+        let mut stat = KeeperStat {
+            czxid: c.i64()?,
+            mzxid: c.i64()?,
+            ctime: c.i64()?,
+            mtime: c.i64()?,
+            version: c.i32()?,
+            cversion: c.i32()?,
+            aversion: c.i32()?,
+            ephemeral_owner: c.i64()?,
+            ..KeeperStat::default()
+        };
+        if version <= 5 {
+            c.i32()?; // dataLength, discarded
+        }
+        stat.num_children = c.i32()?;
+        stat.pzxid = c.i64()?;
+        let seq_num = if version >= 7 { c.i64()? } else { i64::from(c.i32()?) };
+        if (4..=5).contains(&version) {
+            c.u64()?; // size_bytes, discarded
+        }
+        let ttl_ms = if version >= 8 && c.bool()? { Some(c.i64()?) } else { None };
+        let node = NodeRecord { path, data, acl_id, stat, seq_num, ttl_ms };
+        if let Some(v) = digest_algo {
+            if keeper::counts_in_tree_digest(path.as_bytes()) {
+                tree.add(keeper::node_digest(v, path.as_bytes(), data, &stat, ttl_ms));
+            }
+        }
+        sink.node(&node).map_err(|m| sink_err(at, m))?;
+        counts.nodes += 1;
+    }
+    counts.computed_digest = digest_algo.map(|_| tree.0);
+    let session_count = c.count(SESSION_LEN_MIN)?;
+    for _ in 0..session_count {
+        let at = c.pos;
+        let id = c.i64()?;
+        let timeout_ms = c.i64()?;
+        let mut auths = Vec::new();
+        if version >= 1 {
+            let n = c.count(2)?;
+            for _ in 0..n {
+                let scheme = c.str()?.to_owned();
+                let id = c.str()?.to_owned();
+                auths.push(Id { scheme, id });
+            }
+        }
+        sink.session(SessionRecord { id, timeout_ms, auths }).map_err(|m| sink_err(at, m))?;
+        counts.sessions += 1;
+    }
+    if c.rest() > 0 {
+        let at = c.pos;
+        let cfg_bytes = c.bytes()?;
+        let cfg = ClusterConfig::decode(cfg_bytes).map_err(|e| e.shifted(at as u64 + 1))?;
+        if c.rest() > 0 {
+            return Err(c.err(CorruptionKind::Invalid(format!(
+                "{} bytes after the cluster config trailer",
+                c.rest()
+            ))));
+        }
+        sink.cluster_config(cfg).map_err(|m| sink_err(at, m))?;
+        counts.has_cluster_config = true;
+    }
+    Ok((header, counts))
+}
+
+fn put_varuint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7F) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varuint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// Why a source cannot be written in the asked version.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// A version this writer does not produce.
+    #[error("snapshot version V{0} cannot be written (V6, V7 and V8 can)")]
+    Version(u8),
+    /// Nodes the version cannot hold (TTL nodes before V8, sequence counters above
+    /// i32 before V7, ACL ids above u32 from V7 on), with the reason.
+    #[error("{} node(s) cannot be stored in V{version}: {reason} (first: {})", paths.len(), paths.first().map_or("", String::as_str))]
+    Unrepresentable {
+        /// The target version.
+        version: u8,
+        /// What the version cannot hold.
+        reason: String,
+        /// The nodes concerned.
+        paths: Vec<String>,
+    },
+    /// The source's counts and visits disagree, or it failed.
+    #[error("snapshot source: {0}")]
+    Source(String),
+}
+
+/// Encodes a body of `version` (6, 7 or 8) from `source`. Every node the version
+/// cannot hold is collected into one [`WriteError::Unrepresentable`].
+///
+/// `compute_digest`: `Some(4)` or `Some(5)` writes that digest version with the tree
+/// digest computed from the nodes written (`/keeper/*` excluded, see
+/// [`keeper::node_digest`]) instead of the source's header values.
+pub fn write_body(
+    source: &dyn ClickHouseSnapshotSource,
+    version: u8,
+    compute_digest: Option<u8>,
+) -> Result<Vec<u8>, WriteError> {
+    if !(6..=VERSION_MAX).contains(&version) {
+        return Err(WriteError::Version(version));
+    }
+    let h = source.header();
+    let mut out = Vec::with_capacity(64 + usize::try_from(source.node_count()).unwrap_or(0) * 96);
+    out.push(version);
+    put_bytes(&mut out, &h.meta.encode());
+    out.extend_from_slice(&h.zxid.unwrap_or(0).to_le_bytes());
+    let digest_version = compute_digest.unwrap_or(h.digest_version);
+    out.push(digest_version);
+    let digest_at = out.len();
+    if digest_version != 0 {
+        out.extend_from_slice(&h.digest.unwrap_or(0).to_le_bytes());
+    }
+    let mut tree = keeper::TreeDigest::default();
+    out.extend_from_slice(&h.session_id_counter.to_le_bytes());
+    let mut bad_acl = Vec::new();
+    out.extend_from_slice(&source.acl_count().to_le_bytes());
+    let mut n = 0u64;
+    source
+        .visit_acls(&mut |id, acls| {
+            n += 1;
+            if version >= 7 {
+                match u32::try_from(id) {
+                    Ok(v) => out.extend_from_slice(&v.to_le_bytes()),
+                    Err(_) => bad_acl.push(format!("ACL map id {id}")),
+                }
+            } else {
+                out.extend_from_slice(&id.to_le_bytes());
+            }
+            out.extend_from_slice(&(acls.len() as u64).to_le_bytes());
+            for a in acls {
+                out.extend_from_slice(&a.perms.0.to_le_bytes());
+                put_bytes(&mut out, a.id.scheme.as_bytes());
+                put_bytes(&mut out, a.id.id.as_bytes());
+            }
+            Ok(())
+        })
+        .map_err(WriteError::Source)?;
+    if n != source.acl_count() {
+        return Err(WriteError::Source(format!(
+            "acl_count {} but {n} visited",
+            source.acl_count()
+        )));
+    }
+    if !bad_acl.is_empty() {
+        return Err(WriteError::Unrepresentable {
+            version,
+            reason: "ACL ids above u32::MAX".into(),
+            paths: bad_acl,
+        });
+    }
+    let (mut ttl_bad, mut seq_bad, mut acl_bad) = (Vec::new(), Vec::new(), Vec::new());
+    out.extend_from_slice(&source.node_count().to_le_bytes());
+    let mut n = 0u64;
+    source
+        .visit_nodes(&mut |node| {
+            n += 1;
+            if let Some(v) = compute_digest.filter(|&v| v != 0) {
+                if keeper::counts_in_tree_digest(node.path.as_bytes()) {
+                    let ttl = node.ttl_ms;
+                    tree.add(keeper::node_digest(
+                        v,
+                        node.path.as_bytes(),
+                        node.data,
+                        &node.stat,
+                        ttl,
+                    ));
+                }
+            }
+            put_bytes(&mut out, node.path.as_bytes());
+            put_bytes(&mut out, node.data);
+            if version >= 7 {
+                match u32::try_from(node.acl_id) {
+                    Ok(v) => out.extend_from_slice(&v.to_le_bytes()),
+                    Err(_) => acl_bad.push(node.path.to_owned()),
+                }
+            } else {
+                out.extend_from_slice(&node.acl_id.to_le_bytes());
+            }
+            let s = &node.stat;
+            for v in [s.czxid, s.mzxid, s.ctime, s.mtime] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            for v in [s.version, s.cversion, s.aversion] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(&s.ephemeral_owner.to_le_bytes());
+            out.extend_from_slice(&s.num_children.to_le_bytes());
+            out.extend_from_slice(&s.pzxid.to_le_bytes());
+            if version >= 7 {
+                out.extend_from_slice(&node.seq_num.to_le_bytes());
+            } else {
+                match i32::try_from(node.seq_num) {
+                    Ok(v) => out.extend_from_slice(&v.to_le_bytes()),
+                    Err(_) => seq_bad.push(node.path.to_owned()),
+                }
+            }
+            if version >= 8 {
+                out.push(u8::from(node.ttl_ms.is_some()));
+                if let Some(t) = node.ttl_ms {
+                    out.extend_from_slice(&t.to_le_bytes());
+                }
+            } else if node.ttl_ms.is_some() {
+                ttl_bad.push(node.path.to_owned());
+            }
+            Ok(())
+        })
+        .map_err(WriteError::Source)?;
+    if n != source.node_count() {
+        return Err(WriteError::Source(format!(
+            "node_count {} but {n} visited",
+            source.node_count()
+        )));
+    }
+    for (paths, reason) in [
+        (ttl_bad, "TTL nodes need V8"),
+        (seq_bad, "sequence counters above i32::MAX need V7"),
+        (acl_bad, "ACL ids above u32::MAX"),
+    ] {
+        if !paths.is_empty() {
+            return Err(WriteError::Unrepresentable { version, reason: reason.into(), paths });
+        }
+    }
+    if compute_digest.is_some_and(|v| v != 0) {
+        out[digest_at..digest_at + 8].copy_from_slice(&tree.0.to_le_bytes());
+    }
+    out.extend_from_slice(&source.session_count().to_le_bytes());
+    let mut n = 0u64;
+    source
+        .visit_sessions(&mut |s| {
+            n += 1;
+            out.extend_from_slice(&s.id.to_le_bytes());
+            out.extend_from_slice(&s.timeout_ms.to_le_bytes());
+            out.extend_from_slice(&(s.auths.len() as u64).to_le_bytes());
+            for a in &s.auths {
+                put_bytes(&mut out, a.scheme.as_bytes());
+                put_bytes(&mut out, a.id.as_bytes());
+            }
+            Ok(())
+        })
+        .map_err(WriteError::Source)?;
+    if n != source.session_count() {
+        return Err(WriteError::Source(format!(
+            "session_count {} but {n} visited",
+            source.session_count()
+        )));
+    }
+    if let Some(cfg) = source.cluster_config() {
+        put_bytes(&mut out, &cfg.encode());
+    }
+    Ok(out)
+}
