@@ -77,7 +77,7 @@ pub fn payload_pool(len: usize, count: usize, seed: u64) -> Vec<Vec<u8>> {
 }
 
 /// One measurement: `ops` operations in `elapsed`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Rate {
     /// Operations done.
     pub ops: u64,
@@ -92,56 +92,82 @@ impl Rate {
     }
 }
 
+/// A bare `pwrite` + `fdatasync` loop on one file, run in slices (so that it can be
+/// interleaved with the other cases and see the same disk conditions).
+#[derive(Debug)]
+pub struct BareLoop {
+    file: fs::File,
+    path: PathBuf,
+    off: u64,
+    buf: Vec<u8>,
+}
+
+impl BareLoop {
+    /// A new file `name` in `dir`. With `prezero_len`, that many bytes of zeros are
+    /// written and synced first: then fdatasync flushes data without committing
+    /// block allocations, the fastest a WAL can be on this disk. Without, every
+    /// write appends (the file grows), as in `pg_test_fsync` or etcd's `check perf`.
+    pub fn new(
+        dir: &Path,
+        name: &str,
+        len: usize,
+        prezero_len: Option<u64>,
+    ) -> io::Result<BareLoop> {
+        let path = dir.join(name);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        if let Some(total) = prezero_len {
+            let zeros = vec![0u8; 1 << 20];
+            let mut off = 0u64;
+            while off < total {
+                file.write_all_at(&zeros, off)?;
+                off += zeros.len() as u64;
+            }
+            file.sync_all()?;
+        }
+        Ok(BareLoop { file, path, off: 0, buf: payload(len, 1) })
+    }
+
+    /// `n` more writes, each followed by `fdatasync`.
+    pub fn run(&mut self, n: u64) -> io::Result<Rate> {
+        let start = Instant::now();
+        for _ in 0..n {
+            self.file.write_all_at(&self.buf, self.off)?;
+            self.file.sync_data()?;
+            self.off += self.buf.len() as u64;
+        }
+        Ok(Rate { ops: n, elapsed: start.elapsed() })
+    }
+}
+
+impl Drop for BareLoop {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
 /// The floor: `n` appending writes of `len` bytes, each followed by `fdatasync`, on
 /// a new file in `dir`.
 pub fn bare_write_fdatasync(dir: &Path, len: usize, n: u64) -> io::Result<Rate> {
-    let path = dir.join("bare.dat");
-    let f =
-        fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
-    let buf = payload(len, 1);
-    let start = Instant::now();
-    let mut off = 0u64;
-    for _ in 0..n {
-        f.write_all_at(&buf, off)?;
-        f.sync_data()?;
-        off += len as u64;
-    }
-    let elapsed = start.elapsed();
-    drop(f);
-    fs::remove_file(&path)?;
-    Ok(Rate { ops: n, elapsed })
+    BareLoop::new(dir, "bare.dat", len, None)?.run(n)
 }
 
-/// Like [`bare_write_fdatasync`], but over a file whose blocks were written with
-/// zeros (and synced) first: the fastest a WAL can be on this disk, since fdatasync
-/// then flushes data without committing block allocations.
+/// Like [`bare_write_fdatasync`], over a pre-zeroed file (see [`BareLoop::new`]).
 pub fn bare_write_fdatasync_prezeroed(dir: &Path, len: usize, n: u64) -> io::Result<Rate> {
-    let path = dir.join("bare-zeroed.dat");
-    let f =
-        fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
-    let total = len as u64 * n;
-    let zeros = vec![0u8; 1 << 20];
-    let mut off = 0u64;
-    while off < total {
-        f.write_all_at(&zeros, off)?;
-        off += zeros.len() as u64;
-    }
-    f.sync_all()?;
-    let buf = payload(len, 1);
-    let start = Instant::now();
-    let mut off = 0u64;
-    for _ in 0..n {
-        f.write_all_at(&buf, off)?;
-        f.sync_data()?;
-        off += len as u64;
-    }
-    let elapsed = start.elapsed();
-    drop(f);
-    fs::remove_file(&path)?;
-    Ok(Rate { ops: n, elapsed })
+    BareLoop::new(dir, "bare-zeroed.dat", len, Some(len as u64 * n))?.run(n)
 }
 
-/// Options of a keeperkit log for the benches (64 MiB preallocated segments).
+impl Rate {
+    /// The sum of two measurements.
+    pub fn plus(self, other: Rate) -> Rate {
+        Rate { ops: self.ops + other.ops, elapsed: self.elapsed + other.elapsed }
+    }
+}
+
 /// `KEEPERKIT_BENCH_PREALLOCATE=0` turns preallocation (and zero-filling) off.
 pub fn keeperkit_options(dir: &Path, sync: SyncPolicy) -> NativeWalOptions {
     let mut o = NativeWalOptions::new(dir);
