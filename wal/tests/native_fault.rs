@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keeperkit_vfs::{FaultConfig, FaultFs, FileSystem};
+use keeperkit_vfs::{FaultConfig, FaultFs, FileSystem, OpenMode};
 use keeperkit_wal::native::{
     Entry, EntryRef, HardState, NativeWal, NativeWalError, NativeWalOptions, RecoveryMode,
     SyncPolicy,
@@ -515,4 +515,136 @@ fn concurrent_group_commit_survives_crash() {
             assert_eq!(e.payload, p, "seed {seed}: index {index}");
         }
     }
+}
+
+fn small_log(
+    fault: &FaultFs,
+    policy: SyncPolicy,
+    preallocate: bool,
+) -> (Arc<dyn FileSystem>, NativeWalOptions) {
+    let fs: Arc<dyn FileSystem> = Arc::new(fault.clone());
+    let mut o = NativeWalOptions::new("/log");
+    o.segment_len = 8192;
+    o.sync = policy;
+    o.preallocate = preallocate;
+    (fs, o)
+}
+
+fn append_one(wal: &NativeWal, len: usize) -> Result<u64, NativeWalError> {
+    let p = vec![wal.next_index() as u8; len];
+    wal.append_next(1, &[&p[..]]).map(|r| r.start)
+}
+
+/// ENOSPC fails the append without acknowledging anything, the log stays readable,
+/// and appends work again once space comes back (with and without preallocation,
+/// with and without partial writes).
+#[test]
+fn enospc_then_space_returns() {
+    for (preallocate, partial) in [(false, false), (false, true), (true, false), (true, true)] {
+        let fault = FaultFs::new(FaultConfig {
+            partial_write_on_enospc: partial,
+            ..FaultConfig::default()
+        });
+        let (fs, o) = small_log(&fault, SyncPolicy::Always, preallocate);
+        let wal = NativeWal::open(Arc::clone(&fs), o.clone()).unwrap();
+        for _ in 0..5 {
+            append_one(&wal, 100).unwrap();
+        }
+        fault.set_space(Some(fault.used_space() + 50));
+        let mut failed = 0;
+        for _ in 0..200 {
+            match append_one(&wal, 300) {
+                Ok(_) => {}
+                Err(NativeWalError::Io { source, .. }) => {
+                    assert_eq!(source.kind(), std::io::ErrorKind::StorageFull);
+                    failed += 1;
+                    break;
+                }
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!(failed, 1, "the disk filled up (preallocate {preallocate})");
+        assert!(!wal.is_poisoned());
+        let last = wal.last_index().unwrap();
+        assert_eq!(wal.read_range(1..last + 1).unwrap().len() as u64, last);
+        fault.set_space(None);
+        let next = append_one(&wal, 300).unwrap();
+        assert_eq!(next, last + 1);
+        drop(wal);
+        fault.crash(3);
+        let wal = NativeWal::open(Arc::clone(&fs), o).unwrap();
+        assert_eq!(wal.last_index(), Some(next), "everything acknowledged survived");
+        assert!(keeperkit_wal::native::verify(fs.as_ref(), Path::new("/log")).unwrap().is_empty());
+    }
+}
+
+/// A failed fsync poisons the writer; nothing after it is acknowledged, even though
+/// a retried fsync would "succeed" (Linux drops the dirty pages); a reopen without a
+/// reboot does not serve the dropped bytes, and after a power loss everything
+/// acknowledged is there.
+#[test]
+fn failed_fsync_poisons_until_reopen() {
+    let fault = FaultFs::default();
+    let (fs, o) = small_log(&fault, SyncPolicy::Always, true);
+    let wal = NativeWal::open(Arc::clone(&fs), o.clone()).unwrap();
+    for _ in 0..3 {
+        append_one(&wal, 50).unwrap();
+    }
+    fault.fail_nth_sync(1);
+    assert!(matches!(append_one(&wal, 50), Err(NativeWalError::Io { .. })));
+    assert!(wal.is_poisoned());
+    assert!(matches!(append_one(&wal, 50), Err(NativeWalError::Poisoned { .. })));
+    assert!(matches!(wal.sync(), Err(NativeWalError::Poisoned { .. })));
+    assert!(matches!(wal.truncate_suffix(2), Err(NativeWalError::Poisoned { .. })));
+    // Reads still work, and only show durable entries.
+    assert_eq!(wal.last_index(), Some(3));
+    assert_eq!(wal.read_range(1..4).unwrap().len(), 3);
+    drop(wal);
+    let wal = NativeWal::open(Arc::clone(&fs), o.clone()).unwrap();
+    assert_eq!(wal.last_index(), Some(3), "the failed append is not served after a reopen");
+    assert_eq!(append_one(&wal, 50).unwrap(), 4);
+    drop(wal);
+    fault.crash(1);
+    let wal = NativeWal::open(fs, o).unwrap();
+    assert_eq!(wal.last_index(), Some(4));
+}
+
+/// Crash leftovers are cleaned up by open and reported: temp files, and segments an
+/// interrupted purge did not get to unlink.
+#[test]
+fn open_removes_temp_files_and_purge_leftovers() {
+    let fault = FaultFs::default();
+    let (fs, o) = small_log(&fault, SyncPolicy::Always, false);
+    let wal = NativeWal::open(Arc::clone(&fs), o.clone()).unwrap();
+    for _ in 0..100 {
+        append_one(&wal, 300).unwrap();
+    }
+    let segs = |fs: &dyn FileSystem| {
+        fs.read_dir(Path::new("/log"))
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.name.ends_with(".wal"))
+            .count()
+    };
+    let before = segs(fs.as_ref());
+    assert!(before >= 3);
+    // A temp file left by a crash.
+    fs.open(Path::new("/log/seg-00000000000000ff.wal.tmp"), OpenMode::CreateNew).unwrap();
+    fs.sync_dir(Path::new("/log")).unwrap();
+    // The purge marker is durable (temp file fsync, directory fsync), the unlinks are
+    // not: the directory sync after them fails.
+    fault.fail_nth_sync(3);
+    let r = wal.purge(60);
+    assert!(r.is_err(), "{r:?}");
+    drop(wal);
+    fault.crash(5);
+    assert_eq!(segs(fs.as_ref()), before, "the unlinks were lost");
+    let wal = NativeWal::open(Arc::clone(&fs), o).unwrap();
+    let report = wal.recovery_report();
+    assert_eq!(report.removed_temp_files.len(), 1, "{report:?}");
+    assert!(!report.removed_purged_segments.is_empty(), "{report:?}");
+    assert_eq!(wal.purged_index(), 60);
+    assert_eq!(wal.first_index(), Some(61));
+    assert_eq!(wal.last_index(), Some(100));
+    assert!(segs(fs.as_ref()) < before);
 }
