@@ -148,9 +148,17 @@ impl Drop for NativeWal {
         // Hand buffered records (SyncPolicy::Never) to the OS; without a sync they are
         // not durable, as that policy says.
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        if !st.pending.is_empty() && st.poison.is_none() {
-            if let Some(seg) = st.segments.last() {
+        if st.poison.is_some() {
+            return;
+        }
+        if let Some(seg) = st.segments.last() {
+            if !st.pending.is_empty() {
                 let _ = seg.file.write_all_at(&st.pending, st.pending_off);
+            }
+            // Best effort: zero what a failed write left after the end, so that a
+            // reopen does not find a record whose append reported an error.
+            if st.dirty_until > seg.end {
+                let _ = write_zeros(seg.file.as_ref(), seg.end, st.dirty_until - seg.end);
             }
         }
     }
@@ -209,9 +217,17 @@ impl NativeWal {
         let dir = opts.dir.clone();
         let mut report = RecoveryReport::default();
         if !fs.exists(&dir) {
+            // Create the missing directories and make each one's entry durable in its
+            // parent, top-down.
+            let missing: Vec<PathBuf> =
+                dir.ancestors().take_while(|d| !fs.exists(d)).map(Path::to_path_buf).collect();
             fs.create_dir_all(&dir).map_err(|e| NativeWalError::io(&dir, e))?;
-            let parent = dir.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-            fs.sync_dir(&parent).map_err(|e| NativeWalError::io(&parent, e))?;
+            for d in missing.iter().rev() {
+                let parent = d.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+                let parent =
+                    if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent };
+                fs.sync_dir(&parent).map_err(|e| NativeWalError::io(&parent, e))?;
+            }
         }
         let mut a = analyze(fs.as_ref(), &dir, false)?;
 
@@ -255,6 +271,7 @@ impl NativeWal {
             if opts.recovery == RecoveryMode::Strict {
                 return Err(p.into_error());
             }
+            let last_good_index = a.segments.iter().rev().find_map(|s| s.scan.last_index());
             let Some(last) = a.segments.last_mut() else {
                 return Err(p.into_error());
             };
@@ -271,7 +288,7 @@ impl NativeWal {
                 old_len: file_len,
                 new_len: valid_end,
                 first_bad_offset: p.offset,
-                last_good_index: last.scan.last_index(),
+                last_good_index,
                 cause,
             });
         }
@@ -788,19 +805,25 @@ impl NativeWal {
 
     /// Seals the active segment (if any) and creates the next one.
     ///
-    /// Order, each step durable before the next: (1) fdatasync the active segment,
-    /// so that only the newest segment can ever have a torn tail; (2) write the new
-    /// segment under a temp name, fsync it, rename it into place, fsync the directory;
-    /// (3) trim the old segment's preallocated zeros and fsync it (a crash before this
-    /// leaves zeros, which the format allows after the last record of a segment).
+    /// Order, each step durable before the next: (1) cut the active segment to the
+    /// end of its last record (dropping preallocated zeros, and any bytes a failed
+    /// write left after the end, which could otherwise form a valid-looking record)
+    /// and fsync it, so that only the newest segment can ever have a torn tail;
+    /// (2) write the new segment under a temp name, fsync it, rename it into place,
+    /// fsync the directory. If (2) fails, the old segment stays active (it just
+    /// grows instead of using preallocated space).
     fn rotate(&self, st: &mut LogState) -> Result<()> {
         self.flush_pending(st)?;
-        if let Some(old) = st.segments.last() {
-            if let Err(e) = old.file.sync_data() {
+        if let Some(old) = st.segments.last_mut() {
+            let end = old.end;
+            let sealed = old.file.set_len(end).and_then(|()| old.file.sync_all());
+            if let Err(e) = sealed {
                 let err = NativeWalError::io(&old.path, e);
                 self.poison_locked(st, &err);
                 return Err(err);
             }
+            old.zeroed_until = end;
+            st.dirty_until = 0;
             self.mark_synced(st.written_lsn);
         }
         let seq = st.next_seq;
@@ -827,30 +850,6 @@ impl NativeWal {
         st.next_seq = seq + 1;
         if let Some(old) = st.segments.last_mut() {
             old.active = false;
-            if old.file.set_len(old.end).is_ok() {
-                if let Err(e) = old.file.sync_all() {
-                    let err = NativeWalError::io(&old.path, e);
-                    // The new segment is in place; the old one's data was synced above.
-                    let base = st.written_lsn;
-                    st.segments.push(Segment {
-                        seq,
-                        path,
-                        header,
-                        header_crc,
-                        file,
-                        map: None,
-                        records: Vec::new(),
-                        end: SEGMENT_HEADER_LEN as u64,
-                        active: true,
-                        zeroed_until: SEGMENT_HEADER_LEN as u64,
-                        base_lsn: base,
-                    });
-                    st.written_lsn = base + SEGMENT_HEADER_LEN as u64;
-                    self.mark_synced(st.written_lsn);
-                    self.poison_locked(st, &err);
-                    return Err(err);
-                }
-            }
             old.map = old.file.map().ok().flatten();
         }
         let base = st.written_lsn;
