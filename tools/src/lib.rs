@@ -103,6 +103,14 @@ pub enum Command {
         Exit status 0 when the data is sound or was repaired, 1 when something needs repair \
         (dry run) or was refused, 2 on an I/O or usage error.")]
     Repair(RepairArgs),
+    /// Write the state as a complete data directory of another dialect, atomically.
+    #[command(after_help = "Examples:\n  \
+        keeperkit convert /var/lib/zookeeper /var/lib/keeperkit --to native\n  \
+        keeperkit convert /var/lib/zookeeper /tmp/at-0x4cc --to native --at 0x4cc\n\n\
+        The destination must not exist. It is written under a temporary name, fsynced and \
+        renamed: a failure leaves no half-written directory. Whatever the target cannot \
+        hold exactly is an error naming the nodes, unless --lossy is given.")]
+    Convert(ConvertArgs),
     /// Measure this machine's disk for a synced log.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -125,6 +133,46 @@ pub struct RepairArgs {
     /// Where to move what is removed (default: next to the data directory).
     #[arg(long, value_name = "DIR")]
     pub backup: Option<PathBuf>,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The dialects `convert` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConvertTo {
+    /// keeperkit's native data directory (snapshot + WAL).
+    Native,
+}
+
+/// `keeperkit convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Source data directory (any dialect).
+    pub src: PathBuf,
+    /// Destination directory (must not exist).
+    pub dst: PathBuf,
+    /// Target dialect.
+    #[arg(long, value_enum)]
+    pub to: ConvertTo,
+    /// Convert the state as of this zxid.
+    #[arg(long, value_name = "ZXID")]
+    pub at: Option<String>,
+    /// Force the source dialect instead of detecting it.
+    #[arg(long, value_name = "zookeeper|clickhouse|native")]
+    pub format: Option<keeperkit_storage::Dialect>,
+    /// ZooKeeper source: its dataLogDir, when separate.
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Apply the documented mapping for what the target cannot hold exactly.
+    #[arg(long)]
+    pub lossy: bool,
+    /// ZooKeeper target: snapshot compression (gz or snappy).
+    #[arg(long, value_name = "gz|snappy")]
+    pub compression: Option<String>,
+    /// ClickHouse target: snapshot version to write.
+    #[arg(long, value_name = "N")]
+    pub clickhouse_version: Option<u8>,
     /// JSON output.
     #[arg(long)]
     pub json: bool,
@@ -387,6 +435,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> CmdResult {
         Command::Diff(a) => cmd::diff::run(&*fs, &a, out),
         Command::Stats(a) => cmd::stats::run(&*fs, &a, out),
         Command::Repair(a) => cmd::repair::run(&*fs, &a, out),
+        Command::Convert(a) => cmd::convert::run(&fs, &a, out),
         Command::Bench(BenchCommand::Wal(a)) => cmd::bench::run(&a, out),
     }
 }

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod bench;
+pub mod convert;
 pub mod diff;
 pub mod dump;
 pub mod inspect;

@@ -1,0 +1,152 @@
+//! Writing a state as a complete data directory of another dialect, atomically.
+//!
+//! Every target writes into a temporary sibling of the destination
+//! (`.<name>.keeperkit-tmp-<pid>`), fsyncs what it wrote, and only then is the temporary
+//! directory renamed to the destination and the parent directory fsynced. A failure at
+//! any point removes the temporary directory: the destination either does not exist or
+//! is complete. An existing destination is never overwritten.
+
+use std::path::{Path, PathBuf};
+
+use keeperkit_vfs::FileSystem;
+
+use crate::StorageError;
+
+pub mod native;
+
+/// Something the target could not hold exactly, and what was done instead (only with
+/// `lossy`), or a normalisation the target always applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// The node (or session, as `session 0x...`) concerned.
+    pub what: String,
+    /// What changed, as a sentence.
+    pub change: String,
+}
+
+/// Options every target understands (a target ignores what does not apply to it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConvertOptions {
+    /// Map what the target cannot hold exactly (documented per target) instead of
+    /// failing with the list of affected nodes.
+    pub lossy: bool,
+    /// ZooKeeper target: snapshot compression (`None`, `"gz"`, `"snappy"`).
+    pub zookeeper_compression: Option<String>,
+    /// ClickHouse target: snapshot format version to write (default 6).
+    pub clickhouse_version: Option<u8>,
+}
+
+/// What a conversion wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConvertReport {
+    /// The destination directory.
+    pub dst: PathBuf,
+    /// Files written, relative to `dst`.
+    pub files: Vec<PathBuf>,
+    /// Znodes written.
+    pub nodes: u64,
+    /// Sessions written.
+    pub sessions: u64,
+    /// Normalisations and lossy mappings applied.
+    pub mappings: Vec<Mapping>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io { path: path.to_path_buf(), source }
+}
+
+/// The temporary directory used while writing `dst`.
+pub fn temp_dir_for(dst: &Path) -> PathBuf {
+    let name = dst.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let parent = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    parent.join(format!(".{name}.keeperkit-tmp-{}", std::process::id()))
+}
+
+fn remove_tree(fs: &dyn FileSystem, dir: &Path) {
+    if let Ok(entries) = fs.read_dir(dir) {
+        for e in entries {
+            let p = dir.join(&e.name);
+            if e.is_dir {
+                remove_tree(fs, &p);
+            } else {
+                let _ = fs.remove_file(&p);
+            }
+        }
+    }
+    let _ = fs.remove_dir(dir);
+}
+
+/// Runs `write` on a fresh temporary directory and publishes it as `dst` atomically.
+/// `write` must fsync every file it writes and every directory it creates inside the
+/// temporary directory (the temporary directory itself is fsynced here).
+pub fn convert_atomically(
+    fs: &dyn FileSystem,
+    dst: &Path,
+    write: impl FnOnce(&Path) -> Result<ConvertReport, StorageError>,
+) -> Result<ConvertReport, StorageError> {
+    if fs.exists(dst) {
+        return Err(StorageError::NotADataDir {
+            path: dst.to_path_buf(),
+            what: "new destination",
+            reason: "it already exists; keeperkit never overwrites a data directory".into(),
+        });
+    }
+    let parent = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !fs.exists(parent) {
+        return Err(StorageError::NotADataDir {
+            path: parent.to_path_buf(),
+            what: "directory",
+            reason: "the destination's parent does not exist".into(),
+        });
+    }
+    let tmp = temp_dir_for(dst);
+    if fs.exists(&tmp) {
+        remove_tree(fs, &tmp);
+    }
+    fs.create_dir_all(&tmp).map_err(io(&tmp))?;
+    let result = write(&tmp).and_then(|mut report| {
+        fs.sync_dir(&tmp).map_err(io(&tmp))?;
+        fs.rename(&tmp, dst).map_err(io(dst))?;
+        fs.sync_dir(parent).map_err(io(parent))?;
+        report.dst = dst.to_path_buf();
+        Ok(report)
+    });
+    if result.is_err() {
+        remove_tree(fs, &tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn publishes_only_complete_directories() {
+        let fs = keeperkit_vfs::StdFs;
+        let root = tempfile::tempdir().unwrap();
+        let dst = root.path().join("out");
+        let r = convert_atomically(&fs, &dst, |tmp| {
+            std::fs::write(tmp.join("a"), b"x").unwrap();
+            Ok(ConvertReport { nodes: 1, ..Default::default() })
+        })
+        .unwrap();
+        assert_eq!(r.dst, dst);
+        assert_eq!(std::fs::read(dst.join("a")).unwrap(), b"x");
+        // Never overwrites.
+        assert!(convert_atomically(&fs, &dst, |_| Ok(ConvertReport::default())).is_err());
+        // A failing writer leaves nothing behind.
+        let dst2 = root.path().join("out2");
+        let err = convert_atomically(&fs, &dst2, |tmp| {
+            std::fs::write(tmp.join("half"), b"x").unwrap();
+            Err(StorageError::Unreachable { what: "test".into(), reason: "fails".into() })
+        });
+        assert!(err.is_err());
+        assert!(!dst2.exists());
+        assert!(!temp_dir_for(&dst2).exists());
+        let names: Vec<_> =
+            std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "only the first destination: {names:?}");
+    }
+}

@@ -1,0 +1,75 @@
+//! Writing a state as a keeperkit native data directory.
+//!
+//! Layout (see docs/FORMAT.md, "Native data directory"):
+//!
+//! ```text
+//! DST/KEEPERKIT              marker: what this directory is, and its layout version
+//! DST/snapshots/<snapshot>   one native snapshot holding the whole state
+//! DST/wal/                   an empty native WAL (metadata only) continuing after it
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keeperkit_snapshot::native::{snapshot_file_name, WriteOptions};
+use keeperkit_tree::DataTree;
+use keeperkit_vfs::{FileSystem, OpenMode};
+use keeperkit_wal::native::{NativeWal, NativeWalOptions};
+
+use super::{ConvertOptions, ConvertReport};
+use crate::native_snapshot::{save_tree, SnapshotPosition};
+use crate::StorageError;
+
+/// Name of the marker file at the top of a native data directory.
+pub const MARKER_FILE: &str = "KEEPERKIT";
+/// Contents of the marker file (layout version 1).
+pub const MARKER_V1: &[u8] = b"keeperkit native data directory, layout 1\n";
+/// Snapshot sub-directory.
+pub const SNAPSHOT_DIR: &str = "snapshots";
+/// WAL sub-directory.
+pub const WAL_DIR: &str = "wal";
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io { path: path.to_path_buf(), source }
+}
+
+/// Writes `tree` into the (empty, temporary) directory `dir` as a native data directory.
+/// Every file and directory written is fsynced.
+pub fn write(
+    fs: &Arc<dyn FileSystem>,
+    tree: &DataTree,
+    dir: &Path,
+    _opts: &ConvertOptions,
+) -> Result<ConvertReport, StorageError> {
+    let marker = dir.join(MARKER_FILE);
+    let f = fs.open(&marker, OpenMode::CreateNew).map_err(io(&marker))?;
+    f.write_all_at(MARKER_V1, 0).map_err(io(&marker))?;
+    f.sync_all().map_err(io(&marker))?;
+
+    let snaps = dir.join(SNAPSHOT_DIR);
+    fs.create_dir_all(&snaps).map_err(io(&snaps))?;
+    let pos = SnapshotPosition::default();
+    let name = snapshot_file_name(pos.last_index);
+    save_tree(&**fs, &snaps, &name, tree, &pos, &WriteOptions::default())?;
+    fs.sync_dir(&snaps).map_err(io(&snaps))?;
+
+    let wal_dir = dir.join(WAL_DIR);
+    let wal = NativeWal::open(fs.clone(), NativeWalOptions::new(&wal_dir)).map_err(|e| {
+        StorageError::Io { path: wal_dir.clone(), source: std::io::Error::other(e) }
+    })?;
+    drop(wal);
+    fs.sync_dir(&wal_dir).map_err(io(&wal_dir))?;
+
+    let mut files: Vec<PathBuf> =
+        vec![PathBuf::from(MARKER_FILE), Path::new(SNAPSHOT_DIR).join(&name)];
+    for e in fs.read_dir(&wal_dir).map_err(io(&wal_dir))? {
+        files.push(Path::new(WAL_DIR).join(e.name));
+    }
+    Ok(ConvertReport {
+        dst: dir.to_path_buf(),
+        files,
+        nodes: tree.node_count() as u64,
+        sessions: tree.sessions().len() as u64,
+        mappings: Vec::new(),
+    })
+}

@@ -1,0 +1,81 @@
+//! `keeperkit convert`.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use keeperkit_storage::convert::{self, ConvertOptions, ConvertReport};
+use keeperkit_vfs::FileSystem;
+use serde::Serialize;
+
+use crate::load::load_state;
+use crate::{parse_zxid, CmdResult, ConvertArgs, ConvertTo, Failure, Outcome, Source};
+
+#[derive(Serialize)]
+struct JsonConvert {
+    dst: String,
+    to: String,
+    nodes: u64,
+    sessions: u64,
+    files: Vec<String>,
+    mappings: Vec<(String, String)>,
+}
+
+/// Runs the command.
+pub fn run(fs: &Arc<dyn FileSystem>, args: &ConvertArgs, out: &mut dyn Write) -> CmdResult {
+    let at = args.at.as_deref().map(parse_zxid).transpose()?;
+    let source = Source {
+        path: args.src.clone(),
+        format: args.format,
+        log_dir: args.log_dir.clone(),
+        snapshot: None,
+    };
+    let state = load_state(&**fs, &source, at, false)?;
+    state.print_notes(false);
+    if state.has_errors() {
+        return Err(Failure {
+            error: anyhow!("the source state is incomplete; nothing was written"),
+            corruption: true,
+            hint: Some(
+                "convert a point in time before the damage with --at ZXID, or repair the source"
+                    .into(),
+            ),
+        });
+    }
+    let opts = ConvertOptions {
+        lossy: args.lossy,
+        zookeeper_compression: args.compression.clone(),
+        clickhouse_version: args.clickhouse_version,
+    };
+    let tree = &state.tree;
+    let report: ConvertReport = match args.to {
+        ConvertTo::Native => convert::convert_atomically(&**fs, &args.dst, |tmp| {
+            convert::native::write(fs, tree, tmp, &opts)
+        })?,
+    };
+    let j = JsonConvert {
+        dst: report.dst.display().to_string(),
+        to: format!("{:?}", args.to).to_lowercase(),
+        nodes: report.nodes,
+        sessions: report.sessions,
+        files: report.files.iter().map(|f| f.display().to_string()).collect(),
+        mappings: report.mappings.iter().map(|m| (m.what.clone(), m.change.clone())).collect(),
+    };
+    if args.json {
+        super::json_doc(out, &j)?;
+    } else {
+        writeln!(
+            out,
+            "wrote {} ({}): {} znodes, {} sessions, {} files",
+            j.dst,
+            j.to,
+            j.nodes,
+            j.sessions,
+            j.files.len()
+        )?;
+        for (what, change) in &j.mappings {
+            writeln!(out, "  mapped {what}: {change}")?;
+        }
+    }
+    Ok(Outcome::Clean)
+}
