@@ -119,7 +119,8 @@ fn keeper_style_append_after_an_unterminated_frame() {
     assert!(read.broken.is_none());
     assert_eq!(read.records.len(), 4);
     assert!(read.zstd.as_ref().expect("zstd").frames.iter().all(|f| !f.terminated));
-    let report = verify_dir(&fs, tmp.path(), 0, 100_000, true).expect("verify");
+    let report =
+        verify_dir(&fs, tmp.path(), 0, 100_000, true, ReadOptions::default()).expect("verify");
     assert!(report.problems.iter().any(|p| p.kind == ProblemKind::UnterminatedFrame));
     assert!(!report.has_errors());
 
@@ -175,7 +176,8 @@ fn torn_plain_tail_is_keepers_outcome_and_repairs_with_a_backup() {
     let len = fs.metadata(last).expect("meta").len;
     let f = fs.open(last, keeperkit_vfs::OpenMode::ReadWrite).expect("open");
     f.set_len(len - 5).expect("tear");
-    let report = verify_dir(&fs, tmp.path(), 0, 100_000, false).expect("verify");
+    let report =
+        verify_dir(&fs, tmp.path(), 0, 100_000, false, ReadOptions::default()).expect("verify");
     let broken = report
         .problems
         .iter()
@@ -194,7 +196,8 @@ fn torn_plain_tail_is_keepers_outcome_and_repairs_with_a_backup() {
     let backup = tmp.path().join("backup");
     let log = apply_repair(&fs, &repair, &backup).expect("repair");
     assert_eq!(log.len(), 1);
-    let after = verify_dir(&fs, tmp.path(), 0, 100_000, false).expect("verify");
+    let after =
+        verify_dir(&fs, tmp.path(), 0, 100_000, false, ReadOptions::default()).expect("verify");
     assert!(!after.has_errors(), "{:?}", after.problems);
     assert_eq!(after.plan.expect("starts").last_index(), Some(14));
     assert!(fs.read_dir(&backup).expect("backup").iter().any(|e| e.name.contains(".tail-")));
@@ -211,7 +214,8 @@ fn bit_flip_mid_log_breaks_the_file_and_sets_later_files_aside() {
     bytes[at] ^= 0x10;
     let f = fs.open(first, keeperkit_vfs::OpenMode::ReadWrite).expect("open");
     f.write_all_at(&bytes, 0).expect("flip");
-    let report = verify_dir(&fs, tmp.path(), 0, 100_000, false).expect("verify");
+    let report =
+        verify_dir(&fs, tmp.path(), 0, 100_000, false, ReadOptions::default()).expect("verify");
     let broken = report.files[0].broken.as_ref().expect("broken");
     assert!(matches!(broken.kind, CorruptionKind::ChecksumMismatch { .. }), "{broken}");
     assert!(broken.index.is_some());
@@ -271,7 +275,8 @@ fn torn_zstd_block_is_cut_at_a_record_boundary_and_terminated() {
     let bytes = fs.read_all(path).expect("bytes");
     let f = fs.open(path, keeperkit_vfs::OpenMode::ReadWrite).expect("open");
     f.set_len(bytes.len() as u64 - 6).expect("tear inside the last record's block");
-    let report = verify_dir(&fs, tmp.path(), 0, 100_000, true).expect("verify");
+    let report =
+        verify_dir(&fs, tmp.path(), 0, 100_000, true, ReadOptions::default()).expect("verify");
     assert!(report.problems.iter().any(|p| p.kind == ProblemKind::TornZstdBlock));
     assert_eq!(report.plan.as_ref().expect("starts").last_index(), Some(7));
     let repair = plan_repair(&report);

@@ -184,6 +184,18 @@ pub fn decode_blocks(
                 out.extend_from_slice(payload);
             }
             METHOD_LZ4 => {
+                // An LZ4 block expands at most ~255x (a match length grows by 255 per
+                // extra byte): refuse a size the payload cannot produce before
+                // allocating for it.
+                if want > payload.len().saturating_mul(256).saturating_add(16) {
+                    return Err(err(
+                        pos + 21,
+                        CorruptionKind::LengthOutOfRange {
+                            len: want as i64,
+                            max: payload.len().saturating_mul(256) as u64 + 16,
+                        },
+                    ));
+                }
                 out.resize(start + want, 0);
                 match lz4_flex::block::decompress_into(payload, &mut out[start..]) {
                     Ok(n) if n == want => {}

@@ -179,7 +179,9 @@ pub fn plan_startup(
         last_file = Some(fi);
         last_read = last_in_file;
         // Keeper drops in-memory entries after the last record read from this file.
-        map.split_off(&last_in_file.saturating_add(1));
+        if let Some(next) = last_in_file.checked_add(1) {
+            map.split_off(&next);
+        }
         last_incomplete = f.broken.is_some() || (f.records.len() as u64) < name.range_len();
     }
     let all: Vec<usize> = (0..files.len()).filter(|&i| name_of(&files[i]).is_some()).collect();
@@ -214,14 +216,14 @@ pub fn plan_startup(
         detach.extend(after.min(lf + 1)..files.len());
         if files[lf].broken.is_some() {
             broken_file = Some(lf);
-            resume = Resume::NewFile { from: last_read + 1 };
+            resume = Resume::NewFile { from: last_read.saturating_add(1) };
         } else if files[lf].compressed == compress_logs {
             resume = Resume::AppendTo(lf);
         } else {
-            resume = Resume::NewFile { from: last_read + 1 };
+            resume = Resume::NewFile { from: last_read.saturating_add(1) };
         }
     } else {
-        resume = Resume::NewFile { from: last_read + 1 };
+        resume = Resume::NewFile { from: last_read.saturating_add(1) };
     }
     detach.sort_unstable();
     detach.dedup();
@@ -291,14 +293,16 @@ impl VerifyReport {
     }
 }
 
-/// Reads every changelog of `dir` and checks it against Keeper's startup rules. A
-/// record version > 2 is an `Err` (Keeper aborts; nothing else can be said).
+/// Reads every changelog of `dir` (with `read` options) and checks it against
+/// Keeper's startup rules. A record version > 2 is an `Err` (Keeper aborts; nothing
+/// else can be said).
 pub fn verify_dir(
     fs: &dyn FileSystem,
     dir: &Path,
     last_committed: u64,
     reserved_log_items: u64,
     compress_logs: bool,
+    read: ReadOptions,
 ) -> Result<VerifyReport, WalError> {
     let listing = list_changelogs(fs, dir)?;
     let mut problems = Vec::new();
@@ -320,7 +324,7 @@ pub fn verify_dir(
     }
     let mut files = Vec::with_capacity(listing.files.len());
     for lf in &listing.files {
-        files.push(read_file(fs, &lf.path, ReadOptions::default())?);
+        files.push(read_file(fs, &lf.path, read)?);
     }
     for f in &files {
         let mut seen = std::collections::HashSet::new();
