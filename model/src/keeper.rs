@@ -29,6 +29,11 @@
 //! them in every released version the spec's author read, and guessing an encoding
 //! would make us write entries Keeper cannot parse.
 //!
+//! Multi bodies follow `ZooKeeperMultiRequest::readImpl` (stored copy 42611794): per
+//! sub-request `opnum, done, error` then the body, ended by `(-1, true, -1)`; Keeper's
+//! reader takes any opnum from its factory there and leaves the read/write mix to the
+//! storage layer, which rejects it; this decoder rejects it at once.
+//!
 //! Strictness: a few things Keeper tolerates are refused here because they could not
 //! be re-encoded byte for byte, and no Keeper writer produces them: a request whose
 //! body is shorter than its length field says, a bool byte other than 0/1, and a multi
@@ -118,8 +123,10 @@ pub struct CreateRequest {
     pub data: Vec<u8>,
     /// ACLs of the new node.
     pub acls: AclList,
-    /// Create flags: bit 0 ephemeral, bit 1 sequential (other bits are ignored by
-    /// Keeper's readers).
+    /// Create flags: bit 0 ephemeral, bit 1 sequential. Keeper's `readImpl` ignores
+    /// other bits and its `writeImpl` writes only these two (`ZooKeeperCommon.cpp`,
+    /// stored copy 42611794), so every stored entry has `flags` in 0..=3; other values
+    /// are kept as read.
     pub flags: i32,
 }
 

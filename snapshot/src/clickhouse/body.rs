@@ -1,4 +1,16 @@
 //! The uncompressed snapshot body, versions V0–V8 (snapshot spec §2).
+//!
+//! Checked against the public source (`KeeperSnapshotManager.cpp`, stored copies
+//! 161234653 for the V6 era, 55051508843 / 56753451937 for V7/V8): `readNode` reads the
+//! data as a varuint-prefixed string, then the ACL (inline `size_t` count + ACLs in V0,
+//! `u64` id in V1–V6, `u32` in V7+), `is_sequential` (V1–V5), the stats, `dataLength`
+//! (before V6), numChildren, pzxid, seq_num (`i32` before V7), `size_bytes` (V4–V5);
+//! for ephemeral nodes the stored numChildren and seq_num are ignored; an `acl_id` of
+//! `u64::MAX` becomes 0. Before V5 Keeper takes the zxid from the metadata's last log
+//! index (`SnapshotHeader::zxid` is `None` here). The trailer is read when bytes remain
+//! after the sessions; Keeper ignores anything after it, this reader refuses such
+//! bytes (and a config that does not fill its length) so that every body it accepts
+//! re-encodes byte for byte.
 
 use keeperkit_model::keeper::nuraft::{ClusterConfig, SnapshotMeta};
 use keeperkit_model::keeper::{self, KeeperStat};

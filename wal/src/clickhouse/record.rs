@@ -138,29 +138,30 @@ fn le_u64(b: &[u8]) -> u64 {
 }
 
 /// Decodes the record at the start of `buf`, returning it and its length, in the
-/// order Keeper's `readChangelogRecord` checks: the header (short ⇒ truncated), the
-/// version (> 2 ⇒ fatal), the blob (short ⇒ truncated), then the checksum.
+/// order Keeper's `readChangelogRecord` checks (`Changelog.cpp`, read in the public
+/// source, stored copies 57472005164 and 91248631): the whole 37-byte header first
+/// (short ⇒ truncated, even when the version byte is already readable), then the
+/// version (> 2 ⇒ fatal UNKNOWN_FORMAT_VERSION), then the blob (short ⇒ truncated),
+/// then the checksum.
 pub fn decode_record(buf: &[u8]) -> Result<(ChangelogRecord, usize), RecordError> {
-    let truncated = |needed: usize, index| RecordError {
-        offset: 0,
-        index,
-        kind: CorruptionKind::Truncated { needed: needed as u64, available: buf.len() as u64 },
-    };
-    if buf.len() < 9 {
-        return Err(truncated(RECORD_HEADER_LEN, None));
+    if buf.len() < RECORD_HEADER_LEN {
+        let index = (buf.len() >= 17).then(|| le_u64(&buf[9..17]));
+        return Err(RecordError {
+            offset: 0,
+            index,
+            kind: CorruptionKind::Truncated {
+                needed: RECORD_HEADER_LEN as u64,
+                available: buf.len() as u64,
+            },
+        });
     }
     let version = buf[8];
     if version > RECORD_VERSION_MAX {
-        let index = (buf.len() >= 17).then(|| le_u64(&buf[9..17]));
         return Err(RecordError {
             offset: 8,
-            index,
+            index: Some(le_u64(&buf[9..17])),
             kind: CorruptionKind::UnsupportedVersion { found: i64::from(version) },
         });
-    }
-    if buf.len() < RECORD_HEADER_LEN {
-        let index = (buf.len() >= 17).then(|| le_u64(&buf[9..17]));
-        return Err(truncated(RECORD_HEADER_LEN, index));
     }
     let stored = le_u64(&buf[0..8]);
     let index = le_u64(&buf[9..17]);
@@ -213,6 +214,10 @@ mod tests {
         assert_eq!(e.index, Some(5));
         for n in 0..b.len() {
             assert!(!decode_record(&b[..n]).expect_err("short").is_fatal());
+        }
+        // A version > 2 in a header cut short is a torn tail for Keeper, not fatal.
+        for n in 9..RECORD_HEADER_LEN {
+            assert!(!decode_record(&bad[..n]).expect_err("short").is_fatal());
         }
     }
 }
