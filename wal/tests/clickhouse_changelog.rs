@@ -288,3 +288,25 @@ fn torn_zstd_block_is_cut_at_a_record_boundary_and_terminated() {
     let z = read.zstd.as_ref().expect("zstd");
     assert!(z.stop.is_none() && z.frames.iter().all(|f| f.terminated));
 }
+
+/// An entry whose request Keeper cannot parse is named by file, offset and index.
+#[test]
+fn undecodable_payloads_name_file_offset_and_index() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fs = StdFs;
+    let mut blob = 1i64.to_le_bytes().to_vec();
+    blob.extend_from_slice(&8i32.to_be_bytes());
+    blob.extend_from_slice(&0i32.to_be_bytes());
+    blob.extend_from_slice(&19i32.to_be_bytes()); // CreateContainer: encoding unknown
+    let mut w = ChangelogWriter::new(&fs, tmp.path(), opts(false));
+    w.append(&rec(1, 1)).expect("append");
+    w.append(&ChangelogRecord::new(2, 1, VALUE_TYPE_APP_LOG, blob)).expect("append");
+    let files = w.finish().expect("finish");
+    let f = read_file(&fs, &files[0], ReadOptions::default()).expect("read");
+    assert!(f.records[0].payload_in(&f.path).is_ok());
+    let err = f.records[1].payload_in(&f.path).expect_err("unknown opnum");
+    assert_eq!(err.kind, CorruptionKind::UnknownTxnType(19));
+    assert_eq!(err.index, Some(2));
+    assert_eq!(err.offset, f.records[1].offset + 37 + 20);
+    assert!(err.to_string().contains("(index 2)"), "{err}");
+}

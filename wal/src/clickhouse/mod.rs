@@ -185,6 +185,19 @@ pub struct RecordAt {
     pub record: ChangelogRecord,
 }
 
+impl RecordAt {
+    /// Decodes the record's payload ([`ChangelogRecord::payload`]); an error becomes a
+    /// [`Corruption`] naming `file`, the stream offset of the bad byte and the record's
+    /// index (e.g. an unknown opnum: Keeper aborts at "Failed to preprocess stored log
+    /// at index ...").
+    pub fn payload_in(&self, file: &Path) -> Result<RecordPayload, Corruption> {
+        self.record.payload().map_err(|e| {
+            e.in_file(file, self.offset + RECORD_HEADER_LEN as u64, None)
+                .with_index(self.record.index)
+        })
+    }
+}
+
 /// The zstd framing of a `.bin.zstd` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZstdLayout {
