@@ -16,5 +16,6 @@ pub mod clickhouse;
 mod error;
 pub mod native;
 pub mod zookeeper;
+pub mod zookeeper_writer;
 
 pub use error::SnapshotError;

@@ -143,6 +143,8 @@ pub struct RepairArgs {
 pub enum ConvertTo {
     /// keeperkit's native data directory (snapshot + WAL).
     Native,
+    /// An Apache ZooKeeper 3.8 dataDir (version-2/snapshot.<zxid>, epoch files).
+    Zookeeper,
 }
 
 /// `keeperkit convert`.
@@ -173,6 +175,10 @@ pub struct ConvertArgs {
     /// ClickHouse target: snapshot version to write.
     #[arg(long, value_name = "N")]
     pub clickhouse_version: Option<u8>,
+    /// ZooKeeper target: the largest value accepted (ZooKeeper's jute.maxbuffer,
+    /// default 1048575); run ZooKeeper and its clients with the same -Djute.maxbuffer.
+    #[arg(long, value_name = "BYTES")]
+    pub jute_maxbuffer: Option<u64>,
     /// JSON output.
     #[arg(long)]
     pub json: bool,

@@ -13,6 +13,7 @@ use keeperkit_vfs::FileSystem;
 use crate::StorageError;
 
 pub mod native;
+pub mod zookeeper;
 
 /// Something the target could not hold exactly, and what was done instead (only with
 /// `lossy`), or a normalisation the target always applies.
@@ -34,6 +35,9 @@ pub struct ConvertOptions {
     pub zookeeper_compression: Option<String>,
     /// ClickHouse target: snapshot format version to write (default 6).
     pub clickhouse_version: Option<u8>,
+    /// ZooKeeper target: the largest value accepted, ZooKeeper's `jute.maxbuffer`
+    /// (default [`zookeeper::JUTE_MAXBUFFER_DEFAULT`]).
+    pub jute_maxbuffer: Option<u64>,
 }
 
 /// What a conversion wrote.

@@ -46,12 +46,20 @@ pub fn run(fs: &Arc<dyn FileSystem>, args: &ConvertArgs, out: &mut dyn Write) ->
         lossy: args.lossy,
         zookeeper_compression: args.compression.clone(),
         clickhouse_version: args.clickhouse_version,
+        jute_maxbuffer: args.jute_maxbuffer,
     };
     let tree = &state.tree;
     let report: ConvertReport = match args.to {
         ConvertTo::Native => convert::convert_atomically(&**fs, &args.dst, |tmp| {
             convert::native::write(fs, tree, tmp, &opts)
         })?,
+        ConvertTo::Zookeeper => {
+            // Refused before anything is written, the temporary directory included.
+            convert::zookeeper::check(tree, &opts)?;
+            convert::convert_atomically(&**fs, &args.dst, |tmp| {
+                convert::zookeeper::write(fs, tree, tmp, &opts)
+            })?
+        }
     };
     let j = JsonConvert {
         dst: report.dst.display().to_string(),
