@@ -17,8 +17,10 @@
 
 pub mod convert;
 pub mod dialect;
+pub mod engine;
 pub mod error;
 pub mod native_snapshot;
+pub mod traits;
 pub mod zkscan;
 pub mod zookeeper;
 

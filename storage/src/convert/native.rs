@@ -20,14 +20,7 @@ use super::{ConvertOptions, ConvertReport};
 use crate::native_snapshot::{save_tree, SnapshotPosition};
 use crate::StorageError;
 
-/// Name of the marker file at the top of a native data directory.
-pub const MARKER_FILE: &str = "KEEPERKIT";
-/// Contents of the marker file (layout version 1).
-pub const MARKER_V1: &[u8] = b"keeperkit native data directory, layout 1\n";
-/// Snapshot sub-directory.
-pub const SNAPSHOT_DIR: &str = "snapshots";
-/// WAL sub-directory.
-pub const WAL_DIR: &str = "wal";
+pub use crate::engine::layout::{MARKER_FILE, MARKER_V1, SNAPSHOT_DIR, WAL_DIR};
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     move |source| StorageError::Io { path: path.to_path_buf(), source }

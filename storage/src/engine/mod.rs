@@ -1,0 +1,625 @@
+//! The native engine: [`NativeEngine`] implements the [storage traits](crate::traits)
+//! over a native WAL, native snapshots and a copy-on-write [`DataTree`], in a native
+//! data directory ([`layout`]).
+//!
+//! # Open
+//!
+//! 1. The directory gets its marker file if it is new (a non-empty directory without
+//!    one is refused); `snapshots/` is created; `*.kks.tmp` leftovers of a crash
+//!    during a snapshot write or install are removed.
+//! 2. The WAL is opened (its recovery cuts a torn tail of the newest segment and
+//!    finishes an interrupted purge; see `keeperkit_wal::native`).
+//! 3. The newest intact snapshot is loaded (every chunk CRC, the node count and the
+//!    digest checked); damaged ones are skipped and reported, falling back to older
+//!    ones (the log is only ever purged up to the *oldest* kept snapshot, so the
+//!    entries after any kept snapshot are still there).
+//! 4. The log is reconciled with the snapshot `S` (index, term): a log that ends
+//!    before `S` is reset to continue at `S + 1`; a log whose entry `S` has another
+//!    term (a crash during an install, before the log reset) loses its entries; a
+//!    log starting after `S + 1` is a gap (error).
+//! 5. Entries after `S` are replayed ([`Replay`]).
+//!
+//! # Snapshots
+//!
+//! [`SnapshotStore::start_snapshot`] clones the tree under the tree lock (O(1):
+//! copy-on-write, writers are blocked for the length of one `Arc` clone) and returns;
+//! a background thread writes `snapshots/snap-<index>.kks` (temporary name, fsync,
+//! rename, directory fsync), and only when it is durable removes the snapshots beyond
+//! the newest `keep` (directory fsync) and purges the log up to the oldest kept one.
+//! Snapshot jobs, installs and retention are serialized by one lock.
+//!
+//! ARCHITECTURE.md ("Crash safety of the native engine") argues why a crash at any
+//! instant leaves a directory that opens to a state holding every acknowledged entry.
+
+use std::io::Read;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use keeperkit_model::{Acl, Stat, Zxid};
+use keeperkit_snapshot::native::{remove_temp_files, snapshot_file_name, WriteOptions};
+use keeperkit_tree::{DataTree, TxnResult};
+use keeperkit_vfs::{FileSystem, OpenMode};
+use keeperkit_wal::native::{
+    NativeWal, NativeWalOptions, RecoveryMode, RecoveryReport as WalRecoveryReport, SyncPolicy,
+};
+
+mod error;
+pub mod layout;
+mod recover;
+
+pub use error::EngineError;
+pub use recover::{recover_readonly, ReadOnlyState, ReplayEnd, SkippedSnapshot};
+
+use crate::native_snapshot::{load_tree, save_tree, SnapshotPosition};
+use crate::traits::{
+    Entry, EntryRef, HardState, LogPosition, LogStore, NodeData, SnapshotInfo, SnapshotStore,
+    SnapshotTicket, StateMachine, Storage,
+};
+use layout::{
+    io, snapshot_files, snapshot_info, INCOMING_FILE, MARKER_FILE, SNAPSHOT_DIR, WAL_DIR,
+};
+
+/// Which log entries opening replays on top of the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Every entry in the log (a log of committed entries: single node, tools, Zab
+    /// servers logging only what they commit).
+    All,
+    /// Entries up to and including this index (a Raft server: its commit index).
+    UpTo(u64),
+    /// None: the state is the snapshot's; the server re-applies what it knows is
+    /// committed.
+    None,
+}
+
+/// How to open a native engine.
+#[derive(Debug, Clone)]
+pub struct NativeEngineOptions {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// When appends are durable.
+    pub sync: SyncPolicy,
+    /// What the WAL does with a torn tail.
+    pub recovery: RecoveryMode,
+    /// How many snapshots to keep (at least 1).
+    pub keep_snapshots: usize,
+    /// Purge the log up to the oldest kept snapshot after each snapshot.
+    pub purge_after_snapshot: bool,
+    /// What opening replays.
+    pub replay: Replay,
+    /// How snapshots are written.
+    pub snapshot_write: WriteOptions,
+    /// WAL segment size in bytes.
+    pub segment_len: u64,
+    /// Preallocate WAL segments.
+    pub preallocate: bool,
+}
+
+impl NativeEngineOptions {
+    /// Defaults: sync every append, tolerate a torn tail, keep 3 snapshots, purge after
+    /// each, replay everything, default snapshot and segment settings.
+    pub fn new(dir: impl Into<PathBuf>) -> NativeEngineOptions {
+        let dir = dir.into();
+        let wal = NativeWalOptions::new(dir.join(WAL_DIR));
+        NativeEngineOptions {
+            dir,
+            sync: wal.sync,
+            recovery: wal.recovery,
+            keep_snapshots: 3,
+            purge_after_snapshot: true,
+            replay: Replay::All,
+            snapshot_write: WriteOptions::default(),
+            segment_len: wal.segment_len,
+            preallocate: wal.preallocate,
+        }
+    }
+
+    fn wal_options(&self) -> NativeWalOptions {
+        let mut w = NativeWalOptions::new(self.dir.join(WAL_DIR));
+        w.sync = self.sync;
+        w.recovery = self.recovery;
+        w.segment_len = self.segment_len;
+        w.preallocate = self.preallocate;
+        w
+    }
+}
+
+/// What opening did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// A new data directory was created.
+    pub created: bool,
+    /// The snapshot the state starts from (`None`: the initial tree).
+    pub snapshot: Option<SnapshotInfo>,
+    /// Newer snapshots that were damaged and skipped.
+    pub skipped_snapshots: Vec<SkippedSnapshot>,
+    /// Temporary snapshot files left by a crash, removed.
+    pub removed_temp_files: Vec<PathBuf>,
+    /// What the WAL's own recovery did (torn tail cut, leftovers removed).
+    pub wal: WalRecoveryReport,
+    /// How the log was reconciled with the snapshot, if it had to be.
+    pub log_reset: Option<String>,
+    /// Entries replayed after the snapshot.
+    pub replayed: u64,
+    /// The position the state is at after opening.
+    pub applied: LogPosition,
+}
+
+struct Live {
+    tree: DataTree,
+    applied: LogPosition,
+}
+
+struct Inner {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    snap_dir: PathBuf,
+    wal_dir: PathBuf,
+    opts: NativeEngineOptions,
+    wal: NativeWal,
+    live: RwLock<Live>,
+    /// Serializes snapshot writing, installing and retention.
+    snap_lock: Mutex<()>,
+    /// Serializes [`NativeEngine::write`] (append then apply, in index order).
+    write_lock: Mutex<()>,
+    report: OpenReport,
+}
+
+/// The native storage engine; cheap to clone (clones share the engine).
+#[derive(Clone)]
+pub struct NativeEngine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for NativeEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeEngine").field("dir", &self.inner.dir).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    fn read(&self) -> RwLockReadGuard<'_, Live> {
+        self.live.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Live> {
+        self.live.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the snapshot of `view` at `pos` unless one with that index exists, then
+    /// retires old snapshots. Called with `snap_lock` held.
+    fn write_snapshot(
+        &self,
+        view: &DataTree,
+        pos: LogPosition,
+    ) -> Result<SnapshotInfo, EngineError> {
+        let name = snapshot_file_name(pos.index);
+        let path = self.snap_dir.join(&name);
+        let info = match snapshot_info(&*self.fs, &path) {
+            Ok(existing) if existing.position == pos => existing,
+            _ => {
+                let sp = SnapshotPosition {
+                    last_index: pos.index,
+                    last_term: pos.term,
+                    cluster_config: Vec::new(),
+                };
+                let w = save_tree(
+                    &*self.fs,
+                    &self.snap_dir,
+                    &name,
+                    view,
+                    &sp,
+                    &self.opts.snapshot_write,
+                )?;
+                SnapshotInfo {
+                    path: w.path,
+                    position: pos,
+                    zxid: view.last_processed_zxid(),
+                    node_count: w.node_count,
+                    file_len: w.file_len,
+                }
+            }
+        };
+        self.retire()?;
+        Ok(info)
+    }
+
+    /// Keeps the newest `keep` snapshots (the newest is durable when this runs),
+    /// removes the others (then fsyncs the directory), and purges the log up to the
+    /// oldest kept one. Called with `snap_lock` held.
+    fn retire(&self) -> Result<(), EngineError> {
+        let files = snapshot_files(&*self.fs, &self.snap_dir)?;
+        let keep = self.opts.keep_snapshots.max(1);
+        let cut = files.len().saturating_sub(keep);
+        for (_, p) in &files[..cut] {
+            self.fs.remove_file(p).map_err(io(p))?;
+        }
+        if cut > 0 {
+            self.fs.sync_dir(&self.snap_dir).map_err(io(&self.snap_dir))?;
+        }
+        if self.opts.purge_after_snapshot {
+            if let Some((oldest, _)) = files.get(cut) {
+                let upto = (*oldest).min(self.wal.next_index().saturating_sub(1));
+                if upto > self.wal.purged_index() {
+                    self.wal.purge(upto)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl NativeEngine {
+    /// Opens (or creates) the native data directory `opts.dir`; see the module docs.
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        opts: NativeEngineOptions,
+    ) -> Result<NativeEngine, EngineError> {
+        if opts.keep_snapshots == 0 {
+            return Err(EngineError::Invalid("keep_snapshots must be at least 1".into()));
+        }
+        let dir = opts.dir.clone();
+        let mut report = OpenReport::default();
+        if !fs.exists(&dir) {
+            fs.create_dir_all(&dir).map_err(io(&dir))?;
+            let parent =
+                dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            fs.sync_dir(parent).map_err(io(parent))?;
+        }
+        if !fs.exists(&dir.join(MARKER_FILE)) {
+            let entries = fs.read_dir(&dir).map_err(io(&dir))?;
+            if !entries.is_empty() {
+                return Err(crate::StorageError::NotADataDir {
+                    path: dir,
+                    what: "keeperkit native data directory",
+                    reason: format!("it is not empty and has no {MARKER_FILE} marker file"),
+                }
+                .into());
+            }
+            layout::write_marker(&*fs, &dir)?;
+            report.created = true;
+        }
+        let snap_dir = dir.join(SNAPSHOT_DIR);
+        if !fs.exists(&snap_dir) {
+            fs.create_dir_all(&snap_dir).map_err(io(&snap_dir))?;
+            fs.sync_dir(&dir).map_err(io(&dir))?;
+        }
+        report.removed_temp_files = remove_temp_files(&*fs, &snap_dir)?;
+
+        let wal_dir = dir.join(WAL_DIR);
+        let wal = NativeWal::open(fs.clone(), opts.wal_options())?;
+        report.wal = wal.recovery_report().clone();
+
+        let start = recover::choose_snapshot(&*fs, &snap_dir, wal.purged_index())?;
+        let mut tree = start.tree;
+        let mut applied = start.position;
+        report.snapshot = start.snapshot;
+        report.skipped_snapshots = start.skipped;
+        let snap_name = report
+            .snapshot
+            .as_ref()
+            .map_or_else(|| "(initial tree)".to_string(), |s| s.path.display().to_string());
+
+        // Reconcile the log with the snapshot.
+        let s = applied.index;
+        if wal.next_index() <= s {
+            report.log_reset = Some(format!(
+                "the log ended at index {} before the snapshot's {s}: it now continues at {}",
+                wal.next_index().saturating_sub(1),
+                s + 1
+            ));
+            wal.purge(s)?;
+        } else if let Some(first) = wal.first_index() {
+            if first > s + 1 {
+                return Err(EngineError::Gap {
+                    snapshot: snap_name,
+                    snapshot_index: s,
+                    log_first: first,
+                });
+            }
+            if s > 0 && first <= s {
+                let term = wal.read(s)?.term;
+                if term != applied.term {
+                    report.log_reset = Some(format!(
+                        "log entry {s} has term {term}, the snapshot's has term {}: the log's \
+                         entries from {first} on were from another history and were removed",
+                        applied.term
+                    ));
+                    wal.truncate_suffix(first)?;
+                    wal.purge(s)?;
+                }
+            }
+        }
+        let last = wal.next_index().saturating_sub(1);
+        let to = match opts.replay {
+            Replay::All => last,
+            Replay::UpTo(n) => n.min(last),
+            Replay::None => s,
+        };
+        if to > s {
+            let mut failure = None;
+            wal.read_range_with(s + 1..to + 1, |e| {
+                match recover::apply_payload(&mut tree, &wal_dir, e.index, &e.payload) {
+                    Ok(_) => {
+                        applied = LogPosition { index: e.index, term: e.term };
+                        report.replayed += 1;
+                        true
+                    }
+                    Err(err) => {
+                        failure = Some(err);
+                        false
+                    }
+                }
+            })?;
+            if let Some(err) = failure {
+                return Err(err);
+            }
+        }
+        report.applied = applied;
+        Ok(NativeEngine {
+            inner: Arc::new(Inner {
+                fs,
+                dir,
+                snap_dir,
+                wal_dir,
+                opts,
+                wal,
+                live: RwLock::new(Live { tree, applied }),
+                snap_lock: Mutex::new(()),
+                write_lock: Mutex::new(()),
+                report,
+            }),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The underlying log.
+    pub fn wal(&self) -> &NativeWal {
+        &self.inner.wal
+    }
+
+    /// Appends txns (jute bytes) as entries of `term` at the next indexes, durably
+    /// (as the sync policy says), then applies them; returns one result per txn. For
+    /// a server that logs only what it commits (single node, tests). Callers are
+    /// serialized, so entries are applied in index order.
+    pub fn write(&self, term: u64, payloads: &[&[u8]]) -> Result<Vec<TxnResult>, EngineError> {
+        let _w = lock(&self.inner.write_lock);
+        let range = self.inner.wal.append_next(term, payloads)?;
+        let mut live = self.inner.write();
+        if range.start != live.applied.index + 1 && !payloads.is_empty() {
+            return Err(EngineError::Invalid(format!(
+                "the log continued at {} but the state is at {}; apply the entries in between first",
+                range.start, live.applied.index
+            )));
+        }
+        let mut out = Vec::with_capacity(payloads.len());
+        for (index, p) in range.zip(payloads) {
+            out.push(recover::apply_payload(&mut live.tree, &self.inner.wal_dir, index, p)?);
+            live.applied = LogPosition { index, term };
+        }
+        Ok(out)
+    }
+
+    /// Runs `f` on the live tree under the read lock.
+    pub fn with_tree<R>(&self, f: impl FnOnce(&DataTree) -> R) -> R {
+        f(&self.inner.read().tree)
+    }
+}
+
+impl LogStore for NativeEngine {
+    fn append(&self, entries: &[EntryRef<'_>]) -> Result<(), EngineError> {
+        Ok(self.inner.wal.append(entries)?)
+    }
+
+    fn read_range(&self, range: Range<u64>) -> Result<Vec<Entry>, EngineError> {
+        Ok(self.inner.wal.read_range(range)?)
+    }
+
+    fn first_index(&self) -> Option<u64> {
+        self.inner.wal.first_index()
+    }
+
+    fn last_index(&self) -> Option<u64> {
+        self.inner.wal.last_index()
+    }
+
+    fn next_index(&self) -> u64 {
+        self.inner.wal.next_index()
+    }
+
+    fn truncate_suffix(&self, from: u64) -> Result<(), EngineError> {
+        let applied = self.inner.read().applied.index;
+        if from <= applied {
+            return Err(EngineError::Invalid(format!(
+                "cannot truncate from {from}: entries up to {applied} are applied (committed)"
+            )));
+        }
+        Ok(self.inner.wal.truncate_suffix(from)?)
+    }
+
+    fn purge_prefix(&self, upto: u64) -> Result<(), EngineError> {
+        Ok(self.inner.wal.purge(upto)?)
+    }
+
+    fn hard_state(&self) -> HardState {
+        self.inner.wal.hard_state()
+    }
+
+    fn set_hard_state(&self, hs: HardState) -> Result<(), EngineError> {
+        Ok(self.inner.wal.set_hard_state(hs)?)
+    }
+
+    fn sync(&self) -> Result<(), EngineError> {
+        Ok(self.inner.wal.sync()?)
+    }
+}
+
+impl StateMachine for NativeEngine {
+    fn apply(&self, entry: EntryRef<'_>) -> Result<TxnResult, EngineError> {
+        let mut live = self.inner.write();
+        if entry.index != live.applied.index + 1 {
+            return Err(EngineError::Invalid(format!(
+                "entry {} applied after {}: entries must be applied in order, once",
+                entry.index, live.applied.index
+            )));
+        }
+        let r = recover::apply_payload(
+            &mut live.tree,
+            &self.inner.wal_dir,
+            entry.index,
+            entry.payload,
+        )?;
+        live.applied = LogPosition { index: entry.index, term: entry.term };
+        Ok(r)
+    }
+
+    fn applied(&self) -> LogPosition {
+        self.inner.read().applied
+    }
+
+    fn last_zxid(&self) -> Zxid {
+        self.inner.read().tree.last_processed_zxid()
+    }
+
+    fn get(&self, path: &str) -> Option<NodeData> {
+        let live = self.inner.read();
+        let n = live.tree.get(path)?;
+        Some(NodeData { data: n.data().map(<[u8]>::to_vec), stat: n.stat() })
+    }
+
+    fn children(&self, path: &str) -> Option<Vec<String>> {
+        let mut c = self.inner.read().tree.children(path)?;
+        c.sort();
+        Some(c)
+    }
+
+    fn exists(&self, path: &str) -> Option<Stat> {
+        self.inner.read().tree.get(path).map(|n| n.stat())
+    }
+
+    fn acl(&self, path: &str) -> Option<(Vec<Acl>, Stat)> {
+        let live = self.inner.read();
+        let n = live.tree.get(path)?;
+        Some((n.acl().clone(), n.stat()))
+    }
+
+    fn view(&self) -> (DataTree, LogPosition) {
+        let live = self.inner.read();
+        (live.tree.clone(), live.applied)
+    }
+}
+
+impl SnapshotStore for NativeEngine {
+    fn start_snapshot(&self) -> Result<SnapshotTicket, EngineError> {
+        let (view, pos) = self.view();
+        let inner = self.inner.clone();
+        let handle = std::thread::Builder::new()
+            .name("keeperkit-snapshot".into())
+            .spawn(move || {
+                let _s = lock(&inner.snap_lock);
+                inner.write_snapshot(&view, pos)
+            })
+            .map_err(|e| EngineError::Io { path: self.inner.snap_dir.clone(), source: e })?;
+        Ok(SnapshotTicket { position: pos, handle: Some(handle), ready: None })
+    }
+
+    fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>, EngineError> {
+        let files = snapshot_files(&*self.inner.fs, &self.inner.snap_dir)?;
+        files.iter().map(|(_, p)| snapshot_info(&*self.inner.fs, p)).collect()
+    }
+
+    fn snapshot_bytes(&self, index: u64) -> Result<Vec<u8>, EngineError> {
+        let p = self.inner.snap_dir.join(snapshot_file_name(index));
+        self.inner.fs.read_all(&p).map_err(io(&p))
+    }
+
+    fn install_snapshot(&self, bytes: &mut dyn Read) -> Result<SnapshotInfo, EngineError> {
+        let inner = &*self.inner;
+        let _s = lock(&inner.snap_lock);
+        let fs = &*inner.fs;
+        let tmp = inner.snap_dir.join(INCOMING_FILE);
+        let result = (|| {
+            let f = fs.open(&tmp, OpenMode::CreateTruncate).map_err(io(&tmp))?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut off = 0u64;
+            loop {
+                let n = match bytes.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(EngineError::Io { path: tmp.clone(), source: e }),
+                };
+                f.write_all_at(&buf[..n], off).map_err(io(&tmp))?;
+                off += n as u64;
+            }
+            f.sync_all().map_err(io(&tmp))?;
+            drop(f);
+            load_tree(fs, &tmp).map_err(EngineError::from)
+        })();
+        let loaded = match result {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = fs.remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let pos = LogPosition { index: loaded.meta.last_index, term: loaded.meta.last_term };
+        let applied = inner.read().applied;
+        if pos.index < applied.index {
+            let _ = fs.remove_file(&tmp);
+            return Err(EngineError::Invalid(format!(
+                "the snapshot ends at index {}, before the applied index {}",
+                pos.index, applied.index
+            )));
+        }
+        // Publish: rename, then make the new name durable.
+        let path = inner.snap_dir.join(snapshot_file_name(pos.index));
+        fs.rename(&tmp, &path).map_err(io(&path))?;
+        fs.sync_dir(&inner.snap_dir).map_err(io(&inner.snap_dir))?;
+        let file_len = fs.metadata(&path).map(|m| m.len).unwrap_or(0);
+        // Reset the log (Raft: keep the entries after a matching entry).
+        let wal = &inner.wal;
+        let matching = pos.index > 0
+            && wal.first_index().is_some_and(|f| f <= pos.index)
+            && wal.next_index() > pos.index
+            && wal.read(pos.index)?.term == pos.term;
+        if !matching {
+            if let Some(first) = wal.first_index() {
+                wal.truncate_suffix(first)?;
+            }
+        }
+        wal.purge(pos.index)?;
+        {
+            let mut live = inner.write();
+            live.tree = loaded.tree;
+            live.applied = pos;
+        }
+        inner.retire()?;
+        Ok(SnapshotInfo {
+            path,
+            position: pos,
+            zxid: loaded.meta.zxid,
+            node_count: loaded.meta.node_count,
+            file_len,
+        })
+    }
+
+    fn keep_snapshots(&self) -> usize {
+        self.inner.opts.keep_snapshots
+    }
+}
+
+impl Storage for NativeEngine {
+    fn open_report(&self) -> &OpenReport {
+        &self.inner.report
+    }
+}

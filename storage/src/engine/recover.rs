@@ -1,0 +1,183 @@
+//! Choosing the snapshot to start from, and the read-only recovery the tools use.
+
+use std::path::{Path, PathBuf};
+
+use keeperkit_model::{Corruption, CorruptionKind, Txn};
+use keeperkit_tree::DataTree;
+use keeperkit_vfs::FileSystem;
+use keeperkit_wal::native::{iter_entries, NativeWalError, ProblemKind};
+
+use super::layout::{snapshot_files, SNAPSHOT_DIR, WAL_DIR};
+use super::EngineError;
+use crate::native_snapshot::load_tree;
+use crate::traits::{LogPosition, SnapshotInfo};
+
+/// A snapshot that was not used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedSnapshot {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was not used (the error, a full sentence).
+    pub reason: String,
+}
+
+/// The tree a recovery starts from.
+#[derive(Debug)]
+pub(crate) struct Start {
+    pub tree: DataTree,
+    pub position: LogPosition,
+    pub snapshot: Option<SnapshotInfo>,
+    pub skipped: Vec<SkippedSnapshot>,
+}
+
+/// Loads the newest snapshot that is intact (every checksum, node count and digest),
+/// falling back to older ones; with no snapshot at all, the initial tree at index 0.
+/// Fails when snapshots exist but none is usable and `log_purged > 0` (the log no
+/// longer holds the entries an empty tree would need).
+pub(crate) fn choose_snapshot(
+    fs: &dyn FileSystem,
+    snap_dir: &Path,
+    log_purged: u64,
+) -> Result<Start, EngineError> {
+    let files = snapshot_files(fs, snap_dir)?;
+    let mut skipped = Vec::new();
+    for (_, path) in files.iter().rev() {
+        match load_tree(fs, path) {
+            Ok(loaded) => {
+                let file_len = fs.metadata(path).map(|m| m.len).unwrap_or(0);
+                let position =
+                    LogPosition { index: loaded.meta.last_index, term: loaded.meta.last_term };
+                let info = SnapshotInfo {
+                    path: path.clone(),
+                    position,
+                    zxid: loaded.meta.zxid,
+                    node_count: loaded.meta.node_count,
+                    file_len,
+                };
+                return Ok(Start { tree: loaded.tree, position, snapshot: Some(info), skipped });
+            }
+            Err(e) => skipped.push(SkippedSnapshot { path: path.clone(), reason: e.to_string() }),
+        }
+    }
+    if log_purged > 0 {
+        return Err(crate::StorageError::NoUsableSnapshot {
+            dir: snap_dir.to_path_buf(),
+            tried: skipped.into_iter().map(|s| (s.path, s.reason)).collect(),
+        }
+        .into());
+    }
+    Ok(Start { tree: DataTree::new(), position: LogPosition::default(), snapshot: None, skipped })
+}
+
+/// Decodes and applies one logged entry to `tree`.
+pub(crate) fn apply_payload(
+    tree: &mut DataTree,
+    wal_dir: &Path,
+    index: u64,
+    payload: &[u8],
+) -> Result<keeperkit_tree::TxnResult, EngineError> {
+    if payload.is_empty() {
+        return Ok(keeperkit_tree::TxnResult::Ok);
+    }
+    let txn = Txn::decode_from(payload).map_err(|e| {
+        EngineError::Corrupt(
+            Corruption::new(
+                wal_dir,
+                0,
+                CorruptionKind::Invalid(format!("entry {index} is not a ZooKeeper txn: {e}")),
+            )
+            .with_index(index),
+        )
+    })?;
+    Ok(tree.apply(&txn))
+}
+
+/// How the log replay of a read-only recovery ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayEnd {
+    /// Every entry after the snapshot was applied.
+    Complete,
+    /// The newest segment ends in a torn write (never acknowledged); replay stopped
+    /// before it. `NativeEngine::open` cuts it.
+    TornTail {
+        /// The segment.
+        path: PathBuf,
+        /// Where the valid bytes end.
+        valid_end: u64,
+    },
+    /// Replay stopped at damage: the state is the one before it.
+    Damaged(String),
+    /// The log does not continue the snapshot.
+    Gap {
+        /// The index replay needed next.
+        expected: u64,
+        /// The index the log holds instead.
+        found: u64,
+    },
+}
+
+/// What [`recover_readonly`] found.
+#[derive(Debug)]
+pub struct ReadOnlyState {
+    /// The recovered tree.
+    pub tree: DataTree,
+    /// The last entry applied.
+    pub position: LogPosition,
+    /// The snapshot used (`None`: the initial empty tree).
+    pub snapshot: Option<SnapshotInfo>,
+    /// Snapshots that were damaged and skipped.
+    pub skipped: Vec<SkippedSnapshot>,
+    /// Entries replayed from the log.
+    pub replayed: u64,
+    /// How replay ended.
+    pub end: ReplayEnd,
+}
+
+/// Recovers the state of a native data directory without writing anything: the newest
+/// intact snapshot, then the log entries after it, stopping (and saying so) at a torn
+/// tail, damage or a gap. `upto` stops replay after that index.
+pub fn recover_readonly(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    upto: Option<u64>,
+) -> Result<ReadOnlyState, EngineError> {
+    let wal_dir = dir.join(WAL_DIR);
+    let purged = if fs.exists(&wal_dir) {
+        keeperkit_wal::native::inspect(fs, &wal_dir)?.meta.map_or(0, |m| m.purged)
+    } else {
+        0
+    };
+    let Start { mut tree, mut position, snapshot, skipped } =
+        choose_snapshot(fs, &dir.join(SNAPSHOT_DIR), purged)?;
+    let mut replayed = 0;
+    let mut end = ReplayEnd::Complete;
+    let to = upto.unwrap_or(u64::MAX);
+    if fs.exists(&wal_dir) && position.index < to {
+        for r in iter_entries(fs, &wal_dir, position.index + 1, to)? {
+            match r {
+                Ok(e) => {
+                    if e.index != position.index + 1 {
+                        end = ReplayEnd::Gap { expected: position.index + 1, found: e.index };
+                        break;
+                    }
+                    apply_payload(&mut tree, &wal_dir, e.index, &e.payload)?;
+                    position = LogPosition { index: e.index, term: e.term };
+                    replayed += 1;
+                }
+                Err(NativeWalError::TornTail(p)) => {
+                    let valid_end = match p.kind {
+                        ProblemKind::TornTail { valid_end, .. } => valid_end,
+                        ProblemKind::Corrupt(_) => p.offset,
+                    };
+                    end = ReplayEnd::TornTail { path: p.path, valid_end };
+                    break;
+                }
+                Err(e) => {
+                    end = ReplayEnd::Damaged(e.to_string());
+                    break;
+                }
+            }
+        }
+    }
+    Ok(ReadOnlyState { tree, position, snapshot, skipped, replayed, end })
+}
