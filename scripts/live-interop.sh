@@ -152,4 +152,9 @@ for set in "${SETS[@]}"; do
 done
 
 echo "live-interop: ${#SETS[@]} sets in $((SECONDS - START)) s; ${#FAILED[@]} failed${FAILED[*]:+: ${FAILED[*]}}"
+
+# The reverse direction: keeperkit convert --to zookeeper, served by a real ZooKeeper.
+if ! KEEPERKIT="$KEEPERKIT" "$HERE/live-roundtrip.sh" --no-build "${SETS[@]}"; then
+  FAILED+=("live-roundtrip")
+fi
 [ ${#FAILED[@]} -eq 0 ]
