@@ -310,3 +310,29 @@ fn undecodable_payloads_name_file_offset_and_index() {
     assert_eq!(err.offset, f.records[1].offset + 37 + 20);
     assert!(err.to_string().contains("(index 2)"), "{err}");
 }
+
+/// `tmp_X` next to `X` marks an incomplete copy: Keeper deletes both without reading X.
+#[test]
+fn tmp_markers_hide_their_partner_and_are_set_aside() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fs = StdFs;
+    write_dir(&fs, tmp.path(), 1..=15, opts(false));
+    let partner = tmp.path().join("changelog_11_20.bin");
+    fs.open(&tmp.path().join("tmp_changelog_11_20.bin"), keeperkit_vfs::OpenMode::CreateNew)
+        .expect("marker");
+    let report =
+        verify_dir(&fs, tmp.path(), 0, 100_000, false, ReadOptions::default()).expect("verify");
+    assert!(report
+        .problems
+        .iter()
+        .any(|p| p.kind == ProblemKind::IncompleteCopy && p.file == partner));
+    assert_eq!(report.files.len(), 1);
+    assert_eq!(report.plan.as_ref().expect("starts").last_index(), Some(10));
+    let repair = plan_repair(&report);
+    assert!(repair.refusals.is_empty(), "{:?}", repair.refusals);
+    apply_repair(&fs, &repair, &tmp.path().join("bk")).expect("repair");
+    let after =
+        verify_dir(&fs, tmp.path(), 0, 100_000, false, ReadOptions::default()).expect("verify");
+    assert!(!after.has_errors(), "{:?}", after.problems);
+    assert!(!fs.exists(&partner));
+}

@@ -256,6 +256,9 @@ pub enum ProblemKind {
     BadName,
     /// A `tmp_` marker (Keeper deletes it, and its partner file if there is one).
     TmpMarker,
+    /// A changelog with a `tmp_` marker: an incomplete copy between disks, which Keeper
+    /// deletes at startup without reading it (it is left out of the plan).
+    IncompleteCopy,
 }
 
 /// One problem, with where it is.
@@ -324,6 +327,16 @@ pub fn verify_dir(
     }
     let mut files = Vec::with_capacity(listing.files.len());
     for lf in &listing.files {
+        let name = lf.path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if listing.tmp_markers.iter().any(|m| m.strip_prefix(super::TMP_PREFIX) == Some(name)) {
+            problems.push(Problem {
+                file: lf.path.clone(),
+                offset: 0,
+                index: None,
+                kind: ProblemKind::IncompleteCopy,
+            });
+            continue;
+        }
         files.push(read_file(fs, &lf.path, read)?);
     }
     for f in &files {
@@ -429,7 +442,8 @@ pub struct RepairPlan {
     pub refusals: Vec<String>,
 }
 
-/// Builds a repair that does only what Keeper itself would do at startup: end an
+/// Builds a repair that does only what Keeper itself would do at startup: set aside
+/// `tmp_` markers and the incomplete copies they mark (Keeper deletes both); end an
 /// unterminated zstd frame; set a torn or broken tail of the last file read aside
 /// (Keeper keeps those bytes and ignores them; here they go to the backup so the file
 /// is clean again); set aside the files Keeper would move to `detached/`. Nothing is
@@ -494,6 +508,15 @@ pub fn plan_repair(report: &VerifyReport) -> RepairPlan {
         } else if f.zstd.as_ref().is_some_and(super::ZstdLayout::last_frame_unterminated) {
             actions.push(RepairAction::TerminateFrame { path: f.path.clone(), at: f.file_len });
         }
+    }
+    let leftovers: Vec<PathBuf> = report
+        .problems
+        .iter()
+        .filter(|p| matches!(p.kind, ProblemKind::TmpMarker | ProblemKind::IncompleteCopy))
+        .map(|p| p.file.clone())
+        .collect();
+    if !leftovers.is_empty() {
+        actions.push(RepairAction::SetAside { paths: leftovers, entries_lost: 0 });
     }
     if !plan.detach.is_empty() {
         let mut lost = std::collections::HashSet::new();
