@@ -7,9 +7,9 @@ use keeperkit_model::keeper::{digest_version, KeeperStat};
 use keeperkit_model::{Acl, CorruptionKind, Id, Perms};
 use keeperkit_snapshot::clickhouse::container::{METHOD_LZ4, METHOD_NONE, METHOD_ZSTD};
 use keeperkit_snapshot::clickhouse::{
-    encode_snapshot, list_snapshots, parse_snapshot_name, read_snapshot_bytes, write_body,
-    write_snapshot, Container, OwnedNode, ReadOptions, SessionRecord, SnapshotContents,
-    SnapshotHeader, WriteError, WriteOptions, WriteSnapshotError,
+    check_contents, encode_snapshot, list_snapshots, parse_snapshot_name, read_snapshot_bytes,
+    write_body, write_snapshot, Container, OwnedNode, ReadOptions, SessionRecord, Severity,
+    SnapshotContents, SnapshotHeader, WriteError, WriteOptions, WriteSnapshotError,
 };
 use keeperkit_snapshot::SnapshotError;
 use keeperkit_vfs::{FileSystem, StdFs};
@@ -394,4 +394,40 @@ fn files_are_written_and_listed_the_keeper_way() {
     assert_eq!(parse_snapshot_name("snapshot_42_0123456789abcdef.bin.zstd"), Some(42));
     assert_eq!(parse_snapshot_name("snapshot_x.bin"), None);
     assert_eq!(parse_snapshot_name("tmp_snapshot_1.bin"), None);
+}
+
+/// Keeper's load-time rules over the content: a clean tree passes; each broken rule is
+/// reported with its node.
+#[test]
+fn content_checks_follow_keepers_load_rules() {
+    let mut c = rich(8);
+    c.header.digest_version = digest_version::V5;
+    let problems = check_contents(&c);
+    // Only the stored digest (none yet) is off.
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let file = encode_snapshot(
+        &c,
+        WriteOptions { version: 8, compute_digest: Some(5), ..WriteOptions::default() },
+    )
+    .expect("file");
+    let mut back = SnapshotContents::new(header(0));
+    read_snapshot_bytes("s".as_ref(), &file, &mut back, ReadOptions::default()).expect("read");
+    assert!(check_contents(&back).is_empty(), "{:?}", check_contents(&back));
+
+    let mut bad = back.clone();
+    bad.nodes.push(node("/keeper/api_version", b"1", 0, KeeperStat::default(), 0));
+    bad.nodes.push(node("/orphan/child", b"", 0, KeeperStat::default(), 0));
+    bad.nodes.push(node("/acl", b"", 99, KeeperStat::default(), 0));
+    bad.nodes[2].stat.num_children = 5;
+    let problems = check_contents(&bad);
+    let fatal: Vec<_> = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Fatal)
+        .filter_map(|p| p.path.as_deref())
+        .collect();
+    assert_eq!(fatal, vec!["/keeper/api_version", "/orphan/child", "/acl"]);
+    assert!(problems
+        .iter()
+        .any(|p| p.path.as_deref() == Some("/app") && p.message.contains("numChildren")));
+    assert!(problems.iter().any(|p| p.path.is_none() && p.message.contains("digest")));
 }

@@ -29,12 +29,14 @@ use keeperkit_vfs::{FileSystem, OpenMode};
 use crate::error::SnapshotError;
 
 pub mod body;
+pub mod check;
 pub mod container;
 
 pub use body::{
     read_body, write_body, BodyCounts, ClickHouseSnapshotSink, ClickHouseSnapshotSource,
     NodeRecord, SessionRecord, SnapshotHeader, WriteError, VERSION_DEFAULT, VERSION_MAX,
 };
+pub use check::{check_contents, ContentProblem, Severity};
 pub use container::Container;
 
 /// Largest decompressed body read: 64 GiB (the largest production snapshot reported
