@@ -404,6 +404,62 @@ impl KeeperRequest {
         }
     }
 
+    /// Keeper's name of the operation (`toString(OpNum)`), e.g. `Create`, `Multi`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeeperRequest::Close => "Close",
+            KeeperRequest::Create(_) => "Create",
+            KeeperRequest::CreateIfNotExists(_) => "CreateIfNotExists",
+            KeeperRequest::Remove { .. } => "Remove",
+            KeeperRequest::Exists { .. } => "Exists",
+            KeeperRequest::Get { .. } => "Get",
+            KeeperRequest::Set { .. } => "Set",
+            KeeperRequest::GetAcl { .. } => "GetACL",
+            KeeperRequest::SetAcl { .. } => "SetACL",
+            KeeperRequest::SimpleList { .. } => "SimpleList",
+            KeeperRequest::Sync { .. } => "Sync",
+            KeeperRequest::Heartbeat => "Heartbeat",
+            KeeperRequest::List { .. } => "List",
+            KeeperRequest::Check { .. } => "Check",
+            KeeperRequest::CheckNotExists { .. } => "CheckNotExists",
+            KeeperRequest::Multi(_) => "Multi",
+            KeeperRequest::MultiRead(_) => "MultiRead",
+            KeeperRequest::Reconfig { .. } => "Reconfig",
+            KeeperRequest::Auth { .. } => "Auth",
+            KeeperRequest::FilteredList { .. } => "FilteredList",
+            KeeperRequest::RemoveRecursive { .. } => "RemoveRecursive",
+            KeeperRequest::SessionId { .. } => "SessionID",
+        }
+    }
+
+    /// The paths the request names, sub-requests of a multi included, in order.
+    pub fn paths(&self) -> Vec<&str> {
+        match self {
+            KeeperRequest::Create(c) | KeeperRequest::CreateIfNotExists(c) => vec![&c.path],
+            KeeperRequest::Remove { path, .. }
+            | KeeperRequest::Exists { path, .. }
+            | KeeperRequest::Get { path, .. }
+            | KeeperRequest::Set { path, .. }
+            | KeeperRequest::GetAcl { path }
+            | KeeperRequest::SetAcl { path, .. }
+            | KeeperRequest::SimpleList { path, .. }
+            | KeeperRequest::Sync { path }
+            | KeeperRequest::List { path, .. }
+            | KeeperRequest::Check { path, .. }
+            | KeeperRequest::CheckNotExists { path, .. }
+            | KeeperRequest::FilteredList { path, .. }
+            | KeeperRequest::RemoveRecursive { path, .. } => vec![path],
+            KeeperRequest::Multi(subs) | KeeperRequest::MultiRead(subs) => {
+                subs.iter().flat_map(KeeperRequest::paths).collect()
+            }
+            KeeperRequest::Close
+            | KeeperRequest::Heartbeat
+            | KeeperRequest::Reconfig { .. }
+            | KeeperRequest::Auth { .. }
+            | KeeperRequest::SessionId { .. } => Vec::new(),
+        }
+    }
+
     /// Whether Keeper treats the request as a read (`isReadRequest`): reads reach the
     /// log only with `quorum_reads`.
     pub fn is_read(&self) -> bool {

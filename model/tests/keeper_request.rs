@@ -214,3 +214,14 @@ fn truncations_are_errors_not_panics() {
         }
     }
 }
+
+#[test]
+fn names_and_paths_for_log_listings() {
+    let reqs = every_request();
+    assert_eq!(reqs[1].name(), "Create");
+    assert_eq!(reqs[1].paths(), vec!["/a/b-"]);
+    let multi = reqs.iter().find(|r| r.opnum() == opnum::MULTI).expect("multi");
+    assert_eq!(multi.paths(), vec!["/a/b-", "/r", "/rr", "/s", "/c", "/n"]);
+    assert!(reqs.iter().all(|r| !r.name().is_empty()));
+    assert!(KeeperRequest::Close.paths().is_empty());
+}
