@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use keeperkit_model::{Acl, Id, Perms, SessionId, Zxid};
-use keeperkit_snapshot::native::format::{DATA_LEN_MAX, PATH_LEN_MAX};
+use keeperkit_snapshot::native::format::{Codec, DATA_LEN_MAX, PATH_LEN_MAX};
 use keeperkit_snapshot::native::{
     inspect_snapshot, read_snapshot, read_snapshot_with, verify_snapshot, write_snapshot, AclEntry,
     CollectSink, NodeStat, OwnedNode, ReadOptions, SessionRecord, SnapshotMeta, WriteOptions,
@@ -223,6 +223,25 @@ fn hundred_thousand_nodes_round_trip_in_many_chunks() {
     let differing = a.iter().zip(&b).filter(|(x, y)| x != y).count();
     // Snapshot id in the header and trailer, and the CRCs over them.
     assert!(differing <= 24, "{differing} bytes differ");
+}
+
+#[test]
+fn uncompressed_snapshots_round_trip() {
+    let fs = fs();
+    let mut nodes = synthetic(3, 300, 2, 8);
+    spread_acl_ids(&mut nodes);
+    let meta = meta_for(&nodes, 2);
+    let opts = WriteOptions { level: None, chunk_len_target: 8192, ..WriteOptions::default() };
+    let p = write(&fs, "raw.kks", &meta, &nodes, &opts);
+    let info = inspect_snapshot(&fs, &p).unwrap();
+    assert!(info.chunks.len() > 2);
+    assert!(info.chunks.iter().all(|c| c.codec == Codec::Raw && c.stored_len == c.raw_len));
+    let (m, got) = read_all(&fs, &p, 2);
+    assert_eq!(m, meta);
+    assert!(got == nodes);
+    assert_eq!(verify_snapshot(&fs, &p).unwrap(), vec![]);
+    let bad = WriteOptions { level: Some(1000), ..WriteOptions::default() };
+    assert!(write_snapshot(&fs, Path::new("/snap"), "bad.kks", &meta, &nodes, &bad).is_err());
 }
 
 #[test]

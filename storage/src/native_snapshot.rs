@@ -212,18 +212,23 @@ impl NodeSource for TreeSource<'_> {
 #[derive(Debug)]
 struct TreeSink {
     tree: DataTree,
-    acls: HashMap<u64, AclList>,
+    /// ACL id → position in `lists`.
+    acls: HashMap<u64, usize>,
+    lists: Vec<AclList>,
+    /// The previous node's ACL id and list position (consecutive nodes mostly share).
+    last: Option<(u64, usize)>,
 }
 
 impl Default for TreeSink {
     fn default() -> TreeSink {
-        TreeSink { tree: DataTree::empty(), acls: HashMap::new() }
+        TreeSink { tree: DataTree::empty(), acls: HashMap::new(), lists: Vec::new(), last: None }
     }
 }
 
 impl NodeSink for TreeSink {
     fn begin(&mut self, meta: &SnapshotMeta) -> Result<(), String> {
-        self.acls = meta.acls.iter().map(|e| (e.id, e.acl.clone())).collect();
+        self.lists = meta.acls.iter().map(|e| e.acl.clone()).collect();
+        self.acls = meta.acls.iter().zip(0..).map(|(e, i)| (e.id, i)).collect();
         for s in &meta.sessions {
             self.tree.add_session(s.id, s.timeout_ms);
         }
@@ -231,9 +236,17 @@ impl NodeSink for TreeSink {
     }
 
     fn node(&mut self, rec: NodeRecord<'_>) -> Result<(), String> {
-        let Some(acl) = self.acls.get(&rec.acl_id) else {
-            return Err(format!("ACL id {} is not in the ACL table", rec.acl_id));
+        let at = match self.last {
+            Some((id, at)) if id == rec.acl_id => at,
+            _ => match self.acls.get(&rec.acl_id) {
+                Some(&at) => {
+                    self.last = Some((rec.acl_id, at));
+                    at
+                }
+                None => return Err(format!("ACL id {} is not in the ACL table", rec.acl_id)),
+            },
         };
+        let acl = &self.lists[at];
         let s = &rec.stat;
         let stat = Stat {
             czxid: s.czxid,

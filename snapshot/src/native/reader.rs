@@ -586,11 +586,12 @@ fn read_parallel(
     }
 
     std::thread::scope(|s| {
+        let mut handles = Vec::with_capacity(workers);
         for mut dctx in dctxs {
             let free_rx = Arc::clone(&free_rx);
             let done_tx = done_tx.clone();
             let (next, abort) = (&next, &abort);
-            s.spawn(move || loop {
+            handles.push(s.spawn(move || loop {
                 if abort.load(Ordering::Relaxed) {
                     return;
                 }
@@ -607,7 +608,7 @@ fn read_parallel(
                 if done_tx.send((i, r)).is_err() {
                     return;
                 }
-            });
+            }));
         }
         drop(free_rx);
         drop(done_tx);
@@ -615,6 +616,13 @@ fn read_parallel(
         abort.store(true, Ordering::Relaxed);
         // Dropping the pool wakes workers waiting for a buffer.
         drop(free_tx);
+        // Join explicitly: the scope only waits for the closures to return, and a
+        // thread still running its thread-local destructors must not outlive the read.
+        // A worker that panicked has already made the result an error (its chunk never
+        // arrived).
+        for h in handles {
+            let _ = h.join();
+        }
         result
     })
 }

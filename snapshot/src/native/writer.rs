@@ -23,9 +23,9 @@ use crate::error::SnapshotError;
 /// How to write a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteOptions {
-    /// zstd level of the chunks and the metadata (default 3, zstd's own default and
-    /// ClickHouse Keeper's).
-    pub level: i32,
+    /// zstd level of the chunks and the metadata (default `Some(3)`, zstd's own
+    /// default and ClickHouse Keeper's); `None` stores every block raw.
+    pub level: Option<i32>,
     /// A chunk is closed once its raw node records reach this many bytes; between
     /// [`CHUNK_TARGET_LEN_MIN`] and [`CHUNK_TARGET_LEN_MAX`] (default
     /// [`CHUNK_TARGET_LEN_DEFAULT`]).
@@ -37,7 +37,7 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> WriteOptions {
-        WriteOptions { level: 3, chunk_len_target: CHUNK_TARGET_LEN_DEFAULT, threads: 0 }
+        WriteOptions { level: Some(3), chunk_len_target: CHUNK_TARGET_LEN_DEFAULT, threads: 0 }
     }
 }
 
@@ -91,8 +91,8 @@ pub fn write_snapshot<S: NodeSource + ?Sized>(
             opts.chunk_len_target
         )));
     }
-    if !zstd::compression_level_range().contains(&opts.level) {
-        return Err(bad(format!("zstd level {} out of range", opts.level)));
+    if let Some(level) = opts.level.filter(|l| !zstd::compression_level_range().contains(l)) {
+        return Err(bad(format!("zstd level {level} out of range")));
     }
     check_meta(meta).map_err(bad)?;
     let mut meta_raw = Vec::new();
@@ -179,9 +179,9 @@ fn write_file<S: NodeSource + ?Sized>(
     }
 
     // Metadata, footer, trailer: one write.
-    let mut comp = zstd::bulk::Compressor::new(opts.level).map_err(io_err)?;
+    let mut comp = compressor(opts.level, path)?;
     let mut meta_stored = Vec::new();
-    let meta_codec = compress_into(&mut comp, meta_raw, &mut meta_stored);
+    let meta_codec = compress_into(comp.as_mut(), meta_raw, &mut meta_stored);
     let meta_stored: &[u8] = match meta_codec {
         Codec::Zstd => &meta_stored,
         Codec::Raw => meta_raw,
@@ -238,9 +238,24 @@ fn write_file<S: NodeSource + ?Sized>(
     })
 }
 
+/// A zstd compressor for `level`; `None` when blocks are stored raw.
+fn compressor(
+    level: Option<i32>,
+    path: &Path,
+) -> Result<Option<zstd::bulk::Compressor<'static>>, SnapshotError> {
+    level
+        .map(|l| zstd::bulk::Compressor::new(l).map_err(|e| SnapshotError::io(path, e)))
+        .transpose()
+}
+
 /// Compresses `raw` into `out`; returns [`Codec::Raw`] (and leaves `out` meaningless)
-/// when zstd does not make it smaller.
-fn compress_into(comp: &mut zstd::bulk::Compressor<'_>, raw: &[u8], out: &mut Vec<u8>) -> Codec {
+/// when there is no compressor or zstd does not make it smaller.
+fn compress_into(
+    comp: Option<&mut zstd::bulk::Compressor<'_>>,
+    raw: &[u8],
+    out: &mut Vec<u8>,
+) -> Codec {
+    let Some(comp) = comp else { return Codec::Raw };
     out.clear();
     out.reserve(zstd::zstd_safe::compress_bound(raw.len()));
     match comp.compress_to_buffer(raw, out) {
@@ -266,7 +281,7 @@ impl Chunk {
     }
 
     /// Compresses the raw bytes and builds the block header.
-    fn seal(&mut self, comp: &mut zstd::bulk::Compressor<'_>) {
+    fn seal(&mut self, comp: Option<&mut zstd::bulk::Compressor<'_>>) {
         debug_assert!(self.entry.node_count > 0);
         let codec = compress_into(comp, &self.raw, &mut self.stored);
         let stored: &[u8] = match codec {
@@ -352,14 +367,14 @@ trait ChunkOut {
 struct InlineOut<'a> {
     file: &'a dyn File,
     path: &'a Path,
-    comp: zstd::bulk::Compressor<'static>,
+    comp: Option<zstd::bulk::Compressor<'static>>,
     spare: Option<Box<Chunk>>,
     state: OutState,
 }
 
 impl<'a> InlineOut<'a> {
-    fn new(file: &'a dyn File, path: &'a Path, level: i32) -> Result<Self, SnapshotError> {
-        let comp = zstd::bulk::Compressor::new(level).map_err(|e| SnapshotError::io(path, e))?;
+    fn new(file: &'a dyn File, path: &'a Path, level: Option<i32>) -> Result<Self, SnapshotError> {
+        let comp = compressor(level, path)?;
         Ok(InlineOut { file, path, comp, spare: Some(Box::default()), state: OutState::new() })
     }
 }
@@ -370,7 +385,7 @@ impl ChunkOut for InlineOut<'_> {
     }
 
     fn submit(&mut self, mut chunk: Box<Chunk>) -> Result<(), SnapshotError> {
-        chunk.seal(&mut self.comp);
+        chunk.seal(self.comp.as_mut());
         self.state.write(self.file, self.path, &chunk);
         self.spare = Some(chunk);
         match self.state.failed.take() {
@@ -412,7 +427,7 @@ fn pipeline_broken(path: &Path) -> SnapshotError {
 fn write_parallel<S: NodeSource + ?Sized>(
     file: &dyn File,
     path: &Path,
-    level: i32,
+    level: Option<i32>,
     threads: usize,
     producer: Producer<'_>,
     source: &S,
@@ -433,8 +448,7 @@ fn write_parallel<S: NodeSource + ?Sized>(
     let abort = AtomicBool::new(false);
     let mut compressors = Vec::with_capacity(threads);
     for _ in 0..threads {
-        compressors
-            .push(zstd::bulk::Compressor::new(level).map_err(|e| SnapshotError::io(path, e))?);
+        compressors.push(compressor(level, path)?);
     }
 
     std::thread::scope(|s| {
@@ -449,7 +463,7 @@ fn write_parallel<S: NodeSource + ?Sized>(
                     Err(_) => return,
                 };
                 let Ok(mut chunk) = job else { return };
-                chunk.seal(&mut comp);
+                chunk.seal(comp.as_mut());
                 if done_tx.send(chunk).is_err() {
                     return;
                 }
