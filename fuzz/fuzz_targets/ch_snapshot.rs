@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(info.counts.nodes, c.nodes.len() as u64);
     assert_eq!(info.counts.sessions, c.sessions.len() as u64);
     assert_eq!(info.header, c.header);
+    let _ = keeperkit_snapshot::clickhouse::check_contents(&c);
     if (6..=8).contains(&info.header.version) {
         let opts = WriteOptions {
             version: info.header.version,
