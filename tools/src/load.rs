@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use keeperkit_model::Zxid;
+use keeperkit_storage::engine::{layout, recover_readonly_in, EngineError, ReplayEnd};
 use keeperkit_storage::zookeeper::{self as zk, RecoverOptions, RecoveryReport, ZkLayout};
 use keeperkit_storage::{detect, Dialect};
 use keeperkit_tree::DataTree;
@@ -106,8 +107,129 @@ pub fn load_state(
     let dialect = dialect_of(fs, &source.path, source.format)?;
     match dialect {
         Dialect::ZooKeeper => load_zookeeper(fs, source, at, keep_orphan_ephemerals),
+        Dialect::Native => {
+            if at.is_some() {
+                return Err(Failure::usage(anyhow!(
+                    "native data is addressed by log index, not by zxid"
+                ))
+                .hint("use --at-index N"));
+            }
+            load_native(fs, &source.path, None)
+        }
         d => Err(unsupported(d)),
     }
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        let corruption = e.is_corruption();
+        Failure { error: e.into(), corruption, hint: None }
+    }
+}
+
+/// Loads a native source read-only: a data directory (newest intact snapshot + WAL
+/// replay, stopping after `upto` when given), a bare WAL directory (replayed on the
+/// empty tree) or a single snapshot file.
+pub fn load_native(
+    fs: &dyn FileSystem,
+    path: &Path,
+    upto: Option<u64>,
+) -> Result<LoadedState, Failure> {
+    let md = fs
+        .metadata(path)
+        .map_err(|e| Failure::usage(anyhow::Error::new(e).context(path.display().to_string())))?;
+    if !md.is_dir {
+        if upto.is_some() {
+            return Err(Failure::usage(anyhow!("--at-index needs a data directory, not a file")));
+        }
+        let loaded = keeperkit_storage::native_snapshot::load_tree(fs, path)?;
+        let notes = vec![Note {
+            severity: Severity::Info,
+            message: format!(
+                "{} read on its own: the state at log index {} (give the data directory to \
+                 replay the log after it)",
+                path.display(),
+                loaded.meta.last_index
+            ),
+        }];
+        return Ok(LoadedState {
+            tree: loaded.tree,
+            dialect: Dialect::Native,
+            zk_report: None,
+            notes,
+        });
+    }
+    let (snap_dir, wal_dir) =
+        if fs.exists(&path.join(layout::MARKER_FILE)) || fs.exists(&path.join(layout::WAL_DIR)) {
+            (path.join(layout::SNAPSHOT_DIR), path.join(layout::WAL_DIR))
+        } else {
+            (path.join(layout::SNAPSHOT_DIR), path.to_path_buf())
+        };
+    let r = recover_readonly_in(fs, &snap_dir, &wal_dir, upto)?;
+    let mut notes = Vec::new();
+    let used = r.snapshot.as_ref().map_or_else(
+        || "the initial empty tree (no snapshot)".to_string(),
+        |s| format!("snapshot {} (index {})", s.path.display(), s.position.index),
+    );
+    for s in &r.skipped {
+        notes.push(Note {
+            severity: Severity::Warning,
+            message: format!(
+                "snapshot {} is damaged and was skipped ({}); recovered from {used} instead",
+                s.path.display(),
+                s.reason
+            ),
+        });
+    }
+    notes.push(Note {
+        severity: Severity::Info,
+        message: format!(
+            "recovered from {used} and {} log entries; last index {} (term {}), last zxid {}",
+            r.replayed,
+            r.position.index,
+            r.position.term,
+            r.tree.last_processed_zxid()
+        ),
+    });
+    match &r.end {
+        ReplayEnd::Complete => {}
+        ReplayEnd::TornTail { path, valid_end } => notes.push(Note {
+            severity: Severity::Info,
+            message: format!(
+                "{} ends with an unfinished write at byte {valid_end} (never acknowledged; \
+                 the engine cuts it when it opens)",
+                path.display()
+            ),
+        }),
+        ReplayEnd::Damaged(why) => notes.push(Note {
+            severity: Severity::Error,
+            message: format!(
+                "replay stopped at damage: {why}; the state shown is the one after index {} \
+                 (`keeperkit verify` lists every problem)",
+                r.position.index
+            ),
+        }),
+        ReplayEnd::Gap { expected, found } => notes.push(Note {
+            severity: Severity::Error,
+            message: format!(
+                "the log does not continue the snapshot: index {expected} was needed, the log \
+                 holds {found}; the state stops at {}",
+                r.position.index
+            ),
+        }),
+    }
+    if let Some(n) = upto {
+        if r.position.index < n && r.end == ReplayEnd::Complete {
+            notes.push(Note {
+                severity: Severity::Warning,
+                message: format!(
+                    "the log ends at index {} before the requested {n}",
+                    r.position.index
+                ),
+            });
+        }
+    }
+    Ok(LoadedState { tree: r.tree, dialect: Dialect::Native, zk_report: None, notes })
 }
 
 fn load_zookeeper(

@@ -49,7 +49,9 @@ pub mod layout;
 mod recover;
 
 pub use error::EngineError;
-pub use recover::{recover_readonly, ReadOnlyState, ReplayEnd, SkippedSnapshot};
+pub use recover::{
+    recover_readonly, recover_readonly_in, ReadOnlyState, ReplayEnd, SkippedSnapshot,
+};
 
 use crate::native_snapshot::{load_tree, save_tree, SnapshotPosition};
 use crate::traits::{

@@ -141,14 +141,25 @@ pub fn recover_readonly(
     dir: &Path,
     upto: Option<u64>,
 ) -> Result<ReadOnlyState, EngineError> {
-    let wal_dir = dir.join(WAL_DIR);
+    recover_readonly_in(fs, &dir.join(SNAPSHOT_DIR), &dir.join(WAL_DIR), upto)
+}
+
+/// [`recover_readonly`] with the snapshot and log directories given apart (a bare WAL
+/// directory: a snapshot directory that does not exist).
+pub fn recover_readonly_in(
+    fs: &dyn FileSystem,
+    snap_dir: &Path,
+    wal_dir: &Path,
+    upto: Option<u64>,
+) -> Result<ReadOnlyState, EngineError> {
+    let wal_dir = wal_dir.to_path_buf();
     let purged = if fs.exists(&wal_dir) {
         keeperkit_wal::native::inspect(fs, &wal_dir)?.meta.map_or(0, |m| m.purged)
     } else {
         0
     };
     let Start { mut tree, mut position, snapshot, skipped } =
-        choose_snapshot(fs, &dir.join(SNAPSHOT_DIR), purged)?;
+        choose_snapshot(fs, snap_dir, purged)?;
     let mut replayed = 0;
     let mut end = ReplayEnd::Complete;
     let to = upto.unwrap_or(u64::MAX);

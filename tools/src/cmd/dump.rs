@@ -11,7 +11,9 @@ use crate::{parse_zxid, CmdResult, DumpArgs, Failure, Outcome};
 
 /// Runs the command.
 pub fn run(fs: &dyn FileSystem, args: &DumpArgs, out: &mut dyn Write) -> CmdResult {
-    if args.at_index.is_some() {
+    let native = crate::load::dialect_of(fs, &args.source.path, args.source.format)?
+        == keeperkit_storage::Dialect::Native;
+    if args.at_index.is_some() && !native {
         return Err(Failure::usage(anyhow!(
             "--at-index applies to Raft-style logs (ClickHouse Keeper, native); ZooKeeper \
              data is addressed by zxid"
@@ -19,7 +21,10 @@ pub fn run(fs: &dyn FileSystem, args: &DumpArgs, out: &mut dyn Write) -> CmdResu
         .hint("use --at ZXID"));
     }
     let at = args.at.as_deref().map(parse_zxid).transpose()?;
-    let state = load_state(fs, &args.source, at, args.keep_orphan_ephemerals)?;
+    let state = match args.at_index {
+        Some(n) if native => crate::load::load_native(fs, &args.source.path, Some(n))?,
+        _ => load_state(fs, &args.source, at, args.keep_orphan_ephemerals)?,
+    };
     state.print_notes(false);
     let mut err = None;
     state.tree.for_each_sorted(|path, node| {

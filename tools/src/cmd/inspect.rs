@@ -237,7 +237,7 @@ fn print_human(out: &mut dyn Write, j: &JsonInspect) -> std::io::Result<()> {
 pub fn run(fs: &dyn FileSystem, args: &InspectArgs, out: &mut dyn Write) -> CmdResult {
     let dialect = dialect_of(fs, &args.source.path, args.source.format)?;
     if dialect == Dialect::Native {
-        return super::native::inspect(fs, &args.source.path, args.json, out);
+        return inspect_native(fs, &args.source.path, args.json, out);
     }
     if dialect != Dialect::ZooKeeper {
         return Err(Failure::usage(anyhow!(
@@ -289,4 +289,95 @@ pub fn single_file_scan(fs: &dyn FileSystem, path: &Path) -> Result<DirScan, Fai
     }
     scan.layout = layout;
     Ok(scan)
+}
+
+/// `keeperkit inspect` on native data: the snapshots of a data directory (metadata and
+/// chunk table, from the footer: chunks are not read) followed by its WAL; a single
+/// snapshot file; or a bare WAL directory (the WAL alone, as before). With `--json`
+/// the WAL's document gets `data_dir` and `snapshots` fields.
+fn inspect_native(fs: &dyn FileSystem, path: &Path, json: bool, out: &mut dyn Write) -> CmdResult {
+    use keeperkit_storage::engine::layout;
+    let is_dir = fs.metadata(path).map(|m| m.is_dir).unwrap_or(false);
+    let files: Vec<std::path::PathBuf> = if !is_dir {
+        vec![path.to_path_buf()]
+    } else if layout::is_native_data_dir(fs, path) || fs.exists(&path.join(layout::SNAPSHOT_DIR)) {
+        layout::snapshot_files(fs, &path.join(layout::SNAPSHOT_DIR))?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    } else {
+        return super::native::inspect(fs, path, json, out);
+    };
+    let mut snaps = Vec::new();
+    let mut all_ok = true;
+    for f in &files {
+        match keeperkit_snapshot::native::inspect_snapshot(fs, f) {
+            Ok(i) => snaps.push(serde_json::json!({
+                "file": f.display().to_string(),
+                "file_len": i.file_len,
+                "version": i.version,
+                "last_index": i.meta.last_index,
+                "last_term": i.meta.last_term,
+                "zxid_hex": format!("{:#x}", i.meta.zxid.0),
+                "node_count": i.meta.node_count,
+                "digest_hex": format!("{:#018x}", i.meta.digest),
+                "sessions": i.meta.sessions.len(),
+                "acls": i.meta.acls.len(),
+                "chunks": i.chunks.len(),
+                "compression": i.chunks.first().map(|c| c.codec.name()),
+                "raw_bytes": i.chunks.iter().map(|c| u64::from(c.raw_len)).sum::<u64>(),
+                "stored_bytes": i.chunks.iter().map(|c| u64::from(c.stored_len)).sum::<u64>(),
+                "error": null,
+            })),
+            Err(e) => {
+                all_ok = false;
+                snaps.push(serde_json::json!({
+                    "file": f.display().to_string(),
+                    "error": e.to_string(),
+                }));
+            }
+        }
+    }
+    let mut wal_out = Vec::new();
+    let wal =
+        if is_dir { Some(super::native::inspect(fs, path, json, &mut wal_out)?) } else { None };
+    let ok = all_ok && wal != Some(Outcome::Found);
+    if json {
+        let mut doc = if wal.is_some() {
+            serde_json::from_slice(&wal_out)
+                .map_err(|e| Failure::usage(anyhow!("internal: WAL inspect output: {e}")))?
+        } else {
+            serde_json::json!({ "dialect": "native" })
+        };
+        if let Some(o) = doc.as_object_mut() {
+            o.insert("data_dir".into(), serde_json::json!(path.display().to_string()));
+            o.insert("snapshots".into(), serde_json::Value::Array(snaps));
+        }
+        super::json_doc(out, &doc)?;
+    } else {
+        writeln!(out, "snapshots ({}):", snaps.len())?;
+        for s in &snaps {
+            if let Some(e) = s["error"].as_str() {
+                writeln!(out, "  {}  UNREADABLE: {e}", s["file"].as_str().unwrap_or_default())?;
+                continue;
+            }
+            writeln!(
+                out,
+                "  {}  index {} term {} zxid {} nodes {} chunks {} ({}) {} B",
+                s["file"].as_str().unwrap_or_default(),
+                s["last_index"],
+                s["last_term"],
+                s["zxid_hex"].as_str().unwrap_or_default(),
+                s["node_count"],
+                s["chunks"],
+                s["compression"].as_str().unwrap_or("-"),
+                s["file_len"],
+            )?;
+        }
+        if wal.is_some() {
+            writeln!(out)?;
+            out.write_all(&wal_out)?;
+        }
+    }
+    Ok(if ok { Outcome::Clean } else { Outcome::Found })
 }
