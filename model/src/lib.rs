@@ -21,6 +21,7 @@ pub mod error;
 pub mod ids;
 pub mod jute;
 pub mod keeper;
+pub mod le;
 pub mod limits;
 pub mod node;
 pub mod path;

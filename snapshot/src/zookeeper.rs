@@ -520,26 +520,8 @@ fn unsnappy(
     Ok(out)
 }
 
-/// Reads until `buf` is full or the reader is at end of file; returns how many bytes
-/// were read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let Some(rest) = buf.get_mut(filled..) else { break };
-        match r.read(rest) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
-/// A byte count as `u64` (lossless on every supported platform).
-fn len_u64(n: usize) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
-}
+use keeperkit_model::le::len_u64;
+use keeperkit_vfs::read_full;
 
 /// Reads a snapshot file: decompresses it by its name's suffix, checks the header, both
 /// Adler-32 seals and the `"/"` markers, and hands every session, ACL list and node to

@@ -207,6 +207,22 @@ impl io::Read for FileReader {
     }
 }
 
+/// Reads until `buf` is full or the reader is at end of file; returns how many bytes
+/// were read (less than `buf.len()` only at end of file).
+pub fn read_full(r: &mut impl io::Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let Some(rest) = buf.get_mut(filled..) else { break };
+        match r.read(rest) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// The default file system.
 pub fn std_fs() -> Arc<dyn FileSystem> {
     Arc::new(StdFs)

@@ -31,7 +31,7 @@
 //! than one record in memory, and it checks a record's length against the bytes the
 //! file really has before allocating for it.
 
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -457,26 +457,8 @@ fn payload_zxid(payload: &[u8]) -> Option<Zxid> {
     Some(Zxid(i64::from_be_bytes(bytes)))
 }
 
-/// Reads until `buf` is full or the reader is at end of file; returns how many bytes
-/// were read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let Some(rest) = buf.get_mut(filled..) else { break };
-        match r.read(rest) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
-/// A byte count as `u64` (lossless on every supported platform).
-fn len_u64(n: usize) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
-}
+use keeperkit_model::le::len_u64;
+use keeperkit_vfs::read_full;
 
 /// Reads a whole log file: its header (`None` for a file shorter than 16 bytes), every
 /// record, and how the records ended.

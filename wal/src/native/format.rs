@@ -158,38 +158,8 @@ const _: () = assert!(ENTRY_LEN_MAX + ENTRY_HEADER_LEN <= RECORD_LEN_MAX);
 
 // ---- Little-endian helpers ----
 
-/// Reads a little-endian u16 at `off`; the caller guarantees the bounds.
-pub fn get_u16(b: &[u8], off: usize) -> u16 {
-    let mut a = [0u8; 2];
-    a.copy_from_slice(&b[off..off + 2]);
-    u16::from_le_bytes(a)
-}
-
-/// Reads a little-endian u32 at `off`; the caller guarantees the bounds.
-pub fn get_u32(b: &[u8], off: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[off..off + 4]);
-    u32::from_le_bytes(a)
-}
-
-/// Reads a little-endian u64 at `off`; the caller guarantees the bounds.
-pub fn get_u64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(a)
-}
-
-fn put_u16(b: &mut [u8], off: usize, v: u16) {
-    b[off..off + 2].copy_from_slice(&v.to_le_bytes());
-}
-
-fn put_u32(b: &mut [u8], off: usize, v: u32) {
-    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
-}
-
-fn put_u64(b: &mut [u8], off: usize, v: u64) {
-    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
-}
+pub use keeperkit_model::le::{get_u16, get_u32, get_u64};
+use keeperkit_model::le::{put_u16, put_u32, put_u64};
 
 /// Rounds `n` up to a multiple of [`RECORD_ALIGN`].
 pub const fn align_up(n: u64) -> u64 {
