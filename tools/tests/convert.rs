@@ -55,6 +55,22 @@ fn every_fixture_converted_to_native_keeps_its_state() {
         assert_eq!(loaded.tree.sessions(), want.sessions(), "{set}: sessions differ");
         assert_eq!(loaded.tree.digest(), want.digest(), "{set}: digest differs");
         assert_eq!(loaded.tree.last_processed_zxid(), want.last_processed_zxid());
+        // The converted directory opens as a native data directory and dumps the same.
+        let dumped = Command::new(env!("CARGO_BIN_EXE_keeperkit"))
+            .args(["dump", dst.to_str().unwrap(), "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            dumped.status.code(),
+            Some(0),
+            "{set}: {}",
+            String::from_utf8_lossy(&dumped.stderr)
+        );
+        let want_lines: Vec<String> =
+            dump(&want).iter().map(|n| serde_json::to_string(n).unwrap()).collect();
+        let got_lines: Vec<String> =
+            String::from_utf8_lossy(&dumped.stdout).lines().map(str::to_string).collect();
+        assert_eq!(got_lines, want_lines, "{set}: keeperkit dump of the native directory");
         // Sequence counters (stored cversion) survive.
         want.for_each_preorder(|p, n| {
             assert_eq!(loaded.tree.get(p).unwrap().seq(), n.seq(), "{set}: seq of {p}");
