@@ -472,7 +472,9 @@ pub fn write_body(
     let mut out = Vec::with_capacity(64 + usize::try_from(source.node_count()).unwrap_or(0) * 96);
     out.push(version);
     put_bytes(&mut out, &h.meta.encode());
-    out.extend_from_slice(&h.zxid.unwrap_or(0).to_le_bytes());
+    // Without a zxid, write what Keeper assumes for pre-V5 snapshots: the last index.
+    let zxid = h.zxid.unwrap_or(i64::try_from(h.meta.last_log_idx).unwrap_or(i64::MAX));
+    out.extend_from_slice(&zxid.to_le_bytes());
     let digest_version = compute_digest.unwrap_or(h.digest_version);
     out.push(digest_version);
     let digest_at = out.len();

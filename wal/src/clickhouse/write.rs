@@ -213,6 +213,16 @@ impl<'a> ChangelogWriter<'a> {
         Ok(std::mem::take(&mut self.written))
     }
 
+    /// Makes everything appended so far durable (`fdatasync` of the active file, as
+    /// Keeper's flush with `force_sync`). The zstd frame stays open: every record was
+    /// already flushed into it.
+    pub fn sync(&self) -> Result<(), WalError> {
+        match &self.active {
+            Some(a) => a.file.sync_data().map_err(|e| WalError::io(&a.path, e)),
+            None => Ok(()),
+        }
+    }
+
     /// Index of the last record appended.
     pub fn last_index(&self) -> Option<u64> {
         self.last_index
