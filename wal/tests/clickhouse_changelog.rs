@@ -336,3 +336,34 @@ fn tmp_markers_hide_their_partner_and_are_set_aside() {
     assert!(!after.has_errors(), "{:?}", after.problems);
     assert!(!fs.exists(&partner));
 }
+
+/// A bit flip inside a compressed file: the decoder or the record checksum stops the
+/// file there (Keeper's "read finished with error"), and later files are set aside.
+#[test]
+fn bit_flip_inside_a_zstd_file_breaks_it_there() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fs = StdFs;
+    let files = write_dir(&fs, tmp.path(), 1..=25, opts(true));
+    let first = &files[0];
+    let mut bytes = fs.read_all(first).expect("bytes");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x04;
+    let f = fs.open(first, keeperkit_vfs::OpenMode::ReadWrite).expect("open");
+    f.write_all_at(&bytes, 0).expect("flip");
+    let report =
+        verify_dir(&fs, tmp.path(), 0, 100_000, true, ReadOptions::default()).expect("verify");
+    let broken = report.files[0].broken.as_ref().expect("broken");
+    assert!(
+        matches!(
+            broken.kind,
+            CorruptionKind::ChecksumMismatch { .. }
+                | CorruptionKind::Decompression(_)
+                | CorruptionKind::Truncated { .. }
+        ),
+        "{broken}"
+    );
+    let plan = report.plan.as_ref().expect("Keeper starts");
+    assert!(plan.last_index().unwrap_or(0) < 10);
+    assert_eq!(plan.detach, vec![1, 2]);
+    assert_eq!(plan.broken_file, Some(0));
+}
