@@ -192,3 +192,32 @@ fn bench_wal_reports_every_case_and_leaves_its_log() {
     let out = run(&["bench", "wal", tmp.path().to_str().unwrap(), "--seconds", "0.1"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn repair_moves_a_partial_snapshot_of_a_data_directory_to_the_backup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/zookeeper-3.8.0/basic/data");
+    let out =
+        run(&["convert", fixture.to_str().unwrap(), data.to_str().unwrap(), "--to", "native"]);
+    assert_eq!(out.status.code(), Some(0));
+    let partial = data.join("snapshots/snap-00000000000000ff.kks.tmp");
+    std::fs::write(&partial, b"half a snapshot").unwrap();
+    let d = data.to_str().unwrap();
+    let backup = tmp.path().join("backup");
+    let out = run(&["repair", d, "--backup", backup.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("partial snapshot"), "{}", stdout(&out));
+    assert!(partial.exists(), "a dry run changes nothing");
+    let out = run(&["repair", d, "--apply", "--backup", backup.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(!partial.exists());
+    assert_eq!(
+        std::fs::read(backup.join("snap-00000000000000ff.kks.tmp")).unwrap(),
+        b"half a snapshot"
+    );
+    let out = run(&["repair", d]);
+    assert_eq!(out.status.code(), Some(0), "sound now: {}", stdout(&out));
+    assert_eq!(run(&["dump", d]).status.code(), Some(0));
+}

@@ -345,28 +345,51 @@ pub fn repair(
     let plan = native::repair_plan(fs, &dir)?;
     let refused: Vec<(JsonProblem, String)> =
         plan.refused.iter().map(|(p, why)| (problem_json(p), why.clone())).collect();
-    let backup_dir = backup.map(Path::to_path_buf).unwrap_or_else(|| default_backup_dir(&dir));
-    if backup_dir.starts_with(&dir) {
+    // A native data directory (snapshots/ + wal/) is backed up beside itself; a bare
+    // WAL directory beside the WAL.
+    let root = if dir.as_path() == path { dir.clone() } else { path.to_path_buf() };
+    let backup_dir = backup.map(Path::to_path_buf).unwrap_or_else(|| default_backup_dir(&root));
+    if backup_dir.starts_with(&root) {
         return Err(Failure::usage(anyhow!(
-            "the backup directory {} is inside the log directory",
+            "the backup directory {} is inside the data directory",
             backup_dir.display()
         ))
-        .hint("choose a directory outside the log directory"));
+        .hint("choose a directory outside the data directory"));
     }
+    let partial_snapshots = partial_snapshots(fs, path)?;
     let describe = |a: &RepairAction| a.to_string();
+    let describe_partial = |p: &PathBuf| {
+        format!(
+            "move partial snapshot {} (left by a crash while writing) to the backup",
+            p.display()
+        )
+    };
     let mut report = JsonRepair {
         applied: false,
         backup_dir: None,
-        actions: plan.actions.iter().map(describe).collect(),
+        actions: plan
+            .actions
+            .iter()
+            .map(describe)
+            .chain(partial_snapshots.iter().map(describe_partial))
+            .collect(),
         backups: vec![],
         refused,
     };
-    if apply && report.refused.is_empty() && !plan.actions.is_empty() {
-        let done = native::repair(fs, &dir, &backup_dir)?;
+    if apply && report.refused.is_empty() && !report.actions.is_empty() {
+        report.actions.clear();
+        if !plan.actions.is_empty() {
+            let done = native::repair(fs, &dir, &backup_dir)?;
+            report.actions.extend(done.performed.iter().map(describe));
+            report.backups.extend(done.backups.iter().map(|p| p.display().to_string()));
+        }
+        for p in &partial_snapshots {
+            let saved = move_to_backup(fs, p, &backup_dir)?;
+            report.actions.push(describe_partial(p));
+            report.backups.push(saved.display().to_string());
+        }
         report.applied = true;
         report.backup_dir = Some(backup_dir.display().to_string());
-        report.actions = done.performed.iter().map(describe).collect();
-        report.backups = done.backups.iter().map(|p| p.display().to_string()).collect();
     }
     if json {
         super::json_doc(out, &report)?;
@@ -404,4 +427,43 @@ pub fn repair(
     } else {
         Outcome::Found
     })
+}
+
+/// Partial snapshots (`*.kks.tmp`) a crash left in a native data directory's
+/// `snapshots/`.
+fn partial_snapshots(fs: &dyn FileSystem, path: &Path) -> Result<Vec<PathBuf>, Failure> {
+    let dir = path.join("snapshots");
+    if !fs.metadata(&dir).map(|m| m.is_dir).unwrap_or(false) {
+        return Ok(Vec::new());
+    }
+    let suffix = format!(".kks{}", keeperkit_snapshot::native::TEMP_SUFFIX);
+    Ok(fs
+        .read_dir(&dir)?
+        .into_iter()
+        .filter(|e| !e.is_dir && e.name.ends_with(&suffix))
+        .map(|e| dir.join(e.name))
+        .collect())
+}
+
+/// Copies `file` into `backup_dir` (created if missing), makes the copy durable, then
+/// removes the original and makes that durable.
+fn move_to_backup(fs: &dyn FileSystem, file: &Path, backup_dir: &Path) -> Result<PathBuf, Failure> {
+    fs.create_dir_all(backup_dir)?;
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut target = backup_dir.join(&name);
+    let mut n = 1;
+    while fs.exists(&target) {
+        target = backup_dir.join(format!("{name}.{n}"));
+        n += 1;
+    }
+    let bytes = fs.read_all(file)?;
+    let f = fs.open(&target, keeperkit_vfs::OpenMode::CreateNew)?;
+    f.write_all_at(&bytes, 0)?;
+    f.sync_all()?;
+    fs.sync_dir(backup_dir)?;
+    fs.remove_file(file)?;
+    if let Some(parent) = file.parent() {
+        fs.sync_dir(parent)?;
+    }
+    Ok(target)
 }
