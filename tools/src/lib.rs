@@ -111,7 +111,7 @@ pub enum Command {
         renamed: a failure leaves no half-written directory. Whatever the target cannot \
         hold exactly is an error naming the nodes, unless --lossy is given.")]
     Convert(ConvertArgs),
-    /// Measure this machine's disk for a synced log.
+    /// Measure this machine: a synced log, snapshot save and load.
     #[command(subcommand)]
     Bench(BenchCommand),
 }
@@ -192,6 +192,28 @@ pub enum BenchCommand {
     #[command(after_help = "Example:\n  keeperkit bench wal /var/lib/keeperkit --seconds 5\n\n\
         The logs are left in DIR/keeperkit-bench-wal so they can be inspected.")]
     Wal(BenchWalArgs),
+    /// Save and load rates of a native snapshot of a synthetic tree
+    /// (`/scale/bXXXX/nXXXXXXX`, 1000 znodes per bucket, 0-48 random bytes each).
+    #[command(
+        after_help = "Example:\n  keeperkit bench snapshot /var/lib/keeperkit --nodes 5000000\n\n\
+        The tree is built in memory (timed apart), saved into DIR/keeperkit-bench-snapshot, \
+        loaded back and checked (node count and digest). The snapshot is left there for \
+        `keeperkit inspect FILE --format native` (a lone .kks file is not detected by name)."
+    )]
+    Snapshot(BenchSnapshotArgs),
+}
+
+/// `keeperkit bench snapshot`.
+#[derive(Debug, Args)]
+pub struct BenchSnapshotArgs {
+    /// Directory on the disk to measure.
+    pub dir: PathBuf,
+    /// Leaf znodes in the synthetic tree (plus one parent per 1000 and `/scale`).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub nodes: usize,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `keeperkit bench wal`.
@@ -443,6 +465,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> CmdResult {
         Command::Repair(a) => cmd::repair::run(&*fs, &a, out),
         Command::Convert(a) => cmd::convert::run(&fs, &a, out),
         Command::Bench(BenchCommand::Wal(a)) => cmd::bench::run(&a, out),
+        Command::Bench(BenchCommand::Snapshot(a)) => cmd::bench::run_snapshot(&a, out),
     }
 }
 

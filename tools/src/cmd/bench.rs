@@ -1,6 +1,11 @@
 //! `keeperkit bench wal DIR`: what the user's disk gives a synced log, measured the way
 //! etcd's `check perf` or PostgreSQL's `pg_test_fsync` do, next to keeperkit's own log.
+//!
+//! `keeperkit bench snapshot DIR`: save and load rates of a native snapshot of a
+//! synthetic tree in zkgen's scale shape (`/scale/bXXXX/nXXXXXXX`, 1000 znodes per
+//! bucket, 0–48 random bytes each).
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +16,12 @@ use keeperkit_vfs::{FileSystem, OpenMode};
 use keeperkit_wal::native::{NativeWal, NativeWalOptions, SyncPolicy};
 use serde::Serialize;
 
-use crate::{BenchWalArgs, CmdResult, Failure, Outcome};
+use keeperkit_model::{Acl, Stat, Zxid};
+use keeperkit_snapshot::native::{snapshot_file_name, WriteOptions};
+use keeperkit_storage::native_snapshot::{load_tree, save_tree, SnapshotPosition};
+use keeperkit_tree::DataTree;
+
+use crate::{BenchSnapshotArgs, BenchWalArgs, CmdResult, Failure, Outcome};
 
 /// One measured case.
 #[derive(Debug, Serialize, Clone)]
@@ -215,6 +225,198 @@ pub fn run(args: &BenchWalArgs, out: &mut dyn Write) -> CmdResult {
             report.open_log_entries, report.open_log_bytes, report.open_seconds
         )?;
         writeln!(out, "the logs are left in {} for `keeperkit inspect`", report.dir)?;
+    }
+    Ok(Outcome::Clean)
+}
+
+/// `bench snapshot --json`.
+#[derive(Debug, Serialize)]
+pub struct SnapshotReport {
+    /// The snapshot file written (left in place).
+    pub file: String,
+    /// Znodes in the tree, parents and the root included.
+    pub nodes: u64,
+    /// Leaf znodes asked for (`--nodes`).
+    pub leaf_nodes: usize,
+    /// Snapshot file length in bytes.
+    pub file_bytes: u64,
+    /// File bytes per znode.
+    pub bytes_per_znode: f64,
+    /// Seconds to build the tree in memory (not part of the save).
+    pub build_seconds: f64,
+    /// Seconds to save (write, fsync, rename).
+    pub save_seconds: f64,
+    /// Znodes saved per second.
+    pub save_znodes_per_s: f64,
+    /// Seconds to load (read, decompress, build the tree, check count and digest).
+    pub load_seconds: f64,
+    /// Znodes loaded per second.
+    pub load_znodes_per_s: f64,
+    /// Cores available to the process (compression threads of the save).
+    pub cores: usize,
+    /// The tree's digest (equal before the save and after the load).
+    pub digest: String,
+}
+
+/// Znodes per bucket of the synthetic tree.
+const PER_BUCKET: usize = 1000;
+
+/// The synthetic tree: `/scale`, then `n` leaves `/scale/bXXXX/nXXXXXXX` in buckets of
+/// [`PER_BUCKET`], each with 0–48 pseudo-random bytes (xorshift, fixed seed) and
+/// increasing zxids and times. Inserted in pre-order, parents with their final child
+/// count and sequence counter.
+fn synthetic_tree(n: usize) -> Result<DataTree, Failure> {
+    let mut tree = DataTree::new();
+    let acl = Acl::open_unsafe();
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut zxid = 0x1_0000_0000i64;
+    let mut next_stat = |cversion: i32| {
+        zxid += 1;
+        let time = 1_700_000_000_000 + zxid / 8;
+        Stat {
+            czxid: zxid,
+            mzxid: zxid,
+            pzxid: zxid,
+            ctime: time,
+            mtime: time,
+            cversion,
+            ..Stat::default()
+        }
+    };
+    let buckets = n.div_ceil(PER_BUCKET);
+    let top = i32::try_from(buckets).map_err(bench_err)?;
+    tree.insert_loaded_full("/scale", Some(b""), &acl, &next_stat(top), top, 0)
+        .map_err(bench_err)?;
+    let mut data = Vec::with_capacity(48);
+    let mut path = String::with_capacity(32);
+    for b in 0..buckets {
+        let first = b * PER_BUCKET;
+        let k = (n - first).min(PER_BUCKET);
+        let bucket = format!("/scale/b{b:04}");
+        let seq = i32::try_from(k).map_err(bench_err)?;
+        tree.insert_loaded_full(&bucket, Some(b""), &acl, &next_stat(seq), seq, 0)
+            .map_err(bench_err)?;
+        for i in first..first + k {
+            let len = usize::try_from(rand() % 49).unwrap_or(0);
+            data.clear();
+            while data.len() < len {
+                data.extend_from_slice(&rand().to_le_bytes());
+            }
+            data.truncate(len);
+            path.clear();
+            write!(path, "{bucket}/n{i:07}").map_err(bench_err)?;
+            tree.insert_loaded_full(&path, Some(&data), &acl, &next_stat(0), 0, 0)
+                .map_err(bench_err)?;
+        }
+    }
+    tree.set_last_processed_zxid(Zxid(zxid));
+    Ok(tree)
+}
+
+fn mismatch(what: &str, saved: impl std::fmt::Display, loaded: impl std::fmt::Display) -> Failure {
+    Failure {
+        error: anyhow!("the loaded tree's {what} is {loaded}, the saved tree's {saved}"),
+        corruption: true,
+        hint: None,
+    }
+}
+
+/// Runs `bench snapshot`.
+pub fn run_snapshot(args: &BenchSnapshotArgs, out: &mut dyn Write) -> CmdResult {
+    let fs: Arc<dyn FileSystem> = keeperkit_vfs::std_fs();
+    let root = args.dir.join("keeperkit-bench-snapshot");
+    if fs.exists(&root) {
+        return Err(Failure::usage(anyhow!("{} exists from an earlier run", root.display()))
+            .hint("remove it (or choose another DIR): the benchmark leaves its snapshot there"));
+    }
+    if args.nodes == 0 {
+        return Err(Failure::usage(anyhow!("--nodes must be at least 1")));
+    }
+    fs.create_dir_all(&root).map_err(bench_err)?;
+
+    let start = Instant::now();
+    let tree = synthetic_tree(args.nodes)?;
+    let build_seconds = start.elapsed().as_secs_f64();
+    let nodes = u64::try_from(tree.node_count()).map_err(bench_err)?;
+    let digest = tree.digest();
+
+    let pos = SnapshotPosition { last_index: 1, last_term: 1, cluster_config: Vec::new() };
+    let name = snapshot_file_name(pos.last_index);
+    let start = Instant::now();
+    let written = save_tree(&*fs, &root, &name, &tree, &pos, &WriteOptions::default())?;
+    let save_seconds = start.elapsed().as_secs_f64();
+    drop(tree);
+
+    let start = Instant::now();
+    let loaded = load_tree(&*fs, &written.path)?;
+    let load_seconds = start.elapsed().as_secs_f64();
+    let loaded_nodes = u64::try_from(loaded.tree.node_count()).map_err(bench_err)?;
+    if loaded_nodes != nodes {
+        return Err(mismatch("node count", nodes, loaded_nodes));
+    }
+    if loaded.tree.digest() != digest {
+        return Err(mismatch(
+            "digest",
+            format!("{digest:#018x}"),
+            format!("{:#018x}", loaded.tree.digest()),
+        ));
+    }
+    drop(loaded);
+
+    let n = nodes as f64;
+    let report = SnapshotReport {
+        file: written.path.display().to_string(),
+        nodes,
+        leaf_nodes: args.nodes,
+        file_bytes: written.file_len,
+        bytes_per_znode: written.file_len as f64 / n,
+        build_seconds,
+        save_seconds,
+        save_znodes_per_s: n / save_seconds.max(1e-9),
+        load_seconds,
+        load_znodes_per_s: n / load_seconds.max(1e-9),
+        cores: std::thread::available_parallelism().map_or(1, |c| c.get()),
+        digest: format!("{digest:#018x}"),
+    };
+    if args.json {
+        super::json_doc(out, &report)?;
+    } else {
+        writeln!(
+            out,
+            "keeperkit bench snapshot: {} znodes ({} leaves), {} cores, in {}",
+            report.nodes,
+            report.leaf_nodes,
+            report.cores,
+            root.display()
+        )?;
+        writeln!(out, "{:<10} {:>10} {:>14}", "step", "seconds", "znodes/s")?;
+        writeln!(out, "{:<10} {:>10.3} {:>14}", "build", report.build_seconds, "-")?;
+        writeln!(
+            out,
+            "{:<10} {:>10.3} {:>14.0}",
+            "save", report.save_seconds, report.save_znodes_per_s
+        )?;
+        writeln!(
+            out,
+            "{:<10} {:>10.3} {:>14.0}",
+            "load", report.load_seconds, report.load_znodes_per_s
+        )?;
+        writeln!(
+            out,
+            "file: {} bytes, {:.1} bytes per znode; node count and digest {} checked after the load",
+            report.file_bytes, report.bytes_per_znode, report.digest
+        )?;
+        writeln!(
+            out,
+            "the snapshot is left for `keeperkit inspect {} --format native`",
+            report.file
+        )?;
     }
     Ok(Outcome::Clean)
 }
