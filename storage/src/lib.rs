@@ -15,6 +15,7 @@
 //!   and reports it;
 //! - a checksum mismatch is never skipped: it is an error naming file, offset and zxid.
 
+pub mod clickhouse;
 pub mod convert;
 pub mod dialect;
 pub mod engine;

@@ -12,6 +12,7 @@ use keeperkit_vfs::FileSystem;
 
 use crate::StorageError;
 
+pub mod clickhouse;
 pub mod native;
 pub mod zookeeper;
 

@@ -1,0 +1,5 @@
+//! ClickHouse Keeper coordination directories: a snapshot loaded into the tree
+//! ([`snapshot`]) and the changelogs after it replayed with Keeper's semantics
+//! ([`recover`]).
+
+pub mod snapshot;
