@@ -45,7 +45,10 @@ fn classify_name(name: &str) -> Option<Dialect> {
     if name.starts_with("changelog_") || name.starts_with("snapshot_") {
         return Some(Dialect::ClickHouse);
     }
-    if keeperkit_wal::native::parse_segment_file_name(name).is_some() || name == "KEEPERKIT" {
+    if keeperkit_wal::native::parse_segment_file_name(name).is_some()
+        || keeperkit_snapshot::native::parse_snapshot_file_name(name).is_some()
+        || name == "KEEPERKIT"
+    {
         return Some(Dialect::Native);
     }
     None
@@ -73,7 +76,7 @@ pub fn detect(fs: &dyn FileSystem, path: &Path) -> Option<Dialect> {
         return found;
     }
     // ClickHouse Keeper coordination dirs hold `logs/` and `snapshots/`.
-    for sub in ["logs", "snapshots", "data", "wal"] {
+    for sub in ["logs", "log", "snapshots", "data", "wal"] {
         if entries.iter().any(|e| e.is_dir && e.name == sub) {
             if let Some(d) = detect(fs, &path.join(sub)) {
                 return Some(d);

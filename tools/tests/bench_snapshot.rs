@@ -37,7 +37,7 @@ fn saves_loads_verifies_and_refuses_a_second_run() {
     assert!(path.starts_with(tmp.path().join("keeperkit-bench-snapshot")), "{file}");
     assert_eq!(std::fs::metadata(path).unwrap().len(), v["file_bytes"].as_u64().unwrap());
     // A lone .kks file is not detected by name (storage's `detect`): name the dialect.
-    let verify = run(&["verify", file, "--format", "native"]);
+    let verify = run(&["verify", file]);
     assert_eq!(
         verify.status.code(),
         Some(0),

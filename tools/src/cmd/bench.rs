@@ -414,7 +414,7 @@ pub fn run_snapshot(args: &BenchSnapshotArgs, out: &mut dyn Write) -> CmdResult 
         )?;
         writeln!(
             out,
-            "the snapshot is left for `keeperkit inspect {} --format native`",
+            "the snapshot is left for `keeperkit inspect {}`",
             report.file
         )?;
     }
