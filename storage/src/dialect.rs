@@ -42,7 +42,9 @@ fn classify_name(name: &str) -> Option<Dialect> {
     if name == "version-2" || name.starts_with("log.") || name.starts_with("snapshot.") {
         return Some(Dialect::ZooKeeper);
     }
-    if name.starts_with("changelog_") || name.starts_with("snapshot_") {
+    // Keeper's names, and its `tmp_` markers of an incomplete snapshot or copy.
+    let keeper_name = name.strip_prefix("tmp_").unwrap_or(name);
+    if keeper_name.starts_with("changelog_") || keeper_name.starts_with("snapshot_") {
         return Some(Dialect::ClickHouse);
     }
     if keeperkit_wal::native::parse_segment_file_name(name).is_some()
@@ -82,6 +84,11 @@ pub fn detect(fs: &dyn FileSystem, path: &Path) -> Option<Dialect> {
                 return Some(d);
             }
         }
+    }
+    // An empty Keeper coordination dir (a fresh server, or everything set aside).
+    let has_dir = |n: &str| entries.iter().any(|e| e.is_dir && e.name == n);
+    if has_dir("logs") && has_dir("snapshots") {
+        return Some(Dialect::ClickHouse);
     }
     None
 }

@@ -239,6 +239,10 @@ pub fn run(fs: &dyn FileSystem, args: &InspectArgs, out: &mut dyn Write) -> CmdR
     if dialect == Dialect::Native {
         return inspect_native(fs, &args.source.path, args.json, out);
     }
+    if dialect == Dialect::ClickHouse {
+        let log_dir = args.source.log_dir.as_deref();
+        return super::clickhouse::inspect(fs, &args.source.path, log_dir, args.json, out);
+    }
     if dialect != Dialect::ZooKeeper {
         return Err(Failure::usage(anyhow!(
             "inspecting {dialect} data is not supported by this build of keeperkit yet"

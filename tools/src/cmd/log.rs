@@ -189,6 +189,11 @@ pub fn run(fs: &dyn FileSystem, args: &LogArgs, out: &mut dyn Write) -> CmdResul
             out,
         );
     }
+    if dialect == Dialect::ClickHouse {
+        let (from, to) = (args.from.as_deref(), args.to.as_deref());
+        let log_dir = args.log_dir.as_deref();
+        return super::clickhouse::log(fs, &args.path, log_dir, from, to, args.json, out);
+    }
     if dialect != Dialect::ZooKeeper {
         return Err(Failure::usage(anyhow!(
             "reading {dialect} logs is not supported by this build of keeperkit yet"

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod bench;
+pub mod clickhouse;
 pub mod convert;
 pub mod diff;
 pub mod dump;

@@ -2,14 +2,13 @@
 
 use std::io::Write;
 
-use anyhow::anyhow;
 use keeperkit_storage::zkscan;
 use keeperkit_storage::zookeeper::ZkLayout;
 use keeperkit_storage::Dialect;
 use keeperkit_vfs::FileSystem;
 
 use crate::load::dialect_of;
-use crate::{CmdResult, Failure, Outcome, RepairArgs};
+use crate::{CmdResult, Outcome, RepairArgs};
 
 /// Runs the command.
 pub fn run(fs: &dyn FileSystem, args: &RepairArgs, out: &mut dyn Write) -> CmdResult {
@@ -23,9 +22,14 @@ pub fn run(fs: &dyn FileSystem, args: &RepairArgs, out: &mut dyn Write) -> CmdRe
             out,
         ),
         Dialect::ZooKeeper => zookeeper(fs, args, out),
-        d => Err(Failure::usage(anyhow!(
-            "repairing {d} data is not supported by this build of keeperkit yet"
-        ))),
+        Dialect::ClickHouse => super::clickhouse::repair(
+            fs,
+            &args.path,
+            args.apply,
+            args.backup.as_deref(),
+            args.json,
+            out,
+        ),
     }
 }
 

@@ -209,6 +209,10 @@ pub fn run(fs: &dyn FileSystem, args: &VerifyArgs, out: &mut dyn Write) -> CmdRe
     if dialect == Dialect::Native {
         return verify_native(fs, &args.source.path, args.json, out);
     }
+    if dialect == Dialect::ClickHouse {
+        let log_dir = args.source.log_dir.as_deref();
+        return super::clickhouse::verify(fs, &args.source.path, log_dir, args.json, out);
+    }
     if dialect != Dialect::ZooKeeper {
         return Err(Failure::usage(anyhow!(
             "verifying {dialect} data is not supported by this build of keeperkit yet"

@@ -1,0 +1,583 @@
+//! `keeperkit log | inspect | verify | repair` on ClickHouse Keeper data.
+//!
+//! Guards against: log entries decoded wrongly (op, session, xid, paths, trailer zxid and
+//! digest, config entries), inspect figures that do not match the files, verify missing
+//! a flipped bit or a damaged snapshot (or not naming file, offset and index), a torn
+//! tail reported differently from how Keeper treats it, repair changing anything on a
+//! dry run, doing more than Keeper would, or removing bytes without a backup.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use keeperkit_model::keeper::nuraft::{ClusterConfig, ServerConfig, SnapshotMeta};
+use keeperkit_model::keeper::{
+    CreateRequest, KeeperLogEntry, KeeperRequest, KeeperStat, ZxidDigest,
+};
+use keeperkit_snapshot::clickhouse::container::METHOD_LZ4;
+use keeperkit_snapshot::clickhouse::{
+    write_snapshot, Container, OwnedNode, SessionRecord, SnapshotContents, SnapshotHeader,
+    WriteOptions,
+};
+use keeperkit_vfs::StdFs;
+use keeperkit_wal::clickhouse::zstd_stream::FRAME_TERMINATOR;
+use keeperkit_wal::clickhouse::{
+    read_file, ChangelogRecord, ChangelogWriter, ReadOptions, WriterOptions, VALUE_TYPE_APP_LOG,
+    VALUE_TYPE_CONF,
+};
+use serde_json::Value;
+
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_keeperkit")).args(args).output().unwrap();
+    assert_ne!(out.status.code(), Some(101), "panic: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+fn lines(o: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+const SESSION: i64 = 0x10;
+
+/// The request of entry `i` (entries 1 and 2 are a config and a new session).
+fn request(i: u64) -> KeeperRequest {
+    match i {
+        3 => KeeperRequest::Create(CreateRequest {
+            path: "/a".into(),
+            data: b"hello".to_vec(),
+            acls: vec![],
+            flags: 0,
+        }),
+        4 => KeeperRequest::Create(CreateRequest {
+            path: "/a/e".into(),
+            data: vec![],
+            acls: vec![],
+            flags: 1,
+        }),
+        20 => KeeperRequest::Multi(vec![
+            KeeperRequest::Create(CreateRequest {
+                path: "/m".into(),
+                data: vec![],
+                acls: vec![],
+                flags: 0,
+            }),
+            KeeperRequest::Remove { path: "/m".into(), version: -1 },
+        ]),
+        _ => KeeperRequest::Set { path: "/a".into(), data: vec![b'x'; 10], version: -1 },
+    }
+}
+
+/// Entry `i` as the leader stores it: zxid 100 + i and a v4 digest in the trailer.
+fn record(i: u64) -> ChangelogRecord {
+    let ii = i64::try_from(i).unwrap();
+    if i == 1 {
+        let c = ClusterConfig {
+            log_idx: 1,
+            prev_log_idx: 0,
+            async_replication: 0,
+            user_ctx: vec![],
+            servers: vec![ServerConfig {
+                id: 1,
+                dc_id: 0,
+                endpoint: "k1:9234".into(),
+                aux: String::new(),
+                flags: 0,
+                priority: 1,
+            }],
+        };
+        return ChangelogRecord::new(i, 1, VALUE_TYPE_CONF, c.encode());
+    }
+    let mut e = if i == 2 {
+        KeeperLogEntry::new(
+            -1,
+            0,
+            KeeperRequest::SessionId { internal_id: 1, session_timeout_ms: 30_000, server_id: 1 },
+            1_700_000_000_000,
+        )
+    } else {
+        KeeperLogEntry::new(SESSION, ii - 2, request(i), 1_700_000_000_000 + ii)
+    };
+    e.trailer.zxid_digest =
+        Some(ZxidDigest { zxid: 100 + ii, digest_version: 4, digest: Some(0xabc0 + i) });
+    ChangelogRecord::new(i, 1, VALUE_TYPE_APP_LOG, e.encode())
+}
+
+fn write_logs(dir: &Path, range: std::ops::RangeInclusive<u64>, compress: bool, finish: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let fs = StdFs;
+    let mut w = ChangelogWriter::new(
+        &fs,
+        dir,
+        WriterOptions { rotate_interval: 10, compress, sync: false },
+    );
+    for i in range {
+        w.append(&record(i)).unwrap();
+    }
+    if finish {
+        w.finish().unwrap();
+    } else {
+        // A Keeper killed while writing: synced, the zstd frame left open.
+        w.sync().unwrap();
+    }
+}
+
+fn node(path: &str, data: &[u8], stat: KeeperStat) -> OwnedNode {
+    OwnedNode { path: path.into(), data: data.to_vec(), acl_id: 0, stat, seq_num: 0, ttl_ms: None }
+}
+
+fn snapshot_contents(idx: u64) -> SnapshotContents {
+    let mut c = SnapshotContents::new(SnapshotHeader {
+        version: 6,
+        meta: SnapshotMeta::new(idx, 1),
+        zxid: Some(i64::try_from(idx).unwrap()),
+        digest_version: 0,
+        digest: None,
+        session_id_counter: SESSION + 1,
+    });
+    c.nodes.push(node("/", b"", KeeperStat { num_children: 2, ..Default::default() }));
+    c.nodes.push(node("/keeper", b"", KeeperStat::default()));
+    let a = KeeperStat { czxid: 3, mzxid: 3, pzxid: 3, num_children: 1, ..Default::default() };
+    c.nodes.push(node("/a", b"hello", a));
+    let e =
+        KeeperStat { czxid: 4, mzxid: 4, pzxid: 4, ephemeral_owner: SESSION, ..Default::default() };
+    c.nodes.push(node("/a/e", b"", e));
+    c.sessions.push(SessionRecord { id: SESSION, timeout_ms: 30_000, auths: vec![] });
+    c
+}
+
+fn write_snap(dir: &Path, idx: u64, container: Container) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let opts =
+        WriteOptions { container, compute_digest: Some(4), sync: false, ..Default::default() };
+    write_snapshot(&StdFs, dir, &snapshot_contents(idx), opts).unwrap()
+}
+
+/// A coordination dir: snapshots 5 (LZ4 blocks) and 10 (zstd); changelogs 1..=25 in
+/// three plain files of 10 (the last one short).
+fn coordination(root: &Path) -> PathBuf {
+    let dir = root.join("coordination");
+    write_snap(&dir.join("snapshots"), 5, Container::Blocks(METHOD_LZ4));
+    write_snap(&dir.join("snapshots"), 10, Container::Zstd);
+    write_logs(&dir.join("logs"), 1..=25, false, true);
+    dir
+}
+
+/// Every file under `dir` with its bytes.
+fn tree_bytes(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn problems_of(v: &Value) -> Vec<Value> {
+    v["problems"].as_array().unwrap().clone()
+}
+
+#[test]
+fn log_lists_every_entry_with_its_request_decoded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = coordination(tmp.path());
+    let out = run(&["log", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let e = lines(&out);
+    assert_eq!(
+        e.iter().map(|e| e["index"].as_u64().unwrap()).collect::<Vec<_>>(),
+        (1..=25).collect::<Vec<_>>()
+    );
+    assert!(e.iter().all(|e| e["term"] == 1 && e["record_version"] == 1));
+    // A config entry, named as such.
+    assert_eq!(e[0]["op"], "Config");
+    assert_eq!(e[0]["value_type"], 2);
+    assert!(e[0]["detail"].as_str().unwrap().contains("k1:9234"), "{}", e[0]);
+    assert_eq!(e[0]["file"], s(&dir.join("logs/changelog_1_10.bin")));
+    assert_eq!(e[0]["offset"], 0);
+    // A new session.
+    assert_eq!(e[1]["op"], "SessionID");
+    assert_eq!(e[1]["session"], -1);
+    assert_eq!(e[1]["opnum"], 997);
+    // A create: session, xid, path, zxid and digest from the trailer.
+    let c = &e[2];
+    assert_eq!(c["op"], "Create");
+    assert_eq!(c["opnum"], 1);
+    assert_eq!(c["session"], SESSION);
+    assert_eq!(c["session_hex"], "0x10");
+    assert_eq!(c["xid"], 1);
+    assert_eq!(c["cxid"], 1);
+    assert_eq!(c["paths"], serde_json::json!(["/a"]));
+    assert_eq!(c["zxid"], 103);
+    assert_eq!(c["zxid_hex"], "0x67");
+    assert_eq!(c["zxid_stored"], 103);
+    assert_eq!(c["time"], 1_700_000_000_003i64);
+    assert_eq!(c["digest_version"], 4);
+    assert_eq!(c["digest"], "0xabc3");
+    assert_eq!(c["result"], Value::Null);
+    assert_eq!(c["detail"], "data 5 bytes, 0 acl");
+    assert_eq!(e[3]["detail"], "data 0 bytes, 0 acl, ephemeral");
+    // A multi with its members.
+    let m = &e[19];
+    assert_eq!(m["op"], "Multi");
+    assert_eq!(m["paths"], serde_json::json!(["/m", "/m"]));
+    assert_eq!(m["ops"][0]["op"], "Create");
+    assert_eq!(m["ops"][1]["op"], "Remove");
+    assert_eq!(m["ops"][1]["path"], "/m");
+    // Ranges, the logs dir, a single file, human output.
+    let out = run(&["log", s(&dir), "--from", "9", "--to", "12", "--json"]);
+    let idx: Vec<u64> = lines(&out).iter().map(|e| e["index"].as_u64().unwrap()).collect();
+    assert_eq!(idx, vec![9, 10, 11, 12]);
+    let out = run(&["log", s(&dir.join("logs")), "--json"]);
+    assert_eq!(lines(&out).len(), 25);
+    let out = run(&["log", s(&dir.join("logs/changelog_11_20.bin")), "--json"]);
+    assert_eq!(lines(&out).len(), 10);
+    let out = run(&["log", s(&dir)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("25 entries\n"), "{text}");
+    assert!(text.contains("Create"), "{text}");
+    let out = run(&["log", s(&dir), "--from", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn inspect_reports_files_snapshots_and_the_startup_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = coordination(tmp.path());
+    let out = run(&["inspect", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let v = json(&out);
+    assert_eq!(v["dialect"], "clickhouse");
+    assert_eq!(v["log_dir"], s(&dir.join("logs")));
+    assert_eq!(v["snapshot_dir"], s(&dir.join("snapshots")));
+    assert_eq!(v["index_range"], serde_json::json!([1, 25]));
+    assert_eq!(v["checksums_ok"], true);
+    assert_eq!(v["errors"], 0);
+    let c = v["changelogs"].as_array().unwrap();
+    assert_eq!(c.len(), 3);
+    assert_eq!(c[2]["file"], s(&dir.join("logs/changelog_21_30.bin")));
+    assert_eq!((c[2]["name_from"].as_u64(), c[2]["name_to"].as_u64()), (Some(21), Some(30)));
+    assert_eq!((c[2]["first_index"].as_u64(), c[2]["last_index"].as_u64()), (Some(21), Some(25)));
+    assert_eq!(c[2]["records"], 5);
+    assert_eq!(c[0]["record_versions"], serde_json::json!([1]));
+    assert_eq!(c[0]["config_entries"], 1);
+    assert_eq!(c[0]["request_entries"], 9);
+    assert_eq!(c[0]["compressed"], false);
+    assert_eq!(c[0]["zstd_frames"], Value::Null);
+    assert_eq!(c[0]["broken"], Value::Null);
+    let len = std::fs::metadata(dir.join("logs/changelog_1_10.bin")).unwrap().len();
+    assert_eq!(c[0]["file_len"], len);
+    assert_eq!(c[0]["stream_len"], len);
+    let snaps = v["snapshots"].as_array().unwrap();
+    assert_eq!(snaps.len(), 2);
+    let (s5, s10) = (&snaps[0], &snaps[1]);
+    assert_eq!(s5["container"], "blocks");
+    assert_eq!(s5["block_method"], "lz4");
+    assert_eq!(s5["loaded_at_startup"], false);
+    assert_eq!(s10["file"], s(&dir.join("snapshots/snapshot_10.bin.zstd")));
+    assert_eq!(s10["container"], "zstd");
+    assert_eq!(s10["block_method"], Value::Null);
+    assert_eq!(s10["loaded_at_startup"], true);
+    assert_eq!(s10["version"], 6);
+    assert_eq!(s10["last_log_idx"], 10);
+    assert_eq!(s10["last_log_term"], 1);
+    assert_eq!(s10["zxid"], 10);
+    assert_eq!(s10["digest_version"], 4);
+    assert!(s10["digest"].as_str().unwrap().starts_with("0x"));
+    assert_eq!(s10["nodes"], 4);
+    assert_eq!(s10["sessions"], 1);
+    assert_eq!(s10["session_id_counter"], SESSION + 1);
+    assert_eq!(s10["content_ok"], true);
+    assert_eq!(s10["error"], Value::Null);
+    let st = &v["startup"];
+    assert_eq!(st["last_committed"], 10);
+    assert_eq!(st["snapshot"], s(&dir.join("snapshots/snapshot_10.bin.zstd")));
+    assert_eq!(st["start_index"], 1);
+    assert_eq!(st["reads"].as_array().unwrap().len(), 3);
+    assert_eq!((st["first_index"].as_u64(), st["last_index"].as_u64()), (Some(1), Some(25)));
+    assert_eq!(st["entries"], 25);
+    assert_eq!(st["set_aside"], serde_json::json!([]));
+    // A clean, short, plain last file: Keeper (compress_logs false) appends to it.
+    assert_eq!(st["resume_append_to"], s(&dir.join("logs/changelog_21_30.bin")));
+    assert_eq!(st["refusal"], Value::Null);
+    // Human output, single files.
+    let out = run(&["inspect", s(&dir)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("resumes writing in changelog_21_30.bin"), "{text}");
+    let out = run(&["inspect", s(&dir.join("snapshots/snapshot_5.bin")), "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["snapshots"][0]["last_log_idx"], 5);
+    assert_eq!(v["startup"], Value::Null);
+    let out = run(&["inspect", s(&dir.join("logs/changelog_1_10.bin")), "--json"]);
+    assert_eq!(json(&out)["changelogs"][0]["records"], 10);
+}
+
+#[test]
+fn verify_passes_a_clean_dir_and_names_file_offset_and_index_of_a_flipped_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = coordination(tmp.path());
+    let out = run(&["verify", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let v = json(&out);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["dialect"], "clickhouse");
+    assert_eq!(v["records_checked"], 25);
+    assert_eq!(v["snapshots_checked"], 2);
+    assert_eq!(v["digests_checked"], 2);
+    assert_eq!(problems_of(&v), Vec::<Value>::new());
+    assert_eq!(run(&["verify", s(&dir.join("logs"))]).status.code(), Some(0));
+    assert_eq!(run(&["verify", s(&dir.join("snapshots"))]).status.code(), Some(0));
+
+    // Flip a bit in the blob of index 15 (in the middle file).
+    let mid = dir.join("logs/changelog_11_20.bin");
+    let f = read_file(&StdFs, &mid, ReadOptions::default()).unwrap();
+    let r15 = f.records.iter().find(|r| r.record.index == 15).unwrap();
+    let mut bytes = std::fs::read(&mid).unwrap();
+    let at = usize::try_from(r15.offset).unwrap() + 45;
+    bytes[at] ^= 0x04;
+    std::fs::write(&mid, &bytes).unwrap();
+    let out = run(&["verify", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["ok"], false);
+    let p = problems_of(&v);
+    let flip = p.iter().find(|p| p["kind"] == "checksum_mismatch").expect("flip reported");
+    assert_eq!(flip["severity"], "error");
+    assert_eq!(flip["file"], s(&mid));
+    assert_eq!(flip["offset"], r15.offset);
+    assert_eq!(flip["index"], 15);
+    // Keeper would set the last file aside, losing entries 21..=25.
+    let detach = p.iter().find(|p| p["kind"] == "would_detach").expect("detach reported");
+    assert_eq!(detach["file"], s(&dir.join("logs/changelog_21_30.bin")));
+    assert_eq!(detach["severity"], "error");
+    let text = String::from_utf8_lossy(&run(&["verify", s(&dir)]).stdout).into_owned();
+    assert!(
+        text.contains(&format!("changelog_11_20.bin at byte {} (index 15)", r15.offset)),
+        "{text}"
+    );
+
+    // Repair: a dry run changes nothing; --apply does what Keeper would, with a backup.
+    let before = tree_bytes(&dir);
+    let out = run(&["repair", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out);
+    assert_eq!(r["applied"], false);
+    assert_eq!(r["actions"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(tree_bytes(&dir), before, "a dry run changed files");
+    let backup = tmp.path().join("backup");
+    let out = run(&["repair", s(&dir), "--apply", "--backup", s(&backup), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let r = json(&out);
+    assert_eq!(r["applied"], true);
+    assert_eq!(r["verify_after"]["ok"], true);
+    let tail = backup.join(format!("logs/changelog_11_20.bin.tail-{}", r15.offset));
+    assert_eq!(std::fs::read(&tail).unwrap(), bytes[usize::try_from(r15.offset).unwrap()..]);
+    assert_eq!(std::fs::read(&mid).unwrap(), bytes[..usize::try_from(r15.offset).unwrap()]);
+    let detached = backup.join("logs/detached/changelog_21_30.bin");
+    assert_eq!(std::fs::read(&detached).unwrap(), before[&dir.join("logs/changelog_21_30.bin")]);
+    assert!(!dir.join("logs/changelog_21_30.bin").exists());
+    let backups: Vec<&str> =
+        r["backups"].as_array().unwrap().iter().map(|b| b.as_str().unwrap()).collect();
+    assert_eq!(backups, vec![s(&tail), s(&detached)]);
+    let out = run(&["verify", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = run(&["repair", s(&dir)]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("nothing to repair"));
+}
+
+#[test]
+fn a_damaged_snapshot_is_an_error_and_repair_refuses_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = coordination(tmp.path());
+    let snap = dir.join("snapshots/snapshot_10.bin.zstd");
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x20;
+    std::fs::write(&snap, &bytes).unwrap();
+    // And a flipped payload byte in the LZ4 block of snapshot 5.
+    let old = dir.join("snapshots/snapshot_5.bin");
+    let mut ob = std::fs::read(&old).unwrap();
+    ob[30] ^= 0x01;
+    std::fs::write(&old, &ob).unwrap();
+    let out = run(&["verify", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let p = problems_of(&json(&out));
+    let newest = p.iter().find(|p| p["file"] == s(&snap)).expect("snapshot 10 reported");
+    assert_eq!(newest["severity"], "error");
+    assert_eq!(newest["index"], 10);
+    assert!(newest["offset"].is_u64());
+    assert!(newest["message"].as_str().unwrap().contains("aborts"), "{newest}");
+    let older = p.iter().find(|p| p["file"] == s(&old)).expect("snapshot 5 reported");
+    assert_eq!(older["kind"], "checksum_mismatch");
+    assert_eq!(older["offset"], 0);
+    assert_eq!(older["index"], 5);
+    let out = run(&["inspect", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["checksums_ok"], false);
+    assert!(v["snapshots"][1]["error"].is_string());
+    let before = tree_bytes(&dir);
+    let backup = tmp.path().join("backup");
+    let out = run(&["repair", s(&dir), "--apply", "--backup", s(&backup), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out);
+    assert_eq!(r["applied"], false);
+    assert_eq!(r["refused"].as_array().unwrap().len(), 2);
+    assert_eq!(tree_bytes(&dir), before);
+    assert!(!backup.exists());
+}
+
+#[test]
+fn a_torn_tail_is_a_warning_as_keeper_ignores_it_and_repair_sets_it_aside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = coordination(tmp.path());
+    let last = dir.join("logs/changelog_21_30.bin");
+    let full = std::fs::read(&last).unwrap();
+    std::fs::write(&last, &full[..full.len() - 5]).unwrap();
+    let f = read_file(&StdFs, &last, ReadOptions::default()).unwrap();
+    let r25 = f.broken.as_ref().unwrap().offset;
+    let out = run(&["verify", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let p = problems_of(&json(&out));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0]["severity"], "warning");
+    assert_eq!(p[0]["kind"], "torn_tail");
+    assert_eq!(p[0]["file"], s(&last));
+    assert_eq!(p[0]["offset"], r25);
+    assert_eq!(p[0]["index"], 25);
+    let st = json(&run(&["inspect", s(&dir), "--json"]))["startup"].clone();
+    assert_eq!(st["last_index"], 24);
+    assert_eq!(st["broken_file"], s(&last));
+    assert_eq!(st["resume_new_file_from"], 25);
+    assert_eq!(st["resume_append_to"], Value::Null);
+    let out = run(&["log", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(lines(&out).len(), 24);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("partial record"));
+    let before = tree_bytes(&dir);
+    assert_eq!(run(&["repair", s(&dir)]).status.code(), Some(1));
+    assert_eq!(tree_bytes(&dir), before);
+    let backup = tmp.path().join("b");
+    let out = run(&["repair", s(&dir), "--apply", "--backup", s(&backup)]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let cut = usize::try_from(f.good_len()).unwrap();
+    assert_eq!(
+        std::fs::read(backup.join(format!("logs/changelog_21_30.bin.tail-{cut}"))).unwrap(),
+        full[cut..full.len() - 5]
+    );
+    let v = json(&run(&["verify", s(&dir), "--json"]));
+    assert_eq!(problems_of(&v), Vec::<Value>::new());
+}
+
+#[test]
+fn an_unterminated_zstd_changelog_is_terminated_and_reads_back_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("coordination");
+    std::fs::create_dir_all(dir.join("snapshots")).unwrap();
+    write_logs(&dir.join("logs"), 1..=15, true, false);
+    let last = dir.join("logs/changelog_11_20.bin.zstd");
+    let original = std::fs::read(&last).unwrap();
+    assert_ne!(original[original.len() - 3..], FRAME_TERMINATOR);
+    let out = run(&["verify", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let p = problems_of(&json(&out));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0]["kind"], "unterminated_frame");
+    assert_eq!(p[0]["severity"], "warning");
+    assert_eq!(p[0]["file"], s(&last));
+    assert_eq!(p[0]["offset"], original.len());
+    assert_eq!(p[0]["index"], 15);
+    let v = json(&run(&["inspect", s(&dir), "--json"]));
+    let c = &v["changelogs"][1];
+    assert_eq!(c["compressed"], true);
+    assert_eq!(c["zstd_frames"], 1);
+    assert_eq!(c["last_frame_terminated"], false);
+    assert_eq!(v["changelogs"][0]["last_frame_terminated"], true);
+    assert!(c["stream_len"].as_u64().unwrap() > c["file_len"].as_u64().unwrap() / 2);
+    let before = tree_bytes(&dir);
+    let out = run(&["repair", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(tree_bytes(&dir), before);
+    let backup = tmp.path().join("backup");
+    let out = run(&["repair", s(&dir), "--apply", "--backup", s(&backup), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let after = std::fs::read(&last).unwrap();
+    assert_eq!(after[..original.len()], original[..]);
+    assert_eq!(after[original.len()..], FRAME_TERMINATOR);
+    let f = read_file(&StdFs, &last, ReadOptions::default()).unwrap();
+    assert_eq!(
+        f.records.iter().map(|r| r.record.index).collect::<Vec<_>>(),
+        (11..=15).collect::<Vec<_>>()
+    );
+    assert!(f.broken.is_none());
+    assert!(!f.zstd.unwrap().last_frame_unterminated());
+    let v = json(&run(&["verify", s(&dir), "--json"]));
+    assert_eq!(problems_of(&v), Vec::<Value>::new());
+    assert_eq!(lines(&run(&["log", s(&dir), "--json"])).len(), 15);
+}
+
+#[test]
+fn an_incomplete_snapshot_is_removed_with_its_marker_into_the_backup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = coordination(tmp.path());
+    let snaps = dir.join("snapshots");
+    let good = std::fs::read(snaps.join("snapshot_10.bin.zstd")).unwrap();
+    let partial = snaps.join("snapshot_30.bin.zstd");
+    std::fs::write(&partial, &good[..good.len() / 2]).unwrap();
+    std::fs::write(snaps.join("tmp_snapshot_30.bin.zstd"), b"").unwrap();
+    let out = run(&["verify", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let p = problems_of(&json(&out));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0]["kind"], "incomplete_snapshot");
+    assert_eq!(p[0]["index"], 30);
+    let v = json(&run(&["inspect", s(&dir), "--json"]));
+    assert_eq!(v["startup"]["last_committed"], 10);
+    assert_eq!(v["snapshots"][2]["incomplete"], true);
+    let backup = tmp.path().join("backup");
+    let out = run(&["repair", s(&dir), "--apply", "--backup", s(&backup)]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(!partial.exists());
+    assert!(!snaps.join("tmp_snapshot_30.bin.zstd").exists());
+    assert_eq!(
+        std::fs::read(backup.join("snapshots/snapshot_30.bin.zstd")).unwrap(),
+        good[..good.len() / 2]
+    );
+    assert!(backup.join("snapshots/tmp_snapshot_30.bin.zstd").exists());
+    assert_eq!(json(&run(&["verify", s(&dir), "--json"]))["problems"], serde_json::json!([]));
+}
+
+#[test]
+fn an_empty_coordination_dir_is_detected_and_sound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("coordination");
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::create_dir_all(dir.join("snapshots")).unwrap();
+    let out = run(&["verify", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json(&out)["ok"], true);
+    assert_eq!(run(&["verify", s(&tmp.path().join("missing"))]).status.code(), Some(2));
+}
