@@ -87,7 +87,7 @@ pub fn detect(fs: &dyn FileSystem, path: &Path) -> Option<Dialect> {
     }
     // An empty Keeper coordination dir (a fresh server, or everything set aside).
     let has_dir = |n: &str| entries.iter().any(|e| e.is_dir && e.name == n);
-    if has_dir("logs") && has_dir("snapshots") {
+    if (has_dir("logs") || has_dir("log")) && has_dir("snapshots") {
         return Some(Dialect::ClickHouse);
     }
     None

@@ -581,3 +581,40 @@ fn an_empty_coordination_dir_is_detected_and_sound() {
     assert_eq!(json(&out)["ok"], true);
     assert_eq!(run(&["verify", s(&tmp.path().join("missing"))]).status.code(), Some(2));
 }
+
+#[test]
+fn a_torn_file_keeper_already_wrote_past_needs_no_repair() {
+    // Keeper's own layout after a torn tail and a restart: the torn file is kept and a
+    // new file continues at its first missing index (`coordination/log`, no snapshot).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("coordination");
+    std::fs::create_dir_all(dir.join("snapshots")).unwrap();
+    write_logs(&dir.join("log"), 1..=10, false, true);
+    let torn = dir.join("log/changelog_1_10.bin");
+    let full = std::fs::read(&torn).unwrap();
+    std::fs::write(&torn, &full[..full.len() - 5]).unwrap();
+    write_logs(&dir.join("log"), 10..=15, false, true);
+    let out = run(&["verify", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let p = problems_of(&json(&out));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0]["kind"], "torn_tail");
+    assert_eq!(p[0]["file"], s(&torn));
+    assert_eq!(p[0]["index"], 10);
+    assert!(p[0]["message"].as_str().unwrap().contains("nothing to repair"), "{}", p[0]);
+    let st = json(&run(&["inspect", s(&dir), "--json"]))["startup"].clone();
+    assert_eq!((st["first_index"].as_u64(), st["last_index"].as_u64()), (Some(1), Some(15)));
+    assert_eq!(st["broken_file"], Value::Null);
+    assert_eq!(st["resume_append_to"], s(&dir.join("log/changelog_10_19.bin")));
+    let before = tree_bytes(&dir);
+    let out = run(&["repair", s(&dir), "--apply", "--backup", s(&tmp.path().join("b"))]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ok as is"), "{text}");
+    assert_eq!(tree_bytes(&dir), before);
+    let idx: Vec<u64> = lines(&run(&["log", s(&dir), "--json"]))
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(idx, (1..=15).collect::<Vec<_>>());
+}

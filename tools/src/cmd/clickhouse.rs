@@ -116,10 +116,11 @@ fn locate(fs: &dyn FileSystem, path: &Path, log_dir: Option<&Path>) -> Result<Ch
         }
         return Ok(p);
     }
-    let logs = path.join("logs");
+    // Keeper's defaults: `<path>/logs` (standalone) or `coordination/log` (in server).
+    let logs = ["logs", "log"].map(|n| path.join(n)).into_iter().find(|d| is_dir(fs, d));
     let snaps = path.join("snapshots");
-    if is_dir(fs, &logs) || is_dir(fs, &snaps) {
-        p.log_dir = is_dir(fs, &logs).then_some(logs);
+    if logs.is_some() || is_dir(fs, &snaps) {
+        p.log_dir = logs;
         p.snap_dir = is_dir(fs, &snaps).then_some(snaps);
     } else {
         let entries = fs.read_dir(path)?;
@@ -133,7 +134,7 @@ fn locate(fs: &dyn FileSystem, path: &Path, log_dir: Option<&Path>) -> Result<Ch
         let name = file_name(path);
         if p.log_dir.is_none() && p.snap_dir.is_none() {
             match name.as_str() {
-                "logs" => p.log_dir = Some(path.to_path_buf()),
+                "logs" | "log" => p.log_dir = Some(path.to_path_buf()),
                 "snapshots" => p.snap_dir = Some(path.to_path_buf()),
                 _ => {
                     return Err(Failure::usage(anyhow!(
@@ -445,10 +446,26 @@ fn log_problems(scan: &Scan) -> Vec<JsonProblem> {
     let loaded: HashSet<u64> =
         plan.map(|p| p.entries.iter().map(|e| e.0).collect()).unwrap_or_default();
     let file_of = |p: &Path| report.files.iter().find(|f| f.path == p);
+    let read_past: Vec<&Path> =
+        read_past(report).into_iter().map(|i| report.files[i].path.as_path()).collect();
     for p in &report.problems {
         let file = p.file.display().to_string();
         let f = file_of(&p.file);
         let (severity, kind, message) = match &p.kind {
+            ProblemKind::Broken(k @ CorruptionKind::Truncated { .. })
+                if read_past.contains(&p.file.as_path()) =>
+            {
+                (
+                    "warning",
+                    "torn_tail",
+                    format!(
+                        "the file ends with a partial record{} ({k}): a write cut short, never \
+                         acknowledged; Keeper ignores it and reads on in the next file, which \
+                         continues the log; nothing to repair",
+                        p.index.map(|i| format!(" of index {i}")).unwrap_or_default()
+                    ),
+                )
+            }
             ProblemKind::Broken(k @ CorruptionKind::Truncated { .. }) => (
                 "warning",
                 "torn_tail",
@@ -476,9 +493,15 @@ fn log_problems(scan: &Scan) -> Vec<JsonProblem> {
                 "torn_tail",
                 format!(
                     "the zstd stream ends inside a block at file offset {} (a write cut \
-                     short); Keeper ignores the partial block; `keeperkit repair --apply` cuts \
-                     it at the last whole record and ends the frame",
-                    p.offset
+                     short, never acknowledged); Keeper ignores the partial block{}",
+                    p.offset,
+                    if read_past.contains(&p.file.as_path()) {
+                        " and reads on in the next file, which continues the log; nothing to \
+                         repair"
+                    } else {
+                        "; `keeperkit repair --apply` cuts it at the last whole record (with a \
+                         backup) and ends the frame"
+                    }
                 ),
             ),
             ProblemKind::UnterminatedFrame => (
@@ -1459,7 +1482,7 @@ fn print_inspect(out: &mut dyn Write, j: &JsonChInspect) -> std::io::Result<()> 
         let versions: Vec<String> = c.record_versions.iter().map(|v| format!("v{v}")).collect();
         writeln!(
             out,
-            "  {:<32} {:>10} B  {zstd:<22} {:>7} records {} {range:<18} {state}; {}",
+            "  {:<32} {:>10} B  {zstd:<32} {:>7} records {} {range:<18} {state}; {}",
             short(&c.file),
             c.file_len,
             c.records,
@@ -1652,6 +1675,8 @@ struct JsonChRepair {
     actions: Vec<String>,
     backups: Vec<String>,
     refused: Vec<(JsonProblem, String)>,
+    /// Damage Keeper handles by itself, left as it is.
+    notes: Vec<String>,
     verify_after: Option<JsonAfter>,
 }
 
@@ -1735,13 +1760,23 @@ fn log_plan(scan: &Scan) -> (Option<RepairPlan>, Vec<(JsonProblem, String)>) {
                     paths.sort_by_key(|p| file_name(p).starts_with(TMP_PREFIX));
                 }
             }
+            // A torn file that Keeper reads past (the next file continues the log, as
+            // Keeper writes it after a torn tail) needs nothing.
+            let ok_as_is: Vec<String> = read_past(r)
+                .into_iter()
+                .map(|fi| format!("{}:", r.files[fi].path.display()))
+                .collect();
+            plan.refusals.retain(|why| !ok_as_is.iter().any(|f| why.starts_with(f)));
+            let problems = log_problems(scan);
             let refused = plan
                 .refusals
                 .iter()
                 .map(|why| {
-                    let p = log_problems(scan)
-                        .into_iter()
-                        .find(|p| p.severity == "error")
+                    let errors = || problems.iter().filter(|p| p.severity == "error");
+                    let p = errors()
+                        .find(|p| why.starts_with(&format!("{}:", p.file)))
+                        .or_else(|| errors().next())
+                        .cloned()
                         .unwrap_or_else(|| JsonProblem {
                             severity: "error",
                             file: scan
@@ -1768,6 +1803,24 @@ fn log_plan(scan: &Scan) -> (Option<RepairPlan>, Vec<(JsonProblem, String)>) {
             (Some(plan), refused)
         }
     }
+}
+
+/// Files that end in a torn write (a partial record or zstd block) which Keeper reads
+/// past: entries of later files are loaded after them.
+fn read_past(r: &VerifyReport) -> Vec<usize> {
+    let Ok(plan) = &r.plan else { return Vec::new() };
+    r.files
+        .iter()
+        .enumerate()
+        .filter(|(fi, f)| {
+            let torn = match &f.broken {
+                Some(b) => matches!(b.kind, CorruptionKind::Truncated { .. }),
+                None => f.zstd.as_ref().is_some_and(|z| z.stop.as_ref().is_some_and(|s| s.at_eof)),
+            };
+            torn && !plan.detach.contains(fi) && plan.entries.iter().any(|e| e.1.file > *fi)
+        })
+        .map(|(fi, _)| fi)
+        .collect()
 }
 
 /// Copies `file` into `dir` (created if missing) under its own name, makes the copy
@@ -1836,6 +1889,21 @@ pub fn repair(
             .collect(),
         backups: Vec::new(),
         refused,
+        notes: scan
+            .report()
+            .map(|r| {
+                read_past(r)
+                    .into_iter()
+                    .map(|i| {
+                        format!(
+                            "ok as is: {} ends with a partial write that Keeper reads past (the \
+                             next file continues the log)",
+                            r.files[i].path.display()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         verify_after: None,
     };
     if apply && report.refused.is_empty() && !report.actions.is_empty() {
@@ -1888,6 +1956,9 @@ pub fn repair(
     if json {
         super::json_doc(out, &report)?;
     } else {
+        for n in &report.notes {
+            writeln!(out, "{n}")?;
+        }
         if report.actions.is_empty() && report.refused.is_empty() {
             writeln!(out, "nothing to repair: {} is sound", path.display())?;
         }
