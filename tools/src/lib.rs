@@ -74,12 +74,27 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         keeperkit log DATA_DIR\n  \
         keeperkit log DATA_DIR/version-2/log.1cb --json\n  \
-        keeperkit log DATA_DIR --from 0x100 --to 0x120")]
+        keeperkit log DATA_DIR --from 0x100 --to 0x120\n  \
+        keeperkit log /var/lib/clickhouse/coordination --from 1000 --to 1010 --json\n\n\
+        ClickHouse Keeper and native logs are addressed by log index (decimal); a Keeper \
+        entry shows its request (op, session, xid, paths) and the zxid and digest the \
+        leader stored with it; its `result` is null (Keeper logs requests, not results).")]
     Log(LogArgs),
     /// Describe a data directory or file: dialect, files, ranges, gaps, checksums.
+    #[command(after_help = "Examples:\n  \
+        keeperkit inspect /var/lib/zookeeper\n  \
+        keeperkit inspect /var/lib/clickhouse/coordination --json\n  \
+        keeperkit inspect /var/lib/clickhouse/coordination/snapshots/snapshot_100000.bin.zstd\n\n\
+        On ClickHouse Keeper data it also shows the startup plan Keeper would follow \
+        (reserved_log_items 100000, compress_logs false): the files it reads, what it sets \
+        aside or deletes, where it resumes writing.\n\
+        Exit status 1 when it found damage (`keeperkit verify` lists every problem).")]
     Inspect(InspectArgs),
     /// Check every checksum, digest, sequence and cross-file invariant.
-    #[command(after_help = "Exit status 0 when everything checks out, 1 when a problem was \
+    #[command(after_help = "Examples:\n  \
+        keeperkit verify /var/lib/zookeeper\n  \
+        keeperkit verify /var/lib/clickhouse/coordination --json\n\n\
+        Exit status 0 when everything checks out, 1 when a problem was \
         found (each is listed with file, offset and kind), 2 on an I/O or usage error.")]
     Verify(VerifyArgs),
     /// Node-by-node differences between two states (any dialects).
@@ -96,7 +111,8 @@ pub enum Command {
     /// default only says what it would do.
     #[command(after_help = "Examples:\n  \
         keeperkit repair /var/lib/keeperkit/wal            (dry run: what would be done)\n  \
-        keeperkit repair /var/lib/keeperkit/wal --apply --backup /root/wal-backup\n\n\
+        keeperkit repair /var/lib/keeperkit/wal --apply --backup /root/wal-backup\n  \
+        keeperkit repair /var/lib/clickhouse/coordination --apply   (only what Keeper does at startup)\n\n\
         repair never recomputes a checksum over bad bytes and never touches damage that \
         could hold acknowledged data; it moves everything it removes into the backup \
         directory first.\n\
