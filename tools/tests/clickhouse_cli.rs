@@ -618,3 +618,64 @@ fn a_torn_file_keeper_already_wrote_past_needs_no_repair() {
         .collect();
     assert_eq!(idx, (1..=15).collect::<Vec<_>>());
 }
+
+#[test]
+fn undecodable_entries_and_unknown_record_versions_name_file_offset_and_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("coordination");
+    std::fs::create_dir_all(dir.join("snapshots")).unwrap();
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let fs = StdFs;
+    let mut w = ChangelogWriter::new(
+        &fs,
+        &logs,
+        WriterOptions { rotate_interval: 10, compress: false, sync: false },
+    );
+    for i in 1..=5 {
+        let r = if i == 3 {
+            // A sound checksum over a blob that is no Keeper request.
+            ChangelogRecord::new(3, 1, VALUE_TYPE_APP_LOG, vec![0xff; 16])
+        } else {
+            record(i)
+        };
+        w.append(&r).unwrap();
+    }
+    w.finish().unwrap();
+    let file = logs.join("changelog_1_10.bin");
+    let f = read_file(&StdFs, &file, ReadOptions::default()).unwrap();
+    let r3 = f.records[2].offset;
+    let out = run(&["verify", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let p = problems_of(&json(&out));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0]["severity"], "error");
+    assert_eq!(p[0]["file"], s(&file));
+    assert_eq!(p[0]["index"], 3);
+    assert!(p[0]["offset"].as_u64().unwrap() >= r3 + 37, "{}", p[0]);
+    assert!(p[0]["message"].as_str().unwrap().contains("Failed to preprocess"), "{}", p[0]);
+    let e = lines(&run(&["log", s(&dir), "--json"]));
+    assert_eq!(e.len(), 5);
+    assert_eq!(e[2]["op"], "Undecodable");
+    assert!(e[2]["error"].is_string());
+
+    // A record version Keeper does not know: it aborts at startup.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let v2 = usize::try_from(f.records[1].offset).unwrap() + 8;
+    bytes[v2] = 3;
+    std::fs::write(&file, &bytes).unwrap();
+    let out = run(&["verify", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let p = problems_of(&json(&out));
+    assert_eq!(p[0]["kind"], "unsupported_version");
+    assert_eq!(p[0]["file"], s(&file));
+    assert_eq!(p[0]["offset"], v2);
+    assert_eq!(p[0]["index"], 2);
+    let v = json(&run(&["inspect", s(&dir), "--json"]));
+    assert!(v["startup"]["refusal"].is_string(), "{v}");
+    let before = tree_bytes(&dir);
+    let out = run(&["repair", s(&dir), "--apply", "--backup", s(&tmp.path().join("b"))]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("refused"));
+    assert_eq!(tree_bytes(&dir), before);
+}
