@@ -47,10 +47,12 @@ use keeperkit_wal::native::{
 mod error;
 pub mod layout;
 mod recover;
+pub mod server_state;
 
 pub use error::EngineError;
 pub use recover::{
-    recover_readonly, recover_readonly_in, ReadOnlyState, ReplayEnd, SkippedSnapshot,
+    config_entry, parse_config_entry, recover_readonly, recover_readonly_in, ReadOnlyState,
+    ReplayEnd, SkippedSnapshot, CONFIG_ENTRY_HEADER_LEN, CONFIG_ENTRY_TYPE,
 };
 
 use crate::native_snapshot::{load_tree, save_tree, SnapshotPosition};
@@ -146,12 +148,19 @@ pub struct OpenReport {
     pub replayed: u64,
     /// The position the state is at after opening.
     pub applied: LogPosition,
+    /// A `server-state.tmp` left by a crash was removed.
+    pub removed_server_state_tmp: bool,
 }
 
 struct Live {
     tree: DataTree,
     applied: LogPosition,
+    /// The cluster configuration: the last config entry applied, or the snapshot's.
+    config: Vec<u8>,
 }
+
+/// The commit hint and, once opened, its file.
+type CommitHint = (Option<LogPosition>, Option<Arc<dyn keeperkit_vfs::File>>);
 
 struct Inner {
     fs: Arc<dyn FileSystem>,
@@ -165,6 +174,10 @@ struct Inner {
     snap_lock: Mutex<()>,
     /// Serializes [`NativeEngine::write`] (append then apply, in index order).
     write_lock: Mutex<()>,
+    /// The server state ([`server_state`]), serialized with its writes.
+    server_state: Mutex<Vec<u8>>,
+    /// The commit hint as read at open, then as last set; and its file once opened.
+    commit_hint: Mutex<CommitHint>,
     report: OpenReport,
 }
 
@@ -199,6 +212,7 @@ impl Inner {
         &self,
         view: &DataTree,
         pos: LogPosition,
+        config: Vec<u8>,
     ) -> Result<SnapshotInfo, EngineError> {
         let name = snapshot_file_name(pos.index);
         let path = self.snap_dir.join(&name);
@@ -208,7 +222,7 @@ impl Inner {
                 let sp = SnapshotPosition {
                     last_index: pos.index,
                     last_term: pos.term,
-                    cluster_config: Vec::new(),
+                    cluster_config: config,
                 };
                 let w = save_tree(
                     &*self.fs,
@@ -292,6 +306,9 @@ impl NativeEngine {
             fs.sync_dir(&dir).map_err(io(&dir))?;
         }
         report.removed_temp_files = remove_temp_files(&*fs, &snap_dir)?;
+        report.removed_server_state_tmp = server_state::remove_state_tmp(&*fs, &dir)?;
+        let state = server_state::read_state(&*fs, &dir)?;
+        let hint = server_state::read_hint(&*fs, &dir);
 
         let wal_dir = dir.join(WAL_DIR);
         let wal = NativeWal::open(fs.clone(), opts.wal_options())?;
@@ -299,6 +316,7 @@ impl NativeEngine {
 
         let start = recover::choose_snapshot(&*fs, &snap_dir, wal.purged_index())?;
         let mut tree = start.tree;
+        let mut config = start.cluster_config;
         let mut applied = start.position;
         report.snapshot = start.snapshot;
         report.skipped_snapshots = start.skipped;
@@ -346,7 +364,8 @@ impl NativeEngine {
         if to > s {
             let mut failure = None;
             wal.read_range_with(s + 1..to + 1, |e| {
-                match recover::apply_payload(&mut tree, &wal_dir, e.index, &e.payload) {
+                match recover::apply_payload(&mut tree, &mut config, &wal_dir, e.index, &e.payload)
+                {
                     Ok(_) => {
                         applied = LogPosition { index: e.index, term: e.term };
                         report.replayed += 1;
@@ -371,9 +390,11 @@ impl NativeEngine {
                 wal_dir,
                 opts,
                 wal,
-                live: RwLock::new(Live { tree, applied }),
+                live: RwLock::new(Live { tree, applied, config }),
                 snap_lock: Mutex::new(()),
                 write_lock: Mutex::new(()),
+                server_state: Mutex::new(state),
+                commit_hint: Mutex::new((hint, None)),
                 report,
             }),
         })
@@ -405,10 +426,70 @@ impl NativeEngine {
         }
         let mut out = Vec::with_capacity(payloads.len());
         for (index, p) in range.zip(payloads) {
-            out.push(recover::apply_payload(&mut live.tree, &self.inner.wal_dir, index, p)?);
+            let live = &mut *live;
+            out.push(recover::apply_payload(
+                &mut live.tree,
+                &mut live.config,
+                &self.inner.wal_dir,
+                index,
+                p,
+            )?);
             live.applied = LogPosition { index, term };
         }
         Ok(out)
+    }
+
+    /// The cluster configuration (the last [config entry](config_entry) applied, or
+    /// the one of the snapshot the state comes from; empty if none) and the position
+    /// the state is at, read together.
+    pub fn cluster_config(&self) -> (Vec<u8>, LogPosition) {
+        let live = self.inner.read();
+        (live.config.clone(), live.applied)
+    }
+
+    /// The cluster configuration stored in the snapshot covering `index` (its
+    /// metadata only is read).
+    pub fn snapshot_cluster_config(&self, index: u64) -> Result<Vec<u8>, EngineError> {
+        let p = self.inner.snap_dir.join(snapshot_file_name(index));
+        Ok(keeperkit_snapshot::native::inspect_snapshot(&*self.inner.fs, &p)?.meta.cluster_config)
+    }
+
+    /// The server state: opaque bytes kept in `DIR/server-state` (empty if never
+    /// set), e.g. a Raft vote.
+    pub fn server_state(&self) -> Vec<u8> {
+        lock(&self.inner.server_state).clone()
+    }
+
+    /// Replaces the server state atomically; durable when the call returns
+    /// (temporary file, fsync, rename, directory fsync). Callers are serialized.
+    pub fn set_server_state(&self, bytes: &[u8]) -> Result<(), EngineError> {
+        let mut s = lock(&self.inner.server_state);
+        server_state::write_state(&*self.inner.fs, &self.inner.dir, bytes)?;
+        bytes.clone_into(&mut s);
+        Ok(())
+    }
+
+    /// The commit hint: the last position given to [`NativeEngine::set_commit_hint`],
+    /// or what `DIR/commit-hint` held at open. It is never synced, so after a crash it
+    /// may be older than the last one set, or missing (`None`); it may also be ahead
+    /// of the durable log (its write can reach the disk before the log's), so a
+    /// reader checks it against the log.
+    pub fn commit_hint(&self) -> Option<LogPosition> {
+        lock(&self.inner.commit_hint).0
+    }
+
+    /// Records the commit position in `DIR/commit-hint` (one small in-place write,
+    /// no fsync).
+    pub fn set_commit_hint(&self, pos: LogPosition) -> Result<(), EngineError> {
+        let mut h = lock(&self.inner.commit_hint);
+        if h.1.is_none() {
+            h.1 = Some(server_state::open_hint(&*self.inner.fs, &self.inner.dir)?);
+        }
+        if let Some(f) = &h.1 {
+            server_state::write_hint(&**f, &self.inner.dir, pos)?;
+        }
+        h.0 = Some(pos);
+        Ok(())
     }
 
     /// Runs `f` on the live tree under the read lock.
@@ -474,8 +555,10 @@ impl StateMachine for NativeEngine {
                 entry.index, live.applied.index
             )));
         }
+        let live = &mut *live;
         let r = recover::apply_payload(
             &mut live.tree,
+            &mut live.config,
             &self.inner.wal_dir,
             entry.index,
             entry.payload,
@@ -522,13 +605,16 @@ impl StateMachine for NativeEngine {
 
 impl SnapshotStore for NativeEngine {
     fn start_snapshot(&self) -> Result<SnapshotTicket, EngineError> {
-        let (view, pos) = self.view();
+        let (view, pos, config) = {
+            let live = self.inner.read();
+            (live.tree.clone(), live.applied, live.config.clone())
+        };
         let inner = self.inner.clone();
         let handle = std::thread::Builder::new()
             .name("keeperkit-snapshot".into())
             .spawn(move || {
                 let _s = lock(&inner.snap_lock);
-                inner.write_snapshot(&view, pos)
+                inner.write_snapshot(&view, pos, config)
             })
             .map_err(|e| EngineError::Io { path: self.inner.snap_dir.clone(), source: e })?;
         Ok(SnapshotTicket { position: pos, handle: Some(handle), ready: None })
@@ -604,6 +690,7 @@ impl SnapshotStore for NativeEngine {
             let mut live = inner.write();
             live.tree = loaded.tree;
             live.applied = pos;
+            live.config = loaded.meta.cluster_config.clone();
         }
         inner.retire()?;
         Ok(SnapshotInfo {

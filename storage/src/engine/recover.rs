@@ -26,8 +26,41 @@ pub struct SkippedSnapshot {
 pub(crate) struct Start {
     pub tree: DataTree,
     pub position: LogPosition,
+    /// The snapshot's cluster configuration (empty for the initial tree).
+    pub cluster_config: Vec<u8>,
     pub snapshot: Option<SnapshotInfo>,
     pub skipped: Vec<SkippedSnapshot>,
+}
+
+/// Length of the header of a cluster-config entry ([`config_entry`]).
+pub const CONFIG_ENTRY_HEADER_LEN: usize = 32;
+/// The value in the jute `type` field (bytes 28..32, big-endian) that marks a
+/// cluster-config entry: ASCII `KKCF`. No ZooKeeper or Keeper txn has this type.
+pub const CONFIG_ENTRY_TYPE: i32 = 0x4B4B_4346;
+const CONFIG_ENTRY_MAGIC: &[u8; 4] = b"KKCF";
+
+/// The WAL payload of a cluster-config entry: a 32-byte header shaped like a jute
+/// `TxnHeader` (bytes 0..4 `KKCF`, bytes 4..28 zero, bytes 28..32 the type
+/// [`CONFIG_ENTRY_TYPE`]) followed by the configuration bytes (opaque: a Raft
+/// membership, a ZooKeeper dynamic config). Applying one replaces the engine's cluster
+/// configuration (written into every snapshot) and leaves the tree alone.
+pub fn config_entry(config: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(CONFIG_ENTRY_HEADER_LEN + config.len());
+    out.extend_from_slice(CONFIG_ENTRY_MAGIC);
+    out.resize(28, 0);
+    out.extend_from_slice(&CONFIG_ENTRY_TYPE.to_be_bytes());
+    out.extend_from_slice(config);
+    out
+}
+
+/// The configuration bytes of a cluster-config entry, or `None` if `payload` is not
+/// one (a jute txn, or empty).
+pub fn parse_config_entry(payload: &[u8]) -> Option<&[u8]> {
+    let header = payload.get(..CONFIG_ENTRY_HEADER_LEN)?;
+    let is_config = header[..4] == CONFIG_ENTRY_MAGIC[..]
+        && header[4..28].iter().all(|&b| b == 0)
+        && header[28..] == CONFIG_ENTRY_TYPE.to_be_bytes();
+    is_config.then(|| &payload[CONFIG_ENTRY_HEADER_LEN..])
 }
 
 /// Loads the newest snapshot that is intact (every checksum, node count and digest),
@@ -54,7 +87,13 @@ pub(crate) fn choose_snapshot(
                     node_count: loaded.meta.node_count,
                     file_len,
                 };
-                return Ok(Start { tree: loaded.tree, position, snapshot: Some(info), skipped });
+                return Ok(Start {
+                    tree: loaded.tree,
+                    position,
+                    cluster_config: loaded.meta.cluster_config,
+                    snapshot: Some(info),
+                    skipped,
+                });
             }
             Err(e) => skipped.push(SkippedSnapshot { path: path.clone(), reason: e.to_string() }),
         }
@@ -66,17 +105,29 @@ pub(crate) fn choose_snapshot(
         }
         .into());
     }
-    Ok(Start { tree: DataTree::new(), position: LogPosition::default(), snapshot: None, skipped })
+    Ok(Start {
+        tree: DataTree::new(),
+        position: LogPosition::default(),
+        cluster_config: Vec::new(),
+        snapshot: None,
+        skipped,
+    })
 }
 
-/// Decodes and applies one logged entry to `tree`.
+/// Decodes and applies one logged entry: a txn to `tree`, a cluster-config entry to
+/// `config`; an empty payload is a no-op.
 pub(crate) fn apply_payload(
     tree: &mut DataTree,
+    config: &mut Vec<u8>,
     wal_dir: &Path,
     index: u64,
     payload: &[u8],
 ) -> Result<keeperkit_tree::TxnResult, EngineError> {
     if payload.is_empty() {
+        return Ok(keeperkit_tree::TxnResult::Ok);
+    }
+    if let Some(c) = parse_config_entry(payload) {
+        c.clone_into(config);
         return Ok(keeperkit_tree::TxnResult::Ok);
     }
     let txn = Txn::decode_from(payload).map_err(|e| {
@@ -158,7 +209,7 @@ pub fn recover_readonly_in(
     } else {
         0
     };
-    let Start { mut tree, mut position, snapshot, skipped } =
+    let Start { mut tree, mut position, mut cluster_config, snapshot, skipped } =
         choose_snapshot(fs, snap_dir, purged)?;
     let mut replayed = 0;
     let mut end = ReplayEnd::Complete;
@@ -171,7 +222,7 @@ pub fn recover_readonly_in(
                         end = ReplayEnd::Gap { expected: position.index + 1, found: e.index };
                         break;
                     }
-                    apply_payload(&mut tree, &wal_dir, e.index, &e.payload)?;
+                    apply_payload(&mut tree, &mut cluster_config, &wal_dir, e.index, &e.payload)?;
                     position = LogPosition { index: e.index, term: e.term };
                     replayed += 1;
                 }
