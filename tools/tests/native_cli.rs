@@ -221,3 +221,31 @@ fn repair_moves_a_partial_snapshot_of_a_data_directory_to_the_backup() {
     assert_eq!(out.status.code(), Some(0), "sound now: {}", stdout(&out));
     assert_eq!(run(&["dump", d]).status.code(), Some(0));
 }
+
+#[test]
+fn log_names_config_and_blank_entries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    let mut opts = NativeWalOptions::new(&dir);
+    opts.sync = SyncPolicy::Never;
+    let wal = NativeWal::open(Arc::new(keeperkit_vfs::StdFs), opts).unwrap();
+    let config = keeperkit_storage::engine::config_entry(b"{\"voters\":[1,2,3]}");
+    wal.append_next(1, &[&config[..]]).unwrap();
+    wal.append_next(1, &[&b""[..]]).unwrap();
+    wal.append_next(1, &[&b"not a txn"[..]]).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let out = run(&["log", dir.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let kinds: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(v["txn"].is_null(), "{v}");
+            v["kind"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["config", "noop", "opaque"]);
+    let text = stdout(&run(&["log", dir.to_str().unwrap()]));
+    assert!(text.contains("config"), "{text}");
+}

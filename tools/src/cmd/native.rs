@@ -36,6 +36,9 @@ pub struct JsonNativeEntry {
     index: u64,
     term: u64,
     payload_len: usize,
+    /// `txn` (a ZooKeeper txn), `config` (a cluster-config entry, e.g. an openraft
+    /// membership), `noop` (an empty payload: a Raft blank entry) or `opaque`.
+    kind: &'static str,
     /// When the payload is a keeperkit tree txn: its decoded form.
     txn: Option<super::log::JsonEntry>,
 }
@@ -73,12 +76,20 @@ pub fn log(
             }
         };
         printed += 1;
-        let txn = Txn::decode_from(&e.payload).ok();
+        let config = keeperkit_storage::engine::parse_config_entry(&e.payload);
+        let txn = if config.is_some() { None } else { Txn::decode_from(&e.payload).ok() };
+        let kind = match (&txn, config) {
+            (Some(_), _) => "txn",
+            (None, Some(_)) => "config",
+            (None, None) if e.payload.is_empty() => "noop",
+            (None, None) => "opaque",
+        };
         if json {
             let j = JsonNativeEntry {
                 index: e.index,
                 term: e.term,
                 payload_len: e.payload.len(),
+                kind,
                 txn: txn.as_ref().map(|t| super::log::zk_entry(&dir.display().to_string(), 0, t)),
             };
             super::json_line(out, &j)?;
@@ -96,9 +107,14 @@ pub fn log(
                         j.detail
                     )?;
                 }
-                None => {
-                    writeln!(out, "{:>10} term {:<6} {} bytes", e.index, e.term, e.payload.len())?
-                }
+                None => writeln!(
+                    out,
+                    "{:>10} term {:<6} {:<16} {} bytes",
+                    e.index,
+                    e.term,
+                    kind,
+                    e.payload.len()
+                )?,
             }
         }
     }
