@@ -262,13 +262,7 @@ impl DataTree {
     pub(crate) fn delete_node(&mut self, path: &str, zxid: i64) -> Result<(), ErrorCode> {
         let (parent_path, name) = split(path).ok_or(ErrorCode::BadArguments)?;
         let parent = self.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
-        let mut removed = None;
-        if let Some(set) = self.children.get_mut(&parent) {
-            removed = set.remove(&self.nodes, name.as_bytes());
-            if set.len() == 0 {
-                self.children.remove(&parent);
-            }
-        }
+        let removed = self.unlink_child(parent, parent_path, name.as_bytes());
         let raise = zxid > self.nodes[parent as usize].f.pzxid;
         if raise || removed.is_some() {
             let n = self.num_children(parent);

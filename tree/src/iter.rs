@@ -113,7 +113,8 @@ impl DataTree {
 
     /// Checks every internal invariant in O(n log n): children sets sorted and holding
     /// live nodes only, node count and free list, the running digest,
-    /// ACL reference counts, the ephemeral index, and (when `zookeeper_cversion`) the
+    /// the running Keeper digest (when enabled), ACL reference counts, the ephemeral
+    /// index, and (when `zookeeper_cversion`) the
     /// client cversion relation `cversion == 2 * seq - numChildren` of ZooKeeper-loaded
     /// trees. Returns the first violation found.
     pub fn check_consistency(&self, zookeeper_cversion: bool) -> Result<(), String> {
@@ -173,6 +174,12 @@ impl DataTree {
         }
         if sum != self.digest {
             return Err(format!("running digest {:#x}, recomputed {sum:#x}", self.digest));
+        }
+        if let Some(kd) = self.kd {
+            let full = self.compute_keeper_digest(kd.version);
+            if full != kd.value {
+                return Err(format!("running Keeper digest {:#x}, recomputed {full:#x}", kd.value));
+            }
         }
         let usage: BTreeMap<u32, u64> = self.acls.usage().into_iter().collect();
         if usage != acl_refs {

@@ -22,6 +22,12 @@
 //!   sessions and their ephemerals, [`DataTree::for_each_preorder`] (parents first, for
 //!   snapshot writers) and [`DataTree::for_each_sorted`] (full-path byte order, for
 //!   dumps and diffs).
+//! - ClickHouse Keeper: [`DataTree::apply_keeper_entry`] executes a Keeper changelog
+//!   entry with Keeper's own semantics (module [`keeper`]: Keeper's cversion and
+//!   `seq_num` rules, ACL checks against the session's auth ids, all-or-nothing
+//!   multis, SessionID / Close / Auth), and, once enabled, Keeper's SipHash tree
+//!   digest is kept up to date next to ZooKeeper's ([`DataTree::keeper_digest`],
+//!   [`DataTree::check_entry_digest`]).
 //! - Digests: ZooKeeper's tree digest (§9) kept up to date on every change, so
 //!   [`DataTree::digest`] is O(1) and can be compared with every `TxnDigest` of a log;
 //!   [`DataTree::compute_digest`] recomputes it from scratch.
@@ -154,9 +160,14 @@ mod children;
 mod digest;
 mod error;
 mod iter;
+pub mod keeper;
 mod node;
 mod tree;
 
 pub use apply::TxnResult;
 pub use error::TreeError;
+pub use keeper::{
+    keeper_digest_id, DigestCheck, KeeperApplyError, KeeperExecOptions, KeeperOutcome,
+    KeeperResponse,
+};
 pub use tree::{DataTree, NodeRef, SessionInfo};

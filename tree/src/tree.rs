@@ -16,6 +16,7 @@ use crate::acl::AclTable;
 use crate::children::{ChildSet, Slot};
 use crate::digest::{contribution, digest_path};
 use crate::error::TreeError;
+use crate::keeper::digest::KeeperDigestState;
 use crate::node::{new_blob, AclId, Blob, Fields, Node, NodeId, ACL_FREE, NO_NODE};
 
 /// Hasher for node ids in the children side table: a splitmix64 finaliser, so that
@@ -69,6 +70,15 @@ pub struct DataTree {
     /// Running digest: wrapping sum of every node's digest term.
     pub(crate) digest: u64,
     pub(crate) last_zxid: Zxid,
+    /// The zxid last set by [`DataTree::set_last_processed_zxid`] (a loaded snapshot's):
+    /// Keeper accepts one entry with a zxid not above it (`preprocessRequest`).
+    pub(crate) loaded_zxid: Zxid,
+    /// Keeper's running SipHash tree digest, when enabled (`keeper/digest.rs`).
+    pub(crate) kd: Option<KeeperDigestState>,
+    /// Keeper's `session_id_counter`: the next id a SessionID request gets.
+    pub(crate) session_id_counter: i64,
+    /// Keeper's per-session auth ids (`committed_session_and_auth`), in the order added.
+    pub(crate) auths: OrdMap<i64, Vec<Id>>,
     /// Shared blob parked in free slots (ACL id [`ACL_FREE`]).
     pub(crate) free_blob: Blob,
     /// Where the last loaded node was (a loading accelerator; not part of the state).
@@ -161,6 +171,16 @@ pub(crate) fn session_owner(owner: i64) -> Option<i64> {
     match EphemeralOwner::decode(owner) {
         EphemeralOwner::Session(s) => Some(s),
         _ => None,
+    }
+}
+
+/// The path Keeper hashes for a node: `/` for the root (`""` or `"/"`), else as is.
+#[inline]
+pub(crate) fn keeper_path(path: &str) -> &[u8] {
+    if path.is_empty() {
+        b"/"
+    } else {
+        path.as_bytes()
     }
 }
 
@@ -264,6 +284,10 @@ impl DataTree {
             ephemerals: OrdSet::new(),
             digest: 0,
             last_zxid: Zxid::ZERO,
+            loaded_zxid: Zxid::ZERO,
+            kd: None,
+            session_id_counter: 1,
+            auths: OrdMap::new(),
             free_blob: new_blob(ACL_FREE, b"", None),
             cursor: LoadCursor::default(),
         }
@@ -378,9 +402,13 @@ impl DataTree {
         }
         if zk {
             let n = self.num_children(parent);
+            // The client cversion is not part of ZooKeeper's digest but is part of
+            // Keeper's.
+            let kpath = keeper_path(parent_path);
+            self.kd_sub(parent, kpath);
             let p = &mut self.nodes[parent as usize];
-            // The client cversion is not part of the digest: no digest update.
             p.f.cversion = client_cversion(p.f.seq, n);
+            self.kd_add(parent, kpath);
         }
         Ok(())
     }
@@ -453,6 +481,7 @@ impl DataTree {
         let term = contribution(digest_path(path), node);
         let owner = node.f.owner;
         self.digest = self.digest.wrapping_add(u64::from(term));
+        self.kd_add(id, keeper_path(path));
         self.attach_owner(path, owner);
         self.live += 1;
     }
@@ -499,6 +528,9 @@ impl DataTree {
     ) -> NodeId {
         let id = self.alloc(Node { f, blob: new_blob(acl, name.as_bytes(), data) });
         self.attach(id, path);
+        // The parent's child count is part of its Keeper digest term.
+        let parent_kpath = keeper_path(split(path).map_or("", |(p, _)| p));
+        self.kd_sub(parent, parent_kpath);
         match (slot, self.children.get_mut(&parent)) {
             (Some(slot), Some(set)) => set.insert_at(slot, id),
             (None, None) => {
@@ -506,17 +538,43 @@ impl DataTree {
             }
             _ => unreachable!("stale vacancy for a child of node {parent}"),
         }
+        self.kd_add(parent, parent_kpath);
         id
     }
 
     /// Changes a node in place and updates the digest. `digest_path` is the node's
     /// digest path (`""` for the root).
     pub(crate) fn modify(&mut self, id: NodeId, digest_path: &[u8], f: impl FnOnce(&mut Node)) {
+        let kpath = if digest_path.is_empty() { b"/" } else { digest_path };
+        self.kd_sub(id, kpath);
         let node = &mut self.nodes[id as usize];
         let old = contribution(digest_path, node);
         f(node);
         let new = contribution(digest_path, node);
         self.digest = self.digest.wrapping_sub(u64::from(old)).wrapping_add(u64::from(new));
+        self.kd_add(id, kpath);
+    }
+
+    /// Removes the child `name` of `parent` (at `parent_path`, `""` for the root) from
+    /// its children set, keeping the parent's Keeper digest term current. The child
+    /// itself is not freed.
+    pub(crate) fn unlink_child(
+        &mut self,
+        parent: NodeId,
+        parent_path: &str,
+        name: &[u8],
+    ) -> Option<NodeId> {
+        let kpath = keeper_path(parent_path);
+        self.kd_sub(parent, kpath);
+        let mut removed = None;
+        if let Some(set) = self.children.get_mut(&parent) {
+            removed = set.remove(&self.nodes, name);
+            if set.len() == 0 {
+                self.children.remove(&parent);
+            }
+        }
+        self.kd_add(parent, kpath);
+        removed
     }
 
     /// Frees `id`, at `path`, and every node below it (iteratively: depth is bounded
@@ -524,6 +582,8 @@ impl DataTree {
     pub(crate) fn drop_subtree(&mut self, id: NodeId, path: &str) {
         let mut stack = vec![(id, path.to_owned())];
         while let Some((id, path)) = stack.pop() {
+            // Its Keeper term counts its children: take it out before they go.
+            self.kd_sub(id, keeper_path(&path));
             if let Some(set) = self.children.remove(&id) {
                 for c in set.iter() {
                     let name = name_str(&self.nodes[c as usize]);
@@ -535,7 +595,7 @@ impl DataTree {
     }
 
     /// Returns the slot of the node at `path` to the free list, releasing what it
-    /// counted.
+    /// counted (its Keeper digest term was taken out by the caller).
     fn free(&mut self, id: NodeId, path: &str) {
         // The load cursor may name this id.
         self.cursor.clear();
@@ -618,6 +678,7 @@ impl DataTree {
     /// Sets `lastProcessedZxid` (after loading a snapshot: the zxid in its name).
     pub fn set_last_processed_zxid(&mut self, z: Zxid) {
         self.last_zxid = z;
+        self.loaded_zxid = z;
     }
 
     /// The running tree digest (spec §9), in O(1).
