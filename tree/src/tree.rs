@@ -529,8 +529,11 @@ impl DataTree {
         let id = self.alloc(Node { f, blob: new_blob(acl, name.as_bytes(), data) });
         self.attach(id, path);
         // The parent's child count is part of its Keeper digest term.
-        let parent_kpath = keeper_path(split(path).map_or("", |(p, _)| p));
-        self.kd_sub(parent, parent_kpath);
+        let keeper = self.kd.is_some();
+        let parent_kpath = if keeper { split(path).map_or("", |(p, _)| p) } else { "" };
+        if keeper {
+            self.kd_sub(parent, keeper_path(parent_kpath));
+        }
         match (slot, self.children.get_mut(&parent)) {
             (Some(slot), Some(set)) => set.insert_at(slot, id),
             (None, None) => {
@@ -538,7 +541,9 @@ impl DataTree {
             }
             _ => unreachable!("stale vacancy for a child of node {parent}"),
         }
-        self.kd_add(parent, parent_kpath);
+        if keeper {
+            self.kd_add(parent, keeper_path(parent_kpath));
+        }
         id
     }
 
