@@ -880,12 +880,6 @@ impl DataTree {
         subs: &[KeeperRequest],
         ctx: &Ctx<'_>,
     ) -> Result<KeeperOutcome, KeeperApplyError> {
-        if ctx.opts.check_acl && !subs.iter().all(|s| self.keeper_check_auth(s, ctx.session)) {
-            return Ok(KeeperOutcome::MultiFailed {
-                multi_error: ErrorCode::NoAuth,
-                results: vec![ErrorCode::Ok; subs.len()],
-            });
-        }
         if let Some(sub) = subs.iter().find(|s| {
             !matches!(
                 s,
@@ -902,6 +896,12 @@ impl DataTree {
                 "{} inside a Multi (Keeper's decoder refuses it)",
                 sub.name()
             )));
+        }
+        if ctx.opts.check_acl && !subs.iter().all(|s| self.keeper_check_auth(s, ctx.session)) {
+            return Ok(KeeperOutcome::MultiFailed {
+                multi_error: ErrorCode::NoAuth,
+                results: vec![ErrorCode::Ok; subs.len()],
+            });
         }
         // O(1): the tree is persistent. Restoring it undoes everything, bit for bit.
         let before = self.clone();

@@ -35,10 +35,11 @@
 //! # What it deliberately does not do
 //!
 //! No I/O, no codecs, no threads, no clocks: bytes in and out belong to `snapshot` and
-//! `wal`, recovery policy to `storage`. It does not validate client requests
+//! `wal`, recovery policy to `storage`. [`DataTree::apply`] does not validate client requests
 //! (versions, ACL permissions, ephemeral parents, sequential names): it applies txns
 //! the leader already validated, and for replay over fuzzy snapshots it tolerates what
-//! ZooKeeper tolerates. It does not check ZooKeeper's path character rules on loaded
+//! ZooKeeper tolerates. (Keeper logs requests, not txns: there
+//! [`DataTree::apply_keeper_entry`] does the validation Keeper does.) It does not check ZooKeeper's path character rules on loaded
 //! data (ZooKeeper does not either), only the shape (`/`-prefixed, no empty names) and
 //! the limits.
 //!
