@@ -154,7 +154,10 @@ done
 echo "live-interop: ${#SETS[@]} sets in $((SECONDS - START)) s; ${#FAILED[@]} failed${FAILED[*]:+: ${FAILED[*]}}"
 
 # The reverse direction: keeperkit convert --to zookeeper, served by a real ZooKeeper.
-if ! KEEPERKIT="$KEEPERKIT" "$HERE/live-roundtrip.sh" --no-build "${SETS[@]}"; then
-  FAILED+=("live-roundtrip")
-fi
+# Through native, then through ClickHouse Keeper.
+for via in native clickhouse; do
+  if ! KEEPERKIT="$KEEPERKIT" "$HERE/live-roundtrip.sh" --no-build --via "$via" "${SETS[@]}"; then
+    FAILED+=("live-roundtrip-$via")
+  fi
+done
 [ ${#FAILED[@]} -eq 0 ]

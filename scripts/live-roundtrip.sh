@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# live-roundtrip.sh [--no-build] [--keep] [SET...]
+# live-roundtrip.sh [--no-build] [--keep] [--via native|clickhouse] [SET...]
 #
 # Live check of `keeperkit convert --to zookeeper` against the real Apache ZooKeeper
 # 3.8.0 (Debian package). For every fixture set in testdata/zookeeper-3.8.0/ (or the
 # SETs named):
 #
 #   1. converts the set ZooKeeper -> native (`convert --to native`) -> ZooKeeper
-#      (`convert NATIVE --to zookeeper`); when the native directory cannot be read back
-#      yet, ZooKeeper -> ZooKeeper (compaction) instead, and says so;
+#      (`convert NATIVE --to zookeeper`); with --via clickhouse, ZooKeeper ->
+#      ClickHouse Keeper (`--to clickhouse --lossy --clickhouse-version 8`) ->
+#      ZooKeeper instead, and the reference below is `keeperkit dump` of the Keeper
+#      directory, which must equal the source except for the null values the
+#      conversion reported as stored empty (scripts/lib/compare_dumps.py --null-as-empty);
 #   2. runs ZooKeeper's own SnapshotFormatter on our snapshot (must print it, exit 0);
 #   3. starts ZooKeeper on the converted directory (127.0.0.1, like live-interop.sh; the
 #      quorum set as an ensemble of one), checks that it loaded our zxid, reads every
@@ -40,10 +43,11 @@ ROOT="$(cd "$HERE/.." && pwd)"
 . "$HERE/lib/zkserver.sh"
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 
-BUILD=1 KEEP=0 SETS=()
+BUILD=1 KEEP=0 SETS=() VIA=native
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) BUILD=0; shift;;
+    --via) VIA="$2"; shift 2;;
     --keep) KEEP=1; shift;;
     -h|--help) usage 0;;
     -*) echo "live-roundtrip: unknown option $1" >&2; usage 2;;
@@ -56,6 +60,7 @@ if [ ${#SETS[@]} -eq 0 ]; then
   for d in "$FIXTURES"/*/; do [ -d "$d/data/version-2" ] && SETS+=("$(basename "$d")"); done
 fi
 [ ${#SETS[@]} -gt 0 ] || { echo "live-roundtrip: no fixture sets under $FIXTURES" >&2; exit 2; }
+case "$VIA" in native|clickhouse) ;; *) echo "live-roundtrip: --via native or clickhouse, not $VIA" >&2; exit 2;; esac
 
 zk_check_deps
 if [ -n "${KEEPERKIT:-}" ]; then
@@ -96,6 +101,17 @@ newest_snapshot() {
 # sets ROUTE
 to_zookeeper() {
   local src="$1" out="$2" w; w="$(dirname "$out")"; mkdir -p "$w"; shift 2
+  if [ "$VIA" = clickhouse ]; then
+    ROUTE="ZooKeeper->ClickHouse->ZooKeeper"
+    if ! "$KEEPERKIT" convert "$src" "$w/ch" --to clickhouse --lossy --clickhouse-version 8 --json \
+        > "$w/convert-ch.json" 2> "$w/convert-ch.err"; then
+      echo "convert --to clickhouse failed:"; cat "$w/convert-ch.err"; return 1
+    fi
+    if ! "$KEEPERKIT" convert "$w/ch" "$out" --to zookeeper "$@" > "$w/convert-zk.out" 2>&1; then
+      echo "convert CLICKHOUSE --to zookeeper failed:"; cat "$w/convert-zk.out"; return 1
+    fi
+    return 0
+  fi
   ROUTE="ZooKeeper->native->ZooKeeper"
   if ! "$KEEPERKIT" convert "$src" "$w/native" --to native > "$w/convert-native.out" 2>&1; then
     echo "convert --to native failed:"; cat "$w/convert-native.out"; return 1
@@ -144,6 +160,18 @@ for set in "${SETS[@]}"; do
 
   "$KEEPERKIT" dump "$src" --json > "$w/keeperkit.jsonl" 2> "$w/keeperkit.err" \
     || { fail "$set" "keeperkit dump of the source failed: $(head -3 "$w/keeperkit.err")"; continue; }
+  if [ "$VIA" = clickhouse ]; then
+    # The Keeper directory as Keeper would serve it: the source, null values aside.
+    "$KEEPERKIT" dump "$w/ch" --json > "$w/ch.jsonl" 2> "$w/ch.err" \
+      || { fail "$set" "keeperkit dump of the ClickHouse directory failed: $(head -3 "$w/ch.err")"; continue; }
+    set +e
+    chk=$(python3 "$HERE/lib/compare_dumps.py" clickhouse "$w/ch.jsonl" source "$w/keeperkit.jsonl" \
+      --null-as-empty "$w/convert-ch.json")
+    chrc=$?
+    set -e
+    [ "$chrc" = 0 ] || { fail "$set" "the ClickHouse directory differs from the source: $chk"; continue; }
+    cp "$w/ch.jsonl" "$w/keeperkit.jsonl"
+  fi
 
   extra=() ignore=()
   if [ -f "$w/zk/version-2/acceptedEpoch" ]; then
@@ -244,5 +272,5 @@ else
   FAILED+=("open-session")
 fi
 
-echo "live-roundtrip: ${#SETS[@]} sets + open-session in $((SECONDS - START)) s; ${#FAILED[@]} failed${FAILED[*]:+: ${FAILED[*]}}"
+echo "live-roundtrip (via $VIA): ${#SETS[@]} sets + open-session in $((SECONDS - START)) s; ${#FAILED[@]} failed${FAILED[*]:+: ${FAILED[*]}}"
 [ ${#FAILED[@]} -eq 0 ]

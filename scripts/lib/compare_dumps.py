@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Compare two JSON Lines tree dumps (keeperkit dump --json / zk_dump_tree.py shape).
 
-usage: compare_dumps.py LABEL_A FILE_A LABEL_B FILE_B [--ignore PATH]... [--quiet]
+usage: compare_dumps.py LABEL_A FILE_A LABEL_B FILE_B [--ignore PATH]...
+                        [--null-as-empty CONVERT_JSON]
 
 Checks that each file is sorted by path bytes with no duplicates, then compares node by
 node (as JSON values, key order ignored). Prints "identical (N nodes)" or the FIRST
 difference: the path, which fields differ, and both lines; then how many nodes differ in
 all. Exit 0 identical, 1 different, 2 unreadable input.
+
+--null-as-empty CONVERT_JSON: the `keeperkit convert --json` report of a conversion
+whose target has no null values (ClickHouse Keeper): the nodes it lists as "null value
+stored as an empty value" must be null in FILE_B and are compared as empty ("").
 """
 import argparse
 import json
@@ -66,10 +71,22 @@ def main():
     ap.add_argument("label_b")
     ap.add_argument("file_b")
     ap.add_argument("--ignore", action="append", default=[])
+    ap.add_argument("--null-as-empty", metavar="CONVERT_JSON")
     args = ap.parse_args()
     ign = set(args.ignore)
     a = load(args.label_a, args.file_a, ign)
     b = load(args.label_b, args.file_b, ign)
+    if args.null_as_empty:
+        with open(args.null_as_empty) as f:
+            report = json.load(f)
+        nulls = [m[0] for m in report["mappings"] if m[1].startswith("null value")]
+        for p in nulls:
+            if p in ign:
+                continue
+            if p not in b or b[p].get("data") is not None:
+                print("%s: %r is reported as a null value but is not one in %s" % (args.null_as_empty, p, args.label_b))
+                return 1
+            b[p]["data"] = ""
     paths = sorted(set(a) | set(b), key=lambda s: s.encode("utf-8", "surrogatepass"))
     ndiff, first = 0, None
     only_a = only_b = 0
@@ -86,7 +103,10 @@ def main():
         if first is None:
             first = p
     if ndiff == 0:
-        print("identical (%d nodes%s)" % (len(a), ", ignoring " + ", ".join(sorted(ign)) if ign else ""))
+        nulls_note = ""
+        if args.null_as_empty:
+            nulls_note = ", %d null values read as empty" % len(nulls)
+        print("identical (%d nodes%s%s)" % (len(a), ", ignoring " + ", ".join(sorted(ign)) if ign else "", nulls_note))
         return 0
     p = first
     print("FIRST DIFFERENCE at %r:" % p)

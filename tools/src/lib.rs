@@ -122,10 +122,17 @@ pub enum Command {
     /// Write the state as a complete data directory of another dialect, atomically.
     #[command(after_help = "Examples:\n  \
         keeperkit convert /var/lib/zookeeper /var/lib/keeperkit --to native\n  \
-        keeperkit convert /var/lib/zookeeper /tmp/at-0x4cc --to native --at 0x4cc\n\n\
+        keeperkit convert /var/lib/zookeeper /tmp/at-0x4cc --to native --at 0x4cc\n  \
+        keeperkit convert /var/lib/zookeeper /var/lib/clickhouse-keeper --to clickhouse --lossy\n  \
+        keeperkit convert /var/lib/clickhouse/coordination /var/lib/keeperkit --to native\n  \
+        keeperkit convert /var/lib/keeperkit /tmp/keeper --to clickhouse --clickhouse-version 8\n\n\
         The destination must not exist. It is written under a temporary name, fsynced and \
         renamed: a failure leaves no half-written directory. Whatever the target cannot \
-        hold exactly is an error naming the nodes, unless --lossy is given.")]
+        hold exactly is an error naming the nodes, unless --lossy is given, which applies \
+        the documented mapping and lists every node it changed. ClickHouse Keeper has no \
+        null values, containers (V6-V8) or TTL nodes before V8; a ZooKeeper source starts \
+        Keeper's log after its last zxid with term 1, as clickhouse keeper-converter does. \
+        Copy the result to every Keeper node before starting them.")]
     Convert(ConvertArgs),
     /// Measure this machine: a synced log, snapshot save and load.
     #[command(subcommand)]
@@ -161,6 +168,8 @@ pub enum ConvertTo {
     Native,
     /// An Apache ZooKeeper 3.8 dataDir (version-2/snapshot.<zxid>, epoch files).
     Zookeeper,
+    /// A ClickHouse Keeper coordination dir (snapshots/snapshot_<N>.bin.zstd, logs/).
+    Clickhouse,
 }
 
 /// `keeperkit convert`.
@@ -173,9 +182,12 @@ pub struct ConvertArgs {
     /// Target dialect.
     #[arg(long, value_enum)]
     pub to: ConvertTo,
-    /// Convert the state as of this zxid.
+    /// Convert the state as of this zxid (ZooKeeper sources).
     #[arg(long, value_name = "ZXID")]
     pub at: Option<String>,
+    /// Convert the state as of this log index (ClickHouse Keeper and native sources).
+    #[arg(long, value_name = "N", conflicts_with = "at")]
+    pub at_index: Option<u64>,
     /// Force the source dialect instead of detecting it.
     #[arg(long, value_name = "zookeeper|clickhouse|native")]
     pub format: Option<keeperkit_storage::Dialect>,
@@ -188,8 +200,9 @@ pub struct ConvertArgs {
     /// ZooKeeper target: snapshot compression (gz or snappy).
     #[arg(long, value_name = "gz|snappy")]
     pub compression: Option<String>,
-    /// ClickHouse target: snapshot version to write.
-    #[arg(long, value_name = "N")]
+    /// ClickHouse target: snapshot version to write: 6 (default, read by every Keeper
+    /// since 2024), 7, or 8 (keeps TTL nodes).
+    #[arg(long, value_name = "6|7|8")]
     pub clickhouse_version: Option<u8>,
     /// ZooKeeper target: the largest value accepted (ZooKeeper's jute.maxbuffer,
     /// default 1048575); run ZooKeeper and its clients with the same -Djute.maxbuffer.
@@ -214,7 +227,7 @@ pub enum BenchCommand {
         after_help = "Example:\n  keeperkit bench snapshot /var/lib/keeperkit --nodes 5000000\n\n\
         The tree is built in memory (timed apart), saved into DIR/keeperkit-bench-snapshot, \
         loaded back and checked (node count and digest). The snapshot is left there for \
-        `keeperkit inspect FILE --format native` (a lone .kks file is not detected by name)."
+        `keeperkit inspect FILE`."
     )]
     Snapshot(BenchSnapshotArgs),
 }

@@ -7,6 +7,8 @@ use anyhow::anyhow;
 use keeperkit_model::Zxid;
 use keeperkit_storage::engine::{layout, recover_readonly_in, EngineError, ReplayEnd};
 use keeperkit_storage::zookeeper::{self as zk, RecoverOptions, RecoveryReport, ZkLayout};
+use keeperkit_storage::clickhouse::{self as chs, ChLayout, ChRecoverOptions};
+use keeperkit_storage::convert::clickhouse::ChPosition;
 use keeperkit_storage::{detect, Dialect};
 use keeperkit_tree::DataTree;
 use keeperkit_vfs::FileSystem;
@@ -44,6 +46,9 @@ pub struct LoadedState {
     pub dialect: Dialect,
     /// The ZooKeeper recovery report, for ZooKeeper sources.
     pub zk_report: Option<RecoveryReport>,
+    /// Where the state sits in a Raft log (ClickHouse Keeper and native sources): what
+    /// a conversion to ClickHouse Keeper continues from.
+    pub position: Option<ChPosition>,
     /// What the user should know.
     pub notes: Vec<Note>,
 }
@@ -92,11 +97,6 @@ pub fn dialect_of(
     })
 }
 
-fn unsupported(d: Dialect) -> Failure {
-    Failure::usage(anyhow!("reading {d} data is not supported by this build of keeperkit yet"))
-        .hint("this build reads ZooKeeper data directories; convert with a newer keeperkit")
-}
-
 /// Loads the state a source holds, as of `at` when given.
 pub fn load_state(
     fs: &dyn FileSystem,
@@ -116,7 +116,15 @@ pub fn load_state(
             }
             load_native(fs, &source.path, None)
         }
-        d => Err(unsupported(d)),
+        Dialect::ClickHouse => {
+            if at.is_some() {
+                return Err(Failure::usage(anyhow!(
+                    "ClickHouse Keeper data is addressed by log index, not by zxid"
+                ))
+                .hint("use --at-index N"));
+            }
+            load_clickhouse(fs, source, None)
+        }
     }
 }
 
@@ -152,10 +160,16 @@ pub fn load_native(
                 loaded.meta.last_index
             ),
         }];
+        let position = ChPosition {
+            last_log_idx: loaded.meta.last_index,
+            last_log_term: loaded.meta.last_term,
+            ..ChPosition::default()
+        };
         return Ok(LoadedState {
             tree: loaded.tree,
             dialect: Dialect::Native,
             zk_report: None,
+            position: Some(position),
             notes,
         });
     }
@@ -229,7 +243,109 @@ pub fn load_native(
             });
         }
     }
-    Ok(LoadedState { tree: r.tree, dialect: Dialect::Native, zk_report: None, notes })
+    let position = ChPosition {
+        last_log_idx: r.position.index,
+        last_log_term: r.position.term,
+        ..ChPosition::default()
+    };
+    Ok(LoadedState {
+        tree: r.tree,
+        dialect: Dialect::Native,
+        zk_report: None,
+        position: Some(position),
+        notes,
+    })
+}
+
+/// Loads a ClickHouse Keeper coordination directory (or a snapshot file) the way Keeper
+/// starts, up to log index `at_index` when given.
+pub fn load_clickhouse(
+    fs: &dyn FileSystem,
+    source: &Source,
+    at_index: Option<u64>,
+) -> Result<LoadedState, Failure> {
+    if source.snapshot.is_some() {
+        return Err(Failure::usage(anyhow!(
+            "--snapshot applies to ZooKeeper data; for ClickHouse Keeper give the snapshot \
+             file itself, or --at-index N to start from the newest snapshot at or before N"
+        )));
+    }
+    let layout = ChLayout::locate(fs, &source.path, source.log_dir.as_deref())?;
+    let opts = ChRecoverOptions { at_index, ..ChRecoverOptions::default() };
+    let r = chs::recover(fs, &layout, &opts)?;
+    let mut notes: Vec<Note> = Vec::new();
+    for s in &r.skipped {
+        notes.push(Note {
+            severity: if s.damaged { Severity::Warning } else { Severity::Info },
+            message: format!("snapshot {} not used: {}", s.path.display(), s.reason),
+        });
+    }
+    for n in &r.notes {
+        notes.push(Note { severity: Severity::Warning, message: n.clone() });
+    }
+    let used = r.snapshot.as_ref().map_or_else(
+        || "an empty Keeper tree (no snapshot)".to_string(),
+        |s| format!("snapshot {} (index {})", s.path.display(), s.header.meta.last_log_idx),
+    );
+    notes.push(Note {
+        severity: Severity::Info,
+        message: format!(
+            "recovered from {used} and {} changelog entries; last index {} (term {}), last \
+             zxid {}; {} entry digests checked",
+            r.entries_applied,
+            r.last_index,
+            r.last_term,
+            r.tree.last_processed_zxid(),
+            r.digests_checked
+        ),
+    });
+    if layout.snapshot_file.is_some() {
+        notes.push(Note {
+            severity: Severity::Info,
+            message: format!(
+                "{} read on its own: give the coordination directory to replay the changelogs \
+                 after it",
+                source.path.display()
+            ),
+        });
+    }
+    if let Some(plan) = &r.plan {
+        for w in &plan.warnings {
+            notes.push(Note { severity: Severity::Info, message: format!("Keeper: {w}") });
+        }
+        if let Some(b) = plan.broken_file {
+            notes.push(Note {
+                severity: Severity::Info,
+                message: format!(
+                    "{} ends with a torn or damaged record; Keeper keeps what precedes it and \
+                     so does this state (`keeperkit verify` tells more)",
+                    r.files[b].path.display()
+                ),
+            });
+        }
+        for &d in &plan.detach {
+            notes.push(Note {
+                severity: Severity::Warning,
+                message: format!(
+                    "Keeper would move {} to detached/ at startup (not read here)",
+                    r.files[d].path.display()
+                ),
+            });
+        }
+    }
+    let position = ChPosition {
+        last_log_idx: r.last_index,
+        last_log_term: r.last_term,
+        cluster_config: r.cluster_config.clone(),
+        session_auths: r.session_auths(),
+    };
+    Ok(LoadedState {
+        tree: r.tree,
+        dialect: Dialect::ClickHouse,
+        zk_report: None,
+        position: Some(position),
+        notes,
+    })
 }
 
 fn load_zookeeper(
@@ -259,6 +375,7 @@ fn load_zookeeper(
         tree: rec.tree,
         dialect: Dialect::ZooKeeper,
         zk_report: Some(rec.report),
+        position: None,
         notes,
     })
 }
@@ -291,7 +408,7 @@ fn load_single_zk_file(
         ),
     }];
     tree.set_last_processed_zxid(loaded.zxid);
-    Ok(LoadedState { tree, dialect: Dialect::ZooKeeper, zk_report: None, notes })
+    Ok(LoadedState { tree, dialect: Dialect::ZooKeeper, zk_report: None, position: None, notes })
 }
 
 /// Turns a recovery report into notes for the user.

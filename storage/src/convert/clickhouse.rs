@@ -93,6 +93,9 @@ fn version_of(opts: &ConvertOptions) -> Result<u8, StorageError> {
     Ok(v)
 }
 
+/// How many nodes a refusal names before saying "and N more".
+const PROBLEMS_LISTED_MAX: usize = 20;
+
 /// What a node becomes in the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {
@@ -147,19 +150,25 @@ pub fn check(tree: &DataTree, opts: &ConvertOptions) -> Result<Vec<Mapping>, Sto
         }
     });
     if !problems.is_empty() && !opts.lossy {
-        let list: Vec<String> =
-            problems.iter().map(|m| format!("{} ({})", m.what, m.change)).collect();
+        let mut list: Vec<String> = problems
+            .iter()
+            .take(PROBLEMS_LISTED_MAX)
+            .map(|m| format!("{} ({})", m.what, m.change))
+            .collect();
+        if problems.len() > PROBLEMS_LISTED_MAX {
+            list.push(format!("and {} more", problems.len() - PROBLEMS_LISTED_MAX));
+        }
+        let ttl_hint = problems.iter().any(|m| m.change.contains("needs --clickhouse-version 8"));
         return Err(StorageError::Unreachable {
-            what: format!("an exact ClickHouse Keeper V{version} snapshot"),
+            what: format!(
+                "a ClickHouse Keeper V{version} coordination directory (nothing was written)"
+            ),
             reason: format!(
-                "{} node(s) cannot be stored exactly: {}; pass --lossy to apply that mapping{}",
-                list.len(),
-                list.join(", "),
-                if problems.iter().any(|m| m.change.starts_with("TTL")) {
-                    ", or --clickhouse-version 8 to keep TTL nodes"
-                } else {
-                    ""
-                }
+                "{} node(s) cannot be stored exactly: {}; pass --lossy to apply that mapping \
+                 (the JSON report lists every node){}",
+                problems.len(),
+                list.join("; "),
+                if ttl_hint { ", or --clickhouse-version 8 to keep TTL nodes" } else { "" }
             ),
         });
     }

@@ -17,7 +17,8 @@ use keeperkit_vfs::{FileSystem, OpenMode};
 use keeperkit_wal::native::{NativeWal, NativeWalOptions};
 
 use super::{ConvertOptions, ConvertReport};
-use crate::native_snapshot::{save_tree, SnapshotPosition};
+pub use crate::native_snapshot::SnapshotPosition;
+use crate::native_snapshot::save_tree;
 use crate::StorageError;
 
 pub use crate::engine::layout::{MARKER_FILE, MARKER_V1, SNAPSHOT_DIR, WAL_DIR};
@@ -26,11 +27,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     move |source| StorageError::Io { path: path.to_path_buf(), source }
 }
 
-/// Writes `tree` into the (empty, temporary) directory `dir` as a native data directory.
-/// Every file and directory written is fsynced.
+/// Writes `tree` into the (empty, temporary) directory `dir` as a native data directory
+/// whose snapshot sits at `pos` (index 0 for a source without a Raft log, such as
+/// ZooKeeper); the WAL continues at `pos.last_index + 1`. Every file and directory
+/// written is fsynced.
 pub fn write(
     fs: &Arc<dyn FileSystem>,
     tree: &DataTree,
+    pos: &SnapshotPosition,
     dir: &Path,
     _opts: &ConvertOptions,
 ) -> Result<ConvertReport, StorageError> {
@@ -41,15 +45,18 @@ pub fn write(
 
     let snaps = dir.join(SNAPSHOT_DIR);
     fs.create_dir_all(&snaps).map_err(io(&snaps))?;
-    let pos = SnapshotPosition::default();
     let name = snapshot_file_name(pos.last_index);
-    save_tree(&**fs, &snaps, &name, tree, &pos, &WriteOptions::default())?;
+    save_tree(&**fs, &snaps, &name, tree, pos, &WriteOptions::default())?;
     fs.sync_dir(&snaps).map_err(io(&snaps))?;
 
     let wal_dir = dir.join(WAL_DIR);
-    let wal = NativeWal::open(fs.clone(), NativeWalOptions::new(&wal_dir)).map_err(|e| {
-        StorageError::Io { path: wal_dir.clone(), source: std::io::Error::other(e) }
-    })?;
+    let wal_err =
+        |e| StorageError::Io { path: wal_dir.clone(), source: std::io::Error::other(e) };
+    let wal = NativeWal::open(fs.clone(), NativeWalOptions::new(&wal_dir)).map_err(wal_err)?;
+    if pos.last_index > 0 {
+        // The log continues after the snapshot (what the engine does at open).
+        wal.purge(pos.last_index).map_err(wal_err)?;
+    }
     drop(wal);
     fs.sync_dir(&wal_dir).map_err(io(&wal_dir))?;
 

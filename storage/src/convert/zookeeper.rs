@@ -123,10 +123,19 @@ fn refused(reason: String) -> StorageError {
 const PROBLEMS_LISTED_MAX: usize = 10;
 
 /// Everything in `tree` that ZooKeeper 3.8 could not load or serve, as one error listing
-/// the first problems (path, size and limit); `Ok` when the tree can be written.
-pub fn check(tree: &DataTree, opts: &ConvertOptions) -> Result<(), StorageError> {
+/// the first problems (path, size and limit); `Ok` when the tree can be written, with
+/// the mappings `--lossy` applies.
+///
+/// ZooKeeper stores one children counter per node, the sequence counter ("stored
+/// cversion"), and shows clients `2 × counter − numChildren` as cversion. A tree from a
+/// ClickHouse Keeper or native source keeps the client cversion and the counter apart;
+/// a node where they do not follow ZooKeeper's relation cannot be written exactly: it is
+/// refused, or with `lossy` written with its sequence counter (so sequential names
+/// continue without a repeat) and reported with the cversion clients will see instead.
+pub fn check(tree: &DataTree, opts: &ConvertOptions) -> Result<Vec<Mapping>, StorageError> {
     compression(opts)?;
     let mut problems: Vec<String> = Vec::new();
+    let mut mappings: Vec<Mapping> = Vec::new();
     let zxid = tree.last_processed_zxid();
     if zxid.0 < 0 {
         problems.push(format!(
@@ -157,6 +166,25 @@ pub fn check(tree: &DataTree, opts: &ConvertOptions) -> Result<(), StorageError>
                  -Djute.maxbuffer=BYTES"
             ));
         }
+        let stat = node.stat();
+        let derived = 2 * i64::from(node.seq()) - i64::from(stat.num_children);
+        if problem.is_none() && derived != i64::from(stat.cversion) {
+            let m = Mapping {
+                what: path.to_owned(),
+                change: format!(
+                    "cversion {} read as {derived}: ZooKeeper derives it from the sequence \
+                     counter {} and {} children",
+                    stat.cversion,
+                    node.seq(),
+                    stat.num_children
+                ),
+            };
+            if opts.lossy {
+                mappings.push(m);
+            } else {
+                problem = Some(format!("node {path:?}: {} (pass --lossy to accept)", m.change));
+            }
+        }
         if let Some(p) = problem {
             count += 1;
             if problems.len() < PROBLEMS_LISTED_MAX {
@@ -165,7 +193,7 @@ pub fn check(tree: &DataTree, opts: &ConvertOptions) -> Result<(), StorageError>
         }
     });
     if problems.is_empty() {
-        return Ok(());
+        return Ok(mappings);
     }
     let listed = problems.len();
     let total = count + usize::from(zxid.0 < 0 || zxid.counter() == u32::MAX);
@@ -194,7 +222,7 @@ pub fn write(
     dir: &Path,
     opts: &ConvertOptions,
 ) -> Result<ConvertReport, StorageError> {
-    check(tree, opts)?;
+    let mut mappings = check(tree, opts)?;
     let compression = compression(opts)?;
     let v2 = dir.join(VERSION_DIR);
     fs.create_dir_all(&v2).map_err(io(&v2))?;
@@ -211,7 +239,6 @@ pub fn write(
     }
     fs.sync_dir(&v2).map_err(io(&v2))?;
 
-    let mut mappings = Vec::new();
     let mut ttl = 0u64;
     tree.for_each_preorder(|_, n| {
         if matches!(n.kind(), keeperkit_model::NodeKind::Ttl) {

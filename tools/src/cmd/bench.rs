@@ -412,11 +412,7 @@ pub fn run_snapshot(args: &BenchSnapshotArgs, out: &mut dyn Write) -> CmdResult 
             "file: {} bytes, {:.1} bytes per znode; node count and digest {} checked after the load",
             report.file_bytes, report.bytes_per_znode, report.digest
         )?;
-        writeln!(
-            out,
-            "the snapshot is left for `keeperkit inspect {}`",
-            report.file
-        )?;
+        writeln!(out, "the snapshot is left for `keeperkit inspect {}`", report.file)?;
     }
     Ok(Outcome::Clean)
 }

@@ -30,7 +30,23 @@ pub fn run(fs: &Arc<dyn FileSystem>, args: &ConvertArgs, out: &mut dyn Write) ->
         log_dir: args.log_dir.clone(),
         snapshot: None,
     };
-    let state = load_state(&**fs, &source, at, false)?;
+    let state = match args.at_index {
+        None => load_state(&**fs, &source, at, false)?,
+        Some(n) => match crate::load::dialect_of(&**fs, &source.path, source.format)? {
+            keeperkit_storage::Dialect::ClickHouse => {
+                crate::load::load_clickhouse(&**fs, &source, Some(n))?
+            }
+            keeperkit_storage::Dialect::Native => {
+                crate::load::load_native(&**fs, &source.path, Some(n))?
+            }
+            keeperkit_storage::Dialect::ZooKeeper => {
+                return Err(Failure::usage(anyhow!(
+                    "ZooKeeper data is addressed by zxid, not by log index"
+                ))
+                .hint("use --at ZXID"))
+            }
+        },
+    };
     state.print_notes(false);
     if state.has_errors() {
         return Err(Failure {
@@ -50,14 +66,34 @@ pub fn run(fs: &Arc<dyn FileSystem>, args: &ConvertArgs, out: &mut dyn Write) ->
     };
     let tree = &state.tree;
     let report: ConvertReport = match args.to {
-        ConvertTo::Native => convert::convert_atomically(&**fs, &args.dst, |tmp| {
-            convert::native::write(fs, tree, tmp, &opts)
-        })?,
+        ConvertTo::Native => {
+            let pos = state.position.as_ref().map_or_else(Default::default, |p| {
+                convert::native::SnapshotPosition {
+                    last_index: p.last_log_idx,
+                    last_term: p.last_log_term,
+                    cluster_config: p.cluster_config.as_ref().map_or_else(Vec::new, |c| c.encode()),
+                }
+            });
+            convert::convert_atomically(&**fs, &args.dst, |tmp| {
+                convert::native::write(fs, tree, &pos, tmp, &opts)
+            })?
+        }
         ConvertTo::Zookeeper => {
             // Refused before anything is written, the temporary directory included.
             convert::zookeeper::check(tree, &opts)?;
             convert::convert_atomically(&**fs, &args.dst, |tmp| {
                 convert::zookeeper::write(fs, tree, tmp, &opts)
+            })?
+        }
+        ConvertTo::Clickhouse => {
+            // Refused before anything is written, the temporary directory included.
+            convert::clickhouse::check(tree, &opts)?;
+            let pos = state
+                .position
+                .clone()
+                .unwrap_or_else(|| convert::clickhouse::ChPosition::from_zookeeper(tree));
+            convert::convert_atomically(&**fs, &args.dst, |tmp| {
+                convert::clickhouse::write(fs, tree, &pos, tmp, &opts)
             })?
         }
     };

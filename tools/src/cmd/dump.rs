@@ -11,9 +11,10 @@ use crate::{parse_zxid, CmdResult, DumpArgs, Failure, Outcome};
 
 /// Runs the command.
 pub fn run(fs: &dyn FileSystem, args: &DumpArgs, out: &mut dyn Write) -> CmdResult {
-    let native = crate::load::dialect_of(fs, &args.source.path, args.source.format)?
-        == keeperkit_storage::Dialect::Native;
-    if args.at_index.is_some() && !native {
+    let dialect = crate::load::dialect_of(fs, &args.source.path, args.source.format)?;
+    let native = dialect == keeperkit_storage::Dialect::Native;
+    let clickhouse = dialect == keeperkit_storage::Dialect::ClickHouse;
+    if args.at_index.is_some() && !native && !clickhouse {
         return Err(Failure::usage(anyhow!(
             "--at-index applies to Raft-style logs (ClickHouse Keeper, native); ZooKeeper \
              data is addressed by zxid"
@@ -23,6 +24,7 @@ pub fn run(fs: &dyn FileSystem, args: &DumpArgs, out: &mut dyn Write) -> CmdResu
     let at = args.at.as_deref().map(parse_zxid).transpose()?;
     let state = match args.at_index {
         Some(n) if native => crate::load::load_native(fs, &args.source.path, Some(n))?,
+        Some(n) => crate::load::load_clickhouse(fs, &args.source, Some(n))?,
         _ => load_state(fs, &args.source, at, args.keep_orphan_ephemerals)?,
     };
     state.print_notes(false);
