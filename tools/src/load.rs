@@ -5,10 +5,10 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use keeperkit_model::Zxid;
-use keeperkit_storage::engine::{layout, recover_readonly_in, EngineError, ReplayEnd};
-use keeperkit_storage::zookeeper::{self as zk, RecoverOptions, RecoveryReport, ZkLayout};
 use keeperkit_storage::clickhouse::{self as chs, ChLayout, ChRecoverOptions};
 use keeperkit_storage::convert::clickhouse::ChPosition;
+use keeperkit_storage::engine::{layout, recover_readonly_in, EngineError, ReplayEnd};
+use keeperkit_storage::zookeeper::{self as zk, RecoverOptions, RecoveryReport, ZkLayout};
 use keeperkit_storage::{detect, Dialect};
 use keeperkit_tree::DataTree;
 use keeperkit_vfs::FileSystem;

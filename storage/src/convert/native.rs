@@ -17,8 +17,8 @@ use keeperkit_vfs::{FileSystem, OpenMode};
 use keeperkit_wal::native::{NativeWal, NativeWalOptions};
 
 use super::{ConvertOptions, ConvertReport};
-pub use crate::native_snapshot::SnapshotPosition;
 use crate::native_snapshot::save_tree;
+pub use crate::native_snapshot::SnapshotPosition;
 use crate::StorageError;
 
 pub use crate::engine::layout::{MARKER_FILE, MARKER_V1, SNAPSHOT_DIR, WAL_DIR};
@@ -50,8 +50,7 @@ pub fn write(
     fs.sync_dir(&snaps).map_err(io(&snaps))?;
 
     let wal_dir = dir.join(WAL_DIR);
-    let wal_err =
-        |e| StorageError::Io { path: wal_dir.clone(), source: std::io::Error::other(e) };
+    let wal_err = |e| StorageError::Io { path: wal_dir.clone(), source: std::io::Error::other(e) };
     let wal = NativeWal::open(fs.clone(), NativeWalOptions::new(&wal_dir)).map_err(wal_err)?;
     if pos.last_index > 0 {
         // The log continues after the snapshot (what the engine does at open).
