@@ -1591,8 +1591,12 @@ pub struct JsonChVerify {
     pub records_checked: u64,
     /// Snapshots decoded and checked.
     pub snapshots_checked: usize,
-    /// Snapshot digests recomputed and compared (digest versions 4 and 5).
+    /// Snapshot digests recomputed and compared (digest versions 4 and 5), plus the
+    /// digests of changelog entries compared while replaying them.
     pub digests_checked: usize,
+    /// Changelog entries executed on the newest snapshot's tree with Keeper's
+    /// semantics (the state Keeper would start with).
+    pub entries_replayed: u64,
     /// Problems, errors first.
     pub problems: Vec<JsonProblem>,
 }
@@ -1612,8 +1616,58 @@ fn verify_report(scan: &Scan) -> JsonChVerify {
         records_checked: scan.files().iter().map(|f| f.records.len() as u64).sum(),
         snapshots_checked: scan.snapshots.iter().filter(|s| s.read.is_some()).count(),
         digests_checked: read.iter().filter(|i| matches!(i.header.digest_version, 4 | 5)).count(),
+        entries_replayed: 0,
         problems,
     }
+}
+
+/// Replays the log on the newest snapshot as Keeper starts
+/// ([`keeperkit_storage::clickhouse::recover`]): an entry Keeper could not execute, or
+/// whose digest disagrees with the tree after it, is an error.
+fn replay_problems(fs: &dyn FileSystem, path: &Path, log_dir: Option<&Path>, r: &mut JsonChVerify) {
+    use keeperkit_storage::clickhouse::{recover, ChLayout, ChRecoverOptions};
+    let Ok(layout) = ChLayout::locate(fs, path, log_dir) else { return };
+    let log = layout
+        .log_dir
+        .as_ref()
+        .map_or_else(|| path.display().to_string(), |d| d.display().to_string());
+    match recover(fs, &layout, &ChRecoverOptions::default()) {
+        Ok(rec) => {
+            r.entries_replayed = rec.entries_applied;
+            r.digests_checked += usize::try_from(rec.digests_checked).unwrap_or(usize::MAX);
+            for m in &rec.digest_mismatches {
+                r.problems.push(JsonProblem {
+                    severity: "error",
+                    file: log.clone(),
+                    offset: None,
+                    index: Some(m.index),
+                    kind: "digest_mismatch",
+                    message: format!(
+                        "after executing entry {} the tree's digest is {:#x}, the entry says \
+                         {:#x} (Keeper reports \"Digest for nodes is not matching after \
+                         applying request\"): the log and the snapshot do not describe the \
+                         same history, or an entry was altered before its checksum was made",
+                        m.index, m.computed, m.stored
+                    ),
+                });
+            }
+        }
+        Err(e) => {
+            let c = e.corruption();
+            r.problems.push(JsonProblem {
+                severity: "error",
+                file: c.map_or(log, |c| c.file.display().to_string()),
+                offset: c.map(|c| c.offset).filter(|&o| o != 0),
+                index: c.and_then(|c| c.index),
+                kind: "replay",
+                message: format!(
+                    "replaying the log on the newest snapshot as Keeper starts failed: {e}"
+                ),
+            });
+        }
+    }
+    r.problems.sort_by_key(|p| p.severity != "error");
+    r.ok = !r.problems.iter().any(|p| p.severity == "error");
 }
 
 fn print_problems(out: &mut dyn Write, problems: &[JsonProblem]) -> std::io::Result<()> {
@@ -1637,18 +1691,27 @@ pub fn verify(
     json: bool,
     out: &mut dyn Write,
 ) -> CmdResult {
-    let scan = scan(fs, locate(fs, path, log_dir)?, true)?;
-    let r = verify_report(&scan);
+    let paths = locate(fs, path, log_dir)?;
+    let single_file = paths.changelog.is_some() || paths.snapshot.is_some();
+    let scan = scan(fs, paths, true)?;
+    let mut r = verify_report(&scan);
+    // Replay only over files that load: every problem found so far is one Keeper stops
+    // at (or ignores) before executing anything.
+    if r.ok && !single_file {
+        replay_problems(fs, path, log_dir, &mut r);
+    }
     if json {
         super::json_doc(out, &r)?;
     } else {
         print_problems(out, &r.problems)?;
         writeln!(
             out,
-            "{}: {} changelog records, {} snapshots ({} digests) checked; {} errors, {} warnings",
+            "{}: {} changelog records, {} snapshots, {} entries replayed ({} digests) checked; \
+             {} errors, {} warnings",
             if r.ok { "OK" } else { "FAILED" },
             r.records_checked,
             r.snapshots_checked,
+            r.entries_replayed,
             r.digests_checked,
             r.problems.iter().filter(|p| p.severity == "error").count(),
             r.problems.iter().filter(|p| p.severity == "warning").count(),
