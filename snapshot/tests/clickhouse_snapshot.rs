@@ -431,3 +431,35 @@ fn content_checks_follow_keepers_load_rules() {
         .any(|p| p.path.as_deref() == Some("/app") && p.message.contains("numChildren")));
     assert!(problems.iter().any(|p| p.path.is_none() && p.message.contains("digest")));
 }
+
+/// The multithreaded zstd writer gives the same bytes whatever the number of worker
+/// threads (so a snapshot rewritten on another machine is identical), one frame that
+/// decodes to the body, with Keeper's level and content checksum.
+#[test]
+fn parallel_zstd_is_one_frame_and_the_same_for_any_worker_count() {
+    use keeperkit_snapshot::clickhouse::container::{decode, encode_zstd_workers};
+    // ~24 MiB of compressible, non-repeating text: several zstd jobs.
+    let mut body = Vec::with_capacity(24 << 20);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while body.len() < 24 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        body.extend_from_slice(
+            format!("/scale/b{:04}/n{:07} ", x % 1000, x % 9_999_999).as_bytes(),
+        );
+    }
+    let one = encode_zstd_workers(&body, 1).expect("1 worker");
+    for workers in [2, 3, 8] {
+        let other = encode_zstd_workers(&body, workers).expect("workers");
+        assert!(one == other, "{workers} workers gave other bytes than 1");
+    }
+    assert!(one.len() < body.len() / 2, "compressed: {} of {}", one.len(), body.len());
+    let (back, container) = decode(&one, 64 << 20).expect("decodes");
+    assert_eq!(container, keeperkit_snapshot::clickhouse::Container::Zstd);
+    assert!(back == body);
+    // One frame: the magic appears once at the start, and the frame header asks for a
+    // content checksum (frame header descriptor bit 2).
+    assert_eq!(&one[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+    assert_ne!(one[4] & 0b100, 0, "content checksum flag");
+}

@@ -343,6 +343,47 @@ pub fn encode_zstd(data: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Worker threads of [`encode_zstd_parallel`]'s multithreaded zstd.
+pub const ZSTD_WORKERS_MAX: u32 = 8;
+
+/// Compresses a snapshot body into one zstd frame (level 3, content checksum) with
+/// zstd's multithreaded mode: the body is cut into jobs compressed by up to
+/// [`ZSTD_WORKERS_MAX`] threads (at least one worker thread, so the output is the same
+/// whatever the machine: zstd's multithreaded output depends on the parameters, not on
+/// the number of workers). Keeper reads it like its own single-threaded frames; only
+/// the block boundaries differ (Keeper flushes after every 1 MiB, see [`encode_zstd`]).
+pub fn encode_zstd_parallel(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+        .clamp(1, ZSTD_WORKERS_MAX);
+    encode_zstd_workers(data, workers)
+}
+
+/// [`encode_zstd_parallel`] with a given number of worker threads (≥ 1).
+pub fn encode_zstd_workers(data: &[u8], workers: u32) -> std::io::Result<Vec<u8>> {
+    let mut enc = Encoder::new(ZSTD_LEVEL)?;
+    enc.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+    enc.set_parameter(zstd::zstd_safe::CParameter::NbWorkers(workers.max(1)))?;
+    let mut out = Vec::with_capacity(data.len() / 3 + 64);
+    let mut scratch = vec![0u8; 1 << 17];
+    let mut ib = InBuffer::around(data);
+    while ib.pos() < data.len() {
+        let mut ob = OutBuffer::around(&mut scratch[..]);
+        enc.run(&mut ib, &mut ob)?;
+        let n = ob.pos();
+        out.extend_from_slice(&scratch[..n]);
+    }
+    loop {
+        let mut ob = OutBuffer::around(&mut scratch[..]);
+        let left = enc.finish(&mut ob, true)?;
+        let n = ob.pos();
+        out.extend_from_slice(&scratch[..n]);
+        if left == 0 {
+            return Ok(out);
+        }
+    }
+}
+
 /// Decompresses a snapshot file, choosing the container as Keeper does
 /// (`isZstdCompressed`: the zstd magic first, else compressed blocks).
 pub fn decode(file: &[u8], cap: usize) -> Result<(Vec<u8>, Container), ContainerError> {
@@ -358,7 +399,7 @@ pub fn decode(file: &[u8], cap: usize) -> Result<(Vec<u8>, Container), Container
 /// Compresses a body into a container.
 pub fn encode(body: &[u8], container: Container) -> std::io::Result<Vec<u8>> {
     match container {
-        Container::Zstd => encode_zstd(body),
+        Container::Zstd => encode_zstd_parallel(body),
         Container::Blocks(m) => {
             if ![METHOD_NONE, METHOD_LZ4, METHOD_ZSTD].contains(&m) {
                 return Err(std::io::Error::other(format!("unsupported block method {m:#04x}")));
