@@ -101,7 +101,9 @@
 //! What the tree cannot represent is a [`KeeperApplyError`], never a panic: paths over
 //! `limits::PATH_LEN_MAX` / `TREE_DEPTH_MAX`, session timeouts outside `i32`, auth
 //! users that are not UTF-8, session ids that ZooKeeper's owner encoding would read as
-//! TTL/container.
+//! TTL/container or as no owner (0) for an ephemeral (Keeper lists it under the
+//! session, to go on its Close), a create of `//x` (Keeper's parent is `/`, but it keys the node
+//! apart from `/x`).
 
 pub(crate) mod auth;
 pub(crate) mod digest;
@@ -641,6 +643,21 @@ impl DataTree {
             return Err(self.system_path_write(&created, ctx.opts));
         }
         let name_start = created.rfind('/').map_or(created.len(), |i| i + 1);
+        if parent_path == "/" && name_start != 1 {
+            // `//x`: Keeper's parent is `/` and it keys the node by the full path, apart
+            // from `/x`, which is the only node the tree can hold as `/`'s child `x`.
+            if name_start == created.len() {
+                return Err(ErrorCode::BadArguments.into());
+            }
+            if auth::fixup_acl(&c.acls, self.auth_ids(ctx.session), ctx.opts.block_acl).is_none() {
+                return Err(ErrorCode::InvalidAcl.into());
+            }
+            return Err(KeeperApplyError::Unrepresentable(format!(
+                "{created}: Keeper keeps it apart from {}",
+                &created[name_start - 1..]
+            ))
+            .into());
+        }
         let slot = if created == "/" {
             Err(self.root)
         } else {
@@ -666,7 +683,7 @@ impl DataTree {
             .into());
         }
         let owner = if c.is_ephemeral() { ctx.session } else { 0 };
-        if owner != 0 && session_owner(owner).is_none() {
+        if c.is_ephemeral() && session_owner(owner).is_none() {
             return Err(KeeperApplyError::Unrepresentable(format!(
                 "session {owner:#x} as the owner of ephemeral {created}"
             ))
