@@ -29,7 +29,7 @@ use keeperkit_snapshot::clickhouse::{
     SnapshotInfo,
 };
 use keeperkit_snapshot::SnapshotError;
-use keeperkit_vfs::{FileSystem, OpenMode};
+use keeperkit_vfs::FileSystem;
 use keeperkit_wal::clickhouse::startup::{
     self, plan_repair, plan_startup, ProblemKind, RepairAction, RepairPlan, Resume, VerifyReport,
 };
@@ -1886,29 +1886,6 @@ fn read_past(r: &VerifyReport) -> Vec<usize> {
         .collect()
 }
 
-/// Copies `file` into `dir` (created if missing) under its own name, makes the copy
-/// durable, then removes the original and makes that durable.
-fn move_to_backup(fs: &dyn FileSystem, file: &Path, dir: &Path) -> Result<PathBuf, Failure> {
-    fs.create_dir_all(dir)?;
-    let name = file_name(file);
-    let mut target = dir.join(&name);
-    let mut n = 1;
-    while fs.exists(&target) {
-        target = dir.join(format!("{name}.{n}"));
-        n += 1;
-    }
-    let bytes = fs.read_all(file)?;
-    let f = fs.open(&target, OpenMode::CreateNew)?;
-    f.write_all_at(&bytes, 0)?;
-    f.sync_all()?;
-    fs.sync_dir(dir)?;
-    fs.remove_file(file)?;
-    if let Some(parent) = file.parent() {
-        fs.sync_dir(parent)?;
-    }
-    Ok(target)
-}
-
 /// `keeperkit repair` on ClickHouse Keeper data: only what Keeper itself does at
 /// startup (end an unterminated zstd frame, set a torn tail and the files after a
 /// broken one aside, remove `tmp_` markers with their incomplete file), everything
@@ -2005,7 +1982,7 @@ pub fn repair(
         }
         let snap_backup = side(&scan.paths.snap_dir);
         for p in &moves {
-            let saved = move_to_backup(fs, p, &snap_backup)?;
+            let saved = super::native::move_to_backup(fs, p, &snap_backup)?;
             report.actions.push(describe_move(p));
             report.backups.push(saved.display().to_string());
         }

@@ -461,9 +461,14 @@ fn partial_snapshots(fs: &dyn FileSystem, path: &Path) -> Result<Vec<PathBuf>, F
         .collect())
 }
 
-/// Copies `file` into `backup_dir` (created if missing), makes the copy durable, then
-/// removes the original and makes that durable.
-fn move_to_backup(fs: &dyn FileSystem, file: &Path, backup_dir: &Path) -> Result<PathBuf, Failure> {
+/// Copies `file` into `backup_dir` (created if missing) under its own name (`.1`, `.2`,
+/// ... appended when taken), makes the copy durable, then removes the original and makes
+/// that durable. Shared by the repair of every dialect.
+pub(crate) fn move_to_backup(
+    fs: &dyn FileSystem,
+    file: &Path,
+    backup_dir: &Path,
+) -> Result<PathBuf, Failure> {
     fs.create_dir_all(backup_dir)?;
     let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut target = backup_dir.join(&name);
