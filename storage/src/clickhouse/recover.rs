@@ -20,6 +20,7 @@ use keeperkit_wal::clickhouse::{
 };
 
 use super::snapshot::{load_snapshot, open_acl, LoadedChSnapshot};
+pub use crate::zookeeper::SkippedSnapshot;
 use crate::StorageError;
 
 /// Where a Keeper coordination directory keeps its files.
@@ -117,18 +118,6 @@ impl Default for ChRecoverOptions {
             compress_logs: false,
         }
     }
-}
-
-/// A snapshot that was not used, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkippedSnapshot {
-    /// The file.
-    pub path: PathBuf,
-    /// Why (a sentence).
-    pub reason: String,
-    /// Whether the file is damaged (as opposed to newer than `--at-index` or
-    /// incomplete with a `tmp_` marker).
-    pub damaged: bool,
 }
 
 /// An entry whose digest disagreed with the tree after executing it.
