@@ -143,7 +143,8 @@ pub struct SkippedSnapshot {
     pub path: PathBuf,
     /// Why it was not used.
     pub reason: String,
-    /// Whether it was skipped because it is damaged (as opposed to: newer than `--at`).
+    /// Whether it was skipped because it is damaged (as opposed to: newer than `--at` /
+    /// `--at-index`, or incomplete with a ClickHouse `tmp_` marker).
     pub damaged: bool,
 }
 
