@@ -3,7 +3,8 @@
 //!
 //! Mapping (docs/FORMAT.md, "ClickHouse Keeper state in the tree"):
 //! - Keeper stores the client-visible cversion and a separate per-parent sequence
-//!   counter (`seq_num`): both are kept ([`DataTree::insert_loaded_full`]).
+//!   counter (`seq_num`): both are kept ([`DataTree::insert_loaded_full`]), except
+//!   that an ephemeral node's stored `seq_num` is ignored (0), as Keeper ignores it.
 //! - ACL id 0 (and `u64::MAX`, ZooKeeper's "open ACL unsafe" id −1 that Keeper reads
 //!   as 0) means "no ACL": every permission for everyone, which is what a ZooKeeper
 //!   client calls `OPEN_ACL_UNSAFE` (`world:anyone`, perms 31).
@@ -203,12 +204,17 @@ impl ClickHouseSnapshotSink for TreeSink {
                 .cloned()
                 .ok_or_else(|| format!("node {path}: ACL with id {id} does not exist"))?,
         };
-        let seq = i32::try_from(n.seq_num).map_err(|_| {
-            format!("node {path}: sequence counter {} does not fit the tree's i32", n.seq_num)
-        })?;
         let owner = match n.ttl_ms {
             Some(ttl) => EphemeralOwner::Ttl(ttl).encode(),
             None => n.stat.ephemeral_owner,
+        };
+        // Keeper ignores the stored seq_num of an ephemeral node (it has none).
+        let seq = if matches!(EphemeralOwner::decode(owner), EphemeralOwner::Session(_)) {
+            0
+        } else {
+            i32::try_from(n.seq_num).map_err(|_| {
+                format!("node {path}: sequence counter {} does not fit the tree's i32", n.seq_num)
+            })?
         };
         let k = &n.stat;
         let stat = Stat {
