@@ -129,6 +129,18 @@ impl AclTable {
             .collect()
     }
 
+    /// Every list in use with its id, in id order.
+    pub(crate) fn table(&self) -> Vec<(AclId, &AclList)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Slot::Used { list, .. } => Some((AclId::try_from(i).ok()?, list.as_ref())),
+                Slot::Free { .. } => None,
+            })
+            .collect()
+    }
+
     /// Number of distinct lists in use.
     pub(crate) fn len(&self) -> usize {
         self.index.len()

@@ -696,6 +696,11 @@ impl DataTree {
         self.acls.lists()
     }
 
+    /// Every ACL list in use with its id ([`NodeRef::acl_id`]), ascending by id.
+    pub fn acl_table(&self) -> Vec<(u32, &AclList)> {
+        self.acls.table()
+    }
+
     // ----- sessions -----------------------------------------------------------------
 
     /// Adds (or updates the timeout of) a session, as loading a snapshot's session map
@@ -791,6 +796,12 @@ impl<'a> NodeRef<'a> {
     /// The ACL list.
     pub fn acl(&self) -> &'a AclList {
         self.tree.acls.get(self.node.acl())
+    }
+
+    /// The id of the ACL list in the tree's table ([`DataTree::acl_table`]): nodes with
+    /// equal lists share it. Ids are only stable while the tree does not change.
+    pub fn acl_id(&self) -> u32 {
+        self.node.acl()
     }
 
     /// Persistent, ephemeral, container or TTL.

@@ -180,8 +180,8 @@ pub struct TreeChSource<'a> {
     tree: &'a DataTree,
     header: SnapshotHeader,
     version: u8,
-    /// ACL lists by address in the tree's table → map id.
-    acl_ids: HashMap<*const AclList, u64>,
+    /// Tree ACL id → map id.
+    acl_ids: Vec<u64>,
     acl_lists: Vec<(u64, AclList)>,
     sessions: Vec<SessionRecord>,
     node_count: u64,
@@ -190,34 +190,29 @@ pub struct TreeChSource<'a> {
 
 impl<'a> TreeChSource<'a> {
     /// Prepares the source; `version` decides TTL handling (only V8 keeps them).
+    ///
+    /// ACL map ids are given by the lists' order (1, 2, ... for the sorted lists; 0 for
+    /// "open"), so that they do not depend on the history of the tree: a snapshot read
+    /// back and written again gets the same ids. No pass over the nodes is made here.
     pub fn new(tree: &'a DataTree, pos: &ChPosition, version: u8) -> TreeChSource<'a> {
-        let mut acl_ids: HashMap<*const AclList, u64> = HashMap::new();
-        let mut by_value: Vec<(u64, AclList)> = Vec::new();
-        let mut ids_by_value: HashMap<AclList, u64> = HashMap::new();
-        let mut node_count = 0u64;
-        tree.for_each_preorder(|path, node| {
-            if node_fate(path) == Fate::Drop {
-                return;
+        let table = tree.acl_table();
+        let mut lists: Vec<&AclList> =
+            table.iter().map(|&(_, l)| l).filter(|l| !is_open_acl(l)).collect();
+        lists.sort_unstable();
+        lists.dedup();
+        let map_len = table.last().map_or(0, |&(id, _)| id as usize + 1);
+        let mut acl_ids = vec![0u64; map_len];
+        for &(id, l) in &table {
+            if !is_open_acl(l) {
+                let rank = lists.binary_search(&l).map_or(0, |r| r as u64 + 1);
+                acl_ids[id as usize] = rank;
             }
-            node_count += 1;
-            let acl = node.acl();
-            let key: *const AclList = acl;
-            if acl_ids.contains_key(&key) {
-                return;
-            }
-            let id = if is_open_acl(acl) {
-                0
-            } else {
-                *ids_by_value.entry(acl.clone()).or_insert_with(|| {
-                    let id = by_value.len() as u64 + 1;
-                    by_value.push((id, acl.clone()));
-                    id
-                })
-            };
-            acl_ids.insert(key, id);
-        });
-        // The /keeper record.
-        node_count += 1;
+        }
+        let acl_lists: Vec<(u64, AclList)> =
+            lists.iter().enumerate().map(|(i, l)| (i as u64 + 1, (*l).clone())).collect();
+        // Every node but Keeper's system subtree, plus the /keeper record.
+        let dropped = subtree_size(tree, KEEPER_SYSTEM_NODE);
+        let node_count = (tree.node_count() - dropped) as u64 + 1;
         let sessions: Vec<SessionRecord> = tree
             .sessions()
             .into_iter()
@@ -228,6 +223,9 @@ impl<'a> TreeChSource<'a> {
             })
             .collect();
         let max_session = sessions.iter().map(|s| s.id).max().unwrap_or(0);
+        // Keeper hands out ids from the counter: it must exceed every id in use, and a
+        // Keeper source keeps its own (ids of closed sessions are never reused).
+        let counter = tree.session_id_counter().max(max_session.saturating_add(1)).max(1);
         let zxid = tree.last_processed_zxid().0;
         let mut meta = SnapshotMeta::new(pos.last_log_idx, pos.last_log_term);
         if let Some(c) = &pos.cluster_config {
@@ -239,15 +237,14 @@ impl<'a> TreeChSource<'a> {
             zxid: Some(zxid),
             digest_version: if version >= 8 { digest_version::V5 } else { digest_version::V4 },
             digest: Some(0),
-            // Keeper hands out ids from the counter: it must exceed every id in use.
-            session_id_counter: max_session.saturating_add(1).max(1),
+            session_id_counter: counter,
         };
         TreeChSource {
             tree,
             header,
             version,
             acl_ids,
-            acl_lists: by_value,
+            acl_lists,
             sessions,
             node_count,
             cluster_config: pos.cluster_config.clone(),
@@ -258,6 +255,22 @@ impl<'a> TreeChSource<'a> {
 /// Whether a TTL node is stored as one: V8, no children, no sequence counter.
 fn ttl_storable(version: u8, node: &keeperkit_tree::NodeRef<'_>) -> bool {
     version >= 8 && node.num_children() == 0 && node.seq() == 0
+}
+
+/// Number of nodes at `path` and below (0 when absent).
+fn subtree_size(tree: &DataTree, path: &str) -> usize {
+    let mut stack = vec![path.to_owned()];
+    let mut n = 0;
+    while let Some(p) = stack.pop() {
+        if tree.get(&p).is_none() {
+            continue;
+        }
+        n += 1;
+        for c in tree.children(&p).unwrap_or_default() {
+            stack.push(format!("{p}/{c}"));
+        }
+    }
+    n
 }
 
 fn node_fate(path: &str) -> Fate {
@@ -304,11 +317,10 @@ impl ClickHouseSnapshotSource for TreeChSource<'_> {
                 // Keeper's /keeper counts among the root's children.
                 num_children = num_children.saturating_add(1);
             }
-            let acl_key: *const AclList = node.acl();
             let record = NodeRecord {
                 path: if path.is_empty() { "/" } else { path },
                 data: node.data().unwrap_or(b""),
-                acl_id: self.acl_ids.get(&acl_key).copied().unwrap_or(0),
+                acl_id: self.acl_ids.get(node.acl_id() as usize).copied().unwrap_or(0),
                 stat: KeeperStat {
                     czxid: s.czxid,
                     mzxid: s.mzxid,
@@ -358,8 +370,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
 }
 
 /// Writes `tree` into the (empty, temporary) directory `dir` as a Keeper coordination
-/// directory; [`check`] must have passed (its mappings are reported). Every file and
-/// directory written is fsynced.
+/// directory, after [`check`] (whose mappings are reported). Every file and directory
+/// written is fsynced.
 pub fn write(
     fs: &Arc<dyn FileSystem>,
     tree: &DataTree,
@@ -367,8 +379,21 @@ pub fn write(
     dir: &Path,
     opts: &ConvertOptions,
 ) -> Result<ConvertReport, StorageError> {
-    let version = version_of(opts)?;
     let mappings = check(tree, opts)?;
+    write_checked(fs, tree, pos, dir, opts, mappings)
+}
+
+/// [`write`] for a caller that already ran [`check`] with the same `opts` (to refuse
+/// before creating anything) and passes its mappings on.
+pub fn write_checked(
+    fs: &Arc<dyn FileSystem>,
+    tree: &DataTree,
+    pos: &ChPosition,
+    dir: &Path,
+    opts: &ConvertOptions,
+    mappings: Vec<Mapping>,
+) -> Result<ConvertReport, StorageError> {
+    let version = version_of(opts)?;
     let logs = dir.join(LOGS_DIR);
     fs.create_dir_all(&logs).map_err(io(&logs))?;
     fs.sync_dir(&logs).map_err(io(&logs))?;

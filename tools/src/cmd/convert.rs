@@ -87,13 +87,13 @@ pub fn run(fs: &Arc<dyn FileSystem>, args: &ConvertArgs, out: &mut dyn Write) ->
         }
         ConvertTo::Clickhouse => {
             // Refused before anything is written, the temporary directory included.
-            convert::clickhouse::check(tree, &opts)?;
+            let mappings = convert::clickhouse::check(tree, &opts)?;
             let pos = state
                 .position
                 .clone()
                 .unwrap_or_else(|| convert::clickhouse::ChPosition::from_zookeeper(tree));
             convert::convert_atomically(&**fs, &args.dst, |tmp| {
-                convert::clickhouse::write(fs, tree, &pos, tmp, &opts)
+                convert::clickhouse::write_checked(fs, tree, &pos, tmp, &opts, mappings)
             })?
         }
     };
