@@ -126,7 +126,6 @@ fuzz_target!(|data: &[u8]| {
         last_log_idx: loaded.header.meta.last_log_idx,
         last_log_term: loaded.header.meta.last_log_term,
         cluster_config: loaded.cluster_config.clone(),
-        session_auths: loaded.sessions.iter().map(|s| (s.id, s.auths.clone())).collect(),
     };
     let source = TreeChSource::new(tree, &pos, version);
     let digest = if version >= 8 { 5 } else { 4 };

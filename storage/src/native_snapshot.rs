@@ -11,8 +11,8 @@
 //!   [`DataTree::add_session`], then checks the node count and that the tree's digest
 //!   equals the stored one.
 //!
-//! The round trip is exact: every field of every node, the sessions and the digest
-//! (auth ids are not kept by the tree, so sessions are written without them).
+//! The round trip is exact: every field of every node, the sessions with their auth ids
+//! (kept by the tree for ClickHouse Keeper sessions) and the digest.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -53,7 +53,11 @@ pub fn tree_meta(tree: &DataTree, pos: &SnapshotPosition) -> SnapshotMeta {
         sessions: tree
             .sessions()
             .into_iter()
-            .map(|s| SessionRecord { id: s.id, timeout_ms: s.timeout_ms, auth: Vec::new() })
+            .map(|s| SessionRecord {
+                id: s.id,
+                timeout_ms: s.timeout_ms,
+                auth: tree.session_auths(s.id),
+            })
             .collect(),
         acls: tree
             .acl_lists()
@@ -231,6 +235,9 @@ impl NodeSink for TreeSink {
         self.acls = meta.acls.iter().zip(0..).map(|(e, i)| (e.id, i)).collect();
         for s in &meta.sessions {
             self.tree.add_session(s.id, s.timeout_ms);
+            for a in &s.auth {
+                self.tree.add_session_auth(s.id, a.clone());
+            }
         }
         Ok(())
     }

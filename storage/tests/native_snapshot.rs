@@ -218,3 +218,27 @@ fn a_digest_that_disagrees_with_the_nodes_is_refused() {
     assert!(err.to_string().contains("digest mismatch"), "{err}");
     assert!(fs.exists(&tmp.path().join("forged.kks")));
 }
+
+#[test]
+fn session_auth_ids_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = StdFs;
+    let mut tree = odd_tree();
+    let alice = Id { scheme: "digest".into(), id: "alice:XDkd2dsEuhc9ImU3q8pa8UOdtpI=".into() };
+    let ip = Id { scheme: "ip".into(), id: "127.0.0.1".into() };
+    tree.add_session(SessionId(0x77), 5_000);
+    tree.add_session_auth(SessionId(0x77), alice.clone());
+    tree.add_session_auth(SessionId(0x77), ip.clone());
+    let w = save_tree(
+        &fs,
+        tmp.path(),
+        "auth.kks",
+        &tree,
+        &SnapshotPosition::default(),
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    let loaded = load_tree(&fs, &w.path).unwrap();
+    assert_eq!(loaded.tree.session_auths(SessionId(0x77)), vec![alice, ip]);
+    assert_same_tree(&tree, &loaded.tree, "with auth ids");
+}

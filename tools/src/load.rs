@@ -337,7 +337,6 @@ pub fn load_clickhouse(
         last_log_idx: r.last_index,
         last_log_term: r.last_term,
         cluster_config: r.cluster_config.clone(),
-        session_auths: r.session_auths(),
     };
     Ok(LoadedState {
         tree: r.tree,

@@ -43,8 +43,8 @@ fn create(path: &str, data: &[u8], flags: i32) -> KeeperRequest {
     })
 }
 
-/// basic → ClickHouse (snapshot at index N), then N+1.. : a session, /kk, /kk/e
-/// (ephemeral), set /kk, /kk/s- (sequential). Returns (dir, N). `bad_digest_at`: the
+/// basic → ClickHouse (snapshot at index N), then N+1.. : a session, its addauth, /kk,
+/// /kk/e (ephemeral), set /kk, /kk/s- (sequential). Returns (dir, N). `bad_digest_at`: the
 /// entry written with a wrong digest.
 fn build(root: &Path, bad_digest_at: Option<usize>) -> (PathBuf, u64) {
     let dir = root.join(format!("ch-{bad_digest_at:?}"));
@@ -65,6 +65,14 @@ fn build(root: &Path, bad_digest_at: Option<usize>) -> (PathBuf, u64) {
     tree.enable_keeper_digest();
     let reqs = vec![
         (-1, KeeperRequest::SessionId { internal_id: 1, session_timeout_ms: 9_000, server_id: 1 }),
+        (
+            s,
+            KeeperRequest::Auth {
+                auth_type: 0,
+                scheme: "digest".into(),
+                data: b"user1:password1".to_vec(),
+            },
+        ),
         (s, create("/kk", b"one", 0)),
         (s, create("/kk/e", b"", 1)),
         (s, KeeperRequest::Set { path: "/kk".into(), data: b"two".to_vec(), version: -1 }),
@@ -119,7 +127,7 @@ fn dump_sessions_stats_diff_verify_convert_on_snapshot_plus_changelogs() {
     let eph = node(&full, "/kk/e").unwrap();
     assert_ne!(eph["stat"]["ephemeralOwner"], 0);
     // --at-index: right after the ephemeral create.
-    let at = (n + 3).to_string();
+    let at = (n + 4).to_string();
     let early = dump(&dir, &["--at-index", &at]);
     assert_eq!(node(&early, "/kk").unwrap()["data"], "b25l", "one");
     assert!(node(&early, "/kk/s-0000000001").is_none());
@@ -133,6 +141,7 @@ fn dump_sessions_stats_diff_verify_convert_on_snapshot_plus_changelogs() {
     // sessions: the new one with its timeout and its ephemeral.
     let sessions = ok(&keeperkit(&["sessions", d, "--json"]));
     assert!(sessions.contains("\"timeout_ms\":9000,"), "{sessions}");
+    assert!(sessions.contains("user1:XDkd2dsEuhc9ImU3q8pa8UOdtpI="), "addauth kept: {sessions}");
     // stats and diff.
     let stats: Value = serde_json::from_str(&ok(&keeperkit(&["stats", d, "--json"]))).unwrap();
     assert_eq!(stats["node_count"].as_u64().unwrap(), full.len() as u64, "{stats}");
@@ -145,17 +154,17 @@ fn dump_sessions_stats_diff_verify_convert_on_snapshot_plus_changelogs() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(log.len(), 5);
-    assert_eq!(log[1]["op"], "Create");
-    assert_eq!(log[1]["index"], n + 2);
-    assert_eq!(log[1]["zxid"], n + 2);
-    assert_eq!(log[1]["digest_version"], 4);
-    assert!(log[1]["digest"].as_str().unwrap().starts_with("0x"), "{}", log[1]);
+    assert_eq!(log.len(), 6);
+    assert_eq!(log[2]["op"], "Create");
+    assert_eq!(log[2]["index"], n + 3);
+    assert_eq!(log[2]["zxid"], n + 3);
+    assert_eq!(log[2]["digest_version"], 4);
+    assert!(log[2]["digest"].as_str().unwrap().starts_with("0x"), "{}", log[2]);
     // verify replays the log and checks every entry digest.
     let v: Value = serde_json::from_str(&ok(&keeperkit(&["verify", d, "--json"]))).unwrap();
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["entries_replayed"], 5, "{v}");
-    assert!(v["digests_checked"].as_u64().unwrap() >= 6, "snapshot + 5 entries: {v}");
+    assert_eq!(v["entries_replayed"], 6, "{v}");
+    assert!(v["digests_checked"].as_u64().unwrap() >= 7, "snapshot + 6 entries: {v}");
     // To native and back: the state and the log position survive.
     let native = tmp.path().join("native");
     ok(&keeperkit(&["convert", d, native.to_str().unwrap(), "--to", "native"]));
@@ -172,8 +181,11 @@ fn dump_sessions_stats_diff_verify_convert_on_snapshot_plus_changelogs() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, [format!("snapshot_{}.bin.zstd", n + 5)], "the last index carried over");
+    assert_eq!(names, [format!("snapshot_{}.bin.zstd", n + 6)], "the last index carried over");
     assert_eq!(dump(&back, &[]), full);
+    // The session's auth ids went through native and back.
+    let back_sessions = ok(&keeperkit(&["sessions", back.to_str().unwrap(), "--json"]));
+    assert_eq!(back_sessions, sessions);
     // --at-index on convert.
     let part = tmp.path().join("part");
     ok(&keeperkit(&["convert", d, part.to_str().unwrap(), "--to", "native", "--at-index", &at]));
@@ -183,12 +195,12 @@ fn dump_sessions_stats_diff_verify_convert_on_snapshot_plus_changelogs() {
 #[test]
 fn verify_names_the_entry_whose_digest_disagrees() {
     let tmp = tempfile::tempdir().unwrap();
-    let (dir, n) = build(tmp.path(), Some(3));
+    let (dir, n) = build(tmp.path(), Some(4));
     let out = keeperkit(&["verify", dir.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let p = &v["problems"][0];
     assert_eq!(p["kind"], "digest_mismatch", "{v}");
-    assert_eq!(p["index"], n + 4);
+    assert_eq!(p["index"], n + 5);
     assert!(p["file"].as_str().unwrap().ends_with("logs"), "{p}");
 }

@@ -6,11 +6,10 @@
 //! Read-only: nothing is written, moved or deleted (what Keeper would set aside is
 //! reported in the plan).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use keeperkit_model::keeper::nuraft::ClusterConfig;
-use keeperkit_model::{Corruption, CorruptionKind, Id, Stat};
+use keeperkit_model::{Corruption, CorruptionKind, Stat};
 use keeperkit_snapshot::clickhouse::{self as ch, Container, SnapshotHeader};
 use keeperkit_tree::{DataTree, DigestCheck, KeeperExecOptions};
 use keeperkit_vfs::FileSystem;
@@ -173,18 +172,6 @@ impl std::fmt::Debug for ChRecovery {
     }
 }
 
-impl ChRecovery {
-    /// Session id → auth ids, as a Keeper snapshot stores them.
-    pub fn session_auths(&self) -> HashMap<i64, Vec<Id>> {
-        self.tree
-            .sessions()
-            .into_iter()
-            .map(|s| (s.id.0, self.tree.session_auths(s.id)))
-            .filter(|(_, a)| !a.is_empty())
-            .collect()
-    }
-}
-
 /// The snapshot a recovery started from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsedSnapshot {
@@ -296,11 +283,6 @@ pub fn recover(
                      logs this and goes on)",
                     l.file.display()
                 ));
-            }
-            for s in &l.sessions {
-                for a in &s.auths {
-                    l.tree.add_session_auth(keeperkit_model::SessionId(s.id), a.clone());
-                }
             }
             l.tree.set_session_id_counter(l.header.session_id_counter);
             // Entries are checked against the digest version of the snapshot (Keeper's

@@ -145,6 +145,9 @@ impl TreeSink {
                 bad(format!("session {:#x} has a timeout of {} ms", s.id, s.timeout_ms))
             })?;
             self.tree.add_session(SessionId(s.id), timeout);
+            for a in &s.auths {
+                self.tree.add_session_auth(SessionId(s.id), a.clone());
+            }
         }
         if let Some(z) = header.zxid {
             self.tree.set_last_processed_zxid(keeperkit_model::Zxid(z));
@@ -260,7 +263,8 @@ impl ClickHouseSnapshotSink for TreeSink {
 
 /// A snapshot loaded into a tree.
 pub struct LoadedChSnapshot {
-    /// The tree (no `/keeper`), sessions registered, last zxid = the header's.
+    /// The tree (no `/keeper`), sessions registered with their auth ids, last zxid = the
+    /// header's.
     pub tree: DataTree,
     /// The header.
     pub header: SnapshotHeader,

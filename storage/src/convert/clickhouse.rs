@@ -31,7 +31,6 @@
 //! (ClickHouse, native), else what `clickhouse keeper-converter` writes for a ZooKeeper
 //! source: index = the last zxid, term 1, so that Keeper's log continues after it.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -64,8 +63,6 @@ pub struct ChPosition {
     pub last_log_term: u64,
     /// The cluster config to store, when known.
     pub cluster_config: Option<ClusterConfig>,
-    /// Auth ids of sessions, when the source kept them (ClickHouse sources).
-    pub session_auths: HashMap<i64, Vec<keeperkit_model::Id>>,
 }
 
 impl ChPosition {
@@ -219,7 +216,7 @@ impl<'a> TreeChSource<'a> {
             .map(|s| SessionRecord {
                 id: s.id.0,
                 timeout_ms: i64::from(s.timeout_ms),
-                auths: pos.session_auths.get(&s.id.0).cloned().unwrap_or_default(),
+                auths: tree.session_auths(s.id),
             })
             .collect();
         let max_session = sessions.iter().map(|s| s.id).max().unwrap_or(0);

@@ -28,6 +28,13 @@ pub fn run(fs: &dyn FileSystem, args: &SessionsArgs, out: &mut dyn Write) -> Cmd
         writeln!(out, "{:<20} {:>10} {:>10}  auth", "session", "timeout_ms", "ephemerals")?;
     }
     for s in &sessions {
+        // `scheme:id`, as `addauth` gave them (kept for ClickHouse Keeper sessions).
+        let auth: Vec<String> = state
+            .tree
+            .session_auths(s.id)
+            .iter()
+            .map(|a| format!("{}:{}", a.scheme, a.id))
+            .collect();
         if args.json {
             super::json_line(
                 out,
@@ -35,17 +42,18 @@ pub fn run(fs: &dyn FileSystem, args: &SessionsArgs, out: &mut dyn Write) -> Cmd
                     id: s.id.0,
                     id_hex: format!("{:#x}", s.id.0),
                     timeout_ms: s.timeout_ms,
-                    auth: Vec::new(),
+                    auth: auth.clone(),
                     ephemerals: s.ephemerals,
                 },
             )?;
         } else {
             writeln!(
                 out,
-                "{:<20} {:>10} {:>10}  -",
+                "{:<20} {:>10} {:>10}  {}",
                 format!("{:#x}", s.id.0),
                 s.timeout_ms,
-                s.ephemerals
+                s.ephemerals,
+                if auth.is_empty() { "-".to_string() } else { auth.join(",") }
             )?;
         }
     }
