@@ -46,10 +46,11 @@ pub struct Source {
     /// Force the dialect instead of detecting it.
     #[arg(long, value_name = "zookeeper|clickhouse|native")]
     pub format: Option<keeperkit_storage::Dialect>,
-    /// ZooKeeper's dataLogDir, when the txn logs are kept apart from the snapshots.
+    /// Where the logs are when they are kept apart from the snapshots: ZooKeeper's
+    /// dataLogDir, ClickHouse Keeper's log_storage_path (give its snapshot dir as PATH).
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
-    /// Start recovery from this snapshot file instead of the newest valid one.
+    /// ZooKeeper: start recovery from this snapshot file instead of the newest valid one.
     #[arg(long, value_name = "FILE")]
     pub snapshot: Option<PathBuf>,
 }

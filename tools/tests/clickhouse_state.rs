@@ -109,6 +109,11 @@ fn dump(path: &Path, extra: &[&str]) -> Vec<Value> {
     ok(&keeperkit(&args)).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// The state at the snapshot's own index.
+fn snap_only(dir: &Path, n: u64) -> Vec<Value> {
+    dump(dir, &["--at-index", &n.to_string()])
+}
+
 fn node<'a>(d: &'a [Value], path: &str) -> Option<&'a Value> {
     d.iter().find(|n| n["path"] == path)
 }
@@ -135,6 +140,12 @@ fn dump_sessions_stats_diff_verify_convert_on_snapshot_plus_changelogs() {
     let snap = dump(&dir, &["--at-index", &n.to_string()]);
     assert!(node(&snap, "/kk").is_none());
     assert_eq!(snap.len() + 3, full.len());
+    // The two directories given separately (Keeper's snapshot_storage_path and
+    // log_storage_path can be anywhere).
+    let apart = dump(&dir.join("snapshots"), &["--log-dir", dir.join("logs").to_str().unwrap()]);
+    assert_eq!(apart, full, "snapshots dir + --log-dir");
+    // The snapshots dir alone: the snapshot's state.
+    assert_eq!(dump(&dir.join("snapshots"), &[]), snap_only(&dir, n));
     // --at is for zxids: refused with a hint.
     let out = keeperkit(&["dump", d, "--at", "0x10"]);
     assert_eq!(out.status.code(), Some(2));
