@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use keeperkit_model::{Acl, Stat, Zxid};
 use keeperkit_snapshot::native::WriteOptions;
-use keeperkit_storage::native_snapshot::{load_tree, save_tree, SnapshotPosition};
+use keeperkit_storage::native::snapshot::{load_tree, save_tree, SnapshotPosition};
 use keeperkit_tree::DataTree;
 use keeperkit_vfs::StdFs;
 

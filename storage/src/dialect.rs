@@ -56,6 +56,39 @@ fn classify_name(name: &str) -> Option<Dialect> {
     None
 }
 
+/// Every dialect whose files (or marker) are at `path`: a single file's by its name,
+/// a directory's by the names in it and in its usual sub-directories.
+pub fn present(fs: &dyn FileSystem, path: &Path) -> Vec<Dialect> {
+    let mut found = Vec::new();
+    let Ok(md) = fs.metadata(path) else { return found };
+    if !md.is_dir {
+        found.extend(path.file_name().and_then(|n| n.to_str()).and_then(classify_name));
+        return found;
+    }
+    let Ok(entries) = fs.read_dir(path) else { return found };
+    for e in &entries {
+        if let Some(d) = classify_name(&e.name) {
+            if !found.contains(&d) {
+                found.push(d);
+            }
+        }
+    }
+    for sub in ["logs", "log", "snapshots", "data", "wal"] {
+        if entries.iter().any(|e| e.is_dir && e.name == sub) {
+            for d in present(fs, &path.join(sub)) {
+                if !found.contains(&d) {
+                    found.push(d);
+                }
+            }
+        }
+    }
+    let has_dir = |n: &str| entries.iter().any(|e| e.is_dir && e.name == n);
+    if (has_dir("logs") || has_dir("log")) && has_dir("snapshots") && !found.contains(&Dialect::ClickHouse) {
+        found.push(Dialect::ClickHouse);
+    }
+    found
+}
+
 /// Detects the dialect of a directory or a single file from names (and, for single
 /// files, the name alone). `None` when nothing recognisable is there.
 pub fn detect(fs: &dyn FileSystem, path: &Path) -> Option<Dialect> {

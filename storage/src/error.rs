@@ -39,6 +39,51 @@ pub enum StorageError {
         /// Each snapshot tried and why it was refused.
         tried: Vec<(PathBuf, String)>,
     },
+    /// Nothing exists at the path.
+    #[error("{} does not exist", .0.display())]
+    NotFound(PathBuf),
+    /// No dialect's files are at the path.
+    #[error(
+        "cannot tell which kind of data {} holds: no ZooKeeper, ClickHouse Keeper or \
+         keeperkit files found", .0.display()
+    )]
+    UnknownDialect(PathBuf),
+    /// `--format` named a dialect whose files are not at the path.
+    #[error("{} holds no {dialect} files (found: {})", .path.display(), describe_found(.found))]
+    FormatNotThere {
+        /// The path.
+        path: PathBuf,
+        /// The dialect asked for.
+        dialect: crate::Dialect,
+        /// The dialects whose files are there.
+        found: Vec<crate::Dialect>,
+    },
+    /// A point of the wrong kind for the dialect (a zxid for a Raft log, an index for
+    /// ZooKeeper).
+    #[error("{dialect} data is addressed by {by}, not by {not}")]
+    WrongPointKind {
+        /// The dialect.
+        dialect: crate::Dialect,
+        /// How it is addressed ("log index", "zxid").
+        by: &'static str,
+        /// What was given.
+        not: &'static str,
+    },
+    /// The requested point is after the last one the files hold.
+    #[error("cannot recover to {requested}: the last point available is {last}")]
+    PastEnd {
+        /// What was asked for.
+        requested: crate::findings::Position,
+        /// The last point the files hold.
+        last: crate::findings::Position,
+    },
+    /// What was asked cannot be done with what the path is (a point in time of a
+    /// single snapshot file, a state from a log alone, ...).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The native engine failed.
+    #[error("{0}")]
+    Engine(Box<crate::engine::EngineError>),
     /// A requested point in time cannot be reached.
     #[error("cannot recover to {what}: {reason}")]
     Unreachable {
@@ -47,6 +92,13 @@ pub enum StorageError {
         /// Why it cannot be reached.
         reason: String,
     },
+}
+
+fn describe_found(found: &[crate::Dialect]) -> String {
+    if found.is_empty() {
+        return "nothing recognisable".into();
+    }
+    found.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn describe_tried(tried: &[(PathBuf, String)]) -> String {
@@ -67,7 +119,28 @@ impl StorageError {
 
     /// Whether this error means the data is damaged (as opposed to usage or I/O).
     pub fn is_corruption(&self) -> bool {
-        matches!(self, StorageError::Corrupt(_) | StorageError::NoUsableSnapshot { .. })
+        match self {
+            StorageError::Corrupt(_) | StorageError::NoUsableSnapshot { .. } => true,
+            StorageError::Engine(e) => e.is_corruption(),
+            _ => false,
+        }
+    }
+
+    /// What the user can do next, when there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StorageError::UnknownDialect(_) => Some(
+                "point at the data directory (ZooKeeper dataDir, Keeper coordination dir) or \
+                 force the dialect with --format"
+                    .into(),
+            ),
+            StorageError::WrongPointKind { by: "zxid", .. } => Some("use --at ZXID".into()),
+            StorageError::WrongPointKind { .. } => Some("use --at-index N".into()),
+            StorageError::PastEnd { last, .. } => {
+                Some(format!("ask for a point up to {last}, or omit it for the latest state"))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -94,5 +167,21 @@ impl From<SnapshotError> for StorageError {
                 source: std::io::Error::other(other.to_string()),
             },
         }
+    }
+}
+
+impl From<crate::engine::EngineError> for StorageError {
+    fn from(e: crate::engine::EngineError) -> Self {
+        match e {
+            crate::engine::EngineError::Corrupt(c) => StorageError::Corrupt(c),
+            crate::engine::EngineError::Storage(s) => s,
+            other => StorageError::Engine(Box::new(other)),
+        }
+    }
+}
+
+impl From<keeperkit_wal::native::NativeWalError> for StorageError {
+    fn from(e: keeperkit_wal::native::NativeWalError) -> Self {
+        crate::engine::EngineError::from(e).into()
     }
 }

@@ -1,29 +1,60 @@
-//! keeperkit storage: opening and recovering data directories.
+//! keeperkit storage: opening, recovering, checking and repairing data directories of
+//! every dialect: Apache ZooKeeper 3.x, ClickHouse Keeper, and keeperkit's own.
 //!
 //! This crate composes the format crates (`wal`, `snapshot`) and the `tree`. It is the
-//! only library crate that depends on more than one of them.
+//! only library crate that depends on more than one of them, and the only place that
+//! knows which dialect a path holds: [`open`] detects it once and returns a
+//! [`DataDir`], through which every operation goes the same way for every dialect.
 //!
-//! Today it recovers ZooKeeper data directories exactly the way ZooKeeper 3.8 does
-//! ([`zookeeper`]): the newest valid snapshot (falling back to older ones when it is
-//! damaged), then the txn logs replayed from the snapshot's zxid (snapshots are fuzzy),
-//! optionally stopping at a requested zxid. Everything recovery did, skipped or
-//! doubted is returned in a report; nothing is printed here (only `tools` prints).
+//! # Opening any data directory
+//!
+//! ```no_run
+//! use keeperkit_storage::{open, OpenOptions, Point};
+//!
+//! # fn main() -> Result<(), keeperkit_storage::StorageError> {
+//! let fs = keeperkit_vfs::std_fs();
+//! let dir = open(&*fs, "/var/lib/zookeeper".as_ref(), &OpenOptions::default())?;
+//! println!("{} data", dir.dialect());
+//!
+//! // The state as the server would start from it, and how it was built.
+//! let state = dir.recover(Point::Latest)?;
+//! println!("{} znodes, last zxid {}", state.tree.node_count(), state.report.last_zxid);
+//! for f in &state.report.findings {
+//!     println!("{f}");
+//! }
+//!
+//! // A point in time: a zxid for ZooKeeper, a log index for the Raft-style dialects.
+//! let earlier = dir.recover(Point::Zxid(keeperkit_model::Zxid(0x1_0000_0004)))?;
+//! # let _ = earlier;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every recovery, and every check, reports in one vocabulary: [`findings::Finding`]
+//! (severity, stable code, file, offset, zxid or index, message). Only `tools` prints.
 //!
 //! Architecture invariants:
 //! - recovery never writes: it only reads through the [`keeperkit_vfs::FileSystem`];
-//! - replay never crosses a gap in the zxid sequence silently: it stops before the gap
-//!   and reports it;
-//! - a checksum mismatch is never skipped: it is an error naming file, offset and zxid.
+//! - replay never crosses a gap in the history silently: it stops before the gap and
+//!   reports it;
+//! - a checksum mismatch is never skipped: it is an error naming file, offset and
+//!   position;
+//! - a point after the last one the files hold is an error naming the last one
+//!   ([`StorageError::PastEnd`]), in every dialect.
 
 pub mod clickhouse;
 pub mod convert;
+pub mod datadir;
 pub mod dialect;
 pub mod engine;
 pub mod error;
-pub mod native_snapshot;
+pub mod findings;
+pub mod native;
 pub mod traits;
-pub mod zkscan;
 pub mod zookeeper;
 
+pub use datadir::{open, DataDir, OpenOptions, Point, Recovered, RecoveryReport};
 pub use dialect::{detect, Dialect};
 pub use error::StorageError;
+pub use findings::{Code, Finding, Position, Severity};
+pub use zookeeper::{NoProgress, Progress};

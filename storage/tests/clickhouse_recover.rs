@@ -192,7 +192,7 @@ fn a_wrong_entry_digest_is_reported_with_its_index() {
     assert_eq!(r.digest_mismatches.len(), 1, "{:?}", r.digest_mismatches);
     assert_eq!(r.digest_mismatches[0].index, b.snapshot_index + 5);
     assert!(
-        r.notes.iter().any(|n| n.contains("Digest for nodes is not matching")),
+        r.notes.iter().any(|n| n.message.contains("Digest for nodes is not matching")),
         "{:?}",
         r.notes
     );

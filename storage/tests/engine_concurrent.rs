@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use engine_support::{assert_matches, options, Workload};
 use keeperkit_model::Txn;
 use keeperkit_storage::engine::NativeEngine;
-use keeperkit_storage::native_snapshot::load_tree;
+use keeperkit_storage::native::snapshot::load_tree;
 use keeperkit_storage::traits::{LogStore, SnapshotStore, StateMachine};
 use keeperkit_tree::DataTree;
 use keeperkit_vfs::{DirEntry, File, FileSystem, Metadata, OpenMode, StdFs};

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use keeperkit_model::{Acl, AclList, Id, Perms, SessionId, Stat, StatPersisted, Zxid};
 use keeperkit_snapshot::native::{inspect_snapshot, verify_snapshot, ReadOptions, WriteOptions};
-use keeperkit_storage::native_snapshot::{
+use keeperkit_storage::native::snapshot::{
     load_tree, load_tree_with, save_tree, tree_meta, SnapshotPosition,
 };
 use keeperkit_storage::zookeeper::{load_snapshot, recover, NoProgress, RecoverOptions, ZkLayout};
@@ -204,7 +204,7 @@ fn a_digest_that_disagrees_with_the_nodes_is_refused() {
     // Rewrite the digest in the metadata of a snapshot by saving a tree and a forged
     // metadata through the snapshot crate directly.
     use keeperkit_snapshot::native::write_snapshot;
-    use keeperkit_storage::native_snapshot::TreeSource;
+    use keeperkit_storage::native::snapshot::TreeSource;
     let tmp = tempfile::tempdir().unwrap();
     let tree = odd_tree();
     let mut meta = tree_meta(&tree, &SnapshotPosition::default());

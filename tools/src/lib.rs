@@ -33,9 +33,23 @@ pub mod progress;
       Exit codes: 0 success, 1 corruption or differences found, 2 bad usage or I/O error."
 )]
 pub struct Cli {
+    /// Also print the info notes (how each state was recovered) on stderr.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// A point in the history (shared by every command that shows a state).
+#[derive(Debug, Clone, Default, Args)]
+pub struct At {
+    /// The state as of this zxid (ZooKeeper; hex with 0x, or decimal).
+    #[arg(long, value_name = "ZXID")]
+    pub at: Option<String>,
+    /// The state as of this log index (ClickHouse Keeper, native).
+    #[arg(long, value_name = "N", conflicts_with = "at")]
+    pub at_index: Option<u64>,
 }
 
 /// Where the data is and how to read it (shared by every command that reads a state).
@@ -183,12 +197,9 @@ pub struct ConvertArgs {
     /// Target dialect.
     #[arg(long, value_enum)]
     pub to: ConvertTo,
-    /// Convert the state as of this zxid (ZooKeeper sources).
-    #[arg(long, value_name = "ZXID")]
-    pub at: Option<String>,
-    /// Convert the state as of this log index (ClickHouse Keeper and native sources).
-    #[arg(long, value_name = "N", conflicts_with = "at")]
-    pub at_index: Option<u64>,
+    /// The point in time of the source.
+    #[command(flatten)]
+    pub at: At,
     /// Force the source dialect instead of detecting it.
     #[arg(long, value_name = "zookeeper|clickhouse|native")]
     pub format: Option<keeperkit_storage::Dialect>,
@@ -268,12 +279,9 @@ pub struct DumpArgs {
     /// Where to read.
     #[command(flatten)]
     pub source: Source,
-    /// Recover the state as of this zxid (hex with 0x, or decimal).
-    #[arg(long, value_name = "ZXID")]
-    pub at: Option<String>,
-    /// Recover the state as of this log index (Raft-style dialects).
-    #[arg(long, value_name = "N", conflicts_with = "at")]
-    pub at_index: Option<u64>,
+    /// The point in time.
+    #[command(flatten)]
+    pub at: At,
     /// JSON Lines output.
     #[arg(long)]
     pub json: bool,
@@ -288,9 +296,9 @@ pub struct SessionsArgs {
     /// Where to read.
     #[command(flatten)]
     pub source: Source,
-    /// Recover the state as of this zxid.
-    #[arg(long, value_name = "ZXID")]
-    pub at: Option<String>,
+    /// The point in time.
+    #[command(flatten)]
+    pub at: At,
     /// JSON Lines output, one session per line.
     #[arg(long)]
     pub json: bool,
@@ -347,12 +355,18 @@ pub struct DiffArgs {
     pub a: PathBuf,
     /// Second state (directory or file).
     pub b: PathBuf,
-    /// Point in time of the first state.
+    /// Point in time of the first state (a zxid).
     #[arg(long, value_name = "ZXID")]
     pub at_a: Option<String>,
-    /// Point in time of the second state.
+    /// Point in time of the first state (a log index).
+    #[arg(long, value_name = "N", conflicts_with = "at_a")]
+    pub at_index_a: Option<u64>,
+    /// Point in time of the second state (a zxid).
     #[arg(long, value_name = "ZXID")]
     pub at_b: Option<String>,
+    /// Point in time of the second state (a log index).
+    #[arg(long, value_name = "N", conflicts_with = "at_b")]
+    pub at_index_b: Option<u64>,
     /// Skip `/zookeeper/config` and `/zookeeper/quota/...` nodes, which ZooKeeper
     /// rewrites without txns.
     #[arg(long)]
@@ -368,9 +382,9 @@ pub struct StatsArgs {
     /// Where to read.
     #[command(flatten)]
     pub source: Source,
-    /// Recover the state as of this zxid.
-    #[arg(long, value_name = "ZXID")]
-    pub at: Option<String>,
+    /// The point in time.
+    #[command(flatten)]
+    pub at: At,
     /// How many entries in each top list.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -416,7 +430,14 @@ impl Failure {
 impl From<keeperkit_storage::StorageError> for Failure {
     fn from(e: keeperkit_storage::StorageError) -> Self {
         let corruption = e.is_corruption();
-        Failure { error: e.into(), corruption, hint: None }
+        let hint = e.hint();
+        Failure { error: e.into(), corruption, hint }
+    }
+}
+
+impl From<keeperkit_storage::engine::EngineError> for Failure {
+    fn from(e: keeperkit_storage::engine::EngineError) -> Self {
+        keeperkit_storage::StorageError::from(e).into()
     }
 }
 
@@ -484,16 +505,17 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// Runs a command, writing its standard output to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> CmdResult {
     let fs = keeperkit_vfs::std_fs();
+    let v = cli.verbose;
     match cli.command {
-        Command::Dump(a) => cmd::dump::run(&*fs, &a, out),
-        Command::Sessions(a) => cmd::sessions::run(&*fs, &a, out),
+        Command::Dump(a) => cmd::dump::run(&*fs, &a, v, out),
+        Command::Sessions(a) => cmd::sessions::run(&*fs, &a, v, out),
         Command::Log(a) => cmd::log::run(&*fs, &a, out),
         Command::Inspect(a) => cmd::inspect::run(&*fs, &a, out),
         Command::Verify(a) => cmd::verify::run(&*fs, &a, out),
-        Command::Diff(a) => cmd::diff::run(&*fs, &a, out),
-        Command::Stats(a) => cmd::stats::run(&*fs, &a, out),
+        Command::Diff(a) => cmd::diff::run(&*fs, &a, v, out),
+        Command::Stats(a) => cmd::stats::run(&*fs, &a, v, out),
         Command::Repair(a) => cmd::repair::run(&*fs, &a, out),
-        Command::Convert(a) => cmd::convert::run(&fs, &a, out),
+        Command::Convert(a) => cmd::convert::run(&fs, &a, v, out),
         Command::Bench(BenchCommand::Wal(a)) => cmd::bench::run(&a, out),
         Command::Bench(BenchCommand::Snapshot(a)) => cmd::bench::run_snapshot(&a, out),
     }

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use keeperkit_tools::json::JsonNode;
-use keeperkit_tools::load::load_state;
-use keeperkit_tools::Source;
+use keeperkit_storage::{open, OpenOptions, Point};
 use keeperkit_tree::DataTree;
 
 fn fixture(set: &str) -> PathBuf {
@@ -25,8 +24,7 @@ fn dump(tree: &DataTree) -> Vec<JsonNode> {
 
 fn source_tree(set: &str) -> DataTree {
     let fs = keeperkit_vfs::std_fs();
-    let src = Source { path: fixture(set), format: None, log_dir: None, snapshot: None };
-    load_state(&*fs, &src, None, false).unwrap().tree
+    open(&*fs, &fixture(set), &OpenOptions::default()).unwrap().recover(Point::Latest).unwrap().tree
 }
 
 #[test]
@@ -49,7 +47,7 @@ fn every_fixture_converted_to_native_keeps_its_state() {
             std::fs::read_dir(dst.join("snapshots")).unwrap().map(|e| e.unwrap().path()).collect();
         assert_eq!(snaps.len(), 1);
         let fs = keeperkit_vfs::std_fs();
-        let loaded = keeperkit_storage::native_snapshot::load_tree(&*fs, &snaps[0]).unwrap();
+        let loaded = keeperkit_storage::native::snapshot::load_tree(&*fs, &snaps[0]).unwrap();
         let want = source_tree(set);
         assert_eq!(dump(&loaded.tree), dump(&want), "{set}: nodes differ");
         assert_eq!(loaded.tree.sessions(), want.sessions(), "{set}: sessions differ");

@@ -16,8 +16,7 @@ use keeperkit_model::{Acl, StatPersisted, Zxid};
 use keeperkit_storage::convert::zookeeper::check;
 use keeperkit_storage::convert::ConvertOptions;
 use keeperkit_tools::json::JsonNode;
-use keeperkit_tools::load::load_state;
-use keeperkit_tools::Source;
+use keeperkit_storage::{open, OpenOptions, Point};
 use keeperkit_tree::DataTree;
 
 const SETS: [&str; 8] = [
@@ -43,8 +42,7 @@ fn dump(tree: &DataTree) -> Vec<JsonNode> {
 
 fn load(dir: &Path) -> DataTree {
     let fs = keeperkit_vfs::std_fs();
-    let src = Source { path: dir.to_path_buf(), format: None, log_dir: None, snapshot: None };
-    load_state(&*fs, &src, None, false).unwrap().tree
+    open(&*fs, dir, &OpenOptions::default()).unwrap().recover(Point::Latest).unwrap().tree
 }
 
 fn convert(src: &Path, dst: &Path, extra: &[&str]) -> Output {

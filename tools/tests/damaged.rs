@@ -13,8 +13,7 @@ use std::process::{Command, Output};
 
 use keeperkit_model::Zxid;
 use keeperkit_tools::json::JsonNode;
-use keeperkit_tools::load::load_state;
-use keeperkit_tools::Source;
+use keeperkit_storage::{open, OpenOptions, Point};
 use keeperkit_wal::zookeeper::{read_all, LogRecord};
 
 fn fixture(set: &str) -> PathBuf {
@@ -68,11 +67,12 @@ fn records(path: &Path) -> Vec<LogRecord> {
 
 fn state(dir: &Path, at: Option<Zxid>) -> (Vec<JsonNode>, bool) {
     let fs = keeperkit_vfs::std_fs();
-    let src = Source { path: dir.to_path_buf(), format: None, log_dir: None, snapshot: None };
-    let s = load_state(&*fs, &src, at, false).unwrap_or_else(|e| panic!("{:#}", e.error));
+    let s = open(&*fs, dir, &OpenOptions::default())
+        .and_then(|d| d.recover(at.map_or(Point::Latest, Point::Zxid)))
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut v = Vec::new();
     s.tree.for_each_sorted(|p, n| v.push(JsonNode::from_node(p, &n)));
-    (v, s.has_errors())
+    (v, s.report.has_errors())
 }
 
 #[test]

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 
 use keeperkit_model::Zxid;
 use keeperkit_tools::json::JsonNode;
-use keeperkit_tools::load::load_state;
-use keeperkit_tools::Source;
+use keeperkit_storage::{open, OpenOptions, Point};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -28,11 +27,12 @@ fn expected(set: &str, file: &str) -> (Value, Vec<Value>) {
 
 fn dump(set: &str, at: Option<Zxid>, snapshot: Option<PathBuf>) -> Vec<Value> {
     let fs = keeperkit_vfs::std_fs();
-    let src =
-        Source { path: fixtures().join(set).join("data"), format: None, log_dir: None, snapshot };
-    let state =
-        load_state(&*fs, &src, at, false).unwrap_or_else(|e| panic!("{set}: {:#}", e.error));
-    assert!(!state.has_errors(), "{set}: recovery reported errors: {:?}", state.notes);
+    let opts = OpenOptions { snapshot, ..OpenOptions::default() };
+    let point = at.map_or(Point::Latest, Point::Zxid);
+    let state = open(&*fs, &fixtures().join(set).join("data"), &opts)
+        .and_then(|d| d.recover(point))
+        .unwrap_or_else(|e| panic!("{set}: {e}"));
+    assert!(!state.report.has_errors(), "{set}: recovery reported errors: {:?}", state.report.findings);
     let mut out = Vec::new();
     state.tree.for_each_sorted(|p, n| {
         out.push(serde_json::to_value(JsonNode::from_node(p, &n)).unwrap())

@@ -1,7 +1,8 @@
 //! ClickHouse Keeper coordination directories: a snapshot loaded into the tree
 //! ([`snapshot`]) and the changelogs after it replayed with Keeper's semantics
-//! ([`recover`]).
+//! ([`recover`]); the directory through the seam ([`dir`]).
 
+pub mod dir;
 pub mod recover;
 pub mod snapshot;
 

@@ -20,6 +20,7 @@ use keeperkit_wal::clickhouse::{
 
 use super::snapshot::{load_snapshot, open_acl, LoadedChSnapshot};
 pub use crate::zookeeper::SkippedSnapshot;
+use crate::findings::{Code, Finding, Position, Severity};
 use crate::StorageError;
 
 /// Where a Keeper coordination directory keeps its files.
@@ -157,8 +158,9 @@ pub struct ChRecovery {
     pub digest_mismatches: Vec<DigestMismatch>,
     /// The newest cluster config (snapshot trailer or a later config entry).
     pub cluster_config: Option<ClusterConfig>,
-    /// Notes (each a sentence) on what was doubtful.
-    pub notes: Vec<String>,
+    /// Warnings on what was doubtful (damaged snapshots skipped, digests that
+    /// disagree, snapshot content Keeper loads as is).
+    pub notes: Vec<Finding>,
 }
 
 impl std::fmt::Debug for ChRecovery {
@@ -250,11 +252,19 @@ pub fn recover(
                 break;
             }
             Err(e) => {
-                notes.push(format!(
-                    "snapshot {} is unreadable ({e}); Keeper 2024-2025 aborts at startup on \
-                     it, older and 2026 builds fall back to the previous snapshot, as done here",
-                    p.display()
-                ));
+                notes.push(
+                    Finding::new(
+                        Severity::Warning,
+                        Code::SnapshotSkipped,
+                        format!(
+                            "snapshot {} is unreadable ({e}); Keeper 2024-2025 aborts at \
+                             startup on it, older and 2026 builds fall back to the previous \
+                             snapshot, as done here",
+                            p.display()
+                        ),
+                    )
+                    .file(&p),
+                );
                 skipped.push(SkippedSnapshot { path: p, reason: e.to_string(), damaged: true });
             }
         }
@@ -275,14 +285,23 @@ pub fn recover(
     }
     let (mut tree, snapshot, mut last_index, mut last_term, mut cluster_config) = match loaded {
         Some(mut l) => {
-            notes.append(&mut l.notes);
+            notes.extend(l.notes.drain(..).map(|n| {
+                Finding::new(Severity::Warning, Code::SnapshotContent, n).file(&l.file)
+            }));
             let digest_ok = l.digest_matches();
             if digest_ok == Some(false) {
-                notes.push(format!(
-                    "snapshot {}: the digest in its header does not match its nodes (Keeper \
-                     logs this and goes on)",
-                    l.file.display()
-                ));
+                notes.push(
+                    Finding::new(
+                        Severity::Warning,
+                        Code::DigestMismatch,
+                        format!(
+                            "snapshot {}: the digest in its header does not match its nodes \
+                             (Keeper logs this and goes on)",
+                            l.file.display()
+                        ),
+                    )
+                    .file(&l.file),
+                );
             }
             l.tree.set_session_id_counter(l.header.session_id_counter);
             // Entries are checked against the digest version of the snapshot (Keeper's
@@ -373,24 +392,31 @@ pub fn recover(
     }
     if let Some(a) = opts.at_index {
         if a > last_index && a != u64::MAX {
-            return Err(StorageError::Unreachable {
-                what: format!("log index {a}"),
-                reason: format!("the log ends at index {last_index}"),
+            return Err(StorageError::PastEnd {
+                requested: Position::Index(a),
+                last: Position::Index(last_index),
             });
         }
     }
     if !mismatches.is_empty() {
         let first = &mismatches[0];
-        notes.push(format!(
-            "{} entr{} carried a digest that disagrees with the tree after executing it (first: \
-             index {}, stored {:#x}, computed {:#x}); Keeper reports \"Digest for nodes is not \
-             matching after applying request\"",
-            mismatches.len(),
-            if mismatches.len() == 1 { "y" } else { "ies" },
-            first.index,
-            first.stored,
-            first.computed
-        ));
+        notes.push(
+            Finding::new(
+                Severity::Warning,
+                Code::DigestMismatch,
+                format!(
+                    "{} entr{} carried a digest that disagrees with the tree after executing it \
+                     (first: index {}, stored {:#x}, computed {:#x}); Keeper reports \"Digest \
+                     for nodes is not matching after applying request\"",
+                    mismatches.len(),
+                    if mismatches.len() == 1 { "y" } else { "ies" },
+                    first.index,
+                    first.stored,
+                    first.computed
+                ),
+            )
+            .index(first.index),
+        );
     }
     Ok(ChRecovery {
         tree,

@@ -17,8 +17,8 @@ use keeperkit_vfs::{FileSystem, OpenMode};
 use keeperkit_wal::native::{NativeWal, NativeWalOptions};
 
 use super::{ConvertOptions, ConvertReport};
-use crate::native_snapshot::save_tree;
-pub use crate::native_snapshot::SnapshotPosition;
+use crate::native::snapshot::save_tree;
+pub use crate::native::snapshot::SnapshotPosition;
 use crate::StorageError;
 
 pub use crate::engine::layout::{MARKER_FILE, MARKER_V1, SNAPSHOT_DIR, WAL_DIR};

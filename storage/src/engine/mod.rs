@@ -55,7 +55,7 @@ pub use recover::{
     ReplayEnd, SkippedSnapshot, CONFIG_ENTRY_HEADER_LEN, CONFIG_ENTRY_TYPE,
 };
 
-use crate::native_snapshot::{load_tree, save_tree, SnapshotPosition};
+use crate::native::snapshot::{load_tree, save_tree, SnapshotPosition};
 use crate::traits::{
     Entry, EntryRef, HardState, LogPosition, LogStore, NodeData, SnapshotInfo, SnapshotStore,
     SnapshotTicket, StateMachine, Storage,

@@ -9,7 +9,7 @@ use keeperkit_wal::native::{iter_entries, NativeWalError, ProblemKind};
 
 use super::layout::{snapshot_files, SNAPSHOT_DIR, WAL_DIR};
 use super::EngineError;
-use crate::native_snapshot::load_tree;
+use crate::native::snapshot::load_tree;
 use crate::traits::{LogPosition, SnapshotInfo};
 
 /// A snapshot that was not used, and why.

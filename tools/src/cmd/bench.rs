@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use keeperkit_model::{Acl, Stat, Zxid};
 use keeperkit_snapshot::native::{snapshot_file_name, WriteOptions};
-use keeperkit_storage::native_snapshot::{load_tree, save_tree, SnapshotPosition};
+use keeperkit_storage::native::snapshot::{load_tree, save_tree, SnapshotPosition};
 use keeperkit_tree::DataTree;
 
 use crate::{BenchSnapshotArgs, BenchWalArgs, CmdResult, Failure, Outcome};

@@ -8,8 +8,8 @@ use keeperkit_storage::convert::{self, ConvertOptions, ConvertReport};
 use keeperkit_vfs::FileSystem;
 use serde::Serialize;
 
-use crate::load::load_state;
-use crate::{parse_zxid, CmdResult, ConvertArgs, ConvertTo, Failure, Outcome, Source};
+use crate::load::{load, point, print_findings};
+use crate::{CmdResult, ConvertArgs, ConvertTo, Failure, Outcome, Source};
 
 #[derive(Serialize)]
 struct JsonConvert {
@@ -22,33 +22,21 @@ struct JsonConvert {
 }
 
 /// Runs the command.
-pub fn run(fs: &Arc<dyn FileSystem>, args: &ConvertArgs, out: &mut dyn Write) -> CmdResult {
-    let at = args.at.as_deref().map(parse_zxid).transpose()?;
+pub fn run(
+    fs: &Arc<dyn FileSystem>,
+    args: &ConvertArgs,
+    verbose: bool,
+    out: &mut dyn Write,
+) -> CmdResult {
     let source = Source {
         path: args.src.clone(),
         format: args.format,
         log_dir: args.log_dir.clone(),
         snapshot: None,
     };
-    let state = match args.at_index {
-        None => load_state(&**fs, &source, at, false)?,
-        Some(n) => match crate::load::dialect_of(&**fs, &source.path, source.format)? {
-            keeperkit_storage::Dialect::ClickHouse => {
-                crate::load::load_clickhouse(&**fs, &source, Some(n))?
-            }
-            keeperkit_storage::Dialect::Native => {
-                crate::load::load_native(&**fs, &source.path, Some(n))?
-            }
-            keeperkit_storage::Dialect::ZooKeeper => {
-                return Err(Failure::usage(anyhow!(
-                    "ZooKeeper data is addressed by zxid, not by log index"
-                ))
-                .hint("use --at ZXID"))
-            }
-        },
-    };
-    state.print_notes(false);
-    if state.has_errors() {
+    let state = load(&**fs, &source, point(args.at.at.as_deref(), args.at.at_index)?, false)?;
+    print_findings(&state.report.findings, verbose);
+    if state.report.has_errors() {
         return Err(Failure {
             error: anyhow!("the source state is incomplete; nothing was written"),
             corruption: true,
@@ -67,7 +55,7 @@ pub fn run(fs: &Arc<dyn FileSystem>, args: &ConvertArgs, out: &mut dyn Write) ->
     let tree = &state.tree;
     let report: ConvertReport = match args.to {
         ConvertTo::Native => {
-            let pos = state.position.as_ref().map_or_else(Default::default, |p| {
+            let pos = state.report.raft.as_ref().map_or_else(Default::default, |p| {
                 convert::native::SnapshotPosition {
                     last_index: p.last_log_idx,
                     last_term: p.last_log_term,
@@ -89,7 +77,8 @@ pub fn run(fs: &Arc<dyn FileSystem>, args: &ConvertArgs, out: &mut dyn Write) ->
             // Refused before anything is written, the temporary directory included.
             let mappings = convert::clickhouse::check(tree, &opts)?;
             let pos = state
-                .position
+                .report
+                .raft
                 .clone()
                 .unwrap_or_else(|| convert::clickhouse::ChPosition::from_zookeeper(tree));
             convert::convert_atomically(&**fs, &args.dst, |tmp| {

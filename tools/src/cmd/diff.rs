@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::json::JsonNode;
-use crate::load::load_state;
-use crate::{parse_zxid, CmdResult, DiffArgs, Outcome, Source};
+use crate::load::{load, point, print_findings};
+use crate::{CmdResult, DiffArgs, Outcome, Source};
 
 /// One differing field.
 #[derive(Debug, Serialize, PartialEq, Eq, Clone)]
@@ -117,13 +117,11 @@ fn source(path: &std::path::Path) -> Source {
 }
 
 /// Runs the command.
-pub fn run(fs: &dyn FileSystem, args: &DiffArgs, out: &mut dyn Write) -> CmdResult {
-    let at_a = args.at_a.as_deref().map(parse_zxid).transpose()?;
-    let at_b = args.at_b.as_deref().map(parse_zxid).transpose()?;
-    let a = load_state(fs, &source(&args.a), at_a, false)?;
-    a.print_notes(false);
-    let b = load_state(fs, &source(&args.b), at_b, false)?;
-    b.print_notes(false);
+pub fn run(fs: &dyn FileSystem, args: &DiffArgs, verbose: bool, out: &mut dyn Write) -> CmdResult {
+    let a = load(fs, &source(&args.a), point(args.at_a.as_deref(), args.at_index_a)?, false)?;
+    print_findings(&a.report.findings, verbose);
+    let b = load(fs, &source(&args.b), point(args.at_b.as_deref(), args.at_index_b)?, false)?;
+    print_findings(&b.report.findings, verbose);
     let diffs =
         diff_nodes(&nodes(&a.tree, args.ignore_system), &nodes(&b.tree, args.ignore_system));
     for d in &diffs {
@@ -135,7 +133,7 @@ pub fn run(fs: &dyn FileSystem, args: &DiffArgs, out: &mut dyn Write) -> CmdResu
                 "removed" => "-",
                 _ => "~",
             };
-            write!(out, "{sign} {}", d.path)?;
+            write!(out, "{sign} {}", super::escape(&d.path))?;
             for f in &d.fields {
                 write!(out, "  {}: {} -> {}", f.field, f.a, f.b)?;
             }

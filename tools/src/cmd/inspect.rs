@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::anyhow;
 use keeperkit_model::Zxid;
 use keeperkit_snapshot::zookeeper::{self as zksnap, Compression};
-use keeperkit_storage::zkscan::{self, DirScan, LogScan, SnapshotScan};
+use keeperkit_storage::zookeeper::scan::{self as zkscan, DirScan, LogScan, SnapshotScan};
 use keeperkit_storage::zookeeper::ZkLayout;
 use keeperkit_storage::Dialect;
 use keeperkit_vfs::FileSystem;
@@ -91,7 +91,7 @@ pub fn describe_end(end: &LogEnd) -> String {
         LogEnd::Eof { offset } => format!("physical end of file at byte {offset}"),
         LogEnd::ZeroLength { offset } => format!("zero padding from byte {offset}"),
         LogEnd::Torn { offset, reason } => {
-            format!("partial record at byte {offset} ({})", crate::load::torn_reason_text(reason))
+            format!("partial record at byte {offset} ({})", keeperkit_storage::zookeeper::dir::torn_reason_text(reason))
         }
     }
 }

@@ -263,7 +263,7 @@ pub fn run(fs: &dyn FileSystem, args: &LogArgs, out: &mut dyn Write) -> CmdResul
             if let Some(LogEnd::Torn { offset, reason }) = reader.end() {
                 eprintln!(
                     "note: {file} ends with a partial record at byte {offset} ({})",
-                    crate::load::torn_reason_text(reason)
+                    keeperkit_storage::zookeeper::dir::torn_reason_text(reason)
                 );
             }
         }

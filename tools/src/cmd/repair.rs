@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use keeperkit_storage::zkscan;
+use keeperkit_storage::zookeeper::scan as zkscan;
 use keeperkit_storage::zookeeper::ZkLayout;
 use keeperkit_storage::Dialect;
 use keeperkit_vfs::FileSystem;

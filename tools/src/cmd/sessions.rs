@@ -5,8 +5,8 @@ use std::io::Write;
 use keeperkit_vfs::FileSystem;
 use serde::Serialize;
 
-use crate::load::load_state;
-use crate::{parse_zxid, CmdResult, Outcome, SessionsArgs};
+use crate::load::{load, point, print_findings};
+use crate::{CmdResult, Outcome, SessionsArgs};
 
 #[derive(Serialize)]
 struct JsonSession {
@@ -19,10 +19,9 @@ struct JsonSession {
 }
 
 /// Runs the command.
-pub fn run(fs: &dyn FileSystem, args: &SessionsArgs, out: &mut dyn Write) -> CmdResult {
-    let at = args.at.as_deref().map(parse_zxid).transpose()?;
-    let state = load_state(fs, &args.source, at, false)?;
-    state.print_notes(false);
+pub fn run(fs: &dyn FileSystem, args: &SessionsArgs, verbose: bool, out: &mut dyn Write) -> CmdResult {
+    let state = load(fs, &args.source, point(args.at.at.as_deref(), args.at.at_index)?, false)?;
+    print_findings(&state.report.findings, verbose);
     let sessions = state.tree.sessions();
     if !args.json {
         writeln!(out, "{:<20} {:>10} {:>10}  auth", "session", "timeout_ms", "ephemerals")?;
@@ -53,12 +52,12 @@ pub fn run(fs: &dyn FileSystem, args: &SessionsArgs, out: &mut dyn Write) -> Cmd
                 format!("{:#x}", s.id.0),
                 s.timeout_ms,
                 s.ephemerals,
-                if auth.is_empty() { "-".to_string() } else { auth.join(",") }
+                if auth.is_empty() { "-".to_string() } else { super::escape(&auth.join(",")) }
             )?;
         }
     }
     if !args.json {
         writeln!(out, "{} sessions", sessions.len())?;
     }
-    Ok(if state.has_errors() { Outcome::Found } else { Outcome::Clean })
+    Ok(if state.report.has_errors() { Outcome::Found } else { Outcome::Clean })
 }

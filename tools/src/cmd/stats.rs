@@ -8,8 +8,8 @@ use keeperkit_tree::DataTree;
 use keeperkit_vfs::FileSystem;
 use serde::Serialize;
 
-use crate::load::load_state;
-use crate::{parse_zxid, CmdResult, Outcome, StatsArgs};
+use crate::load::{load, point, print_findings};
+use crate::{CmdResult, Outcome, StatsArgs};
 
 /// A subtree in a top list.
 #[derive(Debug, Serialize, Clone, PartialEq, Eq)]
@@ -146,10 +146,9 @@ pub fn compute(tree: &DataTree, top: usize) -> Stats {
 }
 
 /// Runs the command.
-pub fn run(fs: &dyn FileSystem, args: &StatsArgs, out: &mut dyn Write) -> CmdResult {
-    let at = args.at.as_deref().map(parse_zxid).transpose()?;
-    let state = load_state(fs, &args.source, at, false)?;
-    state.print_notes(false);
+pub fn run(fs: &dyn FileSystem, args: &StatsArgs, verbose: bool, out: &mut dyn Write) -> CmdResult {
+    let state = load(fs, &args.source, point(args.at.at.as_deref(), args.at.at_index)?, false)?;
+    print_findings(&state.report.findings, verbose);
     let s = compute(&state.tree, args.top);
     if args.json {
         super::json_doc(out, &s)?;
@@ -192,5 +191,5 @@ pub fn run(fs: &dyn FileSystem, args: &StatsArgs, out: &mut dyn Write) -> CmdRes
             )?;
         }
     }
-    Ok(if state.has_errors() { Outcome::Found } else { Outcome::Clean })
+    Ok(if state.report.has_errors() { Outcome::Found } else { Outcome::Clean })
 }

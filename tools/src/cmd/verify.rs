@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::anyhow;
 use keeperkit_model::{Corruption, CorruptionKind};
-use keeperkit_storage::zkscan::{self, DirScan};
+use keeperkit_storage::zookeeper::scan::{self as zkscan, DirScan};
 use keeperkit_storage::zookeeper::{self as zk, NoProgress, RecoverOptions, ZkLayout};
 use keeperkit_storage::Dialect;
 use keeperkit_vfs::FileSystem;
@@ -155,12 +155,12 @@ pub fn check_scan(scan: &DirScan) -> Vec<Problem> {
                     format!(
                         "the newest log ends with a partial record ({}); ZooKeeper ignores it; \
                          it was never acknowledged",
-                        crate::load::torn_reason_text(reason)
+                        keeperkit_storage::zookeeper::dir::torn_reason_text(reason)
                     )
                 } else {
                     format!(
                         "a log that is not the newest ends with a partial record ({})",
-                        crate::load::torn_reason_text(reason)
+                        keeperkit_storage::zookeeper::dir::torn_reason_text(reason)
                     )
                 },
             });

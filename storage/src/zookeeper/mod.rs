@@ -20,6 +20,9 @@
 //! Unlike ZooKeeper, replay never crosses a gap in the zxid sequence: it stops before
 //! the gap and reports it, so a deleted log is never a silent hole.
 
+pub mod dir;
+pub mod scan;
+
 use std::path::{Path, PathBuf};
 
 use keeperkit_model::{AclList, SessionId, Txn, Zxid};

@@ -1,0 +1,6 @@
+//! keeperkit's own data directories: the snapshot codec over the tree ([`snapshot`])
+//! and the read-only view of a data directory or bare WAL through the seam ([`dir`]).
+//! The live engine is [`crate::engine`].
+
+pub mod dir;
+pub mod snapshot;
