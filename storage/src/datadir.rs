@@ -143,7 +143,11 @@ pub fn open<'a>(
         Some(d) => {
             let found = present(fs, path);
             if !found.contains(&d) {
-                return Err(StorageError::FormatNotThere { path: path.to_path_buf(), dialect: d, found });
+                return Err(StorageError::FormatNotThere {
+                    path: path.to_path_buf(),
+                    dialect: d,
+                    found,
+                });
             }
             d
         }

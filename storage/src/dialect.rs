@@ -83,7 +83,10 @@ pub fn present(fs: &dyn FileSystem, path: &Path) -> Vec<Dialect> {
         }
     }
     let has_dir = |n: &str| entries.iter().any(|e| e.is_dir && e.name == n);
-    if (has_dir("logs") || has_dir("log")) && has_dir("snapshots") && !found.contains(&Dialect::ClickHouse) {
+    if (has_dir("logs") || has_dir("log"))
+        && has_dir("snapshots")
+        && !found.contains(&Dialect::ClickHouse)
+    {
         found.push(Dialect::ClickHouse);
     }
     found

@@ -197,7 +197,14 @@ pub struct Finding {
 impl Finding {
     /// A finding with no file, offset or position.
     pub fn new(severity: Severity, code: Code, message: impl Into<String>) -> Finding {
-        Finding { severity, code, file: None, offset: None, position: None, message: message.into() }
+        Finding {
+            severity,
+            code,
+            file: None,
+            offset: None,
+            position: None,
+            message: message.into(),
+        }
     }
 
     /// An error finding for corrupt bytes, prefixed by `what` ("damaged snapshot").
@@ -310,7 +317,10 @@ mod tests {
         for c in Code::ALL {
             let s = c.as_str();
             assert!(seen.insert(s), "{s} twice");
-            assert!(s.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_'), "{s}");
+            assert!(
+                s.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_'),
+                "{s}"
+            );
         }
     }
 

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use keeperkit_tools::json::JsonNode;
 use keeperkit_storage::{open, OpenOptions, Point};
+use keeperkit_tools::json::JsonNode;
 use keeperkit_tree::DataTree;
 
 fn fixture(set: &str) -> PathBuf {

@@ -15,8 +15,8 @@ use std::process::{Command, Output};
 use keeperkit_model::{Acl, StatPersisted, Zxid};
 use keeperkit_storage::convert::zookeeper::check;
 use keeperkit_storage::convert::ConvertOptions;
-use keeperkit_tools::json::JsonNode;
 use keeperkit_storage::{open, OpenOptions, Point};
+use keeperkit_tools::json::JsonNode;
 use keeperkit_tree::DataTree;
 
 const SETS: [&str; 8] = [

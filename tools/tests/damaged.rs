@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use keeperkit_model::Zxid;
-use keeperkit_tools::json::JsonNode;
 use keeperkit_storage::{open, OpenOptions, Point};
+use keeperkit_tools::json::JsonNode;
 use keeperkit_wal::zookeeper::{read_all, LogRecord};
 
 fn fixture(set: &str) -> PathBuf {

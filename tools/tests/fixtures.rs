@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use keeperkit_model::Zxid;
-use keeperkit_tools::json::JsonNode;
 use keeperkit_storage::{open, OpenOptions, Point};
+use keeperkit_tools::json::JsonNode;
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -32,7 +32,11 @@ fn dump(set: &str, at: Option<Zxid>, snapshot: Option<PathBuf>) -> Vec<Value> {
     let state = open(&*fs, &fixtures().join(set).join("data"), &opts)
         .and_then(|d| d.recover(point))
         .unwrap_or_else(|e| panic!("{set}: {e}"));
-    assert!(!state.report.has_errors(), "{set}: recovery reported errors: {:?}", state.report.findings);
+    assert!(
+        !state.report.has_errors(),
+        "{set}: recovery reported errors: {:?}",
+        state.report.findings
+    );
     let mut out = Vec::new();
     state.tree.for_each_sorted(|p, n| {
         out.push(serde_json::to_value(JsonNode::from_node(p, &n)).unwrap())

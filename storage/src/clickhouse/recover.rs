@@ -19,8 +19,8 @@ use keeperkit_wal::clickhouse::{
 };
 
 use super::snapshot::{load_snapshot, open_acl, LoadedChSnapshot};
-pub use crate::zookeeper::SkippedSnapshot;
 use crate::findings::{Code, Finding, Position, Severity};
+pub use crate::zookeeper::SkippedSnapshot;
 use crate::StorageError;
 
 /// Where a Keeper coordination directory keeps its files.
@@ -283,45 +283,46 @@ pub fn recover(
                 .collect(),
         });
     }
-    let (mut tree, snapshot, mut last_index, mut last_term, mut cluster_config) = match loaded {
-        Some(mut l) => {
-            notes.extend(l.notes.drain(..).map(|n| {
-                Finding::new(Severity::Warning, Code::SnapshotContent, n).file(&l.file)
-            }));
-            let digest_ok = l.digest_matches();
-            if digest_ok == Some(false) {
-                notes.push(
-                    Finding::new(
-                        Severity::Warning,
-                        Code::DigestMismatch,
-                        format!(
-                            "snapshot {}: the digest in its header does not match its nodes \
+    let (mut tree, snapshot, mut last_index, mut last_term, mut cluster_config) =
+        match loaded {
+            Some(mut l) => {
+                notes.extend(l.notes.drain(..).map(|n| {
+                    Finding::new(Severity::Warning, Code::SnapshotContent, n).file(&l.file)
+                }));
+                let digest_ok = l.digest_matches();
+                if digest_ok == Some(false) {
+                    notes.push(
+                        Finding::new(
+                            Severity::Warning,
+                            Code::DigestMismatch,
+                            format!(
+                                "snapshot {}: the digest in its header does not match its nodes \
                              (Keeper logs this and goes on)",
-                            l.file.display()
-                        ),
-                    )
-                    .file(&l.file),
-                );
+                                l.file.display()
+                            ),
+                        )
+                        .file(&l.file),
+                    );
+                }
+                l.tree.set_session_id_counter(l.header.session_id_counter);
+                // Entries are checked against the digest version of the snapshot (Keeper's
+                // running version); a snapshot without one gets V4, Keeper's default.
+                match l.header.digest_version {
+                    0 => l.tree.enable_keeper_digest(),
+                    v => l.tree.enable_keeper_digest_version(v),
+                }
+                let used = UsedSnapshot {
+                    path: l.file.clone(),
+                    header: l.header.clone(),
+                    container: l.container,
+                    digest_ok,
+                };
+                let (idx, term) = (l.header.meta.last_log_idx, l.header.meta.last_log_term);
+                let cfg = l.cluster_config.or_else(|| Some(l.header.meta.config.clone()));
+                (l.tree, Some(used), idx, term, cfg)
             }
-            l.tree.set_session_id_counter(l.header.session_id_counter);
-            // Entries are checked against the digest version of the snapshot (Keeper's
-            // running version); a snapshot without one gets V4, Keeper's default.
-            match l.header.digest_version {
-                0 => l.tree.enable_keeper_digest(),
-                v => l.tree.enable_keeper_digest_version(v),
-            }
-            let used = UsedSnapshot {
-                path: l.file.clone(),
-                header: l.header.clone(),
-                container: l.container,
-                digest_ok,
-            };
-            let (idx, term) = (l.header.meta.last_log_idx, l.header.meta.last_log_term);
-            let cfg = l.cluster_config.or_else(|| Some(l.header.meta.config.clone()));
-            (l.tree, Some(used), idx, term, cfg)
-        }
-        None => (fresh_keeper_tree(), None, 0, 0, None),
-    };
+            None => (fresh_keeper_tree(), None, 0, 0, None),
+        };
     // 2. The changelogs.
     let mut plan = None;
     let mut files = Vec::new();

@@ -6,7 +6,9 @@ use keeperkit_model::Zxid;
 use keeperkit_vfs::FileSystem;
 use keeperkit_wal::zookeeper::{LogEnd, TornReason};
 
-use super::{load_snapshot, recover as zk_recover, Progress, RecoverOptions, RecoveryReport, ZkLayout};
+use super::{
+    load_snapshot, recover as zk_recover, Progress, RecoverOptions, RecoveryReport, ZkLayout,
+};
 use crate::datadir::{OpenOptions, Recovered, RecoveryReport as Report};
 use crate::findings::{Code, Finding, Position, Severity};
 use crate::{Dialect, StorageError};

@@ -91,7 +91,10 @@ pub fn describe_end(end: &LogEnd) -> String {
         LogEnd::Eof { offset } => format!("physical end of file at byte {offset}"),
         LogEnd::ZeroLength { offset } => format!("zero padding from byte {offset}"),
         LogEnd::Torn { offset, reason } => {
-            format!("partial record at byte {offset} ({})", keeperkit_storage::zookeeper::dir::torn_reason_text(reason))
+            format!(
+                "partial record at byte {offset} ({})",
+                keeperkit_storage::zookeeper::dir::torn_reason_text(reason)
+            )
         }
     }
 }

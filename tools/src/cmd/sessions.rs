@@ -19,7 +19,12 @@ struct JsonSession {
 }
 
 /// Runs the command.
-pub fn run(fs: &dyn FileSystem, args: &SessionsArgs, verbose: bool, out: &mut dyn Write) -> CmdResult {
+pub fn run(
+    fs: &dyn FileSystem,
+    args: &SessionsArgs,
+    verbose: bool,
+    out: &mut dyn Write,
+) -> CmdResult {
     let state = load(fs, &args.source, point(args.at.at.as_deref(), args.at.at_index)?, false)?;
     print_findings(&state.report.findings, verbose);
     let sessions = state.tree.sessions();
