@@ -15,8 +15,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod durable;
 mod std_fs;
 
+pub use durable::{
+    copy_to_backup, create_dir_all_durable, move_to_backup, parent_dir, write_atomically,
+    write_atomically_bytes, write_new_durable, PathError, Step,
+};
 pub use std_fs::StdFs;
 
 #[cfg(feature = "testing")]
@@ -109,7 +114,9 @@ pub trait File: Send + Sync + std::fmt::Debug {
 
 /// The file-system operations keeperkit needs, and no more.
 pub trait FileSystem: Send + Sync + std::fmt::Debug {
-    /// Opens a file.
+    /// Opens a file. Only regular files open: a FIFO, a device, a socket or a
+    /// directory is refused with `InvalidInput` (naming what it is) without blocking,
+    /// and a symlink loop fails with the system's error.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>>;
 
     /// Lists a directory (not recursive), sorted by name.

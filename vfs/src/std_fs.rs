@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -66,6 +66,23 @@ fn map_file(file: &fs::File) -> io::Result<Option<Arc<dyn AsRef<[u8]> + Send + S
     Ok(Some(Arc::new(map)))
 }
 
+/// What a non-regular file is, for messages.
+fn file_kind(ft: fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "directory"
+    } else if ft.is_fifo() {
+        "FIFO"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_char_device() {
+        "character device"
+    } else {
+        "special file"
+    }
+}
+
 impl FileSystem for StdFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>> {
         let mut o = fs::OpenOptions::new();
@@ -75,7 +92,19 @@ impl FileSystem for StdFs {
             OpenMode::CreateNew => o.read(true).write(true).create_new(true),
             OpenMode::CreateTruncate => o.read(true).write(true).create(true).truncate(true),
         };
-        Ok(Arc::new(StdFile(o.open(path)?)))
+        // O_NONBLOCK: opening a FIFO without a writer would block forever; with it
+        // the open returns at once and the file type check below refuses it. The flag
+        // changes nothing for regular files.
+        o.custom_flags(libc::O_NONBLOCK);
+        let f = o.open(path)?;
+        let ft = f.metadata()?.file_type();
+        if !ft.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("not a regular file (a {})", file_kind(ft)),
+            ));
+        }
+        Ok(Arc::new(StdFile(f)))
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
@@ -150,5 +179,30 @@ mod tests {
         assert_eq!(names, vec!["b".to_string()]);
         fs.remove_file(&b).unwrap();
         fs.remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn special_files_are_refused_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("kk-vfs-special-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("log.600");
+        let st = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(st.success());
+        for mode in [OpenMode::Read, OpenMode::ReadWrite] {
+            let e = StdFs.open(&fifo, mode).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+            assert!(e.to_string().contains("FIFO"), "{e}");
+        }
+        let e = StdFs.open(&dir, OpenMode::Read).unwrap_err();
+        assert!(e.to_string().contains("directory") || e.kind() == io::ErrorKind::IsADirectory);
+        let e = StdFs.open(Path::new("/dev/null"), OpenMode::Read).unwrap_err();
+        assert!(e.to_string().contains("character device"), "{e}");
+        let a = dir.join("a");
+        let b = dir.join("b");
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        assert!(StdFs.open(&a, OpenMode::Read).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
