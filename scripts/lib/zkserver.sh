@@ -72,7 +72,7 @@ L4J
 zk_start() {
   local dir="$1" heap="${2:-1g}" ccheck="${3:-86400000}"
   ZK_DIR="$(cd "$dir" && pwd)"
-  ZK_PORT=$(zk_free_port)
+  ZK_PORT=${ZK_WANT_PORT:-$(zk_free_port)}   # ZK_WANT_PORT: a restart on the same port
   # __PORT__ = client port; __PORT2__/__PORT3__ = quorum/election ports (ensemble mode)
   sed -e "s/__PORT__/$ZK_PORT/g" -e "s/__PORT2__/$(zk_free_port)/g" -e "s/__PORT3__/$(zk_free_port)/g" \
     "$ZK_DIR/conf/zoo.cfg.in" > "$ZK_DIR/conf/zoo.cfg"
