@@ -5,7 +5,8 @@
 #   zk_init_dir DIR DATA [extra zoo.cfg lines...]   writes DIR/conf/{zoo.cfg.in,log4j.properties}
 #                                                    (__PORT__, __PORT2__, __PORT3__ in the extra
 #                                                    lines become free ports at each start)
-#   zk_start DIR [HEAP]                              starts it (free port, retried on a port race)
+#   zk_start DIR [HEAP]                              starts it (free port, retried on a port race;
+#                                                    KEEPERKIT_PORT_RANGE=LO-HI limits the ports)
 #                                                    sets ZK_PID, ZK_PORT; log in DIR/zookeeper.log
 #   zk_wait_ready [TIMEOUT_S]                        0 once it serves (`srvr` has a Zxid), 1 if it died
 #   zk_stop                                          SIGTERM (then SIGKILL after 30 s) our server
@@ -30,8 +31,26 @@ zk_check_deps() {
   python3 -c 'import kazoo' 2>/dev/null || { echo "error: python kazoo missing (pip install kazoo)" >&2; return 1; }
 }
 
+# A free port on 127.0.0.1: one the kernel picks, or a random free one of
+# KEEPERKIT_PORT_RANGE=LO-HI when that is set (to keep parallel runs apart).
 zk_free_port() {
-  python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1]);s.close()'
+  python3 - "${KEEPERKIT_PORT_RANGE:-}" <<'PY'
+import random, socket, sys
+rng = sys.argv[1]
+ports = [0]
+if rng:
+    lo, hi = (int(x) for x in rng.split("-"))
+    ports = random.sample(range(lo, hi + 1), min(200, hi - lo + 1))
+for p in ports:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        print(s.getsockname()[1])
+        sys.exit(0)
+sys.exit("no free port in " + rng)
+PY
 }
 
 # zk_init_dir DIR DATA [extra zoo.cfg lines...]
