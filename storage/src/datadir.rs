@@ -21,7 +21,11 @@ use keeperkit_vfs::FileSystem;
 use crate::clickhouse::ChLayout;
 use crate::convert::clickhouse::ChPosition;
 use crate::dialect::{detect, present, Dialect};
+use std::ops::ControlFlow;
+
 use crate::findings::{Finding, Position};
+use crate::repair::PlanInner;
+use crate::report::{CheckReport, Inspection, LogEntry, LogRange, RepairPlan, RepairReport};
 use crate::zookeeper::{Progress, ZkLayout};
 use crate::StorageError;
 
@@ -63,6 +67,8 @@ pub struct RecoveryReport {
     /// Where the state sits in a Raft log (ClickHouse Keeper and native): what a
     /// conversion to ClickHouse Keeper continues from.
     pub raft: Option<ChPosition>,
+    /// Log entries (txns) replayed on the snapshot.
+    pub entries_replayed: u64,
     /// ZooKeeper's detailed report, for ZooKeeper directories.
     pub zookeeper: Option<crate::zookeeper::RecoveryReport>,
     /// What the user should know: info notes on how the state was built, warnings on
@@ -114,6 +120,8 @@ pub(crate) enum Source {
     },
     /// A single native snapshot file.
     NativeFile(PathBuf),
+    /// A single native WAL segment file.
+    NativeSegment(PathBuf),
 }
 
 /// An opened data directory (or single file) of any dialect.
@@ -173,8 +181,15 @@ pub fn open<'a>(
                 Source::ClickHouse(ChLayout::locate(fs, path, options.log_dir.as_deref())?)
             }
         }
-        Dialect::Native if md.is_dir => crate::native::dir::locate(fs, path),
-        Dialect::Native => Source::NativeFile(path.to_path_buf()),
+        Dialect::Native if md.is_dir => crate::native::dir::locate(fs, path)?,
+        Dialect::Native => {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if keeperkit_wal::native::parse_segment_file_name(name).is_some() {
+                Source::NativeSegment(path.to_path_buf())
+            } else {
+                Source::NativeFile(path.to_path_buf())
+            }
+        }
     };
     Ok(DataDir { fs, path: path.to_path_buf(), options: options.clone(), source })
 }
@@ -194,7 +209,9 @@ impl<'a> DataDir<'a> {
         match self.source {
             Source::ZooKeeperDir(_) | Source::ZooKeeperFile(_) => Dialect::ZooKeeper,
             Source::ClickHouse(_) | Source::ClickHouseLog(_) => Dialect::ClickHouse,
-            Source::NativeDir { .. } | Source::NativeFile(_) => Dialect::Native,
+            Source::NativeDir { .. } | Source::NativeFile(_) | Source::NativeSegment(_) => {
+                Dialect::Native
+            }
         }
     }
 
@@ -276,6 +293,194 @@ impl<'a> DataDir<'a> {
             (Source::NativeFile(path), p) => {
                 crate::native::dir::recover_file(self.fs, path, p != Point::Latest)
             }
+            (Source::NativeSegment(path), _) => Err(StorageError::Unsupported(format!(
+                "{} is a single WAL segment, which holds no state; give the data directory \
+                 (with snapshots/ and wal/)",
+                path.display()
+            ))),
         }
+    }
+
+    /// Checks every file (every checksum, every record), then what the dialect's
+    /// server does when it starts from them. Exit 0 of a tool means no finding is an
+    /// error ([`crate::findings::exit_status`]).
+    pub fn check(&self) -> Result<CheckReport, StorageError> {
+        let log_dir = self.options.log_dir.as_deref();
+        match &self.source {
+            Source::ZooKeeperDir(layout) => crate::zookeeper::check::check(
+                self.fs,
+                &self.path,
+                Some(layout),
+                self.options.snapshot.as_deref(),
+            ),
+            Source::ZooKeeperFile(_) => {
+                crate::zookeeper::check::check(self.fs, &self.path, None, None)
+            }
+            Source::ClickHouse(_) | Source::ClickHouseLog(_) => {
+                crate::clickhouse::check::check(self.fs, &self.path, log_dir)
+            }
+            Source::NativeDir { snap_dir, wal_dir } => {
+                crate::native::check::check(self.fs, &self.path, snap_dir, wal_dir)
+            }
+            Source::NativeFile(p) => crate::native::check::check_file(self.fs, p),
+            Source::NativeSegment(p) => crate::native::check::check_segment(self.fs, p),
+        }
+    }
+
+    /// Describes the files: metadata, ranges, and what the dialect's server does with
+    /// them at startup.
+    pub fn inspect(&self) -> Result<Inspection, StorageError> {
+        let fs = self.fs;
+        match &self.source {
+            Source::ZooKeeperDir(layout) => {
+                crate::zookeeper::inspect::inspect(fs, &self.path, Some(layout))
+            }
+            Source::ZooKeeperFile(_) => crate::zookeeper::inspect::inspect(fs, &self.path, None),
+            Source::ClickHouse(_) | Source::ClickHouseLog(_) => {
+                crate::clickhouse::inspect::inspect(fs, &self.path, self.options.log_dir.as_deref())
+            }
+            Source::NativeDir { snap_dir, wal_dir } => {
+                let snaps = crate::native::check::snapshot_files(fs, snap_dir)?;
+                crate::native::inspect::inspect(fs, &self.path, &snaps, Some(wal_dir))
+            }
+            Source::NativeFile(p) => {
+                crate::native::inspect::inspect(fs, &self.path, std::slice::from_ref(p), None)
+            }
+            Source::NativeSegment(p) => {
+                let dir = crate::repair::root_of(fs, p);
+                crate::native::inspect::inspect(fs, &self.path, &[], Some(&dir))
+            }
+        }
+    }
+
+    /// Gives every log entry in `range` to `sink` (which may stop the reading), decoded;
+    /// returns the findings of reading (a torn tail, damage that ended the reading, an
+    /// entry that cannot be decoded).
+    pub fn read_log(
+        &self,
+        range: LogRange,
+        sink: &mut dyn FnMut(LogEntry) -> ControlFlow<()>,
+    ) -> Result<Vec<Finding>, StorageError> {
+        let index = self.addressed_by_index();
+        let wrong = |by, not| StorageError::WrongPointKind { dialect: self.dialect(), by, not };
+        let conv = |p: Option<Position>| -> Result<Option<Position>, StorageError> {
+            match p {
+                Some(Position::Zxid(_)) if index => Err(wrong("log index", "zxid")),
+                Some(Position::Index(_)) if !index => Err(wrong("zxid", "log index")),
+                other => Ok(other),
+            }
+        };
+        let (from, to) = (conv(range.from)?, conv(range.to)?);
+        if let (Some(a), Some(b)) = (from, to) {
+            if a > b {
+                return Err(StorageError::Usage(format!(
+                    "the range is empty: it starts at {a}, after its end {b}"
+                )));
+            }
+        }
+        let zx = |p: Option<Position>| match p {
+            Some(Position::Zxid(z)) => Some(z),
+            _ => None,
+        };
+        let ix = |p: Option<Position>| match p {
+            Some(Position::Index(i)) => Some(i),
+            _ => None,
+        };
+        let fs = self.fs;
+        match &self.source {
+            Source::ZooKeeperDir(layout) => crate::zookeeper::log::read_log(
+                fs,
+                Some(layout),
+                &self.path,
+                zx(from),
+                zx(to),
+                sink,
+            ),
+            Source::ZooKeeperFile(p) => {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                if keeperkit_wal::zookeeper::parse_log_name(name).is_none() {
+                    return Err(StorageError::Unsupported(format!(
+                        "{} is a snapshot: it holds no log (give the data directory or a log \
+                         file)",
+                        p.display()
+                    )));
+                }
+                crate::zookeeper::log::read_log(fs, None, p, zx(from), zx(to), sink)
+            }
+            Source::ClickHouse(_) | Source::ClickHouseLog(_) => crate::clickhouse::log::read_log(
+                fs,
+                &self.path,
+                self.options.log_dir.as_deref(),
+                ix(from),
+                ix(to),
+                sink,
+            ),
+            Source::NativeDir { wal_dir, .. } => {
+                crate::native::log::read_log(fs, wal_dir, ix(from), ix(to), sink)
+            }
+            Source::NativeSegment(p) => {
+                let dir = crate::repair::root_of(fs, p);
+                crate::native::log::read_log(fs, &dir, ix(from), ix(to), sink)
+            }
+            Source::NativeFile(p) => Err(StorageError::Unsupported(format!(
+                "{} is a snapshot: it holds no log (give the data directory)",
+                p.display()
+            ))),
+        }
+    }
+
+    /// Plans a repair: what it would change (only what the dialect's server itself
+    /// does at startup, or removing leftovers), what it refuses and why (each refusal
+    /// with the finding it refuses), and the state before. `backup` is where removed
+    /// bytes go (by default beside the directory); it must be outside it. Nothing is
+    /// written.
+    pub fn plan_repair(&self, backup: Option<&Path>) -> Result<RepairPlan, StorageError> {
+        let fs = self.fs;
+        let root = crate::repair::root_of(fs, &self.path);
+        let backup_dir = backup
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| crate::report::default_backup_dir(&root));
+        crate::repair::check_backup_dir(&root, &backup_dir)?;
+        let single = |p: &Path| {
+            StorageError::Unsupported(format!(
+                "{} is a single file: repair works on a data directory",
+                p.display()
+            ))
+        };
+        let (actions, refused, notes, inner) = match &self.source {
+            Source::ZooKeeperDir(layout) => {
+                let (actions, refused, notes, moves) = crate::zookeeper::check::plan(fs, layout)?;
+                let inner =
+                    if moves.is_empty() { PlanInner::Nothing } else { PlanInner::Moves(moves) };
+                (actions, refused, notes, inner)
+            }
+            Source::ClickHouse(_) | Source::ClickHouseLog(_) => {
+                let (a, r, n, inner) = crate::clickhouse::check::plan(fs, &self.path, &backup_dir)?;
+                (a, r, n, PlanInner::ClickHouse(inner))
+            }
+            Source::NativeDir { snap_dir, wal_dir } => {
+                let (a, r, inner) = crate::native::check::plan(fs, snap_dir, wal_dir)?;
+                (a, r, Vec::new(), PlanInner::Native(inner))
+            }
+            Source::ZooKeeperFile(p) | Source::NativeFile(p) | Source::NativeSegment(p) => {
+                return Err(single(p))
+            }
+        };
+        Ok(RepairPlan {
+            dialect: self.dialect(),
+            path: self.path.display().to_string(),
+            backup_dir: backup_dir.display().to_string(),
+            actions,
+            refused,
+            notes,
+            state_before: crate::repair::state_count(self),
+            inner,
+        })
+    }
+
+    /// Applies a plan of [`DataDir::plan_repair`] (nothing when it refuses anything):
+    /// every byte removed goes to the backup first; then the state after and a check.
+    pub fn apply_repair(&self, plan: RepairPlan) -> Result<RepairReport, StorageError> {
+        crate::repair::apply(self, plan)
     }
 }

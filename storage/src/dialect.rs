@@ -5,6 +5,40 @@ use std::path::Path;
 
 use keeperkit_vfs::FileSystem;
 
+use crate::StorageError;
+
+/// Fails when one of `names` is in `dir` but is not a directory (a plain file, a
+/// symbolic link that loops or leads nowhere): a data directory's `logs/`, `wal/` or
+/// `version-2/` that cannot be listed must never read as an empty one.
+pub(crate) fn check_subdirs(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    names: &[&str],
+) -> Result<(), StorageError> {
+    let Ok(entries) = fs.read_dir(dir) else { return Ok(()) };
+    for e in entries.iter().filter(|e| names.contains(&e.name.as_str())) {
+        let p = dir.join(&e.name);
+        match fs.metadata(&p) {
+            Ok(m) if m.is_dir => {}
+            Ok(_) => {
+                return Err(StorageError::WrongKind {
+                    path: p,
+                    expected: "a directory",
+                    found: "a file".into(),
+                })
+            }
+            Err(err) => {
+                return Err(StorageError::WrongKind {
+                    path: p,
+                    expected: "a directory",
+                    found: format!("an entry that cannot be opened ({err})"),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The on-disk dialects keeperkit reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {

@@ -84,6 +84,19 @@ pub enum StorageError {
     /// The native engine failed.
     #[error("{0}")]
     Engine(Box<crate::engine::EngineError>),
+    /// A path is not the kind of file the layout needs there.
+    #[error("{} is {found}, not {expected}", .path.display())]
+    WrongKind {
+        /// The path.
+        path: PathBuf,
+        /// What was expected there ("a directory").
+        expected: &'static str,
+        /// What it is.
+        found: String,
+    },
+    /// The call makes no sense (contradictory or impossible arguments).
+    #[error("{0}")]
+    Usage(String),
     /// A requested point in time cannot be reached.
     #[error("cannot recover to {what}: {reason}")]
     Unreachable {

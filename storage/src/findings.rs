@@ -109,6 +109,13 @@ codes! {
     BadName = "bad_name",
     /// A log that holds no header.
     EmptyLog = "empty_log",
+    /// Complete, checksum-valid records after the point where a log ends for its
+    /// server (a zeroed length field hides them).
+    RecordsAfterEnd = "records_after_end",
+    /// A directory or special file where a data file belongs.
+    WrongKind = "wrong_kind",
+    /// Nothing to check: no snapshot and no log at all.
+    NoData = "no_data",
     /// A write cut short at the end of a log (never acknowledged).
     TornTail = "torn_tail",
     /// The last zstd frame of a changelog is not terminated.

@@ -50,6 +50,8 @@ pub mod engine;
 pub mod error;
 pub mod findings;
 pub mod native;
+mod repair;
+pub mod report;
 pub mod traits;
 pub mod zookeeper;
 
@@ -57,4 +59,8 @@ pub use datadir::{open, DataDir, OpenOptions, Point, Recovered, RecoveryReport};
 pub use dialect::{detect, Dialect};
 pub use error::StorageError;
 pub use findings::{Code, Finding, Position, Severity};
+pub use report::{
+    default_backup_dir, CheckReport, Inspection, LogEntry, LogRange, Refusal, RepairPlan,
+    RepairReport, StateCount,
+};
 pub use zookeeper::{NoProgress, Progress};

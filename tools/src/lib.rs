@@ -509,7 +509,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> CmdResult {
     match cli.command {
         Command::Dump(a) => cmd::dump::run(&*fs, &a, v, out),
         Command::Sessions(a) => cmd::sessions::run(&*fs, &a, v, out),
-        Command::Log(a) => cmd::log::run(&*fs, &a, out),
+        Command::Log(a) => cmd::log::run(&*fs, &a, v, out),
         Command::Inspect(a) => cmd::inspect::run(&*fs, &a, out),
         Command::Verify(a) => cmd::verify::run(&*fs, &a, out),
         Command::Diff(a) => cmd::diff::run(&*fs, &a, v, out),

@@ -52,11 +52,12 @@ pub fn load(
 /// Prints findings to stderr (info notes only when `verbose`).
 pub fn print_findings(findings: &[Finding], verbose: bool) {
     for f in findings {
+        let m = crate::cmd::escape(&f.message);
         match f.severity {
-            Severity::Info if verbose => eprintln!("note: {}", f.message),
+            Severity::Info if verbose => eprintln!("note: {m}"),
             Severity::Info => {}
-            Severity::Warning => eprintln!("warning: {}", f.message),
-            Severity::Error => eprintln!("error: {}", f.message),
+            Severity::Warning => eprintln!("warning: {m}"),
+            Severity::Error => eprintln!("error: {m}"),
         }
     }
 }

@@ -61,3 +61,36 @@ impl Drop for Bar {
         self.finish();
     }
 }
+
+/// A spinner on stderr for work whose size is not known ahead (a check), only on a
+/// terminal.
+#[derive(Debug)]
+pub struct Spinner {
+    bar: Option<ProgressBar>,
+}
+
+impl Spinner {
+    /// Starts a spinner with `label`; nothing unless stderr is a terminal.
+    pub fn new(label: &str) -> Spinner {
+        if !std::io::stderr().is_terminal() {
+            return Spinner { bar: None };
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_message(label.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Spinner { bar: Some(bar) }
+    }
+
+    /// Removes the spinner.
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

@@ -210,8 +210,8 @@ fn verify_names_the_entry_whose_digest_disagrees() {
     let out = keeperkit(&["verify", dir.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let p = &v["problems"][0];
-    assert_eq!(p["kind"], "digest_mismatch", "{v}");
+    let p = &v["findings"][0];
+    assert_eq!(p["code"], "digest_mismatch", "{v}");
     assert_eq!(p["index"], n + 5);
     assert!(p["file"].as_str().unwrap().ends_with("logs"), "{p}");
 }

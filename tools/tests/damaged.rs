@@ -124,17 +124,17 @@ fn flipped_bit_in_a_middle_record_is_named_by_verify() {
     let out = keeperkit(&["verify", dir.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let p = v["problems"]
+    let p = v["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["kind"] == "checksum_mismatch")
+        .find(|p| p["code"] == "checksum_mismatch")
         .expect("a checksum_mismatch problem");
     assert_eq!(p["offset"].as_u64(), Some(rec.offset));
-    assert_eq!(p["zxid_hex"].as_str(), Some(format!("{:#x}", rec.zxid().0).as_str()));
+    assert_eq!(p["zxid"].as_str(), Some(format!("{:#x}", rec.zxid().0).as_str()));
     // The unreadable rest of that log is the damage itself, not a missing file.
     assert!(
-        !v["problems"].as_array().unwrap().iter().any(|p| p["kind"] == "gap"),
+        !v["findings"].as_array().unwrap().iter().any(|p| p["code"] == "gap"),
         "no spurious gap after a checksum error: {v}"
     );
 
@@ -223,7 +223,7 @@ fn deleted_middle_log_is_a_reported_gap_not_a_silent_hole() {
     let out = keeperkit(&["verify", dir.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["problems"].as_array().unwrap().iter().any(|p| p["kind"] == "gap"), "{v}");
+    assert!(v["findings"].as_array().unwrap().iter().any(|p| p["code"] == "gap"), "{v}");
 }
 
 #[test]
@@ -257,11 +257,11 @@ fn huge_length_fields_are_errors_without_allocation() {
         let out = keeperkit(&["verify", dir.to_str().unwrap(), "--json"]);
         assert_eq!(out.status.code(), Some(1));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let p = v["problems"]
+        let p = v["findings"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|p| p["kind"] == "length_out_of_range")
+            .find(|p| p["code"] == "length_out_of_range")
             .unwrap_or_else(|| panic!("{v}"));
         assert_eq!(p["offset"].as_u64(), Some(rec.offset + 8));
         // dump prints the state before the damage and exits 1.

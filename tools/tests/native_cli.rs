@@ -104,7 +104,7 @@ fn verify_names_segment_and_offset_of_a_flipped_bit_anywhere() {
                 "flip at {} byte {off} not found: {v}",
                 seg.display()
             );
-            let p = v["problems"]
+            let p = v["findings"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -241,7 +241,7 @@ fn log_names_config_and_blank_entries() {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            assert!(v["txn"].is_null(), "{v}");
+            assert!(v["zxid"].is_null(), "{v}");
             v["kind"].as_str().unwrap().to_owned()
         })
         .collect();

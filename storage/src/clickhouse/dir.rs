@@ -71,30 +71,72 @@ pub(crate) fn recover(
             out.push(Finding::new(Severity::Info, Code::StartupWarning, format!("Keeper: {w}")));
         }
         if let Some(b) = plan.broken_file {
-            out.push(
-                Finding::new(
-                    Severity::Info,
-                    Code::TornTail,
-                    format!(
-                        "{} ends with a torn or damaged record; Keeper keeps what precedes it \
-                         and so does this state (`keeperkit verify` tells more)",
-                        r.files[b].path.display()
-                    ),
-                )
-                .file(&r.files[b].path),
-            );
-        }
-        for &d in &plan.detach {
-            out.push(
+            let f = &r.files[b];
+            let torn = f.broken.as_ref().is_some_and(|c| {
+                matches!(c.kind, keeperkit_model::CorruptionKind::Truncated { .. })
+            });
+            let at = f.broken.as_ref().map(|c| c.offset);
+            out.push(if torn {
                 Finding::new(
                     Severity::Warning,
-                    Code::WouldDetach,
+                    Code::TornTail,
                     format!(
-                        "Keeper would move {} to detached/ at startup (not read here)",
-                        r.files[d].path.display()
+                        "{} ends with a partial record (a write cut short, never acknowledged); \
+                         Keeper ignores it and so does this state",
+                        f.path.display()
                     ),
                 )
-                .file(&r.files[d].path),
+                .file(&f.path)
+                .offset_opt(at)
+            } else {
+                let mut x = match &f.broken {
+                    Some(c) => Finding::corruption(c, ""),
+                    None => {
+                        Finding::new(Severity::Error, Code::Truncated, String::new()).file(&f.path)
+                    }
+                };
+                x.message = format!(
+                    "{} is damaged{}: Keeper stops reading it there and starts without \
+                     every later entry of it; this state stops at index {} too \
+                     (`keeperkit verify` tells more)",
+                    f.path.display(),
+                    at.map(|o| format!(" at byte {o}")).unwrap_or_default(),
+                    r.last_index
+                );
+                x
+            });
+        }
+        let loaded: std::collections::HashSet<u64> = plan.entries.iter().map(|e| e.0).collect();
+        let committed = r.snapshot.as_ref().map_or(0, |s| s.header.meta.last_log_idx);
+        for &d in &plan.detach {
+            let f = &r.files[d];
+            let lost: std::collections::HashSet<u64> = f
+                .records
+                .iter()
+                .map(|x| x.record.index)
+                .filter(|i| *i > committed && !loaded.contains(i))
+                .collect();
+            out.push(
+                Finding::new(
+                    if lost.is_empty() { Severity::Warning } else { Severity::Error },
+                    Code::WouldDetach,
+                    if lost.is_empty() {
+                        format!(
+                            "Keeper would move {} to detached/ at startup (every entry in it is \
+                             in the snapshot or in the log it loads)",
+                            f.path.display()
+                        )
+                    } else {
+                        format!(
+                            "Keeper would move {} to detached/ at startup and lose the {} entries \
+                             after index {committed} it holds; this state stops at index {} too",
+                            f.path.display(),
+                            lost.len(),
+                            r.last_index
+                        )
+                    },
+                )
+                .file(&f.path),
             );
         }
     }
@@ -108,6 +150,7 @@ pub(crate) fn recover(
             dialect: Dialect::ClickHouse,
             last_zxid: r.tree.last_processed_zxid(),
             raft: Some(raft),
+            entries_replayed: r.entries_applied,
             zookeeper: None,
             findings: out,
         },

@@ -2,7 +2,10 @@
 //! ([`snapshot`]) and the changelogs after it replayed with Keeper's semantics
 //! ([`recover`]); the directory through the seam ([`dir`]).
 
+pub(crate) mod check;
 pub mod dir;
+pub mod inspect;
+pub(crate) mod log;
 pub mod recover;
 pub mod snapshot;
 

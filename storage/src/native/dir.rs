@@ -13,13 +13,39 @@ use crate::{Dialect, StorageError};
 
 /// Where a native directory's snapshots and WAL are: a data directory (marker or
 /// `wal/`) or a bare WAL directory.
-pub(crate) fn locate(fs: &dyn FileSystem, path: &Path) -> Source {
-    let data_dir =
-        fs.exists(&path.join(layout::MARKER_FILE)) || fs.exists(&path.join(layout::WAL_DIR));
-    Source::NativeDir {
+pub(crate) fn locate(fs: &dyn FileSystem, path: &Path) -> Result<Source, StorageError> {
+    crate::dialect::check_subdirs(fs, path, &[layout::WAL_DIR, layout::SNAPSHOT_DIR])?;
+    let marker = path.join(layout::MARKER_FILE);
+    let has_marker =
+        fs.read_dir(path).is_ok_and(|es| es.iter().any(|e| e.name == layout::MARKER_FILE));
+    if has_marker {
+        let md = fs.metadata(&marker).ok();
+        if md.is_none_or(|m| m.is_dir) {
+            return Err(StorageError::WrongKind {
+                path: marker,
+                expected: "keeperkit's marker file",
+                found: "a directory or an entry that cannot be opened".into(),
+            });
+        }
+        let ok = md.is_some_and(|m| m.len <= 4096)
+            && fs.read_all(&marker).is_ok_and(|b| b == layout::MARKER_V1);
+        if !ok {
+            return Err(StorageError::NotADataDir {
+                path: path.to_path_buf(),
+                what: "keeperkit native data directory",
+                reason: format!(
+                    "its {} marker does not hold keeperkit's marker text (empty, zeroed or \
+                     another program's file)",
+                    layout::MARKER_FILE
+                ),
+            });
+        }
+    }
+    let data_dir = has_marker || fs.exists(&path.join(layout::WAL_DIR));
+    Ok(Source::NativeDir {
         snap_dir: path.join(layout::SNAPSHOT_DIR),
         wal_dir: if data_dir { path.join(layout::WAL_DIR) } else { path.to_path_buf() },
-    }
+    })
 }
 
 /// Reads a single snapshot file: the state at its log index.
@@ -56,6 +82,7 @@ pub(crate) fn recover_file(
             dialect: Dialect::Native,
             last_zxid: loaded.tree.last_processed_zxid(),
             raft: Some(raft),
+            entries_replayed: 0,
             zookeeper: None,
             findings,
         },
@@ -117,7 +144,7 @@ pub(crate) fn recover(
         ReplayEnd::Complete => {}
         ReplayEnd::TornTail { path, valid_end } => out.push(
             Finding::new(
-                Severity::Info,
+                Severity::Warning,
                 Code::TornTail,
                 format!(
                     "{} ends with an unfinished write at byte {valid_end} (never acknowledged; \
@@ -163,6 +190,7 @@ pub(crate) fn recover(
             dialect: Dialect::Native,
             last_zxid: r.tree.last_processed_zxid(),
             raft: Some(raft),
+            entries_replayed: r.replayed,
             zookeeper: None,
             findings: out,
         },

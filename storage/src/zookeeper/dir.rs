@@ -43,6 +43,7 @@ pub(crate) fn recover(
             dialect: Dialect::ZooKeeper,
             last_zxid: rec.tree.last_processed_zxid(),
             raft: None,
+            entries_replayed: rec.report.txns_applied,
             zookeeper: Some(rec.report.clone()),
             findings,
         },
@@ -88,6 +89,7 @@ pub(crate) fn recover_file(
             dialect: Dialect::ZooKeeper,
             last_zxid: loaded.zxid,
             raft: None,
+            entries_replayed: 0,
             zookeeper: None,
             findings,
         },
@@ -166,7 +168,7 @@ pub fn findings_of(r: &RecoveryReport, layout: &ZkLayout) -> Vec<Finding> {
             let newest = Some(&l.path) == newest_log.as_ref();
             out.push(
                 Finding::new(
-                    if newest { Severity::Info } else { Severity::Warning },
+                    if newest { Severity::Warning } else { Severity::Error },
                     Code::TornTail,
                     format!(
                         "{} ends with a partial record at byte {offset} ({}){}",
@@ -207,6 +209,7 @@ pub fn findings_of(r: &RecoveryReport, layout: &ZkLayout) -> Vec<Finding> {
             .zxid(m.zxid),
         );
     }
+    out.extend(layout.findings.iter().cloned());
     if !r.orphan_ephemerals_removed.is_empty() {
         out.push(Finding::new(
             Severity::Info,

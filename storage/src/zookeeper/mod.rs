@@ -20,7 +20,10 @@
 //! Unlike ZooKeeper, replay never crosses a gap in the zxid sequence: it stops before
 //! the gap and reports it, so a deleted log is never a silent hole.
 
+pub(crate) mod check;
 pub mod dir;
+pub mod inspect;
+pub(crate) mod log;
 pub mod scan;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +54,77 @@ pub struct ZkLayout {
     pub accepted_epoch: Option<String>,
     /// `currentEpoch` file contents (quorum mode), if present.
     pub current_epoch: Option<String>,
+    /// What locating found wrong: files with extra name parts, directories named like
+    /// data files. Such entries are not used.
+    pub findings: Vec<crate::findings::Finding>,
+}
+
+/// Whether `name` is exactly a data file name: `snapshot.<hex>[.gz|.snappy]` or
+/// `log.<hex>`, with no other part.
+fn exact_name(name: &str) -> bool {
+    let hex = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit());
+    match name.split('.').collect::<Vec<_>>().as_slice() {
+        ["log", z] | ["snapshot", z] => hex(z),
+        ["snapshot", z, "gz" | "snappy"] => hex(z),
+        _ => false,
+    }
+}
+
+/// Drops listed files whose names have extra parts (a stray `snapshot.600.bak` would
+/// otherwise be taken for the snapshot of zxid 0x600, as ZooKeeper takes it) and
+/// reports them, with directories named like data files.
+fn sift<T>(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    files: Vec<T>,
+    path_of: impl Fn(&T) -> &Path,
+    findings: &mut Vec<crate::findings::Finding>,
+) -> Vec<T> {
+    use crate::findings::{Code, Finding, Severity};
+    let mut kept = Vec::new();
+    for f in files {
+        let p = path_of(&f);
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if exact_name(name) {
+            kept.push(f);
+        } else {
+            findings.push(
+                Finding::new(
+                    Severity::Error,
+                    Code::BadName,
+                    format!(
+                        "{name} has parts after its zxid: a stray copy, not used here; \
+                         ZooKeeper takes it for a data file of that zxid (a stray snapshot \
+                         becomes the newest one and the state starts from it): move it out of \
+                         the directory"
+                    ),
+                )
+                .file(p),
+            );
+        }
+    }
+    if let Ok(entries) = fs.read_dir(dir) {
+        for e in entries.iter().filter(|e| e.is_dir) {
+            let data_like = keeperkit_wal::zookeeper::parse_log_name(&e.name).is_some()
+                || zksnap::parse_snapshot_name(&e.name).is_some();
+            let p = dir.join(&e.name);
+            if data_like && !findings.iter().any(|f| f.file.as_deref() == Some(p.as_path())) {
+                findings.push(
+                    Finding::new(
+                        Severity::Error,
+                        Code::WrongKind,
+                        format!(
+                            "{} is a directory named like a data file: ZooKeeper fails on it; \
+                             move it out of the directory",
+                            e.name
+                        ),
+                    )
+                    .file(p),
+                );
+            }
+        }
+    }
+    kept
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
@@ -68,6 +142,7 @@ fn resolve_version_dir(fs: &dyn FileSystem, dir: &Path) -> Result<PathBuf, Stora
             reason: "it is a file".into(),
         });
     }
+    crate::dialect::check_subdirs(fs, dir, &["version-2"])?;
     let v2 = dir.join("version-2");
     if fs.metadata(&v2).map(|m| m.is_dir).unwrap_or(false) {
         return Ok(v2);
@@ -98,12 +173,22 @@ impl ZkLayout {
         log_dir: Option<&Path>,
     ) -> Result<ZkLayout, StorageError> {
         let snap_dir = resolve_version_dir(fs, data_dir)?;
+        let log_dir_given = log_dir;
         let log_dir = match log_dir {
             Some(d) => resolve_version_dir(fs, d)?,
             None => snap_dir.clone(),
         };
-        let snapshots = zksnap::list_snapshots(fs, &snap_dir)?;
-        let logs = zklog::list_logs(fs, &log_dir)?;
+        let mut findings = Vec::new();
+        let snapshots =
+            sift(fs, &snap_dir, zksnap::list_snapshots(fs, &snap_dir)?, |s| &s.2, &mut findings);
+        let logs = sift(fs, &log_dir, zklog::list_logs(fs, &log_dir)?, |l| &l.1, &mut findings);
+        if let (Some(given), true) = (log_dir_given, logs.is_empty()) {
+            return Err(StorageError::NotADataDir {
+                path: given.to_path_buf(),
+                what: "ZooKeeper log directory (dataLogDir)",
+                reason: "no log.* files found".into(),
+            });
+        }
         if snapshots.is_empty() && logs.is_empty() {
             return Err(StorageError::NotADataDir {
                 path: data_dir.to_path_buf(),
@@ -118,6 +203,7 @@ impl ZkLayout {
             log_dir,
             snapshots,
             logs,
+            findings,
         })
     }
 }

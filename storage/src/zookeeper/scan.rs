@@ -60,6 +60,83 @@ pub struct LogScan {
     pub sequence_breaks: Vec<(Zxid, Zxid, u64)>,
     /// Records carrying a digest.
     pub digests: u64,
+    /// Complete, checksum-valid records found after the point where the log ends (a
+    /// zeroed length field in the middle of a log hides everything after it).
+    pub after_end: Option<AfterEnd>,
+}
+
+/// Complete, checksum-valid records after the end of a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfterEnd {
+    /// Where the log ends for ZooKeeper.
+    pub end_offset: u64,
+    /// How it ends there.
+    pub end: String,
+    /// Offset of the first valid record after it.
+    pub first_offset: u64,
+    /// Zxid of that record.
+    pub first_zxid: Zxid,
+    /// How many valid records follow, one after the other, from there.
+    pub records: u64,
+}
+
+/// The most bytes after a log's end searched for valid records.
+const AFTER_END_SEARCH_MAX: u64 = 256 << 20;
+
+/// The valid record framed at `o` of `buf`, as (payload, end offset).
+fn record_at(buf: &[u8], o: usize) -> Option<(&[u8], usize)> {
+    let crc = u64::from_be_bytes(buf.get(o..o + 8)?.try_into().ok()?);
+    if crc >> 32 != 0 {
+        return None;
+    }
+    let len = i32::from_be_bytes(buf.get(o + 8..o + 12)?.try_into().ok()?);
+    let len = usize::try_from(len).ok().filter(|&l| l >= keeperkit_model::TxnHeader::LEN)?;
+    let payload = buf.get(o + 12..o.checked_add(12 + len)?)?;
+    if *buf.get(o + 12 + len)? != 0x42 {
+        return None;
+    }
+    (u64::from(adler2::adler32_slice(payload)) == crc).then_some((payload, o + 13 + len))
+}
+
+/// Searches the bytes after `end` for complete, checksum-valid records.
+fn search_after_end(fs: &dyn FileSystem, path: &std::path::Path, end: &LogEnd) -> Option<AfterEnd> {
+    let (end_offset, what) = match end {
+        LogEnd::ZeroLength { offset } => (*offset, format!("zero length field at byte {offset}")),
+        LogEnd::Torn { offset, reason } => {
+            (*offset, format!("partial record: {}", super::dir::torn_reason_text(reason)))
+        }
+        LogEnd::Eof { .. } => return None,
+    };
+    let file = fs.open(path, keeperkit_vfs::OpenMode::Read).ok()?;
+    let len = file.len().ok()?;
+    let rest = len.checked_sub(end_offset + 1)?.min(AFTER_END_SEARCH_MAX);
+    let mut buf = vec![0u8; usize::try_from(rest).ok()?];
+    file.read_exact_at(&mut buf, end_offset + 1).ok()?;
+    // Skip runs of zeros fast (a preallocated tail is all zeros): a record's checksum
+    // has its first four bytes zero and some of its last four not.
+    let mut o = 0;
+    let start = loop {
+        let nz = o + buf.get(o..)?.iter().position(|&b| b != 0)?;
+        o = o.max(nz.saturating_sub(7));
+        if record_at(&buf, o).is_some() {
+            break o;
+        }
+        o += 1;
+    };
+    let (payload, mut next) = record_at(&buf, start)?;
+    let first_zxid = keeperkit_model::Txn::decode_from(payload).ok()?.header.zxid;
+    let mut records = 1;
+    while let Some((_, n)) = record_at(&buf, next) {
+        records += 1;
+        next = n;
+    }
+    Some(AfterEnd {
+        end_offset,
+        end: what,
+        first_offset: end_offset + 1 + start as u64,
+        first_zxid,
+        records,
+    })
 }
 
 /// A whole directory.
@@ -132,6 +209,7 @@ pub fn scan_log(fs: &dyn FileSystem, name_zxid: Zxid, path: &std::path::Path) ->
         corruption: None,
         sequence_breaks: Vec::new(),
         digests: 0,
+        after_end: None,
     };
     let mut reader = match LogReader::open(fs, path) {
         Ok(r) => r,
@@ -163,6 +241,7 @@ pub fn scan_log(fs: &dyn FileSystem, name_zxid: Zxid, path: &std::path::Path) ->
             }
             Ok(None) => {
                 s.end = reader.end().cloned();
+                s.after_end = s.end.as_ref().and_then(|e| search_after_end(fs, path, e));
                 break;
             }
             Err(e) => {

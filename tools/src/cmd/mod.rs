@@ -1,13 +1,11 @@
 //! One module per command.
 
 pub mod bench;
-pub mod clickhouse;
 pub mod convert;
 pub mod diff;
 pub mod dump;
 pub mod inspect;
 pub mod log;
-pub mod native;
 pub mod repair;
 pub mod sessions;
 pub mod stats;
@@ -89,6 +87,15 @@ pub(crate) fn iso_time(ms: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// The outcome of an exit status decided by [`keeperkit_storage::findings::exit_status`].
+pub(crate) fn outcome(status: u8) -> crate::Outcome {
+    if status == 0 {
+        crate::Outcome::Clean
+    } else {
+        crate::Outcome::Found
+    }
 }
 
 #[cfg(test)]

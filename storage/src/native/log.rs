@@ -1,0 +1,83 @@
+//! `keeperkit log` of native data: every WAL entry, decoded.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use keeperkit_model::Txn;
+use keeperkit_vfs::FileSystem;
+use keeperkit_wal::native::{self, NativeWalError};
+
+use crate::findings::{Code, Finding, Severity};
+use crate::report::LogEntry;
+use crate::StorageError;
+
+/// Every entry with index in `from..=to`, decoded, given to `sink`. A torn tail is an
+/// info finding (never acknowledged); damage is an error finding after the entries
+/// before it.
+pub(crate) fn read_log(
+    fs: &dyn FileSystem,
+    wal_dir: &Path,
+    from: Option<u64>,
+    to: Option<u64>,
+    sink: &mut dyn FnMut(LogEntry) -> ControlFlow<()>,
+) -> Result<Vec<Finding>, StorageError> {
+    let iter = native::iter_entries(fs, wal_dir, from.unwrap_or(0), to.unwrap_or(u64::MAX))?;
+    let mut findings = Vec::new();
+    for e in iter {
+        let e = match e {
+            Ok(e) => e,
+            Err(NativeWalError::TornTail(p)) => {
+                findings.push(
+                    Finding::new(
+                        Severity::Warning,
+                        Code::TornTail,
+                        format!(
+                            "{} ends with an unfinished write at byte {} (never acknowledged; \
+                             `keeperkit repair` cuts it)",
+                            p.path.display(),
+                            p.offset
+                        ),
+                    )
+                    .file(&p.path)
+                    .offset(p.offset),
+                );
+                break;
+            }
+            Err(err) => {
+                let err = StorageError::from(err);
+                match err.corruption() {
+                    Some(c) => {
+                        findings.push(Finding::corruption(c, "damaged WAL"));
+                        break;
+                    }
+                    None => return Err(err),
+                }
+            }
+        };
+        let mut j = LogEntry::blank(wal_dir, 0);
+        j.index = Some(e.index);
+        j.term = Some(e.term);
+        j.payload_len = e.payload.len();
+        let config = crate::engine::parse_config_entry(&e.payload);
+        match (config, Txn::decode_from(&e.payload)) {
+            (Some(c), _) => {
+                j.kind = "config";
+                j.op = "Config".into();
+                j.detail = format!("cluster configuration, {} bytes", c.len());
+            }
+            (None, Ok(t)) => crate::zookeeper::log::txn_entry(&mut j, &t),
+            (None, Err(_)) if e.payload.is_empty() => {
+                j.kind = "noop";
+                j.op = "Noop".into();
+            }
+            (None, Err(err)) => {
+                j.op = "Opaque".into();
+                j.detail = format!("{} bytes, not a tree txn ({err})", e.payload.len());
+            }
+        }
+        if sink(j).is_break() {
+            break;
+        }
+    }
+    Ok(findings)
+}

@@ -1,0 +1,133 @@
+//! Repairs through the seam: the plan each dialect makes, applied with a backup of
+//! everything removed, and the state before and after.
+
+use std::path::{Path, PathBuf};
+
+use keeperkit_vfs::FileSystem;
+
+use crate::report::{RepairPlan, RepairReport, StateCount};
+use crate::StorageError;
+
+/// What a dialect's planner returns: the actions described, the refusals, the notes,
+/// and what to apply.
+pub(crate) type Planned<T> = (Vec<String>, Vec<crate::report::Refusal>, Vec<String>, T);
+
+/// The dialect-specific part of a plan, applied by [`apply`].
+#[derive(Debug, Default)]
+pub(crate) enum PlanInner {
+    /// Nothing to apply.
+    #[default]
+    Nothing,
+    /// ClickHouse Keeper: the changelog plan and the snapshot-side moves.
+    ClickHouse(crate::clickhouse::check::ChRepair),
+    /// Native: the WAL plan and partial snapshots.
+    Native(crate::native::check::NativeRepair),
+    /// Files to move to the backup (ZooKeeper: an empty newest log).
+    Moves(Vec<PathBuf>),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io { path: path.to_path_buf(), source }
+}
+
+/// Copies `file` into `backup_dir` (created if missing) under its own name (`.1`, `.2`,
+/// ... appended when taken), makes the copy durable, then removes the original and makes
+/// that durable. Shared by the repair of every dialect.
+pub(crate) fn move_to_backup(
+    fs: &dyn FileSystem,
+    file: &Path,
+    backup_dir: &Path,
+) -> Result<PathBuf, StorageError> {
+    fs.create_dir_all(backup_dir).map_err(io(backup_dir))?;
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut target = backup_dir.join(&name);
+    let mut n = 1;
+    while fs.exists(&target) {
+        target = backup_dir.join(format!("{name}.{n}"));
+        n += 1;
+    }
+    let bytes = fs.read_all(file).map_err(io(file))?;
+    let f = fs.open(&target, keeperkit_vfs::OpenMode::CreateNew).map_err(io(&target))?;
+    f.write_all_at(&bytes, 0).map_err(io(&target))?;
+    f.sync_all().map_err(io(&target))?;
+    fs.sync_dir(backup_dir).map_err(io(backup_dir))?;
+    fs.remove_file(file).map_err(io(file))?;
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs.sync_dir(parent).map_err(io(parent))?;
+    }
+    Ok(target)
+}
+
+/// The directory a repair of `path` works in: the path itself, or the directory of a
+/// single file (`.` for a bare relative file name).
+pub(crate) fn root_of(fs: &dyn FileSystem, path: &Path) -> PathBuf {
+    if fs.metadata(path).is_ok_and(|m| m.is_dir) {
+        return path.to_path_buf();
+    }
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Refuses a backup directory inside the data directory.
+pub(crate) fn check_backup_dir(root: &Path, backup: &Path) -> Result<(), StorageError> {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    if abs(backup).starts_with(abs(root)) {
+        return Err(StorageError::Usage(format!(
+            "the backup directory {} is inside the data directory {}; choose a directory \
+             outside it",
+            backup.display(),
+            root.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Applies `plan`, then checks again.
+pub(crate) fn apply(
+    dir: &crate::DataDir<'_>,
+    plan: RepairPlan,
+) -> Result<RepairReport, StorageError> {
+    let mut report = RepairReport {
+        applied: false,
+        backup_dir: None,
+        actions: plan.actions.clone(),
+        backups: Vec::new(),
+        refused: plan.refused,
+        notes: plan.notes,
+        state_before: plan.state_before,
+        state_after: None,
+        verify_after: None,
+    };
+    if !report.refused.is_empty() || report.actions.is_empty() {
+        return Ok(report);
+    }
+    let fs = dir.fs();
+    let backup_dir = PathBuf::from(&plan.backup_dir);
+    let (actions, backups) = match plan.inner {
+        PlanInner::Nothing => (Vec::new(), Vec::new()),
+        PlanInner::ClickHouse(r) => crate::clickhouse::check::apply_repair(fs, r)?,
+        PlanInner::Native(r) => crate::native::check::apply_repair(fs, r, &backup_dir)?,
+        PlanInner::Moves(files) => {
+            let mut backups = Vec::new();
+            for f in &files {
+                backups.push(move_to_backup(fs, f, &backup_dir)?.display().to_string());
+            }
+            (report.actions.clone(), backups)
+        }
+    };
+    report.actions = actions;
+    report.backups = backups;
+    report.applied = true;
+    report.backup_dir = Some(plan.backup_dir);
+    report.state_after = state_count(dir);
+    report.verify_after = Some(dir.check()?);
+    Ok(report)
+}
+
+/// The node count and last point of the latest state, when it recovers.
+pub(crate) fn state_count(dir: &crate::DataDir<'_>) -> Option<StateCount> {
+    let r = dir.recover(crate::Point::Latest).ok()?;
+    Some(StateCount { nodes: r.tree.node_count() as u64, last: r.report.last_point() })
+}
