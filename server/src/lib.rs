@@ -1,6 +1,48 @@
 //! `keeperkit serve`: a single-node ZooKeeper-protocol server over keeperkit's native
 //! engine, and the ZooKeeper wire codec ([`proto`]) it shares with clients.
+//!
+//! # Running it
+//!
+//! ```text
+//! keeperkit serve /var/lib/keeperkit --port 2181 [--config zoo.cfg] [--import /var/lib/zookeeper]
+//! ```
+//!
+//! Any ZooKeeper 3.x client connects (kazoo, zkCli.sh, the Java client, Curator,
+//! ClickHouse). The configuration file takes zoo.cfg's names ([`config`]).
+//!
+//! # What a client can rely on
+//!
+//! - **Durability**: a write is answered only once its txn is in the WAL and the WAL
+//!   is fdatasync'ed; concurrent writes share one fdatasync (group commit:
+//!   everything queued while one sync runs goes into the next). No client ever reads
+//!   data that is not durable.
+//! - **Order**: each connection's replies come in its request order; a client reads
+//!   its own writes.
+//! - **Watches**: one-shot data / exist / child watches, persistent and persistent
+//!   recursive ones (`addWatch`), re-set after a reconnect with `setWatches` (events
+//!   missed while disconnected fire then). An event is delivered before any reply
+//!   that shows the change it announces, as ZooKeeper guarantees.
+//! - **Sessions**: ids shaped like ZooKeeper's, passwords derived from the id as
+//!   ZooKeeper derives them, expiry by the server's clock logged as a closeSession
+//!   txn that removes the session's ephemerals, sessions surviving a restart within
+//!   their timeout.
+//! - **Semantics**: requests are checked as ZooKeeper 3.8's `PrepRequestProcessor`
+//!   checks them, with its error codes in its order ([`prep`]); a failed write is
+//!   logged as an error txn and takes a zxid, as in ZooKeeper.
+//!
+//! See [`server`] for the request path and its invariants.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod acl;
+pub mod config;
+pub mod fourlw;
+pub mod prep;
 pub mod proto;
+pub mod read;
+pub mod server;
+pub mod session;
+pub mod watch;
+
+pub use config::ServerConfig;
+pub use server::{ServeError, Server};

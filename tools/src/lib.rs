@@ -152,6 +152,8 @@ pub enum Command {
     /// Measure this machine: a synced log, snapshot save and load.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Serve the ZooKeeper client protocol on a native data directory.
+    Serve(cmd::serve::ServeArgs),
 }
 
 /// `keeperkit repair`.
@@ -516,6 +518,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> CmdResult {
         Command::Stats(a) => cmd::stats::run(&*fs, &a, v, out),
         Command::Repair(a) => cmd::repair::run(&*fs, &a, out),
         Command::Convert(a) => cmd::convert::run(&fs, &a, v, out),
+        Command::Serve(a) => cmd::serve::run(&a, out),
         Command::Bench(BenchCommand::Wal(a)) => cmd::bench::run(&a, out),
         Command::Bench(BenchCommand::Snapshot(a)) => cmd::bench::run_snapshot(&a, out),
     }

@@ -159,6 +159,9 @@ pub enum Response {
         /// The token.
         token: Vec<u8>,
     },
+    /// An `ErrorResponse` body: ZooKeeper answers addWatch with `ErrorResponse(0)`.
+    /// Decoders of the empty-bodied answers ignore it.
+    Code(i32),
 }
 
 fn stat(r: &mut Reader<'_>) -> Result<Stat> {
@@ -361,6 +364,7 @@ impl Response {
                 }
             }
             Response::Sasl { token } => w.buffer(Some(token)),
+            Response::Code(c) => w.i32(*c),
         }
     }
 }

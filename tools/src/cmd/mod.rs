@@ -7,6 +7,7 @@ pub mod dump;
 pub mod inspect;
 pub mod log;
 pub mod repair;
+pub mod serve;
 pub mod sessions;
 pub mod stats;
 pub mod verify;

@@ -1,0 +1,1449 @@
+//! The server: connections, sessions, the committer, watches.
+//!
+//! # Threads and order
+//!
+//! Every connection is a tokio task reading frames and a task writing them. A request
+//! that changes state, and every request behind it on its connection while it is in
+//! flight, goes to the **committer** (one thread) as a [`Job`]. The committer takes
+//! everything queued (a batch), and for each job in order: preps a write into a txn
+//! against the live tree ([`crate::prep`]), logs and applies it through the engine
+//! (the WAL buffers it), or runs a queued read on the live tree as it stands at that
+//! point. Then **one** `fdatasync` makes the whole batch durable, and only then the
+//! batch is **published**: under the write lock of the published tree, in order, each
+//! write fires its watches and queues its reply, each read adds its watch and queues
+//! its reply; finally the published tree becomes the live one (an O(1) copy-on-write
+//! clone). Reads with nothing in flight on their connection run at once on the
+//! published tree under its read lock.
+//!
+//! So: a reply to a write is sent only when its txn is durable; nobody reads data that
+//! is not durable; a connection's replies keep its request order; a watch event is
+//! queued before any reply that shows the change it announces.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc as stdmpsc;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use keeperkit_model::{ErrorCode, Id, OpCode, SessionId, Txn, TxnBody, TxnHeader, Zxid};
+use keeperkit_storage::engine::{NativeEngine, NativeEngineOptions};
+use keeperkit_storage::traits::{LogStore, SnapshotStore, SnapshotTicket, StateMachine};
+use keeperkit_tree::{DataTree, TxnResult};
+use keeperkit_vfs::FileSystem;
+use keeperkit_wal::native::SyncPolicy;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tracing::{debug, error, info, warn};
+
+use crate::config::ServerConfig;
+use crate::prep::{self, Ctx, Prepared};
+use crate::proto::{
+    self, add_watch_mode, encode_connect_response, encode_event, encode_reply, op, watcher_type,
+    xid, ConnectRequest, ConnectResponse, FrameBuffer, ProtoError, ReplyHeader, Request, Response,
+    WatcherEvent,
+};
+use crate::read::{self, ReadCtx};
+use crate::session;
+use crate::watch::{ConnId, Mode, Table, Watches};
+
+/// What a connection's writer task is given.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A frame to send.
+    Frame(Vec<u8>),
+    /// Flush, then close the connection.
+    Close,
+}
+
+type Out = mpsc::UnboundedSender<Outgoing>;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory could not be opened.
+    #[error("opening {dir}: {source}")]
+    Open {
+        /// The directory.
+        dir: String,
+        /// Why.
+        source: keeperkit_storage::engine::EngineError,
+    },
+    /// A socket could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Something else failed.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// One session as the server tracks it.
+#[derive(Debug)]
+struct Sess {
+    timeout_ms: i32,
+    deadline: Instant,
+    conn: Option<ConnId>,
+    closing: bool,
+}
+
+#[derive(Debug, Default)]
+struct Sessions {
+    map: HashMap<i64, Sess>,
+    next_id: i64,
+}
+
+/// A live connection as `cons` shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnInfo {
+    pub(crate) addr: SocketAddr,
+    pub(crate) out: Out,
+    pub(crate) session: Option<SessionId>,
+    pub(crate) close: Arc<Notify>,
+    pub(crate) received: Arc<AtomicU64>,
+    pub(crate) sent: Arc<AtomicU64>,
+    pub(crate) outstanding: Arc<Semaphore>,
+}
+
+/// Counters behind `mntr`, `srvr`, `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) packets_received: AtomicU64,
+    pub(crate) packets_sent: AtomicU64,
+    pub(crate) latency_sum_us: AtomicU64,
+    pub(crate) latency_count: AtomicU64,
+    pub(crate) latency_max_us: AtomicU64,
+    pub(crate) latency_min_us: AtomicU64,
+    pub(crate) syncs: AtomicU64,
+    pub(crate) txns: AtomicU64,
+    pub(crate) snapshots: AtomicU64,
+}
+
+impl Stats {
+    fn latency(&self, started: Instant) {
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_max_us.fetch_max(us, Ordering::Relaxed);
+        let min = self.latency_min_us.load(Ordering::Relaxed);
+        if min == 0 || us < min {
+            self.latency_min_us.store(us.max(1), Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        for a in [
+            &self.packets_received,
+            &self.packets_sent,
+            &self.latency_sum_us,
+            &self.latency_count,
+            &self.latency_max_us,
+            &self.latency_min_us,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Work for the committer.
+enum Job {
+    Request {
+        conn: ConnId,
+        session: SessionId,
+        xid: i32,
+        req: Request,
+        auths: Arc<Vec<Id>>,
+        out: Out,
+        permit: OwnedSemaphorePermit,
+        started: Instant,
+    },
+    /// A frame to send in order (an error reply decided by the connection).
+    Reply {
+        out: Out,
+        frame: Vec<u8>,
+        close: bool,
+        permit: OwnedSemaphorePermit,
+    },
+    CreateSession {
+        timeout_ms: i32,
+        reply: oneshot::Sender<Option<SessionId>>,
+    },
+    Expire {
+        session: SessionId,
+    },
+    /// The server's own request (deleteContainer of an empty container / expired TTL).
+    Internal {
+        req: Request,
+    },
+    Snapshot {
+        reply: Option<oneshot::Sender<String>>,
+    },
+    Stop,
+}
+
+/// Something to do once the batch is durable.
+enum Publish {
+    /// A reply; the permit (the connection's outstanding slot) is released once sent.
+    Reply {
+        conn: Option<ConnId>,
+        out: Option<Out>,
+        frame: Vec<u8>,
+        close: bool,
+        started: Option<Instant>,
+        permit: Option<OwnedSemaphorePermit>,
+    },
+    Changes {
+        zxid: i64,
+        changes: Vec<Change>,
+    },
+    Watch {
+        conn: ConnId,
+        table: Table,
+        path: String,
+    },
+    WatchOp {
+        conn: ConnId,
+        xid: i32,
+        req: Request,
+        out: Out,
+        started: Instant,
+        permit: OwnedSemaphorePermit,
+    },
+    SessionCreated {
+        id: SessionId,
+        timeout_ms: i32,
+        reply: oneshot::Sender<Option<SessionId>>,
+    },
+    SessionClosed {
+        id: SessionId,
+    },
+}
+
+/// A change that fires watches.
+#[derive(Debug, Clone)]
+enum Change {
+    Created(String),
+    Deleted(String),
+    Data(String),
+}
+
+pub(crate) struct Shared {
+    pub(crate) cfg: ServerConfig,
+    pub(crate) engine: NativeEngine,
+    pub(crate) published: RwLock<DataTree>,
+    pub(crate) watches: Mutex<Watches>,
+    sessions: Mutex<Sessions>,
+    pub(crate) conns: Mutex<HashMap<ConnId, ConnInfo>>,
+    jobs: Mutex<stdmpsc::Sender<Job>>,
+    next_conn: AtomicU64,
+    pub(crate) stats: Stats,
+    pub(crate) started: Instant,
+    pub(crate) serving: std::sync::atomic::AtomicBool,
+    stop: Notify,
+}
+
+impl Shared {
+    fn submit(&self, job: Job) {
+        if lock(&self.jobs).send(job).is_err() {
+            debug!("the committer has stopped; job dropped");
+        }
+    }
+
+    fn touch(&self, s: SessionId) {
+        if let Some(e) = lock(&self.sessions).map.get_mut(&s.0) {
+            e.deadline =
+                Instant::now() + Duration::from_millis(u64::try_from(e.timeout_ms).unwrap_or(0));
+        }
+    }
+
+    /// The last zxid clients can see.
+    pub(crate) fn last_zxid(&self) -> i64 {
+        self.published.read().unwrap_or_else(|e| e.into_inner()).last_processed_zxid().0
+    }
+
+    pub(crate) fn session_count(&self) -> usize {
+        lock(&self.sessions).map.len()
+    }
+
+    pub(crate) fn snapshot_now(&self) -> oneshot::Receiver<String> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Snapshot { reply: Some(tx) });
+        rx
+    }
+}
+
+fn reply_frame(xid: i32, zxid: i64, r: Result<Response, ErrorCode>) -> Vec<u8> {
+    match r {
+        Ok(b) => encode_reply(ReplyHeader { xid, zxid, err: 0 }, Some(&b)),
+        Err(e) => encode_reply(ReplyHeader { xid, zxid, err: e.as_i32() }, None),
+    }
+}
+
+/// A running server.
+pub struct Server {
+    shared: Arc<Shared>,
+    committer: Option<std::thread::JoinHandle<()>>,
+    local: SocketAddr,
+    listener: Option<TcpListener>,
+}
+
+impl Server {
+    /// Opens (or creates) the native data directory and binds the client port.
+    pub async fn start(
+        fs: Arc<dyn FileSystem>,
+        dir: &std::path::Path,
+        cfg: ServerConfig,
+    ) -> Result<Server, ServeError> {
+        let mut opts = NativeEngineOptions::new(dir);
+        opts.sync = SyncPolicy::Never;
+        let d = dir.display().to_string();
+        let engine = tokio::task::block_in_place(|| NativeEngine::open(fs, opts))
+            .map_err(|source| ServeError::Open { dir: d.clone(), source })?;
+        let (tree, pos) = engine.view();
+        info!(
+            dir = %d,
+            nodes = tree.node_count(),
+            sessions = tree.sessions().len(),
+            index = pos.index,
+            zxid = format_args!("{:#x}", tree.last_processed_zxid().0),
+            "data directory opened"
+        );
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| ServeError::Bind { addr: cfg.listen, source })?;
+        let local = listener.local_addr().map_err(|e| ServeError::Other(e.to_string()))?;
+        let now = Instant::now();
+        let mut sessions = Sessions::default();
+        let mut max_id = 0i64;
+        for s in tree.sessions() {
+            max_id = max_id.max(s.id.0);
+            sessions.map.insert(
+                s.id.0,
+                Sess {
+                    timeout_ms: s.timeout_ms,
+                    deadline: now + Duration::from_millis(u64::try_from(s.timeout_ms).unwrap_or(0)),
+                    conn: None,
+                    closing: false,
+                },
+            );
+        }
+        sessions.next_id = session::first_session_id(1, now_ms(), max_id.saturating_add(1));
+        let (tx, rx) = stdmpsc::channel();
+        let shared = Arc::new(Shared {
+            cfg,
+            engine,
+            published: RwLock::new(tree),
+            watches: Mutex::new(Watches::default()),
+            sessions: Mutex::new(sessions),
+            conns: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(tx),
+            next_conn: AtomicU64::new(1),
+            stats: Stats::default(),
+            started: now,
+            serving: std::sync::atomic::AtomicBool::new(false),
+            stop: Notify::new(),
+        });
+        let s2 = shared.clone();
+        let committer = std::thread::Builder::new()
+            .name("keeperkit-committer".into())
+            .spawn(move || Committer::new(s2).run(rx))
+            .map_err(|e| ServeError::Other(format!("starting the committer: {e}")))?;
+        Ok(Server { shared, committer: Some(committer), local, listener: Some(listener) })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Serves until `shutdown` completes, then stops cleanly: no new connections, every
+    /// queued job finished (durable), connections closed. Sessions stay (they survive
+    /// a restart within their timeout).
+    pub async fn serve(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ServeError> {
+        let listener =
+            self.listener.take().ok_or_else(|| ServeError::Other("already served".into()))?;
+        let shared = self.shared.clone();
+        let ticker = tokio::spawn(expiry_loop(shared.clone()));
+        let containers = tokio::spawn(container_loop(shared.clone()));
+        shared.serving.store(true, Ordering::SeqCst);
+        info!(addr = %self.local, "serving");
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = shared.stop.notified() => break,
+                acc = listener.accept() => match acc {
+                    Ok((stream, addr)) => {
+                        let s = shared.clone();
+                        tokio::spawn(async move { connection(s, stream, addr).await });
+                    }
+                    Err(e) => {
+                        warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        info!("stopping");
+        shared.serving.store(false, Ordering::SeqCst);
+        drop(listener);
+        ticker.abort();
+        containers.abort();
+        shared.submit(Job::Stop);
+        if let Some(h) = self.committer.take() {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+        let conns: Vec<ConnInfo> = lock(&shared.conns).values().cloned().collect();
+        for c in conns {
+            let _ = c.out.send(Outgoing::Close);
+            c.close.notify_one();
+        }
+        if let Err(e) = shared.engine.sync() {
+            error!("final sync failed: {e}");
+        }
+        info!("stopped");
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(h) = self.committer.take() {
+            self.shared.submit(Job::Stop);
+            let _ = h.join();
+        }
+    }
+}
+
+/// Expires sessions whose deadline passed: a closeSession txn each.
+async fn expiry_loop(shared: Arc<Shared>) {
+    let period =
+        (shared.cfg.tick() / 2).clamp(Duration::from_millis(10), Duration::from_millis(1000));
+    let mut iv = tokio::time::interval(period);
+    loop {
+        iv.tick().await;
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        {
+            let mut ss = lock(&shared.sessions);
+            for (id, s) in ss.map.iter_mut() {
+                if !s.closing && s.deadline <= now {
+                    s.closing = true;
+                    expired.push((*id, s.timeout_ms));
+                }
+            }
+        }
+        for (id, t) in expired {
+            info!("Expiring session 0x{id:x}, timeout of {t}ms exceeded");
+            shared.submit(Job::Expire { session: SessionId(id) });
+        }
+    }
+}
+
+/// `ContainerManager`: every `containerCheckInterval`, empty containers that had
+/// children and childless TTL nodes not modified for their TTL are deleted
+/// (deleteContainer requests of the server itself).
+async fn container_loop(shared: Arc<Shared>) {
+    let mut iv = tokio::time::interval(Duration::from_millis(shared.cfg.container_check_ms));
+    iv.tick().await;
+    loop {
+        iv.tick().await;
+        let now = now_ms();
+        let mut doomed = Vec::new();
+        {
+            let t = shared.published.read().unwrap_or_else(|e| e.into_inner());
+            t.for_each_preorder(|path, n| {
+                if n.num_children() > 0 {
+                    return;
+                }
+                match n.owner() {
+                    keeperkit_model::EphemeralOwner::Container if n.stat().cversion > 0 => {
+                        doomed.push(path.to_string())
+                    }
+                    keeperkit_model::EphemeralOwner::Ttl(ttl) if now - n.stat().mtime > ttl => {
+                        doomed.push(path.to_string())
+                    }
+                    _ => {}
+                }
+            });
+        }
+        for path in doomed {
+            debug!(path, "deleting an empty container or expired TTL node");
+            shared.submit(Job::Internal { req: Request::DeleteContainer { path } });
+        }
+    }
+}
+
+struct Committer {
+    shared: Arc<Shared>,
+    since_snapshot: u64,
+    snapshot: Option<SnapshotTicket>,
+}
+
+impl Committer {
+    fn new(shared: Arc<Shared>) -> Committer {
+        Committer { shared, since_snapshot: 0, snapshot: None }
+    }
+
+    fn run(mut self, rx: stdmpsc::Receiver<Job>) {
+        let mut stop = false;
+        while !stop {
+            let Ok(first) = rx.recv() else { break };
+            let mut batch = vec![first];
+            while batch.len() < 8192 {
+                match rx.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            let mut pubs = Vec::with_capacity(batch.len());
+            let mut logged = 0u64;
+            let mut snapshot_replies = Vec::new();
+            for job in batch {
+                match job {
+                    Job::Stop => stop = true,
+                    Job::Snapshot { reply } => snapshot_replies.push(reply),
+                    j => logged += self.job(j, &mut pubs),
+                }
+            }
+            if logged > 0 {
+                if let Err(e) = self.shared.engine.sync() {
+                    // The outcome of the batch's writes is unknown: their connections are
+                    // closed without an answer (the client sees a connection loss).
+                    error!(
+                        "fdatasync of the log failed: {e}; closing the connections of {} jobs",
+                        pubs.len()
+                    );
+                    for p in pubs {
+                        if let Publish::Reply { out: Some(out), .. } = p {
+                            let _ = out.send(Outgoing::Close);
+                        }
+                    }
+                    continue;
+                }
+                self.shared.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                self.shared.stats.txns.fetch_add(logged, Ordering::Relaxed);
+            }
+            self.publish(pubs);
+            self.since_snapshot += logged;
+            let due = self.since_snapshot >= self.shared.cfg.snap_count;
+            if due || !snapshot_replies.is_empty() {
+                self.take_snapshot(snapshot_replies);
+            }
+        }
+        info!("committer stopped");
+    }
+
+    fn take_snapshot(&mut self, replies: Vec<Option<oneshot::Sender<String>>>) {
+        if let Some(t) = &self.snapshot {
+            if !t.is_finished() {
+                for r in replies.into_iter().flatten() {
+                    let _ = r.send("a snapshot is already being written".into());
+                }
+                return;
+            }
+        }
+        if let Some(t) = self.snapshot.take() {
+            match t.wait() {
+                Ok(info) => {
+                    info!(path = %info.path.display(), nodes = info.node_count, "snapshot written")
+                }
+                Err(e) => error!("snapshot failed: {e}"),
+            }
+        }
+        self.since_snapshot = 0;
+        match self.shared.engine.start_snapshot() {
+            Ok(t) => {
+                let msg = format!("snapshot at index {} started", t.position.index);
+                info!("{msg}");
+                self.shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
+                self.snapshot = Some(t);
+                for r in replies.into_iter().flatten() {
+                    let _ = r.send(msg.clone());
+                }
+            }
+            Err(e) => {
+                error!("starting a snapshot failed: {e}");
+                for r in replies.into_iter().flatten() {
+                    let _ = r.send(format!("snapshot failed: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Logs and applies one txn; returns its result, or `None` when the log refused it.
+    fn log(&self, header: TxnHeader, body: TxnBody) -> Option<TxnResult> {
+        let txn = Txn { header, body, digest: None };
+        let payload = txn.to_bytes();
+        match self.shared.engine.write(1, &[&payload]) {
+            Ok(mut r) => r.pop(),
+            Err(e) => {
+                error!("appending txn {:#x} to the log failed: {e}", header.zxid.0);
+                None
+            }
+        }
+    }
+
+    fn header(&self, session: SessionId, xid: i32, opcode: OpCode) -> TxnHeader {
+        let last = self.shared.engine.last_zxid();
+        TxnHeader {
+            client_id: session,
+            cxid: xid,
+            zxid: Zxid(last.0 + 1),
+            time: now_ms(),
+            op: opcode,
+        }
+    }
+
+    /// Handles one job; returns how many txns it logged.
+    fn job(&mut self, job: Job, pubs: &mut Vec<Publish>) -> u64 {
+        let engine = &self.shared.engine;
+        match job {
+            Job::Request { conn, session, xid, req, auths, out, permit, started } => {
+                if matches!(
+                    req,
+                    Request::SetWatches { .. }
+                        | Request::SetWatches2 { .. }
+                        | Request::AddWatch { .. }
+                        | Request::RemoveWatches { .. }
+                        | Request::CheckWatches { .. }
+                ) {
+                    pubs.push(Publish::WatchOp { conn, xid, req, out, started, permit });
+                    return 0;
+                }
+                if read::is_read(&req) {
+                    let rctx = ReadCtx { session, auths: &auths };
+                    let (resp, watch, zxid) = engine.with_tree(|t| {
+                        let (r, w) = read::read(t, &rctx, &req);
+                        (r, w, t.last_processed_zxid().0)
+                    });
+                    if let Some((table, path)) = watch {
+                        pubs.push(Publish::Watch { conn, table, path });
+                    }
+                    let x = if matches!(req, Request::Ping) { xid::PING } else { xid };
+                    pubs.push(Publish::Reply {
+                        conn: Some(conn),
+                        out: Some(out),
+                        frame: reply_frame(x, zxid, resp),
+                        close: false,
+                        started: Some(started),
+                        permit: Some(permit),
+                    });
+                    return 0;
+                }
+                let close = matches!(req, Request::CloseSession);
+                let ctx =
+                    Ctx { session, auths: &auths, extended_types: self.shared.cfg.extended_types };
+                let (n, zxid, resp) = self.write(&ctx, xid, &req, pubs);
+                pubs.push(Publish::Reply {
+                    conn: Some(conn),
+                    out: Some(out),
+                    frame: reply_frame(xid, zxid, resp),
+                    close,
+                    started: Some(started),
+                    permit: Some(permit),
+                });
+                if close {
+                    pubs.push(Publish::SessionClosed { id: session });
+                }
+                n
+            }
+            Job::Reply { out, frame, close, permit } => {
+                pubs.push(Publish::Reply {
+                    conn: None,
+                    out: Some(out),
+                    frame,
+                    close,
+                    started: None,
+                    permit: Some(permit),
+                });
+                0
+            }
+            Job::Internal { req } => {
+                let ctx = Ctx { session: SessionId(0), auths: &[], extended_types: true };
+                let (n, _, _) = self.write(&ctx, 0, &req, pubs);
+                n
+            }
+            Job::CreateSession { timeout_ms, reply } => {
+                let id = {
+                    let mut ss = lock(&self.shared.sessions);
+                    let id = ss.next_id;
+                    ss.next_id += 1;
+                    id
+                };
+                let h = self.header(SessionId(id), 0, OpCode::CREATE_SESSION);
+                match self.log(h, TxnBody::CreateSession { timeout_ms }) {
+                    Some(_) => {
+                        pubs.push(Publish::SessionCreated { id: SessionId(id), timeout_ms, reply });
+                        1
+                    }
+                    None => {
+                        let _ = reply.send(None);
+                        0
+                    }
+                }
+            }
+            Job::Expire { session } => {
+                if engine.with_tree(|t| t.session_timeout(session)).is_none() {
+                    pubs.push(Publish::SessionClosed { id: session });
+                    return 0;
+                }
+                let ctx = Ctx { session, auths: &[], extended_types: true };
+                let (n, _, _) = self.write(&ctx, 0, &Request::CloseSession, pubs);
+                pubs.push(Publish::SessionClosed { id: session });
+                n
+            }
+            Job::Snapshot { .. } | Job::Stop => 0,
+        }
+    }
+
+    /// Preps, logs and applies a write; returns (txns logged, reply zxid, answer).
+    fn write(
+        &mut self,
+        ctx: &Ctx<'_>,
+        xid: i32,
+        req: &Request,
+        pubs: &mut Vec<Publish>,
+    ) -> (u64, i64, Result<Response, ErrorCode>) {
+        let engine = &self.shared.engine;
+        let session = ctx.session;
+        if let Request::CloseSession = req {
+            let paths = engine.with_tree(|t| t.ephemerals(session));
+            let h = self.header(session, xid, OpCode::CLOSE_SESSION);
+            let zxid = h.zxid.0;
+            return match self.log(h, TxnBody::CloseSession { paths: Some(paths.clone()) }) {
+                Some(_) => {
+                    let changes = paths.into_iter().map(Change::Deleted).collect();
+                    pubs.push(Publish::Changes { zxid, changes });
+                    (1, zxid, Ok(Response::Empty))
+                }
+                None => (0, engine.last_zxid().0, Err(ErrorCode::SystemError)),
+            };
+        }
+        if let Request::Reconfig { .. } = req {
+            return self.log_error(session, xid, OpCode(op::RECONFIG), ErrorCode::ReconfigDisabled);
+        }
+        let opcode = OpCode(req.op());
+        let h = self.header(session, xid, opcode);
+        let prepared = engine.with_tree(|t| match req {
+            Request::Multi(ops) => Ok(prep::prep_multi(t, ctx, &h, ops)),
+            other => prep::prep_op(t, ctx, other).map(Prepared::Single),
+        });
+        match prepared {
+            Err(e) => self.log_error(session, xid, opcode, e),
+            Ok(Prepared::Single(op)) if op.txns.is_empty() => {
+                let (zxid, resp) =
+                    engine.with_tree(|t| (t.last_processed_zxid().0, prep::answer(t, &op)));
+                (0, zxid, Ok(resp))
+            }
+            Ok(Prepared::Single(op)) => {
+                let (mut h, body) = if op.txns.len() == 1 {
+                    (h, op.txns[0].clone())
+                } else {
+                    (h, TxnBody::Multi(op.txns.clone()))
+                };
+                h.op = body.op();
+                let zxid = h.zxid.0;
+                match self.log(h, body.clone()) {
+                    Some(r) => {
+                        if !r.is_ok() {
+                            error!("a prepared txn failed to apply: {body:?} -> {r:?}");
+                        }
+                        let resp = engine.with_tree(|t| prep::answer(t, &op));
+                        pubs.push(Publish::Changes { zxid, changes: changes_of(&body) });
+                        (1, zxid, Ok(resp))
+                    }
+                    None => (0, engine.last_zxid().0, Err(ErrorCode::SystemError)),
+                }
+            }
+            Ok(Prepared::Multi { body, results, ok }) => {
+                let zxid = h.zxid.0;
+                match self.log(h, body.clone()) {
+                    Some(_) => {
+                        if ok {
+                            pubs.push(Publish::Changes { zxid, changes: changes_of(&body) });
+                        }
+                        (1, zxid, Ok(Response::Multi(results)))
+                    }
+                    None => (0, engine.last_zxid().0, Err(ErrorCode::SystemError)),
+                }
+            }
+        }
+    }
+
+    /// A request that failed its checks: logged as an error txn (it takes a zxid, as in
+    /// ZooKeeper), answered with the code.
+    fn log_error(
+        &mut self,
+        session: SessionId,
+        xid: i32,
+        _op: OpCode,
+        e: ErrorCode,
+    ) -> (u64, i64, Result<Response, ErrorCode>) {
+        let h = self.header(session, xid, OpCode::ERROR);
+        let zxid = h.zxid.0;
+        match self.log(h, TxnBody::Error { err: e }) {
+            Some(_) => (1, zxid, Err(e)),
+            None => (0, self.shared.engine.last_zxid().0, Err(ErrorCode::SystemError)),
+        }
+    }
+
+    fn publish(&mut self, pubs: Vec<Publish>) {
+        let shared = &*self.shared;
+        let mut published = shared.published.write().unwrap_or_else(|e| e.into_inner());
+        let mut watches = lock(&shared.watches);
+        let mut events: Vec<(ConnId, WatcherEvent)> = Vec::new();
+        for p in pubs {
+            match p {
+                Publish::Changes { zxid, changes } => {
+                    for c in changes {
+                        match c {
+                            Change::Created(p) => watches.created(&p, &mut events),
+                            Change::Deleted(p) => watches.deleted(&p, &mut events),
+                            Change::Data(p) => watches.changed(&p, &mut events),
+                        }
+                    }
+                    if !events.is_empty() {
+                        let conns = lock(&shared.conns);
+                        for (c, ev) in events.drain(..) {
+                            if let Some(ci) = conns.get(&c) {
+                                let _ = ci.out.send(Outgoing::Frame(encode_event(zxid, &ev)));
+                                shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+                Publish::Reply { conn, out, frame, close, started, permit } => {
+                    if let Some(out) = out {
+                        let _ = out.send(Outgoing::Frame(frame));
+                        shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                        if close {
+                            let _ = out.send(Outgoing::Close);
+                            if let Some(c) = conn.and_then(|c| lock(&shared.conns).get(&c).cloned())
+                            {
+                                c.close.notify_one();
+                            }
+                        }
+                    }
+                    if let Some(s) = started {
+                        shared.stats.latency(s);
+                    }
+                    drop(permit);
+                }
+                Publish::Watch { conn, table, path } => {
+                    if lock(&shared.conns).contains_key(&conn) {
+                        watches.add(table, &path, conn, Mode::Standard);
+                    }
+                }
+                Publish::WatchOp { conn, xid, req, out, started, permit } => {
+                    let (resp, zxid) = shared.engine.with_tree(|t| {
+                        let mut evs = Vec::new();
+                        let r = watch_op(t, &mut watches, conn, &req, &mut evs);
+                        for ev in evs {
+                            let _ = out.send(Outgoing::Frame(encode_event(-1, &ev)));
+                        }
+                        (r, t.last_processed_zxid().0)
+                    });
+                    let _ = out.send(Outgoing::Frame(reply_frame(xid, zxid, resp)));
+                    shared.stats.latency(started);
+                    drop(permit);
+                }
+                Publish::SessionCreated { id, timeout_ms, reply } => {
+                    lock(&shared.sessions).map.insert(
+                        id.0,
+                        Sess {
+                            timeout_ms,
+                            deadline: Instant::now()
+                                + Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0)),
+                            conn: None,
+                            closing: false,
+                        },
+                    );
+                    let _ = reply.send(Some(id));
+                }
+                Publish::SessionClosed { id } => {
+                    let gone = lock(&shared.sessions).map.remove(&id.0);
+                    if let Some(c) = gone.and_then(|s| s.conn) {
+                        if let Some(ci) = lock(&shared.conns).get(&c) {
+                            let _ = ci.out.send(Outgoing::Close);
+                            ci.close.notify_one();
+                        }
+                    }
+                }
+            }
+        }
+        let (tree, _) = shared.engine.view();
+        *published = tree;
+    }
+}
+
+/// The watch changes of an applied txn body.
+fn changes_of(body: &TxnBody) -> Vec<Change> {
+    let mut out = Vec::new();
+    let mut one = |b: &TxnBody| match b {
+        TxnBody::Create(c)
+        | TxnBody::Create2(c)
+        | TxnBody::CreateContainer(c)
+        | TxnBody::CreateTtl(c) => out.push(Change::Created(c.path.clone())),
+        TxnBody::Delete { path } | TxnBody::DeleteContainer { path } => {
+            out.push(Change::Deleted(path.clone()))
+        }
+        TxnBody::SetData(s) => out.push(Change::Data(s.path.clone())),
+        _ => {}
+    };
+    match body {
+        TxnBody::Multi(subs) => subs.iter().for_each(&mut one),
+        b => one(b),
+    }
+    out
+}
+
+/// setWatches, setWatches2, addWatch, removeWatches, checkWatches on `tree`.
+fn watch_op(
+    tree: &DataTree,
+    w: &mut Watches,
+    conn: ConnId,
+    req: &Request,
+    events: &mut Vec<WatcherEvent>,
+) -> Result<Response, ErrorCode> {
+    use proto::event_type as et;
+    let ev = |t: i32, p: &str| WatcherEvent {
+        event_type: t,
+        state: proto::keeper_state::SYNC_CONNECTED,
+        path: p.to_string(),
+    };
+    match req {
+        Request::SetWatches { relative_zxid, data, exist, child }
+        | Request::SetWatches2 { relative_zxid, data, exist, child, .. } => {
+            for p in data {
+                match prep::node(tree, p) {
+                    None => events.push(ev(et::NODE_DELETED, p)),
+                    Some(n) if n.stat().mzxid > *relative_zxid => {
+                        events.push(ev(et::NODE_DATA_CHANGED, p))
+                    }
+                    Some(_) => w.add(Table::Data, p, conn, Mode::Standard),
+                }
+            }
+            for p in exist {
+                match prep::node(tree, p) {
+                    Some(_) => events.push(ev(et::NODE_CREATED, p)),
+                    None => w.add(Table::Data, p, conn, Mode::Standard),
+                }
+            }
+            for p in child {
+                match prep::node(tree, p) {
+                    None => events.push(ev(et::NODE_DELETED, p)),
+                    Some(n) if n.stat().pzxid > *relative_zxid => {
+                        events.push(ev(et::NODE_CHILDREN_CHANGED, p))
+                    }
+                    Some(_) => w.add(Table::Child, p, conn, Mode::Standard),
+                }
+            }
+            if let Request::SetWatches2 { persistent, persistent_recursive, .. } = req {
+                for p in persistent {
+                    w.add(Table::Child, p, conn, Mode::Persistent);
+                    w.add(Table::Data, p, conn, Mode::Persistent);
+                }
+                for p in persistent_recursive {
+                    w.add(Table::Data, p, conn, Mode::PersistentRecursive);
+                }
+            }
+            Ok(Response::Empty)
+        }
+        Request::AddWatch { path, mode } => {
+            match *mode {
+                add_watch_mode::PERSISTENT => {
+                    w.add(Table::Data, path, conn, Mode::Persistent);
+                    w.add(Table::Child, path, conn, Mode::Persistent);
+                }
+                add_watch_mode::PERSISTENT_RECURSIVE => {
+                    w.add(Table::Data, path, conn, Mode::PersistentRecursive)
+                }
+                _ => return Err(ErrorCode::BadArguments),
+            }
+            Ok(Response::Code(0))
+        }
+        Request::RemoveWatches { path, watcher_type: t }
+        | Request::CheckWatches { path, watcher_type: t } => {
+            let remove = matches!(req, Request::RemoveWatches { .. });
+            let std_ = |m: Mode| m == Mode::Standard;
+            let pers = |m: Mode| m == Mode::Persistent;
+            let rec = |m: Mode| m == Mode::PersistentRecursive;
+            let any = |_: Mode| true;
+            let mut hit = |tab: Table, f: &dyn Fn(Mode) -> bool| {
+                if remove {
+                    w.remove(tab, path, conn, f)
+                } else {
+                    w.contains(tab, path, conn, f)
+                }
+            };
+            let found = match *t {
+                watcher_type::CHILDREN => hit(Table::Child, &std_),
+                watcher_type::DATA => hit(Table::Data, &std_),
+                watcher_type::ANY => {
+                    let a = hit(Table::Child, &any);
+                    let b = hit(Table::Data, &any);
+                    a || b
+                }
+                4 => {
+                    let a = hit(Table::Child, &pers);
+                    let b = hit(Table::Data, &pers);
+                    a || b
+                }
+                5 => hit(Table::Data, &rec),
+                _ => return Err(ErrorCode::BadArguments),
+            };
+            if found {
+                Ok(Response::Empty)
+            } else {
+                Err(ErrorCode::NoWatcher)
+            }
+        }
+        _ => Err(ErrorCode::BadArguments),
+    }
+}
+
+/// What the connection knows about itself.
+struct Conn {
+    id: ConnId,
+    addr: SocketAddr,
+    out: Out,
+    auths: Arc<Vec<Id>>,
+    session: Option<SessionId>,
+    outstanding: Arc<Semaphore>,
+    max_outstanding: usize,
+    received: Arc<AtomicU64>,
+}
+
+fn ip_string(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+async fn writer(
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    close: Arc<Notify>,
+) {
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    'outer: while let Some(m) = rx.recv().await {
+        let mut closing = false;
+        match m {
+            Outgoing::Frame(f) => buf.extend_from_slice(&f),
+            Outgoing::Close => closing = true,
+        }
+        while !closing && buf.len() < (1 << 20) {
+            match rx.try_recv() {
+                Ok(Outgoing::Frame(f)) => buf.extend_from_slice(&f),
+                Ok(Outgoing::Close) => closing = true,
+                Err(_) => break,
+            }
+        }
+        if !buf.is_empty() {
+            if let Err(e) = wr.write_all(&buf).await {
+                debug!("write failed: {e}");
+                break 'outer;
+            }
+            buf.clear();
+        }
+        if closing {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+    close.notify_one();
+}
+
+/// One client connection, from accept to close.
+async fn connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+    let ip = ip_string(addr.ip());
+    let max = shared.cfg.max_client_cnxns;
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let close = Arc::new(Notify::new());
+    let outstanding = Arc::new(Semaphore::new(shared.cfg.max_outstanding));
+    let received = Arc::new(AtomicU64::new(0));
+    {
+        let mut conns = lock(&shared.conns);
+        if max > 0 && conns.values().filter(|c| c.addr.ip() == addr.ip()).count() >= max {
+            warn!("Too many connections from {ip} - max is {max}");
+            return;
+        }
+        conns.insert(
+            id,
+            ConnInfo {
+                addr,
+                out: tx.clone(),
+                session: None,
+                close: close.clone(),
+                received: received.clone(),
+                sent: Arc::new(AtomicU64::new(0)),
+                outstanding: outstanding.clone(),
+            },
+        );
+    }
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    tokio::spawn(writer(wr, rx, close.clone()));
+    let mut conn = Conn {
+        id,
+        addr,
+        out: tx.clone(),
+        auths: Arc::new(vec![Id { scheme: "ip".into(), id: ip }]),
+        session: None,
+        outstanding,
+        max_outstanding: shared.cfg.max_outstanding,
+        received,
+    };
+    debug!(conn = id, %addr, "accepted");
+    let reason = read_loop(&shared, &mut conn, rd, &close).await;
+    match &reason {
+        Ok(()) => debug!(conn = id, %addr, "closed"),
+        Err(r) => {
+            info!(conn = id, %addr, session = conn.session.map(|s| format!("0x{:x}", s.0)), "closing connection: {r}")
+        }
+    }
+    let _ = tx.send(Outgoing::Close);
+    lock(&shared.conns).remove(&id);
+    lock(&shared.watches).remove_conn(id);
+    if let Some(s) = conn.session {
+        if let Some(e) = lock(&shared.sessions).map.get_mut(&s.0) {
+            if e.conn == Some(id) {
+                e.conn = None;
+            }
+        }
+    }
+}
+
+async fn read_loop(
+    shared: &Arc<Shared>,
+    conn: &mut Conn,
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    close: &Notify,
+) -> Result<(), String> {
+    let max = shared.cfg.max_frame;
+    let mut fb = FrameBuffer::new(max);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut connected = false;
+    let (min_timeout, _) = shared.cfg.session_bounds();
+    let handshake = Instant::now()
+        + Duration::from_millis(u64::try_from(min_timeout).unwrap_or(6000).max(1000));
+    loop {
+        // Every complete frame buffered is handled before reading more.
+        loop {
+            if !connected {
+                if let Some(w) = fb.peek4() {
+                    if let Ok(word) = std::str::from_utf8(&w) {
+                        if crate::fourlw::is_word(word) {
+                            let text = crate::fourlw::answer(shared, word);
+                            let _ = conn.out.send(Outgoing::Frame(text.into_bytes()));
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            let frame = match fb.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => return Err(format!("bad frame: {e}")),
+            };
+            conn.received.fetch_add(1, Ordering::Relaxed);
+            shared.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+            if !connected {
+                connect(shared, conn, &frame).await?;
+                connected = true;
+                continue;
+            }
+            handle(shared, conn, &frame).await?;
+        }
+        let n = if connected {
+            tokio::select! {
+                r = rd.read(&mut buf) => r,
+                _ = close.notified() => return Ok(()),
+            }
+        } else {
+            tokio::select! {
+                r = rd.read(&mut buf) => r,
+                _ = close.notified() => return Ok(()),
+                _ = tokio::time::sleep_until(handshake.into()) => {
+                    return Err("no connect request within the handshake time".into())
+                }
+            }
+        };
+        match n {
+            Ok(0) => {
+                if fb.pending() > 0 {
+                    return Err(format!(
+                        "the client closed in the middle of a frame ({} bytes)",
+                        fb.pending()
+                    ));
+                }
+                return Ok(());
+            }
+            Ok(n) => fb.extend(&buf[..n]),
+            Err(e) => return Err(format!("read failed: {e}")),
+        }
+    }
+}
+
+async fn connect(shared: &Arc<Shared>, conn: &mut Conn, frame: &[u8]) -> Result<(), String> {
+    let req = ConnectRequest::decode(frame, shared.cfg.max_frame)
+        .map_err(|e| format!("bad connect request: {e}"))?;
+    let last = shared.last_zxid();
+    if req.last_zxid_seen > last {
+        return Err(format!(
+            "Refusing session request for client {} as it has seen zxid 0x{:x} our last zxid is 0x{:x} client must try another server",
+            conn.addr, req.last_zxid_seen, last
+        ));
+    }
+    let timeout = shared.cfg.negotiate(req.timeout_ms);
+    let ro = req.read_only.map(|_| false);
+    let refuse = |conn: &Conn, why: String| {
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: 0,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only: ro,
+        };
+        let _ = conn.out.send(Outgoing::Frame(encode_connect_response(&resp)));
+        Err(why)
+    };
+    let id = if req.session_id == 0 {
+        let (tx, rx) = oneshot::channel();
+        shared.submit(Job::CreateSession { timeout_ms: timeout, reply: tx });
+        match rx.await {
+            Ok(Some(id)) => {
+                info!(
+                    "Established session 0x{:x} with negotiated timeout {timeout} for client {}",
+                    id.0, conn.addr
+                );
+                id
+            }
+            _ => return Err("the session could not be created".into()),
+        }
+    } else {
+        let id = SessionId(req.session_id);
+        if req.passwd != session::password(id) {
+            return refuse(conn, format!("wrong password for session 0x{:x}", id.0));
+        }
+        let mut ss = lock(&shared.sessions);
+        let Some(s) = ss.map.get_mut(&id.0).filter(|s| !s.closing) else {
+            drop(ss);
+            return refuse(conn, format!("session 0x{:x} is expired or unknown", id.0));
+        };
+        s.timeout_ms = timeout;
+        s.deadline = Instant::now() + Duration::from_millis(u64::try_from(timeout).unwrap_or(0));
+        if let Some(prev) = s.conn.replace(conn.id) {
+            if let Some(ci) = lock(&shared.conns).get(&prev) {
+                let _ = ci.out.send(Outgoing::Close);
+                ci.close.notify_one();
+            }
+        }
+        info!(
+            "Re-established session 0x{:x} with negotiated timeout {timeout} for client {}",
+            id.0, conn.addr
+        );
+        id
+    };
+    if req.session_id == 0 {
+        if let Some(s) = lock(&shared.sessions).map.get_mut(&id.0) {
+            s.conn = Some(conn.id);
+        }
+    }
+    conn.session = Some(id);
+    if let Some(ci) = lock(&shared.conns).get_mut(&conn.id) {
+        ci.session = Some(id);
+    }
+    let resp = ConnectResponse {
+        protocol_version: 0,
+        timeout_ms: timeout,
+        session_id: id.0,
+        passwd: session::password(id),
+        read_only: ro,
+    };
+    let _ = conn.out.send(Outgoing::Frame(encode_connect_response(&resp)));
+    Ok(())
+}
+
+async fn permit(conn: &Conn) -> Result<OwnedSemaphorePermit, String> {
+    conn.outstanding.clone().acquire_owned().await.map_err(|e| format!("closed: {e}"))
+}
+
+fn in_flight(conn: &Conn) -> bool {
+    conn.outstanding.available_permits() < conn.max_outstanding
+}
+
+/// Sends a reply decided here, behind whatever is in flight.
+async fn reply_in_order(
+    shared: &Arc<Shared>,
+    conn: &Conn,
+    frame: Vec<u8>,
+    close: bool,
+) -> Result<(), String> {
+    if in_flight(conn) {
+        let p = permit(conn).await?;
+        shared.submit(Job::Reply { out: conn.out.clone(), frame, close, permit: p });
+    } else {
+        let _ = conn.out.send(Outgoing::Frame(frame));
+        if close {
+            let _ = conn.out.send(Outgoing::Close);
+        }
+    }
+    Ok(())
+}
+
+async fn handle(shared: &Arc<Shared>, conn: &mut Conn, frame: &[u8]) -> Result<(), String> {
+    let started = Instant::now();
+    let Some(session) = conn.session else { return Err("no session".into()) };
+    shared.touch(session);
+    let (hdr, req) = match proto::decode_request(frame, shared.cfg.max_frame) {
+        Ok(x) => x,
+        Err((Some(h), ProtoError::UnknownOp(o))) => {
+            let f = reply_frame(h.xid, shared.last_zxid(), Err(ErrorCode::Unimplemented));
+            reply_in_order(shared, conn, f, true).await?;
+            return Err(format!("unknown opcode {o} (xid {})", h.xid));
+        }
+        Err((Some(h), e)) => {
+            warn!(
+                conn = conn.id,
+                "request xid {} ({}) could not be decoded: {e}",
+                h.xid,
+                op::name(h.op)
+            );
+            let f = reply_frame(h.xid, shared.last_zxid(), Err(ErrorCode::MarshallingError));
+            return reply_in_order(shared, conn, f, false).await;
+        }
+        Err((None, e)) => return Err(format!("bad request header: {e}")),
+    };
+    match &req {
+        Request::Auth { scheme, auth, .. } => {
+            let ok = match scheme.as_str() {
+                "digest" => match crate::acl::digest_id(auth) {
+                    Some(d) => {
+                        let mut ids = (*conn.auths).clone();
+                        if shared.cfg.super_digest.as_deref() == Some(d.as_str()) {
+                            let s =
+                                Id { scheme: crate::acl::SUPER_SCHEME.into(), id: String::new() };
+                            if !ids.contains(&s) {
+                                ids.push(s);
+                            }
+                        }
+                        let id = Id { scheme: "digest".into(), id: d };
+                        if !ids.contains(&id) {
+                            ids.push(id);
+                        }
+                        conn.auths = Arc::new(ids);
+                        true
+                    }
+                    None => false,
+                },
+                "ip" => true,
+                _ => false,
+            };
+            if ok {
+                info!(
+                    "Session 0x{:x}: auth success for scheme {scheme} and address {}",
+                    session.0, conn.addr
+                );
+                let f = encode_reply(ReplyHeader { xid: hdr.xid, zxid: 0, err: 0 }, None);
+                return reply_in_order(shared, conn, f, false).await;
+            }
+            let f = encode_reply(
+                ReplyHeader { xid: hdr.xid, zxid: 0, err: ErrorCode::AuthFailed.as_i32() },
+                None,
+            );
+            reply_in_order(shared, conn, f, true).await?;
+            return Err(format!("authentication failed for scheme {scheme:?}"));
+        }
+        Request::Sasl { .. } => {
+            let f = encode_reply(
+                ReplyHeader { xid: hdr.xid, zxid: 0, err: ErrorCode::AuthFailed.as_i32() },
+                None,
+            );
+            reply_in_order(shared, conn, f, true).await?;
+            return Err("SASL is not enabled".into());
+        }
+        _ => {}
+    }
+    let watch_op = matches!(
+        req,
+        Request::SetWatches { .. }
+            | Request::SetWatches2 { .. }
+            | Request::AddWatch { .. }
+            | Request::RemoveWatches { .. }
+            | Request::CheckWatches { .. }
+    );
+    if !in_flight(conn) && (read::is_read(&req) || watch_op) {
+        // Inline, on the published tree, under its read lock (see the module docs).
+        let t = shared.published.read().unwrap_or_else(|e| e.into_inner());
+        let zxid = t.last_processed_zxid().0;
+        let x = if matches!(req, Request::Ping) { xid::PING } else { hdr.xid };
+        let resp = if watch_op {
+            let mut w = lock(&shared.watches);
+            let mut evs = Vec::new();
+            let r = watch_op_inline(&t, &mut w, conn.id, &req, &mut evs);
+            for ev in evs {
+                let _ = conn.out.send(Outgoing::Frame(encode_event(-1, &ev)));
+            }
+            r
+        } else {
+            let rctx = ReadCtx { session, auths: &conn.auths };
+            let (r, watch) = read::read(&t, &rctx, &req);
+            if let Some((table, path)) = watch {
+                lock(&shared.watches).add(table, &path, conn.id, Mode::Standard);
+            }
+            r
+        };
+        let _ = conn.out.send(Outgoing::Frame(reply_frame(x, zxid, resp)));
+        drop(t);
+        shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+        shared.stats.latency(started);
+        return Ok(());
+    }
+    let p = permit(conn).await?;
+    shared.submit(Job::Request {
+        conn: conn.id,
+        session,
+        xid: hdr.xid,
+        req,
+        auths: conn.auths.clone(),
+        out: conn.out.clone(),
+        permit: p,
+        started,
+    });
+    Ok(())
+}
+
+fn watch_op_inline(
+    tree: &DataTree,
+    w: &mut Watches,
+    conn: ConnId,
+    req: &Request,
+    events: &mut Vec<WatcherEvent>,
+) -> Result<Response, ErrorCode> {
+    watch_op(tree, w, conn, req, events)
+}

@@ -1,0 +1,437 @@
+//! `keeperkit serve` over TCP, spoken to with the codec: operations and their error
+//! codes, watches and their order, sessions across restarts and expiry, group commit,
+//! and hostile clients.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{create_req, Client, TestServer};
+use keeperkit_model::acl::Perms;
+use keeperkit_model::{Acl, ErrorCode, Id};
+use keeperkit_server::proto::{
+    create_mode, event_type, CreateRequest, OpResult, Request, Response,
+};
+
+fn stat_of(r: &Response) -> keeperkit_model::Stat {
+    match r {
+        Response::Stat(s)
+        | Response::Create2 { stat: s, .. }
+        | Response::GetData { stat: s, .. } => *s,
+        other => panic!("no stat in {other:?}"),
+    }
+}
+
+#[test]
+fn operations_and_their_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(dir.path(), 22101, |c| {
+        c.super_digest = Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=".into())
+    });
+    let mut c = Client::connect(srv.addr);
+    assert_eq!(c.conn.session_id >> 56, 1, "session ids carry server id 1 in the top byte");
+    assert_eq!(c.create("/a", b"v", 0), Ok(Response::Create { path: "/a".into() }));
+    assert_eq!(c.create("/a", b"v", 0), Err(ErrorCode::NodeExists));
+    assert_eq!(c.create("/no/child", b"", 0), Err(ErrorCode::NoNode));
+    assert_eq!(c.create("a", b"", 0), Err(ErrorCode::BadArguments));
+    assert_eq!(c.create("/a/", b"", 0), Err(ErrorCode::BadArguments));
+    assert_eq!(c.create("/a/x", b"", 9), Err(ErrorCode::BadArguments));
+    let mut no_acl = create_req("/a/y", b"", 0);
+    no_acl.acl.clear();
+    assert_eq!(c.call(Request::Create(no_acl)), Err(ErrorCode::InvalidAcl));
+    // Sequential names follow the parent's stored cversion, failed creates included
+    // (a type-1 create hitting NodeExists bumps it, as ZooKeeper's replay does).
+    assert_eq!(
+        c.create("/a/s-", b"", create_mode::PERSISTENT_SEQUENTIAL),
+        Ok(Response::Create { path: "/a/s-0000000000".into() })
+    );
+    assert_eq!(
+        c.create("/a/s-", b"", create_mode::EPHEMERAL_SEQUENTIAL),
+        Ok(Response::Create { path: "/a/s-0000000001".into() })
+    );
+    assert_eq!(c.create("/a/s-0000000001/x", b"", 0), Err(ErrorCode::NoChildrenForEphemerals));
+    let r = c.call(Request::Create2(create_req("/b", b"hello", 0))).unwrap();
+    let st = stat_of(&r);
+    assert_eq!((st.data_length, st.version, st.czxid), (5, 0, st.mzxid));
+    let got = c.get("/b", false).unwrap();
+    assert_eq!(got, Response::GetData { data: Some(b"hello".to_vec()), stat: st });
+    assert_eq!(c.set("/b", b"x", 3), Err(ErrorCode::BadVersion));
+    let s1 = stat_of(&c.set("/b", b"x", 0).unwrap());
+    assert_eq!((s1.version, s1.data_length), (1, 1));
+    assert!(s1.mzxid > st.mzxid);
+    assert_eq!(c.delete("/a", -1), Err(ErrorCode::NotEmpty));
+    assert_eq!(c.delete("/b", 0), Err(ErrorCode::BadVersion));
+    assert_eq!(c.delete("/zookeeper", -1), Err(ErrorCode::BadArguments));
+    assert_eq!(c.delete("/b", 1), Ok(Response::Empty));
+    assert_eq!(c.get("/b", false), Err(ErrorCode::NoNode));
+    assert_eq!(c.call(Request::Exists { path: "/b".into(), watch: false }), Err(ErrorCode::NoNode));
+    match c.call(Request::GetChildren2 { path: "/a".into(), watch: false }).unwrap() {
+        Response::Children2 { children, stat } => {
+            assert_eq!(children, vec!["s-0000000000", "s-0000000001"]);
+            assert_eq!(stat.num_children, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        c.call(Request::GetAllChildrenNumber { path: "/a".into() }),
+        Ok(Response::AllChildrenNumber(2))
+    );
+    assert_eq!(
+        c.call(Request::GetEphemerals { prefix: "/".into() }),
+        Ok(Response::Ephemerals(vec!["/a/s-0000000001".into()]))
+    );
+    assert_eq!(
+        c.call(Request::Sync { path: "/a".into() }),
+        Ok(Response::Sync { path: "/a".into() })
+    );
+    assert_eq!(
+        c.call(Request::Check { path: "/a".into(), version: 5 }),
+        Err(ErrorCode::BadVersion)
+    );
+
+    // multi: all or nothing, per-op results.
+    let ok = c.call(Request::Multi(vec![
+        Request::Create(create_req("/m", b"1", 0)),
+        Request::Create2(create_req("/m/c", b"2", 0)),
+        Request::SetData { path: "/m".into(), data: Some(b"3".to_vec()), version: 0 },
+        Request::Check { path: "/m/c".into(), version: 0 },
+    ]));
+    match ok.unwrap() {
+        Response::Multi(rs) => {
+            assert_eq!(rs[0], OpResult::Create { path: "/m".into() });
+            assert!(matches!(&rs[1], OpResult::Create2 { path, .. } if path == "/m/c"));
+            assert!(matches!(rs[2], OpResult::SetData(s) if s.version == 1));
+            assert_eq!(rs[3], OpResult::Check);
+        }
+        other => panic!("{other:?}"),
+    }
+    let failed = c.call(Request::Multi(vec![
+        Request::Create(create_req("/n", b"", 0)),
+        Request::Delete { path: "/nope".into(), version: -1 },
+        Request::Create(create_req("/n2", b"", 0)),
+    ]));
+    assert_eq!(
+        failed,
+        Ok(Response::Multi(vec![OpResult::Error(0), OpResult::Error(-101), OpResult::Error(-2)]))
+    );
+    assert_eq!(c.get("/n", false), Err(ErrorCode::NoNode));
+    let mr = c.call(Request::MultiRead(vec![
+        Request::GetData { path: "/m".into(), watch: false },
+        Request::GetChildren { path: "/m".into(), watch: false },
+        Request::GetData { path: "/nope".into(), watch: false },
+    ]));
+    match mr.unwrap() {
+        Response::Multi(rs) => {
+            assert!(matches!(&rs[0], OpResult::GetData { data: Some(d), .. } if d == b"3"));
+            assert_eq!(rs[1], OpResult::GetChildren(vec!["c".into()]));
+            assert_eq!(rs[2], OpResult::Error(-101));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // ACLs: digest, auth, NoAuth, redaction for readers without ADMIN, super.
+    assert_eq!(
+        c.call(Request::WhoAmI),
+        Ok(Response::WhoAmI(vec![keeperkit_server::proto::ClientInfo {
+            scheme: "ip".into(),
+            user: "127.0.0.1".into()
+        }]))
+    );
+    c.call(Request::Auth { auth_type: 0, scheme: "digest".into(), auth: b"u:p".to_vec() }).unwrap();
+    let auth_acl =
+        vec![Acl { perms: Perms::ALL, id: Id { scheme: "auth".into(), id: String::new() } }];
+    let mut secret = create_req("/secret", b"s", 0);
+    secret.acl = auth_acl;
+    c.call(Request::Create(secret)).unwrap();
+    match c.call(Request::GetAcl { path: "/secret".into() }).unwrap() {
+        Response::GetAcl { acl, .. } => {
+            assert!(acl.iter().any(|a| a.id.scheme == "digest" && a.id.id == "u:Jq7wMyA/w2Vd5WIDAKdu4OIIFEQ="), "{acl:?}");
+            assert!(acl.iter().any(|a| a.id.scheme == "ip" && a.id.id == "127.0.0.1"), "{acl:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut d = Client::connect(srv.addr);
+    // The ip id matches: restrict to digest only, then a stranger is refused.
+    let digest_only = vec![Acl {
+        perms: Perms(Perms::READ.0 | Perms::ADMIN.0 | Perms::WRITE.0),
+        id: Id { scheme: "digest".into(), id: "u:Jq7wMyA/w2Vd5WIDAKdu4OIIFEQ=".into() },
+    }];
+    c.call(Request::SetAcl { path: "/secret".into(), acl: digest_only, version: 0 }).unwrap();
+    assert_eq!(d.get("/secret", false), Err(ErrorCode::NoAuth));
+    assert_eq!(d.set("/secret", b"", -1), Err(ErrorCode::NoAuth));
+    assert_eq!(d.call(Request::GetAcl { path: "/secret".into() }), Err(ErrorCode::NoAuth));
+    assert_eq!(
+        c.call(Request::SetAcl { path: "/secret".into(), acl: vec![], version: 1 }),
+        Err(ErrorCode::InvalidAcl)
+    );
+    d.call(Request::Auth { auth_type: 0, scheme: "digest".into(), auth: b"super:test".to_vec() })
+        .unwrap();
+    assert!(d.get("/secret", false).is_ok(), "super reads everything");
+    assert_eq!(
+        c.call(Request::Auth { auth_type: 0, scheme: "nope".into(), auth: vec![] }),
+        Err(ErrorCode::AuthFailed)
+    );
+    assert!(c.frame().is_none(), "a failed auth closes the connection");
+
+    // ClickHouse Keeper extensions.
+    assert!(
+        matches!(d.get("/keeper/feature_flags", false), Ok(Response::GetData { data: Some(f), .. }) if f == [0x1f])
+    );
+    let cine = Request::CreateIfNotExists(create_req("/m", b"", 0));
+    assert_eq!(d.call(cine), Ok(Response::Create { path: "/m".into() }));
+    assert_eq!(
+        d.call(Request::CheckNotExists { path: "/m".into(), version: -1 }),
+        Err(ErrorCode::NodeExists)
+    );
+    assert_eq!(
+        d.call(Request::CheckNotExists { path: "/zz".into(), version: -1 }),
+        Ok(Response::Empty)
+    );
+    d.create("/m/c/e", b"", create_mode::EPHEMERAL).unwrap();
+    match d.call(Request::FilteredList { path: "/m/c".into(), watch: false, list_type: 2 }).unwrap()
+    {
+        Response::Children2 { children, .. } => assert_eq!(children, vec!["e"]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        d.call(Request::RemoveRecursive { path: "/m".into(), limit: 2 }),
+        Err(ErrorCode::NotEmpty)
+    );
+    assert_eq!(
+        d.call(Request::RemoveRecursive { path: "/m".into(), limit: 100 }),
+        Ok(Response::Empty)
+    );
+    assert_eq!(d.get("/m", false), Err(ErrorCode::NoNode));
+    // TTL and container nodes.
+    let ttl = CreateRequest {
+        ttl: Some(60_000),
+        ..create_req("/t", b"", create_mode::PERSISTENT_WITH_TTL)
+    };
+    assert!(d.call(Request::CreateTtl(ttl)).is_ok());
+    let bad_ttl =
+        CreateRequest { ttl: Some(0), ..create_req("/t2", b"", create_mode::PERSISTENT_WITH_TTL) };
+    assert_eq!(d.call(Request::CreateTtl(bad_ttl)), Err(ErrorCode::BadArguments));
+    assert!(d
+        .call(Request::CreateContainer(create_req("/ctr", b"", create_mode::CONTAINER)))
+        .is_ok());
+    assert_eq!(
+        d.call(Request::Reconfig {
+            joining: None,
+            leaving: None,
+            new_members: None,
+            cur_config_id: -1
+        }),
+        Err(ErrorCode::ReconfigDisabled)
+    );
+    d.close();
+    srv.stop();
+}
+
+#[test]
+fn watches_fire_once_and_before_the_data_they_announce() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(dir.path(), 22102, |_| {});
+    let mut a = Client::connect(srv.addr);
+    let mut b = Client::connect(srv.addr);
+    b.create("/w", b"0", 0).unwrap();
+    a.get("/w", true).unwrap();
+    assert_eq!(a.call(Request::Exists { path: "/x".into(), watch: true }), Err(ErrorCode::NoNode));
+    a.call(Request::GetChildren { path: "/".into(), watch: true }).unwrap();
+    a.call(Request::AddWatch { path: "/r".into(), mode: 1 }).unwrap();
+    let set = stat_of(&b.set("/w", b"1", -1).unwrap());
+    b.create("/x", b"", 0).unwrap();
+    b.create("/r", b"", 0).unwrap();
+    b.create("/r/deep", b"", 0).unwrap();
+    b.set("/w", b"2", -1).unwrap();
+    // a's next reply shows /w = 2: every event must have arrived before it.
+    assert!(
+        matches!(a.get("/w", false).unwrap(), Response::GetData { data: Some(d), .. } if d == b"2")
+    );
+    let evs: Vec<(i32, String)> =
+        a.events.iter().map(|(_, e)| (e.event_type, e.path.clone())).collect();
+    assert_eq!(
+        evs,
+        vec![
+            (event_type::NODE_DATA_CHANGED, "/w".into()),
+            (event_type::NODE_CREATED, "/x".into()),
+            (event_type::NODE_CHILDREN_CHANGED, "/".into()),
+            (event_type::NODE_CREATED, "/r".into()),
+            (event_type::NODE_CREATED, "/r/deep".into()),
+        ],
+        "one-shot watches fired once; the recursive one keeps firing"
+    );
+    assert_eq!(a.events[0].0, set.mzxid, "an event carries the zxid of its txn");
+    // setWatches after a reconnect: changes after relativeZxid fire at once.
+    let mut a2 = Client::connect(srv.addr);
+    a2.call(Request::SetWatches {
+        relative_zxid: set.mzxid,
+        data: vec!["/w".into(), "/gone".into()],
+        exist: vec!["/x".into()],
+        child: vec![],
+    })
+    .unwrap();
+    let evs: Vec<(i32, String)> =
+        a2.events.iter().map(|(_, e)| (e.event_type, e.path.clone())).collect();
+    assert_eq!(
+        evs,
+        vec![
+            (event_type::NODE_DATA_CHANGED, "/w".into()),
+            (event_type::NODE_DELETED, "/gone".into()),
+            (event_type::NODE_CREATED, "/x".into()),
+        ]
+    );
+    assert_eq!(
+        a2.call(Request::CheckWatches { path: "/w".into(), watcher_type: 2 }),
+        Err(ErrorCode::NoWatcher)
+    );
+    a2.get("/w", true).unwrap();
+    assert_eq!(
+        a2.call(Request::CheckWatches { path: "/w".into(), watcher_type: 2 }),
+        Ok(Response::Empty)
+    );
+    assert_eq!(
+        a2.call(Request::RemoveWatches { path: "/w".into(), watcher_type: 3 }),
+        Ok(Response::Empty)
+    );
+    // Ephemerals go with their session, and their watchers hear it.
+    b.create("/e", b"", create_mode::EPHEMERAL).unwrap();
+    a.get("/e", true).unwrap();
+    let before = a.events.len();
+    b.close();
+    assert_eq!(a.call(Request::Exists { path: "/e".into(), watch: false }), Err(ErrorCode::NoNode));
+    assert_eq!(a.events[before].1.event_type, event_type::NODE_DELETED);
+    srv.stop();
+}
+
+#[test]
+fn sessions_survive_restarts_and_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(dir.path(), 22103, |_| {});
+    let mut c = Client::connect(srv.addr);
+    c.create("/e", b"", create_mode::EPHEMERAL).unwrap();
+    c.create("/p", b"kept", 0).unwrap();
+    let (sid, pw) = (c.conn.session_id, c.conn.passwd.clone());
+    drop(c);
+    srv.stop();
+    let srv = TestServer::start(dir.path(), 22103, |_| {});
+    assert!(
+        Client::resume(srv.addr, sid, vec![1; 16], 5000).is_err(),
+        "a wrong password is refused"
+    );
+    let mut c =
+        Client::resume(srv.addr, sid, pw.clone(), 5000).expect("the session survived the restart");
+    assert!(c.get("/e", false).is_ok());
+    assert!(
+        matches!(c.get("/p", false), Ok(Response::GetData { data: Some(d), .. }) if d == b"kept")
+    );
+    // Stop pinging: the session expires (timeout 400 ms), its ephemeral goes.
+    let mut other = Client::connect(srv.addr);
+    let timeout = Client::resume(srv.addr, sid, pw.clone(), 400).unwrap();
+    drop(c);
+    let start = Instant::now();
+    loop {
+        if other.call(Request::Exists { path: "/e".into(), watch: false }) == Err(ErrorCode::NoNode)
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the session did not expire");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(timeout);
+    assert!(Client::resume(srv.addr, sid, pw, 5000).is_err(), "an expired session is refused");
+    srv.stop();
+}
+
+#[test]
+fn concurrent_writes_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(dir.path(), 22104, |_| {});
+    let addr = srv.addr;
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                let n = 40;
+                for i in 0..n {
+                    c.send(&Request::Create(create_req(&format!("/t{t}-{i}"), &[0; 64], 0)));
+                }
+                for _ in 0..n {
+                    let (_, r) = c.reply();
+                    assert!(r.is_ok(), "{r:?}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mntr = srv.word("mntr");
+    let get = |k: &str| -> u64 {
+        mntr.lines().find_map(|l| l.strip_prefix(&format!("{k}\t"))).unwrap().parse().unwrap()
+    };
+    let (syncs, txns) = (get("zk_fsync_count"), get("zk_txn_count"));
+    assert!(txns >= 320, "{mntr}");
+    assert!(syncs < txns / 2, "group commit shares fsyncs: {syncs} syncs for {txns} txns");
+    srv.stop();
+}
+
+#[test]
+fn hostile_clients_are_cut_off_and_the_server_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(dir.path(), 22105, |c| c.max_client_cnxns = 6);
+    let eof = |s: &mut TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut b = [0u8; 256];
+        loop {
+            match s.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    };
+    // An oversized length.
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.write_all(&0x7fff_fff0_i32.to_be_bytes()).unwrap();
+    assert!(eof(&mut s));
+    // A negative length after a good connect.
+    let mut c = Client::connect(srv.addr);
+    c.s.write_all(&(-5i32).to_be_bytes()).unwrap();
+    assert!(c.frame().is_none());
+    // Garbage that is a frame but no connect request.
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.write_all(&[0, 0, 0, 3, 1, 2, 3]).unwrap();
+    assert!(eof(&mut s));
+    // An unknown opcode: answered Unimplemented, then closed.
+    let mut c = Client::connect(srv.addr);
+    let mut f = Vec::new();
+    f.extend_from_slice(&8i32.to_be_bytes());
+    f.extend_from_slice(&7i32.to_be_bytes());
+    f.extend_from_slice(&4242i32.to_be_bytes());
+    c.s.write_all(&f).unwrap();
+    let frame = c.frame().unwrap();
+    assert_eq!(&frame[12..16], &ErrorCode::Unimplemented.as_i32().to_be_bytes());
+    assert!(c.frame().is_none());
+    // Slow loris: half a connect request, never finished: cut after the handshake time.
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.write_all(&[0, 0, 0, 44, 0]).unwrap();
+    let t = Instant::now();
+    assert!(eof(&mut s));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // Half-open: connected, then gone without a word; and too many connections.
+    let held: Vec<Client> = (0..6).map(|_| Client::connect(srv.addr)).collect();
+    let mut extra = TcpStream::connect(srv.addr).unwrap();
+    assert!(eof(&mut extra), "the 7th connection from one address is refused");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(100));
+    // The server still serves.
+    assert_eq!(srv.word("ruok"), "imok");
+    let mut ok = Client::connect(srv.addr);
+    assert!(ok.create("/alive", b"", 0).is_ok());
+    srv.stop();
+}

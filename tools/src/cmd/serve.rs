@@ -1,0 +1,133 @@
+//! `keeperkit serve`: the ZooKeeper-protocol server (crate `keeperkit-server`).
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use keeperkit_server::{Server, ServerConfig};
+
+use crate::{CmdResult, ConvertArgs, ConvertTo, Failure, Outcome};
+
+/// `keeperkit serve ...`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    keeperkit serve /var/lib/keeperkit\n  \
+    keeperkit serve /var/lib/keeperkit --port 2181 --config zoo.cfg\n  \
+    keeperkit serve /var/lib/keeperkit --import /var/lib/zookeeper   (first start only)\n\n\
+    The config file takes zoo.cfg's names: tickTime, minSessionTimeout, maxSessionTimeout, \
+    jute.maxbuffer, maxClientCnxns, superDigest, 4lw.commands.whitelist, snapCount, \
+    clientPort, clientPortAddress, extendedTypesEnabled, containerCheckInterval. \
+    Logs go to stderr (RUST_LOG=debug for more). SIGTERM or SIGINT stops the server \
+    cleanly; sessions survive a restart within their timeout.")]
+pub struct ServeArgs {
+    /// The native data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// Client port [default: 2181, or the config's clientPort].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Address to listen on [default: 127.0.0.1, or the config's clientPortAddress].
+    #[arg(long)]
+    pub bind: Option<IpAddr>,
+    /// A zoo.cfg-style configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// On first start, import this ZooKeeper, ClickHouse Keeper or native directory.
+    #[arg(long, value_name = "SRC")]
+    pub import: Option<PathBuf>,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn is_empty_dir(p: &std::path::Path) -> bool {
+    std::fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(false)
+}
+
+/// Runs the command.
+pub fn run(args: &ServeArgs, out: &mut dyn Write) -> CmdResult {
+    init_logging();
+    let mut cfg = ServerConfig::default();
+    if let Some(f) = &args.config {
+        for w in cfg.apply_file(f).map_err(Failure::usage)? {
+            tracing::warn!("{w}");
+        }
+    }
+    let ip = args.bind.unwrap_or(cfg.listen.ip());
+    let port = args.port.unwrap_or(cfg.listen.port());
+    cfg.listen = SocketAddr::new(ip, port);
+    if let Some(src) = &args.import {
+        let dir = &args.data_dir;
+        if !dir.exists() || is_empty_dir(dir) {
+            if dir.exists() {
+                std::fs::remove_dir(dir)?;
+            }
+            tracing::info!("importing {} into {}", src.display(), dir.display());
+            let conv = ConvertArgs {
+                src: src.clone(),
+                dst: dir.clone(),
+                to: ConvertTo::Native,
+                at: crate::At { at: None, at_index: None },
+                format: None,
+                log_dir: None,
+                lossy: false,
+                compression: None,
+                clickhouse_version: None,
+                jute_maxbuffer: None,
+                json: false,
+            };
+            let fs = keeperkit_vfs::std_fs();
+            super::convert::run(&fs, &conv, false, &mut std::io::stderr())?;
+        } else {
+            tracing::info!(
+                "{} already holds data: --import {} ignored",
+                dir.display(),
+                src.display()
+            );
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("keeperkit-serve")
+        .build()?;
+    let fs = keeperkit_vfs::std_fs();
+    rt.block_on(async move {
+        let server = Server::start(fs, &args.data_dir, cfg).await.map_err(Failure::usage)?;
+        writeln!(out, "serving {} on {}", args.data_dir.display(), server.local_addr())?;
+        out.flush()?;
+        server.serve(shutdown_signal()).await.map_err(Failure::usage)?;
+        Ok::<(), Failure>(())
+    })?;
+    Ok(Outcome::Clean)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!("{}", anyhow!("cannot watch SIGTERM: {e}"));
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
