@@ -55,9 +55,15 @@ impl<'a> Reader<'a> {
         DecodeError::new(self.pos as u64, kind)
     }
 
-    /// An error at the current position.
+    /// An error of `kind` at the current position.
+    pub fn err(&self, kind: CorruptionKind) -> DecodeError {
+        self.error(kind)
+    }
+
+    /// An [`CorruptionKind::Inconsistent`] error at the current position: what was
+    /// read disagrees with something else (`msg` says what).
     pub fn invalid(&self, msg: impl Into<String>) -> DecodeError {
-        self.error(CorruptionKind::Invalid(msg.into()))
+        self.error(CorruptionKind::inconsistent(msg))
     }
 
     /// Takes `n` raw bytes.
@@ -159,11 +165,10 @@ impl<'a> Reader<'a> {
     }
 
     /// A non-null jute `ustring`; a null one is an error naming `what`.
-    pub fn string(&mut self, what: &str) -> Result<String> {
+    pub fn string(&mut self, what: &'static str) -> Result<String> {
         let at = self.pos;
-        self.ustring()?.ok_or_else(|| {
-            DecodeError::new(at as u64, CorruptionKind::Invalid(format!("{what} is null")))
-        })
+        self.ustring()?
+            .ok_or_else(|| DecodeError::new(at as u64, CorruptionKind::NullValue { field: what }))
     }
 
     /// A vector count (`None` for a null vector), checked so that `count` elements of

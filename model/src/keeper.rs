@@ -306,7 +306,7 @@ fn read_bool(r: &mut Reader<'_>) -> Result<bool, DecodeError> {
         1 => Ok(true),
         b => Err(DecodeError::new(
             at,
-            CorruptionKind::Invalid(format!("bool byte is {b}, not 0 or 1")),
+            CorruptionKind::UnknownValue { field: "bool byte", found: u64::from(b) },
         )),
     }
 }
@@ -522,7 +522,7 @@ impl KeeperRequest {
                 if let Some(outer) = inside {
                     return Err(DecodeError::new(
                         at,
-                        CorruptionKind::Invalid(format!(
+                        CorruptionKind::bad_request(format!(
                             "opnum {op} (multi) nested inside a multi (opnum {outer})"
                         )),
                     ));
@@ -643,9 +643,9 @@ fn decode_multi(op: i32, r: &mut Reader<'_>) -> Result<Vec<KeeperRequest>, Decod
         if r.remaining() < MULTI_HEADER_LEN {
             return Err(DecodeError::new(
                 r.position() as u64,
-                CorruptionKind::Invalid(
-                    "multi request ends before its terminator (opnum -1, done 1, error -1)".into(),
-                ),
+                CorruptionKind::MissingTerminator {
+                    what: "multi request (terminator: opnum -1, done 1, error -1)",
+                },
             ));
         }
         let at = r.position() as u64;
@@ -656,7 +656,7 @@ fn decode_multi(op: i32, r: &mut Reader<'_>) -> Result<Vec<KeeperRequest>, Decod
             if sub_op != opnum::ERROR || error != -1 {
                 return Err(DecodeError::new(
                     at,
-                    CorruptionKind::Invalid(format!(
+                    CorruptionKind::bad_request(format!(
                         "multi terminator must be (opnum -1, error -1), found ({sub_op}, {error})"
                     )),
                 ));
@@ -666,7 +666,7 @@ fn decode_multi(op: i32, r: &mut Reader<'_>) -> Result<Vec<KeeperRequest>, Decod
         if error != -1 {
             return Err(DecodeError::new(
                 at,
-                CorruptionKind::Invalid(format!(
+                CorruptionKind::bad_request(format!(
                     "multi sub-request header has error {error}, expected -1"
                 )),
             ));
@@ -680,7 +680,7 @@ fn decode_multi(op: i32, r: &mut Reader<'_>) -> Result<Vec<KeeperRequest>, Decod
             if matches!(sub_op, opnum::MULTI | opnum::MULTI_READ) || is_known(sub_op) {
                 return Err(DecodeError::new(
                     at,
-                    CorruptionKind::Invalid(format!(
+                    CorruptionKind::bad_request(format!(
                         "opnum {sub_op} is not allowed inside a multi with opnum {op}"
                     )),
                 ));
@@ -857,7 +857,7 @@ impl KeeperLogEntry {
         if !rq.is_empty() {
             return Err(DecodeError::new(
                 (request_start + rq.position()) as u64,
-                CorruptionKind::Invalid(format!(
+                CorruptionKind::inconsistent(format!(
                     "request length field says {body_len} bytes, opnum {op} body ends {} bytes \
                      earlier",
                     rq.remaining()
@@ -1074,7 +1074,8 @@ pub fn sip_hash64(bytes: &[u8]) -> u64 {
 /// integer little-endian, byte by byte; `user_ctx` as an i32 length and bytes;
 /// endpoint and aux as NUL-terminated strings.
 pub mod nuraft {
-    use crate::error::{CorruptionKind, DecodeError};
+    use crate::error::DecodeError;
+    use crate::le::Cursor as Cur;
 
     /// One server of a cluster config (`srv_config`).
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1127,74 +1128,9 @@ pub mod nuraft {
     /// Smallest encoding of a server: ids, two empty C strings, flags, priority.
     const SERVER_LEN_MIN: usize = 4 + 4 + 1 + 1 + 1 + 4;
 
-    /// A little-endian cursor over a NuRaft buffer.
-    struct Cur<'a> {
-        buf: &'a [u8],
-        pos: usize,
-    }
-
-    impl<'a> Cur<'a> {
-        fn err(&self, kind: CorruptionKind) -> DecodeError {
-            DecodeError::new(self.pos as u64, kind)
-        }
-
-        fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-            let rest = self.buf.len() - self.pos;
-            if n > rest {
-                return Err(self
-                    .err(CorruptionKind::Truncated { needed: n as u64, available: rest as u64 }));
-            }
-            let out = &self.buf[self.pos..self.pos + n];
-            self.pos += n;
-            Ok(out)
-        }
-
-        fn arr<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-            let mut a = [0u8; N];
-            a.copy_from_slice(self.take(N)?);
-            Ok(a)
-        }
-
-        fn u8(&mut self) -> Result<u8, DecodeError> {
-            Ok(self.arr::<1>()?[0])
-        }
-
-        fn i32(&mut self) -> Result<i32, DecodeError> {
-            Ok(i32::from_le_bytes(self.arr()?))
-        }
-
-        fn u64(&mut self) -> Result<u64, DecodeError> {
-            Ok(u64::from_le_bytes(self.arr()?))
-        }
-
-        /// A count or length (i32 LE) that must be ≥ 0 and leave room for `n * elem`
-        /// bytes.
-        fn count(&mut self, elem: usize) -> Result<usize, DecodeError> {
-            let at = self.pos;
-            let v = self.i32()?;
-            let rest = (self.buf.len() - self.pos) / elem.max(1);
-            usize::try_from(v).ok().filter(|&n| n <= rest).ok_or_else(|| {
-                DecodeError::new(
-                    at as u64,
-                    CorruptionKind::LengthOutOfRange { len: i64::from(v), max: rest as u64 },
-                )
-            })
-        }
-
-        fn cstr(&mut self) -> Result<String, DecodeError> {
-            let at = self.pos;
-            let rest = &self.buf[self.pos..];
-            let Some(n) = rest.iter().position(|&b| b == 0) else {
-                return Err(
-                    self.err(CorruptionKind::Invalid("C string has no terminating NUL".into()))
-                );
-            };
-            let s = std::str::from_utf8(&rest[..n])
-                .map_err(|_| DecodeError::new(at as u64, CorruptionKind::InvalidUtf8))?
-                .to_owned();
-            self.pos += n + 1;
-            Ok(s)
-        }
+    /// A count (i32 LE, at least 0) of elements of at least `elem` bytes.
+    fn count(c: &mut Cur<'_>, elem: usize) -> Result<usize, DecodeError> {
+        c.count_i32(u64::MAX, elem)
     }
 
     fn put_i32(out: &mut Vec<u8>, v: i32) {
@@ -1215,16 +1151,16 @@ pub mod nuraft {
             let log_idx = c.u64()?;
             let prev_log_idx = c.u64()?;
             let async_replication = c.u8()?;
-            let ctx_len = c.count(1)?;
+            let ctx_len = count(c, 1)?;
             let user_ctx = c.take(ctx_len)?.to_vec();
-            let n = c.count(SERVER_LEN_MIN)?;
+            let n = count(c, SERVER_LEN_MIN)?;
             let mut servers = Vec::with_capacity(n);
             for _ in 0..n {
                 servers.push(ServerConfig {
                     id: c.i32()?,
                     dc_id: c.i32()?,
-                    endpoint: c.cstr()?,
-                    aux: c.cstr()?,
+                    endpoint: c.cstr()?.to_owned(),
+                    aux: c.cstr()?.to_owned(),
                     flags: c.u8()?,
                     priority: c.i32()?,
                 });
@@ -1234,9 +1170,9 @@ pub mod nuraft {
 
         /// Decodes a config that must fill `buf` exactly.
         pub fn decode(buf: &[u8]) -> Result<ClusterConfig, DecodeError> {
-            let mut c = Cur { buf, pos: 0 };
+            let mut c = Cur::new(buf);
             let cfg = ClusterConfig::decode_from(&mut c)?;
-            exact_end(&c, "cluster config")?;
+            c.expect_end("cluster config")?;
             Ok(cfg)
         }
 
@@ -1284,13 +1220,13 @@ pub mod nuraft {
 
         /// Decodes metadata that must fill `buf` exactly.
         pub fn decode(buf: &[u8]) -> Result<SnapshotMeta, DecodeError> {
-            let mut c = Cur { buf, pos: 0 };
+            let mut c = Cur::new(buf);
             let kind = c.u8()?;
             let last_log_idx = c.u64()?;
             let last_log_term = c.u64()?;
             let size = c.u64()?;
             let config = ClusterConfig::decode_from(&mut c)?;
-            exact_end(&c, "snapshot metadata")?;
+            c.expect_end("snapshot metadata")?;
             Ok(SnapshotMeta { kind, last_log_idx, last_log_term, size, config })
         }
 
@@ -1303,16 +1239,6 @@ pub mod nuraft {
             self.config.encode_into(&mut out);
             out
         }
-    }
-
-    fn exact_end(c: &Cur<'_>, what: &str) -> Result<(), DecodeError> {
-        let rest = c.buf.len() - c.pos;
-        if rest != 0 {
-            return Err(c.err(CorruptionKind::Invalid(format!(
-                "{rest} bytes after the end of the {what}"
-            ))));
-        }
-        Ok(())
     }
 }
 

@@ -355,7 +355,7 @@ impl TxnBody {
             OpCode::ERROR => TxnBody::Error { err: ErrorCode::from_i32(r.i32()?) },
             OpCode::MULTI => {
                 if depth >= limits::MULTI_DEPTH_MAX {
-                    return Err(r.invalid("multi nested inside multi"));
+                    return Err(r.err(CorruptionKind::bad_request("multi nested inside multi")));
                 }
                 // Each sub-txn takes at least 8 bytes: type + buffer length.
                 let n = r.vector_len(8)?.unwrap_or(0);
@@ -469,7 +469,9 @@ impl Txn {
             None
         };
         if !r.is_empty() {
-            return Err(r.invalid(format!("{} unexpected trailing bytes", r.remaining())));
+            return Err(
+                r.err(CorruptionKind::TrailingBytes { after: "txn", count: r.remaining() as u64 })
+            );
         }
         Ok(Txn { header, body, digest })
     }

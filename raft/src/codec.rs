@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use keeperkit_model::le::Cursor;
 use keeperkit_model::Txn;
 use keeperkit_storage::engine::{config_entry, parse_config_entry};
 use keeperkit_storage::traits::LogPosition;
@@ -118,42 +119,33 @@ fn put_len(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
 }
 
+/// The workspace's bounded little-endian cursor, with errors that name what was read.
 struct Reader<'a> {
-    b: &'a [u8],
+    c: Cursor<'a>,
+    what: &'static str,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
-        if self.b.len() < n {
-            return Err(DecodeError(format!(
-                "membership: {n} bytes needed, {} left",
-                self.b.len()
-            )));
-        }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Ok(h)
+impl<'a> Reader<'a> {
+    fn new(b: &'a [u8], what: &'static str) -> Reader<'a> {
+        Reader { c: Cursor::new(b), what }
+    }
+    fn fail(&self, e: keeperkit_model::DecodeError) -> DecodeError {
+        DecodeError(format!("{}: {e}", self.what))
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        self.c.take(n).map_err(|e| self.fail(e))
     }
     fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.c.u8().map_err(|e| self.fail(e))
     }
     fn u64(&mut self) -> Result<u64, DecodeError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
+        self.c.u64().map_err(|e| self.fail(e))
     }
     fn count(&mut self, min_item_len: usize) -> Result<usize, DecodeError> {
-        let n = self.u32()?;
-        let n_usize = usize::try_from(n).unwrap_or(usize::MAX);
-        if n > MEMBERSHIP_ITEMS_MAX || n_usize.saturating_mul(min_item_len) > self.b.len() {
-            return Err(DecodeError(format!("membership: count {n} exceeds the bytes left")));
-        }
-        Ok(n_usize)
+        self.c.count_u32(u64::from(MEMBERSHIP_ITEMS_MAX), min_item_len).map_err(|e| self.fail(e))
+    }
+    fn end(&self) -> Result<(), DecodeError> {
+        self.c.expect_end(self.what).map_err(|e| self.fail(e))
     }
 }
 
@@ -162,7 +154,7 @@ pub type MembershipAt = (Option<LogId<NodeId>>, Membership<NodeId, BasicNode>);
 
 /// Decodes [`encode_membership`].
 pub fn decode_membership(b: &[u8]) -> Result<MembershipAt, DecodeError> {
-    let mut r = Reader { b };
+    let mut r = Reader::new(b, "membership");
     let version = r.u8()?;
     if version != MEMBERSHIP_VERSION {
         return Err(DecodeError(format!("membership: unknown version {version}")));
@@ -191,9 +183,7 @@ pub fn decode_membership(b: &[u8]) -> Result<MembershipAt, DecodeError> {
             .map_err(|e| DecodeError(format!("membership: node {id} address: {e}")))?;
         nodes.insert(id, BasicNode { addr: addr.to_string() });
     }
-    if !r.b.is_empty() {
-        return Err(DecodeError(format!("membership: {} trailing bytes", r.b.len())));
-    }
+    r.end()?;
     Ok((id, Membership::new(configs, nodes)))
 }
 
@@ -242,7 +232,7 @@ impl RaftMeta {
         if b.is_empty() {
             return Ok(RaftMeta::default());
         }
-        let mut r = Reader { b };
+        let mut r = Reader::new(b, "raft state");
         let version = r.u8()?;
         if version != META_VERSION {
             return Err(DecodeError(format!("raft state: unknown version {version}")));
@@ -260,9 +250,7 @@ impl RaftMeta {
         let has_purged = flag(r.u8()?, "purged")?;
         let p_index = r.u64()?;
         let p_term = r.u64()?;
-        if !r.b.is_empty() {
-            return Err(DecodeError(format!("raft state: {} trailing bytes", r.b.len())));
-        }
+        r.end()?;
         let vote = has_vote.then(|| Vote {
             leader_id: LeaderId { term, voted_for: has_voted_for.then_some(voted_for) },
             committed,

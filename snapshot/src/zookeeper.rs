@@ -640,11 +640,11 @@ fn count(r: &mut Reader<'_>, elem_min: usize) -> Result<usize, DecodeError> {
 }
 
 /// Reads a `ustring` that must be `"/"` (the end-of-tree marker and the seals).
-fn seal(r: &mut Reader<'_>, what: &str) -> Result<(), DecodeError> {
+fn seal(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
     let at = len_u64(r.position());
     match r.ustring_bytes()? {
         Some(b"/") => Ok(()),
-        _ => Err(DecodeError::new(at, CorruptionKind::Invalid(format!("{what}: expected \"/\"")))),
+        _ => Err(DecodeError::new(at, CorruptionKind::MissingTerminator { what })),
     }
 }
 
@@ -719,7 +719,7 @@ fn parse_stream(
             Corruption::new(
                 path,
                 at,
-                CorruptionKind::Invalid("null ACL list in the ACL map".into()),
+                CorruptionKind::NullValue { field: "ACL list in the ACL map" },
             )
         })?;
         let mut list = Vec::with_capacity(n);
@@ -734,7 +734,7 @@ fn parse_stream(
     loop {
         let at = len_u64(r.position());
         let path_bytes = r.ustring_bytes().map_err(in_file)?.ok_or_else(|| {
-            Corruption::new(path, at, CorruptionKind::Invalid("null node path".into()))
+            Corruption::new(path, at, CorruptionKind::NullValue { field: "node path" })
         })?;
         if path_bytes == b"/" {
             break;
@@ -745,7 +745,7 @@ fn parse_stream(
         let acl_id = r.i64().map_err(in_file)?;
         let stat = StatPersisted::decode_from(&mut r).map_err(in_file)?;
         sink.node(SnapshotNode { path: node_path, data, acl_id, stat })
-            .map_err(|msg| Corruption::new(path, at, CorruptionKind::Invalid(msg)))?;
+            .map_err(|msg| Corruption::new(path, at, CorruptionKind::bad_tree(msg)))?;
         node_count += 1;
     }
 
@@ -769,7 +769,7 @@ fn parse_stream(
                     Corruption::new(
                         path,
                         at,
-                        CorruptionKind::Invalid(format!("digest {hex:?} is not a hex long")),
+                        CorruptionKind::inconsistent(format!("digest {hex:?} is not a hex long")),
                     )
                 })?,
             }
@@ -784,7 +784,7 @@ fn parse_stream(
         return Err(Corruption::new(
             path,
             len_u64(r.position()),
-            CorruptionKind::Invalid(format!("{} bytes after the last seal", r.remaining())),
+            CorruptionKind::TrailingBytes { after: "last seal", count: len_u64(r.remaining()) },
         )
         .into());
     }

@@ -281,7 +281,7 @@ fn a_sink_error_aborts_at_the_node() {
         corruption(read_snapshot(&StdFs, &path, &mut ParentCheckingSink::default()).unwrap_err());
     assert_eq!(c.file, path);
     assert_eq!(c.offset, 135);
-    assert_eq!(c.kind, CorruptionKind::Invalid("parent of /zookeeper/config not found".into()));
+    assert_eq!(c.kind, CorruptionKind::bad_tree("parent of /zookeeper/config not found"));
 
     let mut sink = ParentCheckingSink::default();
     read_snapshot(&StdFs, &fixture_dir("basic").join("snapshot.545"), &mut sink).unwrap();

@@ -14,6 +14,7 @@
 
 use keeperkit_model::keeper::nuraft::{ClusterConfig, SnapshotMeta};
 use keeperkit_model::keeper::{self, KeeperStat};
+use keeperkit_model::le::Cursor as Cur;
 use keeperkit_model::{Acl, AclList, CorruptionKind, DecodeError, Id, Perms};
 
 /// Oldest body version read.
@@ -78,7 +79,7 @@ pub struct SessionRecord {
 }
 
 /// Receives a snapshot's content in file order: header, ACL map, nodes, sessions,
-/// trailer config. An `Err` aborts reading with [`CorruptionKind::Invalid`] at the
+/// trailer config. An `Err` aborts reading with [`CorruptionKind::BadTree`] at the
 /// current offset.
 pub trait ClickHouseSnapshotSink {
     /// The header.
@@ -137,145 +138,39 @@ pub struct BodyCounts {
     pub computed_digest: Option<u64>,
 }
 
-struct Cur<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
 type R<T> = Result<T, DecodeError>;
 
-impl<'a> Cur<'a> {
-    fn rest(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn err(&self, kind: CorruptionKind) -> DecodeError {
-        DecodeError::new(self.pos as u64, kind)
-    }
-
-    fn take(&mut self, n: usize) -> R<&'a [u8]> {
-        if n > self.rest() {
-            return Err(self.err(CorruptionKind::Truncated {
-                needed: n as u64,
-                available: self.rest() as u64,
-            }));
-        }
-        let out = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(out)
-    }
-
-    fn arr<const N: usize>(&mut self) -> R<[u8; N]> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-
-    fn u8(&mut self) -> R<u8> {
-        Ok(self.arr::<1>()?[0])
-    }
-
-    fn bool(&mut self) -> R<bool> {
-        let at = self.pos;
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            b => Err(DecodeError::new(
-                at as u64,
-                CorruptionKind::Invalid(format!("bool byte is {b}, not 0 or 1")),
-            )),
-        }
-    }
-
-    fn i32(&mut self) -> R<i32> {
-        Ok(i32::from_le_bytes(self.arr()?))
-    }
-
-    fn u32(&mut self) -> R<u32> {
-        Ok(u32::from_le_bytes(self.arr()?))
-    }
-
-    fn i64(&mut self) -> R<i64> {
-        Ok(i64::from_le_bytes(self.arr()?))
-    }
-
-    fn u64(&mut self) -> R<u64> {
-        Ok(u64::from_le_bytes(self.arr()?))
-    }
-
-    /// ClickHouse `readVarUInt`: LEB128, at most 10 bytes.
-    fn varuint(&mut self) -> R<u64> {
-        let at = self.pos;
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let b = self.u8()?;
-            v |= u64::from(b & 0x7F) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(DecodeError::new(
-            at as u64,
-            CorruptionKind::Invalid("varuint longer than 10 bytes".into()),
-        ))
-    }
-
-    /// A length that must fit in what remains.
-    fn len(&mut self, v: u64, at: usize) -> R<usize> {
-        usize::try_from(v).ok().filter(|&n| n <= self.rest()).ok_or_else(|| {
-            DecodeError::new(
-                at as u64,
-                CorruptionKind::LengthOutOfRange {
-                    len: i64::try_from(v).unwrap_or(i64::MAX),
-                    max: self.rest() as u64,
-                },
-            )
-        })
-    }
-
-    fn bytes(&mut self) -> R<&'a [u8]> {
-        let at = self.pos;
-        let v = self.varuint()?;
-        let n = self.len(v, at)?;
-        self.take(n)
-    }
-
-    fn str(&mut self) -> R<&'a str> {
-        let at = self.pos;
-        let b = self.bytes()?;
-        std::str::from_utf8(b).map_err(|_| DecodeError::new(at as u64, CorruptionKind::InvalidUtf8))
-    }
-
-    /// A u64 count of elements of at least `elem` bytes each.
-    fn count(&mut self, elem: usize) -> R<u64> {
-        let at = self.pos;
-        let v = self.u64()?;
-        let max = (self.rest() / elem.max(1)) as u64;
-        if v > max {
-            return Err(DecodeError::new(
-                at as u64,
-                CorruptionKind::LengthOutOfRange { len: i64::try_from(v).unwrap_or(i64::MAX), max },
-            ));
-        }
-        Ok(v)
-    }
-
-    fn acl_list(&mut self) -> R<AclList> {
-        // An ACL: i32 perms and two 1-byte (empty) string lengths at least.
-        let n = self.count(6)?;
-        let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
-        for _ in 0..n {
-            let perms = Perms(self.i32()?);
-            let scheme = self.str()?.to_owned();
-            let id = self.str()?.to_owned();
-            out.push(Acl { perms, id: Id { scheme, id } });
-        }
-        Ok(out)
-    }
+/// ClickHouse `readVarUInt` lengths and `writeVarUInt`'s encoding: LEB128 (the shared
+/// cursor's varint), bounded by the bytes that remain.
+fn str_of<'a>(c: &mut Cur<'a>) -> R<&'a str> {
+    c.str_varint(u64::MAX)
 }
 
+fn bytes_of<'a>(c: &mut Cur<'a>) -> R<&'a [u8]> {
+    c.bytes_varint(u64::MAX)
+}
+
+/// A u64 count of elements of at least `elem` bytes each.
+fn count(c: &mut Cur<'_>, elem: usize) -> R<usize> {
+    c.count_u64(u64::MAX, elem)
+}
+
+fn acl_list(c: &mut Cur<'_>) -> R<AclList> {
+    // An ACL: i32 perms and two 1-byte (empty) string lengths at least.
+    let n = count(c, 6)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let perms = Perms(c.i32()?);
+        let scheme = str_of(c)?.to_owned();
+        let id = str_of(c)?.to_owned();
+        out.push(Acl { perms, id: Id { scheme, id } });
+    }
+    Ok(out)
+}
+
+/// A sink refused what it was given (the tree it builds breaks a rule).
 fn sink_err(at: usize, msg: String) -> DecodeError {
-    DecodeError::new(at as u64, CorruptionKind::Invalid(msg))
+    DecodeError::new(at as u64, CorruptionKind::bad_tree(msg))
 }
 
 /// Smallest node record: two 1-byte strings and the fixed fields of V6.
@@ -289,7 +184,7 @@ pub fn read_body(
     sink: &mut dyn ClickHouseSnapshotSink,
     compute_digest: bool,
 ) -> Result<(SnapshotHeader, BodyCounts), DecodeError> {
-    let mut c = Cur { buf: body, pos: 0 };
+    let mut c = Cur::new(body);
     let version = c.u8()?;
     if version > VERSION_MAX {
         return Err(DecodeError::new(
@@ -297,8 +192,8 @@ pub fn read_body(
             CorruptionKind::UnsupportedVersion { found: i64::from(version) },
         ));
     }
-    let meta_at = c.pos;
-    let meta_bytes = c.bytes()?;
+    let meta_at = c.pos();
+    let meta_bytes = bytes_of(&mut c)?;
     let meta = SnapshotMeta::decode(meta_bytes).map_err(|e| e.shifted(meta_at as u64 + 1))?;
     let (mut zxid, mut digest_version, mut digest) = (None, 0, None);
     if version >= 5 {
@@ -310,28 +205,28 @@ pub fn read_body(
     }
     let session_id_counter = c.i64()?;
     let header = SnapshotHeader { version, meta, zxid, digest_version, digest, session_id_counter };
-    sink.header(&header).map_err(|m| sink_err(c.pos, m))?;
+    sink.header(&header).map_err(|m| sink_err(c.pos(), m))?;
     let mut counts = BodyCounts::default();
     let acl_id_len = if version >= 7 { 4 } else { 8 };
     if version >= 1 {
-        let n = c.count(acl_id_len + 8)?;
+        let n = count(&mut c, acl_id_len + 8)?;
         for _ in 0..n {
             let id = if version >= 7 { u64::from(c.u32()?) } else { c.u64()? };
-            let list = c.acl_list()?;
-            sink.acl(id, list).map_err(|m| sink_err(c.pos, m))?;
+            let list = acl_list(&mut c)?;
+            sink.acl(id, list).map_err(|m| sink_err(c.pos(), m))?;
             counts.acls += 1;
         }
     }
     let mut interned: Vec<AclList> = Vec::new();
     let digest_algo = (compute_digest && matches!(digest_version, 4 | 5)).then_some(digest_version);
     let mut tree = keeper::TreeDigest::default();
-    let node_count = c.count(NODE_LEN_MIN)?;
+    let node_count = count(&mut c, NODE_LEN_MIN)?;
     for _ in 0..node_count {
-        let at = c.pos;
-        let path = c.str()?;
-        let data = c.bytes()?;
+        let at = c.pos();
+        let path = str_of(&mut c)?;
+        let data = bytes_of(&mut c)?;
         let acl_id = if version == 0 {
-            let list = c.acl_list()?;
+            let list = acl_list(&mut c)?;
             if list.is_empty() {
                 0
             } else if let Some(i) = interned.iter().position(|l| *l == list) {
@@ -349,7 +244,7 @@ pub fn read_body(
             c.u64()?
         };
         if (1..=5).contains(&version) {
-            c.bool()?; // is_sequential, discarded by V6+ readers
+            c.bool("bool byte")?; // is_sequential, discarded by V6+ readers
         }
         let mut stat = KeeperStat {
             czxid: c.i64()?,
@@ -371,7 +266,7 @@ pub fn read_body(
         if (4..=5).contains(&version) {
             c.u64()?; // size_bytes, discarded
         }
-        let ttl_ms = if version >= 8 && c.bool()? { Some(c.i64()?) } else { None };
+        let ttl_ms = if version >= 8 && c.bool("bool byte")? { Some(c.i64()?) } else { None };
         let node = NodeRecord { path, data, acl_id, stat, seq_num, ttl_ms };
         if let Some(v) = digest_algo {
             if keeper::counts_in_tree_digest(path.as_bytes()) {
@@ -382,32 +277,32 @@ pub fn read_body(
         counts.nodes += 1;
     }
     counts.computed_digest = digest_algo.map(|_| tree.0);
-    let session_count = c.count(SESSION_LEN_MIN)?;
+    let session_count = count(&mut c, SESSION_LEN_MIN)?;
     for _ in 0..session_count {
-        let at = c.pos;
+        let at = c.pos();
         let id = c.i64()?;
         let timeout_ms = c.i64()?;
         let mut auths = Vec::new();
         if version >= 1 {
-            let n = c.count(2)?;
+            let n = count(&mut c, 2)?;
             for _ in 0..n {
-                let scheme = c.str()?.to_owned();
-                let id = c.str()?.to_owned();
+                let scheme = str_of(&mut c)?.to_owned();
+                let id = str_of(&mut c)?.to_owned();
                 auths.push(Id { scheme, id });
             }
         }
         sink.session(SessionRecord { id, timeout_ms, auths }).map_err(|m| sink_err(at, m))?;
         counts.sessions += 1;
     }
-    if c.rest() > 0 {
-        let at = c.pos;
-        let cfg_bytes = c.bytes()?;
+    if c.remaining() > 0 {
+        let at = c.pos();
+        let cfg_bytes = bytes_of(&mut c)?;
         let cfg = ClusterConfig::decode(cfg_bytes).map_err(|e| e.shifted(at as u64 + 1))?;
-        if c.rest() > 0 {
-            return Err(c.err(CorruptionKind::Invalid(format!(
-                "{} bytes after the cluster config trailer",
-                c.rest()
-            ))));
+        if c.remaining() > 0 {
+            return Err(c.err(CorruptionKind::TrailingBytes {
+                after: "cluster config trailer",
+                count: c.remaining() as u64,
+            }));
         }
         sink.cluster_config(cfg).map_err(|m| sink_err(at, m))?;
         counts.has_cluster_config = true;

@@ -151,7 +151,7 @@ pub fn decode_blocks(
             Some(m) if m != method => {
                 return Err(err(
                     pos + 16,
-                    CorruptionKind::Invalid(format!(
+                    CorruptionKind::inconsistent(format!(
                         "block method {method:#04x} differs from the first block's {m:#04x}"
                     )),
                 ))
@@ -175,7 +175,7 @@ pub fn decode_blocks(
                 if payload.len() != want {
                     return Err(err(
                         pos + 21,
-                        CorruptionKind::Invalid(format!(
+                        CorruptionKind::inconsistent(format!(
                             "NONE block holds {} bytes but says {want}",
                             payload.len()
                         )),
@@ -242,11 +242,12 @@ pub fn decode_blocks(
             other => {
                 return Err(err(
                     pos + 16,
-                    CorruptionKind::Invalid(format!(
-                        "compression method {other:#04x} is not one Keeper snapshots use \
-                         (LZ4 0x82, ZSTD 0x90, NONE 0x02)"
-                    )),
-                ))
+                    // Keeper snapshots use LZ4 0x82, ZSTD 0x90 and NONE 0x02.
+                    CorruptionKind::UnknownValue {
+                        field: "compression method",
+                        found: u64::from(other),
+                    },
+                ));
             }
         }
         blocks.push(BlockInfo {

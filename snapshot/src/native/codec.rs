@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use keeperkit_model::{Acl, CorruptionKind, DecodeError, Id, Perms, SessionId, Zxid};
 
 use super::format::{
-    len_u32, len_u64, put_string, put_varint, put_zvarint, Codec, Dec, ACL_LEN_MAX,
+    len_u32, len_u64, put_string, put_varint, put_zvarint, Codec, Dec, DecExt, ACL_LEN_MAX,
     ACL_LIST_COUNT_MAX, AUTH_IDS_MAX, CHUNK_COUNT_MAX, CONFIG_LEN_MAX, DATA_LEN_MAX,
     ENTRY_FLAGS_KNOWN, ENTRY_FLAG_PATH_CUT, FIRST_PATH_LEN_MAX, FOOTER_ENTRY_FIXED_LEN, ID_LEN_MAX,
     NODE_COUNT_MAX, PATH_EXPANSION_MAX, PATH_LEN_MAX, SESSION_COUNT_MAX,
@@ -136,35 +136,48 @@ impl<'a> NodeDecoder<'a> {
         let at = d.pos();
         let shared = d.varint_len(self.path.len())?;
         if !self.path.is_char_boundary(shared) {
-            return Err(d.err(at, "shared path prefix ends inside a character"));
+            return Err(Dec::err_at(
+                at,
+                CorruptionKind::inconsistent("shared path prefix ends inside a character"),
+            ));
         }
         let suffix_len = d.varint_len(PATH_LEN_MAX - shared)?;
         let suffix_at = d.pos();
-        let suffix = d.bytes(suffix_len)?;
+        let suffix = d.take(suffix_len)?;
         let suffix = std::str::from_utf8(suffix)
             .map_err(|_| DecodeError::new(len_u64(suffix_at), CorruptionKind::InvalidUtf8))?;
         self.path.truncate(shared);
         self.path.push_str(suffix);
         if !self.path.starts_with('/') {
-            return Err(d.err(at, format!("path {:?} does not start with /", self.path)));
+            return Err(Dec::err_at(
+                at,
+                CorruptionKind::bad_tree(format!("path {:?} does not start with /", self.path)),
+            ));
         }
         self.path_bytes += len_u64(self.path.len());
         if self.path_bytes > self.path_bytes_max {
-            return Err(d.err(
+            // Paths may not expand past PATH_EXPANSION_MAX times the chunk's raw length.
+            return Err(Dec::err_at(
                 at,
-                format!("paths expand past {PATH_EXPANSION_MAX} times the chunk's raw length"),
+                CorruptionKind::LengthOutOfRange {
+                    len: i64::try_from(self.path_bytes).unwrap_or(i64::MAX),
+                    max: self.path_bytes_max,
+                },
             ));
         }
         let flags_at = d.pos();
         let flags = d.u8()?;
         if flags & !NODE_FLAGS_KNOWN != 0 {
-            return Err(d.err(flags_at, format!("unknown node flags {flags:#x}")));
+            return Err(Dec::err_at(
+                flags_at,
+                CorruptionKind::UnknownValue { field: "node flags", found: u64::from(flags) },
+            ));
         }
         let data = if flags & NODE_FLAG_NULL != 0 {
             None
         } else {
             let n = d.varint_len(DATA_LEN_MAX)?;
-            Some(d.bytes(n)?)
+            Some(d.take(n)?)
         };
         let acl_id = d.varint()?;
         let czxid = d.zvarint()?;
@@ -320,7 +333,7 @@ pub(crate) fn decode_meta(raw: &[u8]) -> Result<SnapshotMeta, DecodeError> {
     let digest = d.u64()?;
     debug_assert_eq!(d.pos(), META_FIXED_LEN);
     let config_len = d.count(CONFIG_LEN_MAX, 1)?;
-    let cluster_config = d.bytes(config_len)?.to_vec();
+    let cluster_config = d.take(config_len)?.to_vec();
 
     let n = d.count(SESSION_COUNT_MAX, SESSION_LEN_MIN)?;
     let mut sessions = Vec::with_capacity(n);
@@ -337,7 +350,10 @@ pub(crate) fn decode_meta(raw: &[u8]) -> Result<SnapshotMeta, DecodeError> {
             auth.push(Id { scheme, id });
         }
         if !seen.insert(id) {
-            return Err(d.err(at, format!("session {id} is listed twice")));
+            return Err(Dec::err_at(
+                at,
+                CorruptionKind::inconsistent(format!("session {id} is listed twice")),
+            ));
         }
         sessions.push(SessionRecord { id, timeout_ms, auth });
     }
@@ -357,12 +373,18 @@ pub(crate) fn decode_meta(raw: &[u8]) -> Result<SnapshotMeta, DecodeError> {
             acl.push(Acl { perms, id: Id { scheme, id } });
         }
         if !seen.insert(id) {
-            return Err(d.err(at, format!("ACL id {id} is listed twice")));
+            return Err(Dec::err_at(
+                at,
+                CorruptionKind::inconsistent(format!("ACL id {id} is listed twice")),
+            ));
         }
         acls.push(AclEntry { id, acl });
     }
     if !d.is_empty() {
-        return Err(d.err(d.pos(), format!("{} bytes after the metadata", d.remaining())));
+        return Err(d.err(CorruptionKind::TrailingBytes {
+            after: "metadata",
+            count: len_u64(d.remaining()),
+        }));
     }
     Ok(SnapshotMeta {
         last_index,
@@ -474,11 +496,20 @@ pub(crate) fn decode_footer(raw: &[u8]) -> Result<Footer, DecodeError> {
         let codec_at = d.pos();
         let code = d.u8()?;
         let Some(codec) = Codec::from_code(code) else {
-            return Err(d.err(codec_at, format!("unknown codec {code}")));
+            return Err(Dec::err_at(
+                codec_at,
+                CorruptionKind::UnknownValue { field: "codec", found: u64::from(code) },
+            ));
         };
         let flags = d.u8()?;
         if flags & !ENTRY_FLAGS_KNOWN != 0 {
-            return Err(d.err(codec_at + 1, format!("unknown footer entry flags {flags:#x}")));
+            return Err(Dec::err_at(
+                codec_at + 1,
+                CorruptionKind::UnknownValue {
+                    field: "footer entry flags",
+                    found: u64::from(flags),
+                },
+            ));
         }
         let len_at = d.pos();
         let len = usize::from(d.u16()?);
@@ -491,7 +522,7 @@ pub(crate) fn decode_footer(raw: &[u8]) -> Result<Footer, DecodeError> {
                 },
             ));
         }
-        let first_path = d.bytes(len)?.to_vec();
+        let first_path = d.take(len)?.to_vec();
         chunks.push(FooterEntry {
             offset,
             stored_len,
@@ -503,7 +534,10 @@ pub(crate) fn decode_footer(raw: &[u8]) -> Result<Footer, DecodeError> {
         });
     }
     if !d.is_empty() {
-        return Err(d.err(d.pos(), format!("{} bytes after the footer entries", d.remaining())));
+        return Err(d.err(CorruptionKind::TrailingBytes {
+            after: "footer entries",
+            count: len_u64(d.remaining()),
+        }));
     }
     Ok(Footer { meta_offset, meta_stored_len, chunks })
 }

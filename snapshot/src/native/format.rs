@@ -275,48 +275,13 @@ impl Codec {
 
 // ---- Little-endian helpers ----
 
-/// Reads a little-endian u16 at `off`; the caller guarantees the bounds.
-pub(crate) fn get_u16(b: &[u8], off: usize) -> u16 {
-    let mut a = [0u8; 2];
-    a.copy_from_slice(&b[off..off + 2]);
-    u16::from_le_bytes(a)
-}
-
-/// Reads a little-endian u32 at `off`; the caller guarantees the bounds.
-pub(crate) fn get_u32(b: &[u8], off: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[off..off + 4]);
-    u32::from_le_bytes(a)
-}
-
-/// Reads a little-endian u64 at `off`; the caller guarantees the bounds.
-pub(crate) fn get_u64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(a)
-}
-
-fn put_u16(b: &mut [u8], off: usize, v: u16) {
-    b[off..off + 2].copy_from_slice(&v.to_le_bytes());
-}
-
-fn put_u32(b: &mut [u8], off: usize, v: u32) {
-    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
-}
-
-fn put_u64(b: &mut [u8], off: usize, v: u64) {
-    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
-}
+pub(crate) use keeperkit_model::le::{get_u16, get_u32, get_u64, len_u64};
+use keeperkit_model::le::{put_u16, put_u32, put_u64};
 
 /// A length that is known to fit in `u32` (checked against a limit that does).
 pub(crate) fn len_u32(n: usize) -> u32 {
     debug_assert!(u32::try_from(n).is_ok());
     u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-/// A `usize` as `u64` (lossless on every platform Rust supports).
-pub(crate) fn len_u64(n: usize) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// Eight bytes as a big-endian number (how magics are shown in errors).
@@ -326,8 +291,8 @@ fn be_u64(b: &[u8]) -> u64 {
     u64::from_be_bytes(a)
 }
 
-fn invalid(offset: usize, msg: impl Into<String>) -> DecodeError {
-    DecodeError::new(len_u64(offset), CorruptionKind::Invalid(msg.into()))
+fn at(offset: usize, kind: CorruptionKind) -> DecodeError {
+    DecodeError::new(len_u64(offset), kind)
 }
 
 // ---- File header ----
@@ -389,14 +354,23 @@ impl FileHeader {
         }
         let len = get_u16(b, HDR_LEN_OFFSET);
         if usize::from(len) != HEADER_LEN {
-            return Err(invalid(HDR_LEN_OFFSET, format!("header length {len}, expected 32")));
+            return Err(at(
+                HDR_LEN_OFFSET,
+                CorruptionKind::inconsistent(format!("header length {len}, expected 32")),
+            ));
         }
         let flags = get_u32(b, HDR_FLAGS_OFFSET);
         if flags & !HEADER_FLAGS_KNOWN != 0 {
-            return Err(invalid(HDR_FLAGS_OFFSET, format!("unknown header flags {flags:#x}")));
+            return Err(at(
+                HDR_FLAGS_OFFSET,
+                CorruptionKind::UnknownValue { field: "header flags", found: u64::from(flags) },
+            ));
         }
         if get_u32(b, HDR_RESERVED_OFFSET) != 0 {
-            return Err(invalid(HDR_RESERVED_OFFSET, "reserved header bytes are not zero"));
+            return Err(at(
+                HDR_RESERVED_OFFSET,
+                CorruptionKind::NonZeroReserved { field: "reserved header bytes" },
+            ));
         }
         Ok(FileHeader { version, flags, snapshot_id: get_u64(b, HDR_ID_OFFSET) })
     }
@@ -504,19 +478,28 @@ impl BlockHeader {
     /// [`BlockHeader::check_crc`] once the stored bytes are read.
     pub fn decode(b: &[u8; BLOCK_HEADER_LEN]) -> Result<BlockHeader, DecodeError> {
         let Some(kind) = BlockKind::from_code(b[BLK_KIND_OFFSET]) else {
-            return Err(invalid(
+            return Err(at(
                 BLK_KIND_OFFSET,
-                format!("unknown block kind {}", b[BLK_KIND_OFFSET]),
+                CorruptionKind::UnknownValue {
+                    field: "block kind",
+                    found: u64::from(b[BLK_KIND_OFFSET]),
+                },
             ));
         };
         let Some(codec) = Codec::from_code(b[BLK_CODEC_OFFSET]) else {
-            return Err(invalid(
+            return Err(at(
                 BLK_CODEC_OFFSET,
-                format!("unknown codec {}", b[BLK_CODEC_OFFSET]),
+                CorruptionKind::UnknownValue {
+                    field: "codec",
+                    found: u64::from(b[BLK_CODEC_OFFSET]),
+                },
             ));
         };
         if get_u16(b, BLK_RESERVED_OFFSET) != 0 || get_u32(b, BLK_RESERVED2_OFFSET) != 0 {
-            return Err(invalid(BLK_RESERVED_OFFSET, "reserved block header bytes are not zero"));
+            return Err(at(
+                BLK_RESERVED_OFFSET,
+                CorruptionKind::NonZeroReserved { field: "reserved block header bytes" },
+            ));
         }
         let h = BlockHeader {
             crc: get_u32(b, BLK_CRC_OFFSET),
@@ -543,37 +526,43 @@ impl BlockHeader {
             Codec::Zstd => h.stored_len < h.raw_len,
         };
         if !stored_ok {
-            return Err(invalid(
+            return Err(at(
                 BLK_STORED_LEN_OFFSET,
-                format!(
+                CorruptionKind::inconsistent(format!(
                     "stored length {} does not fit raw length {} with codec {}",
                     h.stored_len,
                     h.raw_len,
                     codec.name()
-                ),
+                )),
             ));
         }
         match kind {
             BlockKind::Nodes => {
                 let max = h.raw_len as usize / NODE_RECORD_LEN_MIN;
                 if h.node_count == 0 || h.node_count as usize > max {
-                    return Err(invalid(
+                    return Err(at(
                         BLK_NODES_OFFSET,
-                        format!(
+                        CorruptionKind::inconsistent(format!(
                             "node count {} impossible in {} raw bytes (1..={max})",
                             h.node_count, h.raw_len
-                        ),
+                        )),
                     ));
                 }
             }
             BlockKind::Meta | BlockKind::Footer => {
                 if h.seq != 0 || h.node_count != 0 {
-                    return Err(invalid(BLK_SEQ_OFFSET, "sequence and node count must be zero"));
+                    return Err(at(
+                        BLK_SEQ_OFFSET,
+                        CorruptionKind::inconsistent("sequence and node count must be zero"),
+                    ));
                 }
             }
         }
         if kind == BlockKind::Footer && codec != Codec::Raw {
-            return Err(invalid(BLK_CODEC_OFFSET, "the footer must be stored raw"));
+            return Err(at(
+                BLK_CODEC_OFFSET,
+                CorruptionKind::inconsistent("the footer must be stored raw"),
+            ));
         }
         Ok(h)
     }
@@ -630,119 +619,26 @@ pub(crate) fn put_zvarint(out: &mut Vec<u8>, v: i64) {
     put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
-/// A bounds-checked little-endian and varint decoder over a byte slice; errors carry
-/// the offset relative to the slice start.
-#[derive(Debug)]
-pub(crate) struct Dec<'a> {
-    buf: &'a [u8],
-    pos: usize,
+/// The decoder of every native snapshot structure: the workspace's bounded
+/// little-endian cursor; errors carry the offset relative to the slice start.
+pub(crate) type Dec<'a> = keeperkit_model::le::Cursor<'a>;
+
+/// Native-format reads on top of [`Dec`].
+pub(crate) trait DecExt<'a> {
+    /// A varint length checked against `max` (not against the bytes that remain: a
+    /// short read after it is [`CorruptionKind::Truncated`]).
+    fn varint_len(&mut self, max: usize) -> Result<usize, DecodeError>;
+    /// A `u32` count checked against `max` and against the bytes that remain, given
+    /// that each element takes at least `min_len` bytes.
+    fn count(&mut self, max: usize, min_len: usize) -> Result<usize, DecodeError>;
+    /// A `u32`-length-prefixed UTF-8 string of at most `max` bytes.
+    fn string(&mut self, max: usize) -> Result<&'a str, DecodeError>;
 }
 
-impl<'a> Dec<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Dec<'a> {
-        Dec { buf, pos: 0 }
-    }
-
-    pub(crate) fn pos(&self) -> usize {
-        self.pos
-    }
-
-    pub(crate) fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.pos == self.buf.len()
-    }
-
-    fn truncated(&self, needed: usize) -> DecodeError {
-        DecodeError::new(
-            len_u64(self.pos),
-            CorruptionKind::Truncated {
-                needed: len_u64(needed),
-                available: len_u64(self.remaining()),
-            },
-        )
-    }
-
-    pub(crate) fn err(&self, offset: usize, msg: impl Into<String>) -> DecodeError {
-        invalid(offset, msg)
-    }
-
-    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if n > self.remaining() {
-            return Err(self.truncated(n));
-        }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.bytes(1)?[0])
-    }
-
-    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(get_u16(self.bytes(2)?, 0))
-    }
-
-    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(get_u32(self.bytes(4)?, 0))
-    }
-
-    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(get_u64(self.bytes(8)?, 0))
-    }
-
-    pub(crate) fn i32(&mut self) -> Result<i32, DecodeError> {
-        Ok(self.u32()? as i32)
-    }
-
-    pub(crate) fn i64(&mut self) -> Result<i64, DecodeError> {
-        Ok(self.u64()? as i64)
-    }
-
-    /// An unsigned LEB128 varint of at most 10 bytes whose value fits in 64 bits.
+impl<'a> DecExt<'a> for Dec<'a> {
     #[inline]
-    pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
-        let start = self.pos;
-        let mut v: u64 = 0;
-        let mut shift = 0u32;
-        loop {
-            let Some(&b) = self.buf.get(self.pos) else {
-                self.pos = start;
-                return Err(self.truncated(self.buf.len() - start + 1));
-            };
-            self.pos += 1;
-            if shift == 63 && b > 1 {
-                return Err(invalid(start, "varint overflows 64 bits"));
-            }
-            v |= u64::from(b & 0x7F) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-            shift += 7;
-        }
-    }
-
-    /// A zigzag-encoded signed varint.
-    #[inline]
-    pub(crate) fn zvarint(&mut self) -> Result<i64, DecodeError> {
-        let v = self.varint()?;
-        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
-    }
-
-    /// A zigzag varint that must fit in an `i32`.
-    #[inline]
-    pub(crate) fn zvarint_i32(&mut self) -> Result<i32, DecodeError> {
-        let start = self.pos;
-        let v = self.zvarint()?;
-        i32::try_from(v).map_err(|_| invalid(start, format!("{v} does not fit in 32 bits")))
-    }
-
-    /// A varint length checked against `max` and the bytes that remain.
-    pub(crate) fn varint_len(&mut self, max: usize) -> Result<usize, DecodeError> {
-        let start = self.pos;
+    fn varint_len(&mut self, max: usize) -> Result<usize, DecodeError> {
+        let start = self.pos();
         let v = self.varint()?;
         match usize::try_from(v) {
             Ok(n) if n <= max => Ok(n),
@@ -756,27 +652,14 @@ impl<'a> Dec<'a> {
         }
     }
 
-    /// A `u32` count checked against `max` and against the bytes that remain, given
-    /// that each element takes at least `min_len` bytes.
-    pub(crate) fn count(&mut self, max: usize, min_len: usize) -> Result<usize, DecodeError> {
-        let start = self.pos;
-        let n = self.u32()? as usize;
-        let fits = n.checked_mul(min_len).is_some_and(|b| b <= self.remaining());
-        if n > max || !fits {
-            return Err(DecodeError::new(
-                len_u64(start),
-                CorruptionKind::LengthOutOfRange {
-                    len: i64::from(get_u32(self.buf, start)),
-                    max: len_u64(max.min(self.remaining() / min_len.max(1))),
-                },
-            ));
-        }
-        Ok(n)
+    #[inline]
+    fn count(&mut self, max: usize, min_len: usize) -> Result<usize, DecodeError> {
+        self.count_u32(len_u64(max), min_len)
     }
 
-    /// A `u32`-length-prefixed UTF-8 string of at most `max` bytes.
-    pub(crate) fn string(&mut self, max: usize) -> Result<&'a str, DecodeError> {
-        let start = self.pos;
+    #[inline]
+    fn string(&mut self, max: usize) -> Result<&'a str, DecodeError> {
+        let start = self.pos();
         let n = self.u32()? as usize;
         if n > max {
             return Err(DecodeError::new(
@@ -784,8 +667,8 @@ impl<'a> Dec<'a> {
                 CorruptionKind::LengthOutOfRange { len: i64::from(len_u32(n)), max: len_u64(max) },
             ));
         }
-        let at = self.pos;
-        let b = self.bytes(n)?;
+        let at = self.pos();
+        let b = self.take(n)?;
         std::str::from_utf8(b)
             .map_err(|_| DecodeError::new(len_u64(at), CorruptionKind::InvalidUtf8))
     }

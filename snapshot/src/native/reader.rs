@@ -57,7 +57,7 @@ pub fn read_snapshot_with(
     let layout = Layout::read(&*file, path).map_err(Fail::into_error)?;
     let meta = layout.read_meta(&*file, path).map_err(Fail::into_error)?;
     sink.begin(&meta).map_err(|msg| {
-        Problem::at(path, layout.footer.meta_offset, CorruptionKind::Invalid(msg)).into_error()
+        Problem::at(path, layout.footer.meta_offset, CorruptionKind::bad_tree(msg)).into_error()
     })?;
     let threads = match opts.threads {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -155,10 +155,7 @@ impl Layout {
         read_at(file, path, &mut tb, trailer_at)?;
         let trailer = Trailer::decode(&tb).map_err(|e| {
             let kind = match e.kind {
-                CorruptionKind::BadMagic { .. } => CorruptionKind::Invalid(
-                    "no trailer at the end of the file: it is truncated or was never finished"
-                        .into(),
-                ),
+                CorruptionKind::BadMagic { .. } => CorruptionKind::Unfinished { what: "trailer" },
                 k => k,
             };
             corrupt(trailer_at + e.offset, kind)
@@ -166,7 +163,7 @@ impl Layout {
         if trailer.snapshot_id != header.snapshot_id {
             return Err(corrupt(
                 trailer_at,
-                CorruptionKind::Invalid(format!(
+                CorruptionKind::inconsistent(format!(
                     "the trailer belongs to snapshot {:#x}, the header to {:#x}",
                     trailer.snapshot_id, header.snapshot_id
                 )),
@@ -181,7 +178,7 @@ impl Layout {
         if !fits {
             return Err(corrupt(
                 trailer_at,
-                CorruptionKind::Invalid(format!(
+                CorruptionKind::inconsistent(format!(
                     "the trailer places the footer at bytes {}..+{}, which is not right \
                      before the trailer at {trailer_at}",
                     trailer.footer_offset, trailer.footer_len
@@ -196,7 +193,7 @@ impl Layout {
         if fh.kind != BlockKind::Footer || fh.block_len() != footer_len {
             return Err(corrupt(
                 footer_offset,
-                CorruptionKind::Invalid(format!(
+                CorruptionKind::inconsistent(format!(
                     "expected the footer block ({footer_len} bytes), found a {:?} block of {}",
                     fh.kind,
                     fh.block_len()
@@ -217,7 +214,7 @@ impl Layout {
                     path,
                     stored_at,
                     chunk_no(i),
-                    CorruptionKind::Invalid(format!("footer entry: {msg}")),
+                    CorruptionKind::inconsistent(format!("footer entry: {msg}")),
                 ))
             };
             if e.offset != expected {
@@ -246,7 +243,7 @@ impl Layout {
         if footer.meta_offset != expected || meta_end != Some(footer_offset) {
             return Err(corrupt(
                 stored_at,
-                CorruptionKind::Invalid(format!(
+                CorruptionKind::inconsistent(format!(
                     "footer: the metadata block at {}..+{} does not sit between the last \
                      chunk (ends at {expected}) and the footer (at {footer_offset})",
                     footer.meta_offset,
@@ -270,7 +267,7 @@ impl Layout {
         if h.kind != BlockKind::Meta || h.stored_len != self.footer.meta_stored_len {
             return Err(corrupt(
                 off,
-                CorruptionKind::Invalid(format!(
+                CorruptionKind::inconsistent(format!(
                     "expected the metadata block ({} stored bytes), found a {:?} block of {}",
                     self.footer.meta_stored_len, h.kind, h.stored_len
                 )),
@@ -285,16 +282,16 @@ impl Layout {
         let meta = decode_meta(raw).map_err(|e| {
             corrupt(
                 raw_at,
-                CorruptionKind::Invalid(format!(
-                    "metadata, byte {} of its decompressed bytes: {}",
-                    e.offset, e.kind
-                )),
+                CorruptionKind::inside(
+                    format!("metadata, byte {} of its decompressed bytes", e.offset),
+                    e.kind,
+                ),
             )
         })?;
         if meta.node_count != self.node_count {
             return Err(corrupt(
                 raw_at,
-                CorruptionKind::Invalid(format!(
+                CorruptionKind::inconsistent(format!(
                     "the metadata counts {} nodes, the chunks {}",
                     meta.node_count, self.node_count
                 )),
@@ -439,7 +436,7 @@ pub(crate) fn load_chunk(
     if !matches {
         return Err(corrupt(
             0,
-            CorruptionKind::Invalid(format!(
+            CorruptionKind::inconsistent(format!(
                 "block header ({:?} block {}, {} nodes, {} stored, {} raw, {}) does not match \
                  the footer ({} nodes, {} stored, {} raw, {})",
                 h.kind,
@@ -506,14 +503,15 @@ impl Feeder {
         let raw = buf.raw();
         let off = entry.offset;
         let path = &self.path;
-        let in_chunk = |n: u32, at: usize, what: String| {
+        let in_chunk = |n: u32, at: usize, kind: CorruptionKind| {
             Fail::from(Problem::chunk(
                 path,
                 off,
                 chunk_no(i),
-                CorruptionKind::Invalid(format!(
-                    "node {n} at byte {at} of the decompressed chunk: {what}"
-                )),
+                CorruptionKind::inside(
+                    format!("node {n} at byte {at} of the decompressed chunk"),
+                    kind,
+                ),
             ))
         };
         let mut dec = NodeDecoder::new(raw, std::mem::take(&mut self.path_buf));
@@ -523,7 +521,11 @@ impl Feeder {
             let rec = match dec.next_record() {
                 Ok(r) => r,
                 Err(e) => {
-                    result = Err(in_chunk(n, at, format!("byte {}: {}", e.offset, e.kind)));
+                    result = Err(in_chunk(
+                        n,
+                        at,
+                        CorruptionKind::inside(format!("byte {}", e.offset), e.kind),
+                    ));
                     break;
                 }
             };
@@ -531,13 +533,13 @@ impl Feeder {
                 if !ids.contains(&rec.acl_id) {
                     let msg =
                         format!("{}: ACL id {} is not in the ACL table", rec.path, rec.acl_id);
-                    result = Err(in_chunk(n, at, msg));
+                    result = Err(in_chunk(n, at, CorruptionKind::inconsistent(msg)));
                     break;
                 }
                 self.last_acl = Some(rec.acl_id);
             }
             if let Err(msg) = sink.node(rec) {
-                result = Err(in_chunk(n, at, msg));
+                result = Err(in_chunk(n, at, CorruptionKind::bad_tree(msg)));
                 break;
             }
         }
@@ -546,11 +548,10 @@ impl Feeder {
             result = Err(in_chunk(
                 entry.node_count,
                 at,
-                format!(
-                    "{} bytes after the last of the {} nodes",
-                    raw.len() - at,
-                    entry.node_count
-                ),
+                CorruptionKind::TrailingBytes {
+                    after: "last node of the chunk",
+                    count: len_u64(raw.len() - at),
+                },
             ));
         }
         self.path_buf = dec.into_path_buf();

@@ -43,7 +43,7 @@ impl Problem {
     pub fn to_corruption(&self) -> Corruption {
         let kind = match self.chunk {
             None => self.kind.clone(),
-            Some(c) => CorruptionKind::Invalid(format!("chunk {c}: {}", self.kind)),
+            Some(c) => CorruptionKind::inside(format!("chunk {c}"), self.kind.clone()),
         };
         Corruption::new(&self.path, self.offset, kind)
     }
@@ -140,7 +140,7 @@ fn scan_blocks(
             problems.push(Problem::at(
                 path,
                 off,
-                CorruptionKind::Invalid("scan: the file ends inside a block header".into()),
+                CorruptionKind::Unfinished { what: "block header (scan)" },
             ));
             return Ok(());
         }
@@ -196,7 +196,10 @@ fn scan_blocks(
                             problems.push(Problem::at(
                                 path,
                                 off,
-                                CorruptionKind::Invalid(format!("metadata: {e}")),
+                                CorruptionKind::inside(
+                                    format!("metadata, byte {}", e.offset),
+                                    e.kind,
+                                ),
                             ));
                         }
                     }

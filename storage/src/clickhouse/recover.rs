@@ -199,7 +199,9 @@ pub fn fresh_keeper_tree() -> DataTree {
 }
 
 fn corrupt(file: &Path, index: u64, msg: String) -> StorageError {
-    StorageError::Corrupt(Corruption::new(file, 0, CorruptionKind::Invalid(msg)).with_index(index))
+    StorageError::Corrupt(
+        Corruption::new(file, 0, CorruptionKind::inconsistent(msg)).with_index(index),
+    )
 }
 
 /// Opens the state of a coordination directory (module docs).

@@ -110,7 +110,7 @@ impl TreeSink {
     /// checks the children counters. `file` names the snapshot in errors.
     pub fn finish(mut self, file: &Path) -> Result<LoadedChSnapshot, StorageError> {
         let bad = |msg: String| {
-            StorageError::Corrupt(Corruption::new(file, 0, CorruptionKind::Invalid(msg)))
+            StorageError::Corrupt(Corruption::new(file, 0, CorruptionKind::bad_tree(msg)))
         };
         if !self.saw_root {
             return Err(bad("the snapshot has no \"/\" record (Keeper rejects it)".into()));

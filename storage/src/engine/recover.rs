@@ -135,7 +135,7 @@ pub(crate) fn apply_payload(
             Corruption::new(
                 wal_dir,
                 0,
-                CorruptionKind::Invalid(format!("entry {index} is not a ZooKeeper txn: {e}")),
+                CorruptionKind::inconsistent(format!("entry {index} is not a ZooKeeper txn: {e}")),
             )
             .with_index(index),
         )

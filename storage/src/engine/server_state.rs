@@ -44,7 +44,7 @@ fn crc(parts: &[&[u8]]) -> u32 {
 }
 
 fn corrupt(path: &Path, offset: u64, msg: String) -> EngineError {
-    EngineError::Corrupt(Corruption::new(path, offset, CorruptionKind::Invalid(msg)))
+    EngineError::Corrupt(Corruption::new(path, offset, CorruptionKind::inconsistent(msg)))
 }
 
 /// Encodes the server-state file: magic `KKSS`, version u32, length u32, CRC-32 u32

@@ -109,8 +109,9 @@ pub fn load_tree_with(
     let meta = read_snapshot_with(fs, path, &mut sink, opts)?;
     let mut tree = sink.tree;
     tree.set_last_processed_zxid(meta.zxid);
-    let corrupt =
-        |msg: String| StorageError::Corrupt(Corruption::new(path, 0, CorruptionKind::Invalid(msg)));
+    let corrupt = |msg: String| {
+        StorageError::Corrupt(Corruption::new(path, 0, CorruptionKind::inconsistent(msg)))
+    };
     let count = u64::try_from(tree.node_count()).unwrap_or(u64::MAX);
     if count != meta.node_count {
         return Err(corrupt(format!(

@@ -411,7 +411,7 @@ pub fn load_snapshot(fs: &dyn FileSystem, path: &Path) -> Result<LoadedSnapshot,
         return Err(StorageError::Corrupt(keeperkit_model::Corruption::new(
             path,
             0,
-            keeperkit_model::CorruptionKind::Invalid("snapshot holds no root node".into()),
+            keeperkit_model::CorruptionKind::bad_tree("snapshot holds no root node"),
         )));
     }
     let mut tree = sink.tree;

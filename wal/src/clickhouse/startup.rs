@@ -84,7 +84,7 @@ impl StartupPlan {
 }
 
 fn lost(file: &ChangelogFile, msg: String) -> Corruption {
-    Corruption::new(&file.path, 0, CorruptionKind::Invalid(msg))
+    Corruption::new(&file.path, 0, CorruptionKind::sequence_break(msg))
 }
 
 fn name_of(f: &ChangelogFile) -> Option<ChangelogName> {
@@ -560,11 +560,13 @@ pub fn apply_repair(
     backup_dir: &Path,
 ) -> Result<RepairLog, WalError> {
     if !plan.refusals.is_empty() {
-        return Err(WalError::Corrupt(Corruption::new(
+        return Err(WalError::io(
             backup_dir,
-            0,
-            CorruptionKind::Invalid(format!("repair refused: {}", plan.refusals.join("; "))),
-        )));
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("repair refused: {}", plan.refusals.join("; ")),
+            ),
+        ));
     }
     fs.create_dir_all(backup_dir).map_err(|e| WalError::io(backup_dir, e))?;
     let mut log = Vec::new();

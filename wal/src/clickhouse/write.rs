@@ -65,8 +65,9 @@ impl std::fmt::Debug for ChangelogWriter<'_> {
     }
 }
 
-fn invalid(path: &Path, offset: u64, msg: String) -> WalError {
-    WalError::Corrupt(Corruption::new(path, offset, CorruptionKind::Invalid(msg)))
+/// A call the writer cannot serve (a name that is not a changelog's, no active file).
+fn invalid(path: &Path, msg: String) -> WalError {
+    WalError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))
 }
 
 impl<'a> ChangelogWriter<'a> {
@@ -102,17 +103,18 @@ impl<'a> ChangelogWriter<'a> {
     ) -> Result<ChangelogWriter<'a>, WalError> {
         let fname = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let name = ChangelogName::parse(fname)
-            .ok_or_else(|| invalid(path, 0, format!("not a changelog file name: {fname:?}")))?;
+            .ok_or_else(|| invalid(path, format!("not a changelog file name: {fname:?}")))?;
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let file = fs.open(path, OpenMode::ReadWrite).map_err(|e| WalError::io(path, e))?;
         let mut len = file.len().map_err(|e| WalError::io(path, e))?;
         let compressed = name.is_compressed();
         if compressed && (1..=3).contains(&len) {
-            return Err(invalid(
+            // Too short to hold a frame magic: nothing to continue.
+            return Err(WalError::Corrupt(Corruption::new(
                 path,
                 0,
-                format!("zstd changelog of {len} bytes is too short to continue"),
-            ));
+                CorruptionKind::Truncated { needed: 4, available: len },
+            )));
         }
         if compressed && len > 3 {
             let mut tail = [0u8; 3];
@@ -154,7 +156,7 @@ impl<'a> ChangelogWriter<'a> {
             self.start_file(record.index)?;
         }
         let Some(a) = self.active.as_mut() else {
-            return Err(invalid(&self.dir, 0, "no active changelog file".into()));
+            return Err(invalid(&self.dir, "no active changelog file".into()));
         };
         let mut plain = Vec::with_capacity(record.encoded_len());
         record.encode_into(&mut plain);

@@ -17,6 +17,7 @@
 
 use std::io;
 
+use keeperkit_model::le::Cursor;
 use zstd::stream::raw::{Decoder, Encoder, InBuffer, Operation, OutBuffer};
 
 /// The zstd frame magic, little-endian on disk: `28 B5 2F FD`.
@@ -82,11 +83,6 @@ pub struct ZstdDecoded {
     pub stop: Option<ZstdStop>,
 }
 
-struct Walk<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
 /// A decoder fed block by block.
 struct Feeder {
     dec: Decoder<'static>,
@@ -118,23 +114,24 @@ impl Feeder {
 pub fn decode(file: &[u8], stream_len_max: usize) -> io::Result<ZstdDecoded> {
     let mut out = ZstdDecoded::default();
     let mut feeder = Feeder { dec: Decoder::new()?, scratch: vec![0u8; 1 << 17] };
-    let mut w = Walk { buf: file, pos: 0 };
-    while w.pos < file.len() {
-        let start = w.pos;
+    // The walk over the compressed bytes: the workspace's bounded cursor.
+    let mut w = Cursor::new(file);
+    while !w.is_empty() {
+        let start = w.pos();
         let stop = |at: usize, msg: String| ZstdStop {
             file_offset: at as u64,
             at_eof: msg.contains("cut by the end of the file"),
             message: msg,
         };
-        let Some(magic) = w.u32() else {
+        let Ok(magic) = w.u32() else {
             out.stop = Some(stop(start, "zstd frame magic cut by the end of the file".into()));
             break;
         };
         if magic & 0xFFFF_FFF0 == 0x184D_2A50 {
             // Skippable frame: 4-byte size, then that many bytes.
-            match w.u32().and_then(|n| w.take(n as usize)) {
-                Some(_) => continue,
-                None => {
+            match w.u32().and_then(|n| w.skip(n as usize)) {
+                Ok(()) => continue,
+                Err(_) => {
                     out.stop =
                         Some(stop(start, "skippable frame cut by the end of the file".into()));
                     break;
@@ -145,7 +142,7 @@ pub fn decode(file: &[u8], stream_len_max: usize) -> io::Result<ZstdDecoded> {
             out.stop = Some(stop(start, format!("not a zstd frame magic: {magic:#010x}")));
             break;
         }
-        let header_len = match w.frame_header_len() {
+        let header_len = match frame_header_len(w.rest()) {
             Ok(n) => n,
             Err(msg) => {
                 out.stop = Some(stop(start, msg));
@@ -153,24 +150,24 @@ pub fn decode(file: &[u8], stream_len_max: usize) -> io::Result<ZstdDecoded> {
             }
         };
         let checksum = file.get(start + 4).is_some_and(|fhd| fhd & 0x04 != 0);
-        let Some(_) = w.take(header_len) else {
+        let Ok(()) = w.skip(header_len) else {
             out.stop = Some(stop(start, "zstd frame header cut by the end of the file".into()));
             break;
         };
-        if let Err(e) = feeder.feed(&file[start..w.pos], &mut out.stream, stream_len_max) {
+        if let Err(e) = feeder.feed(&file[start..w.pos()], &mut out.stream, stream_len_max) {
             out.stop = Some(stop(start, format!("zstd frame header rejected: {e}")));
             break;
         }
         let mut frame = ZstdFrame {
             offset: start as u64,
-            end: w.pos as u64,
+            end: w.pos() as u64,
             terminated: false,
             ends_with_empty_block: false,
         };
         let mut stopped = false;
-        while w.pos < file.len() {
-            let block_at = w.pos;
-            let Some(h) = w.take(3) else {
+        while !w.is_empty() {
+            let block_at = w.pos();
+            let Ok(h) = w.take(3) else {
                 out.stop =
                     Some(stop(block_at, "zstd block header cut by the end of the file".into()));
                 stopped = true;
@@ -189,19 +186,19 @@ pub fn decode(file: &[u8], stream_len_max: usize) -> io::Result<ZstdDecoded> {
                 }
             };
             let tail = if last && checksum { 4 } else { 0 };
-            if w.take(content + tail).is_none() {
+            if w.skip(content + tail).is_err() {
                 out.stop = Some(stop(block_at, "zstd block cut by the end of the file".into()));
                 stopped = true;
                 break;
             }
-            if let Err(e) = feeder.feed(&file[block_at..w.pos], &mut out.stream, stream_len_max) {
+            if let Err(e) = feeder.feed(&file[block_at..w.pos()], &mut out.stream, stream_len_max) {
                 out.stop = Some(stop(block_at, format!("zstd block rejected: {e}")));
                 stopped = true;
                 break;
             }
-            frame.end = w.pos as u64;
+            frame.end = w.pos() as u64;
             out.block_ends.push(BlockEnd {
-                file_offset: w.pos as u64,
+                file_offset: w.pos() as u64,
                 stream_offset: out.stream.len() as u64,
                 frame_end: last,
             });
@@ -223,37 +220,24 @@ pub fn decode(file: &[u8], stream_len_max: usize) -> io::Result<ZstdDecoded> {
     Ok(out)
 }
 
-impl Walk<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        let end = self.pos.checked_add(n)?;
-        let out = self.buf.get(self.pos..end)?;
-        self.pos = end;
-        Some(out)
+/// Length of the frame header after the magic (descriptor, window, dictionary id,
+/// content size), from the bytes that follow the magic.
+fn frame_header_len(rest: &[u8]) -> Result<usize, String> {
+    let Some(&fhd) = rest.first() else {
+        return Err("zstd frame header cut by the end of the file".into());
+    };
+    if fhd & 0x08 != 0 {
+        return Err("zstd frame header has its reserved bit set".into());
     }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    /// Length of the frame header after the magic (descriptor, window, dictionary id,
-    /// content size), read without consuming it.
-    fn frame_header_len(&self) -> Result<usize, String> {
-        let Some(&fhd) = self.buf.get(self.pos) else {
-            return Err("zstd frame header cut by the end of the file".into());
-        };
-        if fhd & 0x08 != 0 {
-            return Err("zstd frame header has its reserved bit set".into());
-        }
-        let single_segment = fhd & 0x20 != 0;
-        let fcs = match fhd >> 6 {
-            0 => usize::from(single_segment),
-            1 => 2,
-            2 => 4,
-            _ => 8,
-        };
-        let did = [0, 1, 2, 4][usize::from(fhd & 3)];
-        Ok(1 + usize::from(!single_segment) + did + fcs)
-    }
+    let single_segment = fhd & 0x20 != 0;
+    let fcs = match fhd >> 6 {
+        0 => usize::from(single_segment),
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let did = [0, 1, 2, 4][usize::from(fhd & 3)];
+    Ok(1 + usize::from(!single_segment) + did + fcs)
 }
 
 /// Compresses records the way Keeper's appendable zstd writer does: one frame per

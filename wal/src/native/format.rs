@@ -261,7 +261,7 @@ impl SegmentHeader {
         if usize::from(header_len) != SEGMENT_HEADER_LEN {
             return Err((
                 SEG_HEADER_LEN_OFFSET as u64,
-                CorruptionKind::Invalid(format!(
+                CorruptionKind::inconsistent(format!(
                     "segment header length {header_len}, v1 requires {SEGMENT_HEADER_LEN}"
                 )),
             ));
@@ -269,7 +269,9 @@ impl SegmentHeader {
         if get_u32(b, SEG_FLAGS_OFFSET) != 0 || get_u64(b, SEG_RESERVED_OFFSET) != 0 {
             return Err((
                 SEG_FLAGS_OFFSET as u64,
-                CorruptionKind::Invalid("non-zero reserved segment header bytes".into()),
+                CorruptionKind::NonZeroReserved {
+                    field: "segment header flags and reserved bytes",
+                },
             ));
         }
         let h = SegmentHeader {
@@ -282,7 +284,7 @@ impl SegmentHeader {
         if h.first_index == 0 {
             return Err((
                 SEG_FIRST_INDEX_OFFSET as u64,
-                CorruptionKind::Invalid("segment first index 0 (indexes start at 1)".into()),
+                CorruptionKind::sequence_break("segment first index 0 (indexes start at 1)"),
             ));
         }
         Ok((h, stored))
@@ -387,14 +389,17 @@ impl RecordHeader {
         if self.flags & !FLAGS_KNOWN != 0 || get_u16(b, REC_RESERVED_OFFSET) != 0 {
             return Err((
                 REC_FLAGS_OFFSET as u64,
-                CorruptionKind::Invalid(format!("unknown record flags {:#x}", self.flags)),
+                CorruptionKind::UnknownValue {
+                    field: "record flags (or reserved bytes)",
+                    found: u64::from(self.flags),
+                },
             ));
         }
         if self.flags & FLAG_ZSTD == 0 && self.raw_len != self.stored_len {
             return Err((
                 REC_RAW_LEN_OFFSET as u64,
-                CorruptionKind::Invalid(
-                    "uncompressed record with raw length != stored length".into(),
+                CorruptionKind::inconsistent(
+                    "uncompressed record with raw length != stored length",
                 ),
             ));
         }
@@ -402,7 +407,7 @@ impl RecordHeader {
         if u64::from(self.raw_len) < min_raw {
             return Err((
                 REC_RAW_LEN_OFFSET as u64,
-                CorruptionKind::Invalid(format!(
+                CorruptionKind::inconsistent(format!(
                     "raw length {} too small for {} entries",
                     self.raw_len, self.count
                 )),
@@ -411,7 +416,10 @@ impl RecordHeader {
         if self.first_index == 0 || self.first_index.checked_add(u64::from(self.count)).is_none() {
             return Err((
                 REC_FIRST_INDEX_OFFSET as u64,
-                CorruptionKind::Invalid(format!("record index {} out of range", self.first_index)),
+                CorruptionKind::sequence_break(format!(
+                    "record index {} out of range",
+                    self.first_index
+                )),
             ));
         }
         Ok(())
@@ -484,10 +492,10 @@ pub fn entry_slots(raw: &[u8], count: u32) -> Result<Vec<EntrySlot>, (u64, Corru
     if pos != raw.len() {
         return Err((
             pos as u64,
-            CorruptionKind::Invalid(format!(
-                "{} bytes after the last entry of the record",
-                raw.len() - pos
-            )),
+            CorruptionKind::TrailingBytes {
+                after: "last entry of the record",
+                count: (raw.len() - pos) as u64,
+            },
         ));
     }
     Ok(out)
@@ -578,7 +586,7 @@ impl MetaRecord {
         {
             return Err((
                 META_LEN_OFFSET as u64,
-                CorruptionKind::Invalid("bad length, flags or reserved bytes in metadata".into()),
+                CorruptionKind::inconsistent("bad length, flags or reserved bytes in metadata"),
             ));
         }
         let vote_raw = get_u64(b, META_VOTE_OFFSET);
@@ -586,7 +594,7 @@ impl MetaRecord {
         if vote.is_none() && vote_raw != 0 {
             return Err((
                 META_VOTE_OFFSET as u64,
-                CorruptionKind::Invalid("vote bytes set without the vote flag".into()),
+                CorruptionKind::inconsistent("vote bytes set without the vote flag"),
             ));
         }
         Ok(MetaRecord {

@@ -267,9 +267,9 @@ pub(crate) fn scan_segment(path: &Path, seq: u64, bytes: &[u8], deep: bool) -> S
             if all_zero(rest) {
                 break None;
             }
-            break Some(CorruptionKind::Invalid(
-                "zero record header followed by non-zero bytes".into(),
-            ));
+            break Some(CorruptionKind::NonZeroReserved {
+                field: "bytes after a zero record header (zero padding)",
+            });
         }
         let h = RecordHeader::decode_unchecked(hb);
         if let Err((_, kind)) = h.check_fields(hb) {
@@ -295,13 +295,13 @@ pub(crate) fn scan_segment(path: &Path, seq: u64, bytes: &[u8], deep: bool) -> S
             });
         }
         if h.first_index != expected {
-            break Some(CorruptionKind::Invalid(format!(
+            break Some(CorruptionKind::sequence_break(format!(
                 "record has index {}, expected {expected}",
                 h.first_index
             )));
         }
         if !all_zero(&rest[stored_end..span]) {
-            break Some(CorruptionKind::Invalid("non-zero padding after a record".into()));
+            break Some(CorruptionKind::NonZeroReserved { field: "padding bytes after a record" });
         }
         if deep {
             if let Err((off, kind)) = check_payload(&h, payload) {
@@ -469,8 +469,8 @@ pub(crate) fn analyze(fs: &dyn FileSystem, dir: &Path, deep: bool) -> Result<Ana
             path: meta_path.clone(),
             offset: 0,
             index: None,
-            kind: ProblemKind::Corrupt(CorruptionKind::Invalid(
-                "segment files without a metadata file (the metadata file is created first)".into(),
+            kind: ProblemKind::Corrupt(CorruptionKind::inconsistent(
+                "segment files without a metadata file (the metadata file is created first)",
             )),
         });
     }
@@ -564,7 +564,7 @@ fn check_segments(a: &mut Analysis) {
             a.problems.push(problem(
                 format::SEG_SEQ_OFFSET as u64,
                 None,
-                CorruptionKind::Invalid(format!(
+                CorruptionKind::inconsistent(format!(
                     "header sequence number {} does not match the file name ({})",
                     header.seq, scan.seq
                 )),
@@ -575,7 +575,7 @@ fn check_segments(a: &mut Analysis) {
                 a.problems.push(problem(
                     format::SEG_LOG_ID_OFFSET as u64,
                     None,
-                    CorruptionKind::Invalid(format!(
+                    CorruptionKind::inconsistent(format!(
                         "segment belongs to log {:#018x}, this log is {id:#018x}",
                         header.log_id
                     )),
@@ -589,7 +589,7 @@ fn check_segments(a: &mut Analysis) {
                 a.problems.push(problem(
                     format::SEG_FIRST_INDEX_OFFSET as u64,
                     Some(purged + 1),
-                    CorruptionKind::Invalid(format!(
+                    CorruptionKind::sequence_break(format!(
                         "first segment starts at index {}, but only indexes up to {purged} are \
                          purged: entries are missing",
                         header.first_index
@@ -611,15 +611,13 @@ fn check_segments(a: &mut Analysis) {
                     },
                 });
             } else {
-                let why = if newest {
-                    "; a later record shows these bytes had been synced".to_string()
+                let kind = if newest {
+                    CorruptionKind::inside(
+                        "bytes a later record shows had been synced",
+                        kind.clone(),
+                    )
                 } else {
-                    String::new()
-                };
-                let kind = match kind {
-                    CorruptionKind::Invalid(m) => CorruptionKind::Invalid(format!("{m}{why}")),
-                    k if why.is_empty() => k.clone(),
-                    k => CorruptionKind::Invalid(format!("{k}{why}")),
+                    kind.clone()
                 };
                 a.problems.push(problem(*at, index, kind));
             }
@@ -636,7 +634,7 @@ fn check_link(prev: &SegmentScan, next: &SegmentScan, h: &SegmentHeader, out: &m
             path: next.path.clone(),
             offset: offset as u64,
             index: Some(h.first_index),
-            kind: ProblemKind::Corrupt(CorruptionKind::Invalid(msg)),
+            kind: ProblemKind::Corrupt(CorruptionKind::sequence_break(msg)),
         });
     };
     if next.seq != prev.seq + 1 {
