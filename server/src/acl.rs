@@ -126,10 +126,10 @@ pub fn fixup(acl: &[Acl], auths: &[Id]) -> Result<AclList, ErrorCode> {
         if a.id.scheme == "world" && a.id.id == "anyone" {
             out.push(a.clone());
         } else if a.id.scheme == "auth" {
-            // Every provider of an authenticated id is "authenticated" except none:
-            // ip, digest and super ids all count (super has no provider: skipped).
+            // Only ids whose provider says `isAuthenticated` count: digest ones (the
+            // ip provider says no; super has no provider).
             let mut any = false;
-            for id in auths.iter().filter(|i| i.scheme == "digest" || i.scheme == "ip") {
+            for id in auths.iter().filter(|i| i.scheme == "digest") {
                 any = true;
                 out.push(Acl { perms: a.perms, id: id.clone() });
             }
@@ -210,8 +210,9 @@ mod tests {
         assert_eq!(fixup(&[acl(31, "digest", "a:")], &ip), Err(ErrorCode::InvalidAcl));
         assert!(fixup(&[acl(31, "digest", "a:b")], &ip).is_ok());
         assert_eq!(fixup(&[acl(31, "ip", "1.2.3.4/33")], &ip), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[acl(5, "auth", "")], &ip), Ok(vec![acl(5, "ip", "127.0.0.1")]));
-        assert_eq!(fixup(&[acl(5, "auth", "")], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&[acl(5, "auth", "")], &ip), Err(ErrorCode::InvalidAcl));
+        let both = [id("ip", "127.0.0.1"), id("digest", "u:x")];
+        assert_eq!(fixup(&[acl(5, "auth", "")], &both), Ok(vec![acl(5, "digest", "u:x")]));
         assert_eq!(digest_id(b"super:test").unwrap(), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
         assert_eq!(redact(&[acl(1, "digest", "u:abc")]), vec![acl(1, "digest", "u:x")]);
     }

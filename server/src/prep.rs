@@ -330,8 +330,40 @@ fn op_result(tree: &DataTree, op: &Op) -> OpResult {
     }
 }
 
-/// Preps a multi under `header` (its zxid and time are every op's).
-pub fn prep_multi(tree: &DataTree, ctx: &Ctx<'_>, header: &TxnHeader, ops: &[Request]) -> Prepared {
+/// A create inside a multi, as ZooKeeper's `MultiOperationRecord` rebuilds it
+/// (`Op.create`): the op's type comes from its flags (invalid flags count as
+/// persistent here, and fail later), so a create2 becomes a create, a container flag a
+/// createContainer; a createTTL without a TTL mode becomes a create; TTL flags on a
+/// non-TTL op make the whole multi fail (MarshallingError, a ClassCastException in
+/// ZooKeeper).
+fn normalize(req: &Request) -> Result<Request, ErrorCode> {
+    let (c, from_ttl) = match req {
+        Request::Create(c) | Request::Create2(c) | Request::CreateContainer(c) => (c, false),
+        Request::CreateTtl(c) => (c, true),
+        other => return Ok(other.clone()),
+    };
+    let mode = if (0..=6).contains(&c.flags) { c.flags } else { create_mode::PERSISTENT };
+    match mode {
+        create_mode::PERSISTENT_WITH_TTL | create_mode::PERSISTENT_SEQUENTIAL_WITH_TTL => {
+            if from_ttl {
+                Ok(Request::CreateTtl(c.clone()))
+            } else {
+                Err(ErrorCode::MarshallingError)
+            }
+        }
+        create_mode::CONTAINER => Ok(Request::CreateContainer(CreateRequest { ttl: None, ..c.clone() })),
+        _ => Ok(Request::Create(CreateRequest { ttl: None, ..c.clone() })),
+    }
+}
+
+/// Preps a multi under `header` (its zxid and time are every op's). An error is a
+/// failure of the whole request (logged as an error txn).
+pub fn prep_multi(
+    tree: &DataTree,
+    ctx: &Ctx<'_>,
+    header: &TxnHeader,
+    ops: &[Request],
+) -> Result<Prepared, ErrorCode> {
     let mut scratch = tree.clone();
     let mut subs: Vec<TxnBody> = Vec::with_capacity(ops.len());
     let mut results: Vec<OpResult> = Vec::with_capacity(ops.len());
@@ -341,6 +373,8 @@ pub fn prep_multi(tree: &DataTree, ctx: &Ctx<'_>, header: &TxnHeader, ops: &[Req
             subs.push(TxnBody::Error { err: ErrorCode::RuntimeInconsistency });
             continue;
         }
+        // Rebuilt only when reached: ZooKeeper stops prepping at the first failure.
+        let req = &normalize(req)?;
         match prep_op(&scratch, ctx, req) {
             Ok(op) => {
                 for t in &op.txns {
@@ -374,7 +408,7 @@ pub fn prep_multi(tree: &DataTree, ctx: &Ctx<'_>, header: &TxnHeader, ops: &[Req
                 })
             })
             .collect();
-        return Prepared::Multi { body: TxnBody::Multi(subs), results: rs, ok: false };
+        return Ok(Prepared::Multi { body: TxnBody::Multi(subs), results: rs, ok: false });
     }
-    Prepared::Multi { body: TxnBody::Multi(subs), results, ok: true }
+    Ok(Prepared::Multi { body: TxnBody::Multi(subs), results, ok: true })
 }

@@ -26,7 +26,8 @@ use std::sync::mpsc as stdmpsc;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use keeperkit_model::{ErrorCode, Id, OpCode, SessionId, Txn, TxnBody, TxnHeader, Zxid};
+use keeperkit_model::acl::Perms;
+use keeperkit_model::{AclList, ErrorCode, Id, OpCode, SessionId, Txn, TxnBody, TxnHeader, Zxid};
 use keeperkit_storage::engine::{NativeEngine, NativeEngineOptions};
 use keeperkit_storage::traits::{LogStore, SnapshotStore, SnapshotTicket, StateMachine};
 use keeperkit_tree::{DataTree, TxnResult};
@@ -115,6 +116,8 @@ pub(crate) struct ConnInfo {
     pub(crate) out: Out,
     pub(crate) session: Option<SessionId>,
     pub(crate) close: Arc<Notify>,
+    /// The connection's authenticated ids (events are filtered by READ on them).
+    pub(crate) auths: Arc<Mutex<Arc<Vec<Id>>>>,
     pub(crate) received: Arc<AtomicU64>,
     pub(crate) sent: Arc<AtomicU64>,
     pub(crate) outstanding: Arc<Semaphore>,
@@ -172,6 +175,9 @@ enum Job {
         permit: OwnedSemaphorePermit,
         started: Instant,
     },
+    /// A write whose body could not be decoded: an error txn (MarshallingError), as
+    /// ZooKeeper logs one, and that code answered.
+    Failed { session: SessionId, xid: i32, out: Out, permit: OwnedSemaphorePermit, started: Instant },
     /// A frame to send in order (an error reply decided by the connection).
     Reply {
         out: Out,
@@ -234,12 +240,23 @@ enum Publish {
     },
 }
 
-/// A change that fires watches.
+/// What a change did, for the watches it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChangeKind {
+    Created,
+    Deleted,
+    Data,
+}
+
+/// A change that fires watches, with the ACLs that decide who hears of it: ZooKeeper
+/// delivers an event only to connections that may READ the node it is about (the
+/// parent, for NodeChildrenChanged).
 #[derive(Debug, Clone)]
-enum Change {
-    Created(String),
-    Deleted(String),
-    Data(String),
+struct Change {
+    kind: ChangeKind,
+    path: String,
+    acl: AclList,
+    parent_acl: AclList,
 }
 
 pub(crate) struct Shared {
@@ -666,6 +683,18 @@ impl Committer {
                 }
                 n
             }
+            Job::Failed { session, xid, out, permit, started } => {
+                let (n, zxid, resp) = self.log_error(session, xid, OpCode::ERROR, ErrorCode::MarshallingError);
+                pubs.push(Publish::Reply {
+                    conn: None,
+                    out: Some(out),
+                    frame: reply_frame(xid, zxid, resp),
+                    close: false,
+                    started: Some(started),
+                    permit: Some(permit),
+                });
+                n
+            }
             Job::Reply { out, frame, close, permit } => {
                 pubs.push(Publish::Reply {
                     conn: None,
@@ -729,9 +758,11 @@ impl Committer {
             let paths = engine.with_tree(|t| t.ephemerals(session));
             let h = self.header(session, xid, OpCode::CLOSE_SESSION);
             let zxid = h.zxid.0;
+            let dels: Vec<TxnBody> = paths.iter().map(|p| TxnBody::Delete { path: p.clone() }).collect();
+            let pre = engine.with_tree(|t| pre_acls(t, &dels));
             return match self.log(h, TxnBody::CloseSession { paths: Some(paths.clone()) }) {
                 Some(_) => {
-                    let changes = paths.into_iter().map(Change::Deleted).collect();
+                    let changes = engine.with_tree(|t| changes_of(&dels, &pre, t));
                     pubs.push(Publish::Changes { zxid, changes });
                     (1, zxid, Ok(Response::Empty))
                 }
@@ -744,7 +775,7 @@ impl Committer {
         let opcode = OpCode(req.op());
         let h = self.header(session, xid, opcode);
         let prepared = engine.with_tree(|t| match req {
-            Request::Multi(ops) => Ok(prep::prep_multi(t, ctx, &h, ops)),
+            Request::Multi(ops) => prep::prep_multi(t, ctx, &h, ops),
             other => prep::prep_op(t, ctx, other).map(Prepared::Single),
         });
         match prepared {
@@ -762,13 +793,15 @@ impl Committer {
                 };
                 h.op = body.op();
                 let zxid = h.zxid.0;
+                let pre = engine.with_tree(|t| pre_acls(t, &op.txns));
                 match self.log(h, body.clone()) {
                     Some(r) => {
                         if !r.is_ok() {
                             error!("a prepared txn failed to apply: {body:?} -> {r:?}");
                         }
-                        let resp = engine.with_tree(|t| prep::answer(t, &op));
-                        pubs.push(Publish::Changes { zxid, changes: changes_of(&body) });
+                        let (resp, changes) =
+                            engine.with_tree(|t| (prep::answer(t, &op), changes_of(&op.txns, &pre, t)));
+                        pubs.push(Publish::Changes { zxid, changes });
                         (1, zxid, Ok(resp))
                     }
                     None => (0, engine.last_zxid().0, Err(ErrorCode::SystemError)),
@@ -776,10 +809,16 @@ impl Committer {
             }
             Ok(Prepared::Multi { body, results, ok }) => {
                 let zxid = h.zxid.0;
+                let subs: Vec<TxnBody> = match &body {
+                    TxnBody::Multi(s) if ok => s.clone(),
+                    _ => Vec::new(),
+                };
+                let pre = engine.with_tree(|t| pre_acls(t, &subs));
                 match self.log(h, body.clone()) {
                     Some(_) => {
                         if ok {
-                            pubs.push(Publish::Changes { zxid, changes: changes_of(&body) });
+                            let changes = engine.with_tree(|t| changes_of(&subs, &pre, t));
+                            pubs.push(Publish::Changes { zxid, changes });
                         }
                         (1, zxid, Ok(Response::Multi(results)))
                     }
@@ -814,20 +853,27 @@ impl Committer {
         for p in pubs {
             match p {
                 Publish::Changes { zxid, changes } => {
+                    let _ = zxid;
                     for c in changes {
-                        match c {
-                            Change::Created(p) => watches.created(&p, &mut events),
-                            Change::Deleted(p) => watches.deleted(&p, &mut events),
-                            Change::Data(p) => watches.changed(&p, &mut events),
+                        match c.kind {
+                            ChangeKind::Created => watches.created(&c.path, &mut events),
+                            ChangeKind::Deleted => watches.deleted(&c.path, &mut events),
+                            ChangeKind::Data => watches.changed(&c.path, &mut events),
                         }
-                    }
-                    if !events.is_empty() {
+                        if events.is_empty() {
+                            continue;
+                        }
                         let conns = lock(&shared.conns);
-                        for (c, ev) in events.drain(..) {
-                            if let Some(ci) = conns.get(&c) {
-                                let _ = ci.out.send(Outgoing::Frame(encode_event(zxid, &ev)));
-                                shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                        for (conn, ev) in events.drain(..) {
+                            let Some(ci) = conns.get(&conn) else { continue };
+                            let acl = if ev.path == c.path { &c.acl } else { &c.parent_acl };
+                            let auths = lock(&ci.auths).clone();
+                            if crate::acl::check(acl, Perms::READ, &auths).is_err() {
+                                continue;
                             }
+                            // ZooKeeper 3.8 sends notifications with zxid -1.
+                            let _ = ci.out.send(Outgoing::Frame(encode_event(-1, &ev)));
+                            shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
@@ -895,23 +941,62 @@ impl Committer {
     }
 }
 
-/// The watch changes of an applied txn body.
-fn changes_of(body: &TxnBody) -> Vec<Change> {
-    let mut out = Vec::new();
-    let mut one = |b: &TxnBody| match b {
-        TxnBody::Create(c)
-        | TxnBody::Create2(c)
-        | TxnBody::CreateContainer(c)
-        | TxnBody::CreateTtl(c) => out.push(Change::Created(c.path.clone())),
-        TxnBody::Delete { path } | TxnBody::DeleteContainer { path } => {
-            out.push(Change::Deleted(path.clone()))
+fn acl_at(t: &DataTree, p: &str) -> Option<AclList> {
+    prep::node(t, p).map(|n| n.acl().clone())
+}
+
+fn parent_path(p: &str) -> &str {
+    match p.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &p[..i],
+    }
+}
+
+/// ACLs before a txn's subs are applied: of the nodes it deletes or changes, and of
+/// their parents.
+fn pre_acls(t: &DataTree, subs: &[TxnBody]) -> HashMap<String, AclList> {
+    let mut m = HashMap::new();
+    for b in subs {
+        if let Some(p) = b.path() {
+            for q in [p, parent_path(p)] {
+                if !m.contains_key(q) {
+                    if let Some(a) = acl_at(t, q) {
+                        m.insert(q.to_string(), a);
+                    }
+                }
+            }
         }
-        TxnBody::SetData(s) => out.push(Change::Data(s.path.clone())),
-        _ => {}
-    };
-    match body {
-        TxnBody::Multi(subs) => subs.iter().for_each(&mut one),
-        b => one(b),
+    }
+    m
+}
+
+/// The watch changes of applied subs, with their ACLs (`after`: the tree after them).
+fn changes_of(subs: &[TxnBody], pre: &HashMap<String, AclList>, after: &DataTree) -> Vec<Change> {
+    let mut created: HashMap<&str, &AclList> = HashMap::new();
+    let mut out = Vec::new();
+    for b in subs {
+        let (kind, path) = match b {
+            TxnBody::Create(c) | TxnBody::Create2(c) | TxnBody::CreateContainer(c) | TxnBody::CreateTtl(c) => {
+                created.insert(&c.path, &c.acl);
+                (ChangeKind::Created, c.path.as_str())
+            }
+            TxnBody::Delete { path } | TxnBody::DeleteContainer { path } => (ChangeKind::Deleted, path.as_str()),
+            TxnBody::SetData(s) => (ChangeKind::Data, s.path.as_str()),
+            _ => continue,
+        };
+        let lookup = |p: &str, prefer_after: bool| -> AclList {
+            let a = if prefer_after { acl_at(after, p) } else { None };
+            a.or_else(|| created.get(p).map(|a| (*a).clone()))
+                .or_else(|| pre.get(p).cloned())
+                .or_else(|| acl_at(after, p))
+                .unwrap_or_default()
+        };
+        let acl = match kind {
+            ChangeKind::Deleted => lookup(path, false),
+            _ => lookup(path, true),
+        };
+        let parent_acl = lookup(parent_path(path), true);
+        out.push(Change { kind, path: path.to_string(), acl, parent_acl });
     }
     out
 }
@@ -963,53 +1048,47 @@ fn watch_op(
                     w.add(Table::Data, p, conn, Mode::Persistent);
                 }
                 for p in persistent_recursive {
+                    w.add(Table::Child, p, conn, Mode::PersistentRecursive);
                     w.add(Table::Data, p, conn, Mode::PersistentRecursive);
                 }
             }
             Ok(Response::Empty)
         }
         Request::AddWatch { path, mode } => {
-            match *mode {
-                add_watch_mode::PERSISTENT => {
-                    w.add(Table::Data, path, conn, Mode::Persistent);
-                    w.add(Table::Child, path, conn, Mode::Persistent);
-                }
-                add_watch_mode::PERSISTENT_RECURSIVE => {
-                    w.add(Table::Data, path, conn, Mode::PersistentRecursive)
-                }
-                _ => return Err(ErrorCode::BadArguments),
-            }
+            // Both tables, whatever the mode (`DataTree.addWatch`); a bad mode is
+            // WatcherMode.fromZooKeeperMode's IllegalArgumentException: MarshallingError.
+            let m = match *mode {
+                add_watch_mode::PERSISTENT => Mode::Persistent,
+                add_watch_mode::PERSISTENT_RECURSIVE => Mode::PersistentRecursive,
+                _ => return Err(ErrorCode::MarshallingError),
+            };
+            w.add(Table::Data, path, conn, m);
+            w.add(Table::Child, path, conn, m);
             Ok(Response::Code(0))
         }
-        Request::RemoveWatches { path, watcher_type: t }
-        | Request::CheckWatches { path, watcher_type: t } => {
+        Request::RemoveWatches { path, watcher_type: t } | Request::CheckWatches { path, watcher_type: t } => {
+            // `DataTree.removeWatch`: this connection's watch, any mode, in the table(s)
+            // named; `containsWatcher` (checkWatches): anybody's watch on the path, as
+            // ZooKeeper 3.8.0 checks it. A type WatcherType.fromInt refuses is a
+            // MarshallingError.
             let remove = matches!(req, Request::RemoveWatches { .. });
-            let std_ = |m: Mode| m == Mode::Standard;
-            let pers = |m: Mode| m == Mode::Persistent;
-            let rec = |m: Mode| m == Mode::PersistentRecursive;
             let any = |_: Mode| true;
-            let mut hit = |tab: Table, f: &dyn Fn(Mode) -> bool| {
+            let mut hit = |tab: Table| {
                 if remove {
-                    w.remove(tab, path, conn, f)
+                    w.remove(tab, path, conn, any)
                 } else {
-                    w.contains(tab, path, conn, f)
+                    w.any_on(tab, path)
                 }
             };
             let found = match *t {
-                watcher_type::CHILDREN => hit(Table::Child, &std_),
-                watcher_type::DATA => hit(Table::Data, &std_),
+                watcher_type::CHILDREN => hit(Table::Child),
+                watcher_type::DATA => hit(Table::Data),
                 watcher_type::ANY => {
-                    let a = hit(Table::Child, &any);
-                    let b = hit(Table::Data, &any);
+                    let a = hit(Table::Child);
+                    let b = hit(Table::Data);
                     a || b
                 }
-                4 => {
-                    let a = hit(Table::Child, &pers);
-                    let b = hit(Table::Data, &pers);
-                    a || b
-                }
-                5 => hit(Table::Data, &rec),
-                _ => return Err(ErrorCode::BadArguments),
+                _ => return Err(ErrorCode::MarshallingError),
             };
             if found {
                 Ok(Response::Empty)
@@ -1027,6 +1106,7 @@ struct Conn {
     addr: SocketAddr,
     out: Out,
     auths: Arc<Vec<Id>>,
+    shared_auths: Arc<Mutex<Arc<Vec<Id>>>>,
     session: Option<SessionId>,
     outstanding: Arc<Semaphore>,
     max_outstanding: usize,
@@ -1086,6 +1166,8 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let close = Arc::new(Notify::new());
     let outstanding = Arc::new(Semaphore::new(shared.cfg.max_outstanding));
     let received = Arc::new(AtomicU64::new(0));
+    let auths = Arc::new(vec![Id { scheme: "ip".into(), id: ip.clone() }]);
+    let shared_auths = Arc::new(Mutex::new(auths.clone()));
     {
         let mut conns = lock(&shared.conns);
         if max > 0 && conns.values().filter(|c| c.addr.ip() == addr.ip()).count() >= max {
@@ -1099,6 +1181,7 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                 out: tx.clone(),
                 session: None,
                 close: close.clone(),
+                auths: shared_auths.clone(),
                 received: received.clone(),
                 sent: Arc::new(AtomicU64::new(0)),
                 outstanding: outstanding.clone(),
@@ -1112,7 +1195,8 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         id,
         addr,
         out: tx.clone(),
-        auths: Arc::new(vec![Id { scheme: "ip".into(), id: ip }]),
+        auths,
+        shared_auths,
         session: None,
         outstanding,
         max_outstanding: shared.cfg.max_outstanding,
@@ -1289,6 +1373,24 @@ async fn connect(shared: &Arc<Shared>, conn: &mut Conn, frame: &[u8]) -> Result<
     Ok(())
 }
 
+/// Opcodes ZooKeeper logs a txn for (an error txn when their body is bad).
+fn is_txn_op(o: i32) -> bool {
+    matches!(
+        o,
+        op::CREATE
+            | op::CREATE2
+            | op::CREATE_TTL
+            | op::CREATE_CONTAINER
+            | op::DELETE
+            | op::DELETE_CONTAINER
+            | op::SET_DATA
+            | op::SET_ACL
+            | op::CHECK
+            | op::MULTI
+            | op::RECONFIG
+    )
+}
+
 async fn permit(conn: &Conn) -> Result<OwnedSemaphorePermit, String> {
     conn.outstanding.clone().acquire_owned().await.map_err(|e| format!("closed: {e}"))
 }
@@ -1327,6 +1429,12 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, frame: &[u8]) -> Result<(
             reply_in_order(shared, conn, f, true).await?;
             return Err(format!("unknown opcode {o} (xid {})", h.xid));
         }
+        Err((Some(h), e)) if is_txn_op(h.op) => {
+            warn!(conn = conn.id, "request xid {} ({}) could not be decoded: {e}", h.xid, op::name(h.op));
+            let p = permit(conn).await?;
+            shared.submit(Job::Failed { session, xid: h.xid, out: conn.out.clone(), permit: p, started });
+            return Ok(());
+        }
         Err((Some(h), e)) => {
             warn!(
                 conn = conn.id,
@@ -1357,6 +1465,7 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, frame: &[u8]) -> Result<(
                             ids.push(id);
                         }
                         conn.auths = Arc::new(ids);
+                        *lock(&conn.shared_auths) = conn.auths.clone();
                         true
                     }
                     None => false,

@@ -85,6 +85,16 @@ impl Watches {
         Some(m)
     }
 
+    /// `WatchManager.containsWatcher` as ZooKeeper 3.8.0 has it: true when *any*
+    /// connection watches `path` in table `t` (its check ignores whose watch it is).
+    pub fn any_on(&self, t: Table, path: &str) -> bool {
+        let tab = match t {
+            Table::Data => &self.data,
+            Table::Child => &self.child,
+        };
+        tab.get(path).is_some_and(|s| !s.is_empty())
+    }
+
     /// Whether `conn` has a watch on `path` in table `t` whose mode `want` accepts.
     pub fn contains(
         &self,
