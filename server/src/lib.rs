@@ -35,8 +35,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod acl;
+pub mod client;
 pub mod config;
 pub mod fourlw;
+pub mod loadgen;
 pub mod prep;
 pub mod proto;
 pub mod read;

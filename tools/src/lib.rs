@@ -244,6 +244,45 @@ pub enum BenchCommand {
         `keeperkit inspect FILE`."
     )]
     Snapshot(BenchSnapshotArgs),
+    /// Load on a running ZooKeeper-protocol server (like ClickHouse's keeper-bench):
+    /// ops/s and p50/p99/p99.9 latency per operation.
+    #[command(
+        after_help = "Example:\n  keeperkit bench server --connect 127.0.0.1:2181 --clients 64 \
+        --duration 10 --mix create=50,set=50 --value-size 1024\n\n\
+        Ops: create (new nodes), delete (the client's own), set, get, exists (random pool \
+        nodes), list (getChildren of the client's own node). Everything lives under --prefix; \
+        the pool is kept for the next run."
+    )]
+    Server(BenchServerArgs),
+}
+
+/// `keeperkit bench server`.
+#[derive(Debug, Args)]
+pub struct BenchServerArgs {
+    /// Server address HOST:PORT (a comma-separated list spreads the clients).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub connect: String,
+    /// Concurrent clients, one session each.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Seconds of measured load.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Operation weights, e.g. create=10,set=40,get=50.
+    #[arg(long, default_value = "create=20,set=30,get=50")]
+    pub mix: String,
+    /// Bytes of each value written.
+    #[arg(long, default_value_t = 1024)]
+    pub value_size: usize,
+    /// Pool nodes read and written by set/get/exists (created before the clock starts).
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: usize,
+    /// Root znode of everything the run creates.
+    #[arg(long, default_value = "/keeperkit-bench")]
+    pub prefix: String,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `keeperkit bench snapshot`.
@@ -521,6 +560,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> CmdResult {
         Command::Serve(a) => cmd::serve::run(&a, out),
         Command::Bench(BenchCommand::Wal(a)) => cmd::bench::run(&a, out),
         Command::Bench(BenchCommand::Snapshot(a)) => cmd::bench::run_snapshot(&a, out),
+        Command::Bench(BenchCommand::Server(a)) => cmd::bench::run_server(&a, out),
     }
 }
 

@@ -21,7 +21,7 @@ use keeperkit_snapshot::native::{snapshot_file_name, WriteOptions};
 use keeperkit_storage::native::snapshot::{load_tree, save_tree, SnapshotPosition};
 use keeperkit_tree::DataTree;
 
-use crate::{BenchSnapshotArgs, BenchWalArgs, CmdResult, Failure, Outcome};
+use crate::{BenchServerArgs, BenchSnapshotArgs, BenchWalArgs, CmdResult, Failure, Outcome};
 
 /// One measured case.
 #[derive(Debug, Serialize, Clone)]
@@ -414,5 +414,30 @@ pub fn run_snapshot(args: &BenchSnapshotArgs, out: &mut dyn Write) -> CmdResult 
         )?;
         writeln!(out, "the snapshot is left for `keeperkit inspect {}`", report.file)?;
     }
+    Ok(Outcome::Clean)
+}
+
+/// `keeperkit bench server`: the load generator of the server crate.
+pub fn run_server(args: &BenchServerArgs, out: &mut dyn Write) -> CmdResult {
+    use keeperkit_server::loadgen;
+    let duration = Duration::try_from_secs_f64(args.duration)
+        .map_err(|_| Failure::usage(anyhow!("--duration must be a number of seconds")))?;
+    let opts = loadgen::Options {
+        connect: args.connect.split(',').map(|s| s.trim().to_string()).collect(),
+        clients: args.clients,
+        duration,
+        mix: loadgen::Mix::parse(&args.mix).map_err(Failure::usage)?,
+        value_size: args.value_size,
+        nodes: args.nodes,
+        prefix: args.prefix.clone(),
+        session_timeout_ms: 30_000,
+        threads: 0,
+    };
+    let report = loadgen::run(&opts).map_err(|e| match e {
+        loadgen::LoadError::Options(e) => Failure::usage(e),
+        e => Failure::usage(anyhow!("bench server: {e}")),
+    })?;
+    let text = if args.json { report.to_json() + "\n" } else { report.to_text() };
+    out.write_all(text.as_bytes()).map_err(bench_err)?;
     Ok(Outcome::Clean)
 }
