@@ -20,10 +20,12 @@
 #          between (same data directory, same port), nothing lost
 #   diff   scripts/diff-zookeeper.sh: the differential test, ZooKeeper 3.8 against the
 #          target (against ZooKeeper itself: proves the test deterministic)
+#   bench  `keeperkit bench server`, 2 s of every op kind from 4 clients: no error answer,
+#          every op answered (the load generator against a real server)
 #
 # Options:
 #   --target T       zookeeper, keeperkit or both (default both)
-#   --suites LIST    comma-separated (default kazoo,zkcli,java,chdb,diff)
+#   --suites LIST    comma-separated (default kazoo,zkcli,java,chdb,diff,bench)
 #   --allow-fail L   comma-separated TARGET:SUITE whose failure is reported as a known
 #                    failure and does not fail the script (it still runs)
 #   --diff-ops N     operations of the differential run (default $KEEPERKIT_DIFF_OPS or 2000)
@@ -39,7 +41,7 @@ ROOT="$(cd "$HERE/.." && pwd)"
 . "$HERE/lib/target.sh"
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 
-TARGETS=both SUITES=kazoo,zkcli,java,chdb,diff ALLOW="" DIFF_OPS=${KEEPERKIT_DIFF_OPS:-2000} KEEP=0
+TARGETS=both SUITES=kazoo,zkcli,java,chdb,diff,bench ALLOW="" DIFF_OPS=${KEEPERKIT_DIFF_OPS:-2000} KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --target) TARGETS="$2"; shift 2;;
@@ -58,11 +60,11 @@ case "$TARGETS" in
 esac
 IFS=, read -r -a SUITE_LIST <<< "$SUITES"
 for s in "${SUITE_LIST[@]}"; do
-  case "$s" in kazoo|zkcli|java|chdb|diff) ;; *) echo "live-server: unknown suite $s" >&2; exit 2;; esac
+  case "$s" in kazoo|zkcli|java|chdb|diff|bench) ;; *) echo "live-server: unknown suite $s" >&2; exit 2;; esac
 done
 
 zk_check_deps || exit 2
-if [[ " $TARGETS " == *" keeperkit "* ]] && [ ! -x "$KEEPERKIT" ]; then
+if { [[ " $TARGETS " == *" keeperkit "* ]] || [[ ",$SUITES," == *,bench,* ]]; } && [ ! -x "$KEEPERKIT" ]; then
   echo "live-server: cargo build --release -p keeperkit-tools"
   (cd "$ROOT" && cargo build --release -q -p keeperkit-tools) || exit 2
 fi
@@ -107,6 +109,22 @@ run_suite() {
     kazoo) timeout 300 python3 "$HERE/lib/clients/kazoo_suite.py" --port "$TGT_PORT" 2>"$dir/stderr" || rc=$?;;
     zkcli) timeout 300 "$HERE/lib/clients/zkcli_suite.sh" "$TGT_PORT" || rc=$?;;
     java) timeout 300 java -cp "$WORK/java:$JAVA_CP" JavaClients "127.0.0.1:$TGT_PORT" 2>"$dir/stderr" || rc=$?;;
+    bench)
+      timeout 120 "$KEEPERKIT" bench server --connect "127.0.0.1:$TGT_PORT" --clients 4 --duration 2 \
+        --mix create=2,delete=1,set=1,get=1,exists=1,list=1 --nodes 200 --value-size 512 --json \
+        > "$dir/bench.json" || rc=$?
+      if [ "$rc" = 0 ]; then
+        python3 - "$dir/bench.json" <<'PY' || rc=$?
+import json, sys
+r = json.load(open(sys.argv[1]))
+ops = {o["op"]: o for o in r["ops"]}
+print("bench: %.0f ops/s, %d errors; %s" % (r["ops_per_s"], r["errors"],
+      ", ".join("%s %d" % (k, o["ok"]) for k, o in ops.items())))
+bad = r["errors"] or r["pool_created"] != 200 or sorted(ops) != sorted(
+    ["create", "delete", "set", "get", "exists", "list"]) or any(o["ok"] == 0 for o in ops.values())
+sys.exit(1 if bad else 0)
+PY
+      fi;;
     chdb)
       local port=$TGT_PORT phase
       for phase in 1 2 3; do

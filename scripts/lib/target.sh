@@ -8,6 +8,7 @@
 #   tgt_start [PORT]                       starts it on 127.0.0.1 (a free port, or PORT: a
 #                                          restart keeps the port clients know); waits until
 #                                          it serves; sets TGT_PORT, TGT_PID
+#   (TGT_ZK_HEAP: the JVM heap of ZooKeeper, default 1g)
 #   tgt_stop                               SIGTERM (SIGKILL after 30 s) the server we started
 #   tgt_4lw CMD                            a four-letter word's answer
 #
@@ -34,7 +35,10 @@ tgt_init() {
       [ -x "$KEEPERKIT" ] || { echo "error: $KEEPERKIT not found (cargo build --release -p keeperkit-tools)" >&2; return 1; }
       {
         local l
-        for l in "${TGT_COMMON[@]}" "superDigest=$ZK_SUPER_DIGEST" "4lw.commands.whitelist=*" "$@"; do echo "$l"; done
+        # as zkserver.sh runs ZooKeeper: TTL nodes allowed, the container/TTL reaper
+        # once a day (never during a test)
+        for l in "${TGT_COMMON[@]}" "superDigest=$ZK_SUPER_DIGEST" "4lw.commands.whitelist=*" \
+          extendedTypesEnabled=true containerCheckInterval=86400000 "$@"; do echo "$l"; done
       } > "$TGT_DIR/keeperkit.cfg";;
     *) echo "error: unknown server kind $TGT_KIND (zookeeper | keeperkit)" >&2; return 1;;
   esac
@@ -59,7 +63,7 @@ tgt_start() {
   local want="${1:-}"
   case "$TGT_KIND" in
     zookeeper)
-      ZK_WANT_PORT="$want" zk_start_ready "$TGT_DIR" 1g 120 || return 1
+      ZK_WANT_PORT="$want" zk_start_ready "$TGT_DIR" "${TGT_ZK_HEAP:-1g}" 120 || return 1
       TGT_PORT=$ZK_PORT TGT_PID=$ZK_PID;;
     keeperkit)
       local i
