@@ -161,6 +161,9 @@ pub fn open<'a>(
         }
         None => detect(fs, path).ok_or_else(|| StorageError::UnknownDialect(path.to_path_buf()))?,
     };
+    if let Some(s) = options.snapshot.as_deref().filter(|s| !fs.exists(s)) {
+        return Err(StorageError::NotFound(s.to_path_buf()));
+    }
     if options.snapshot.is_some() && dialect != Dialect::ZooKeeper {
         return Err(StorageError::Unsupported(format!(
             "--snapshot applies to ZooKeeper data; for {} give the snapshot file itself, or \

@@ -39,6 +39,28 @@ pub enum StorageError {
         /// Each snapshot tried and why it was refused.
         tried: Vec<(PathBuf, String)>,
     },
+    /// A snapshot is damaged and no other start covers it: the older snapshot (or the
+    /// empty tree) plus the log would give a smaller state than the files held.
+    #[error(
+        "snapshot {} (index {index}) is damaged ({reason}) and nothing replaces it: the \
+         fallback starts at index {fallback} and the log {log}, so every entry up to index \
+         {index} would be lost; restore the snapshot from another replica",
+        .snapshot.display()
+    )]
+    SnapshotNeeded {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// The damaged snapshot.
+        snapshot: PathBuf,
+        /// Its index.
+        index: u64,
+        /// Why it cannot be read.
+        reason: String,
+        /// Where the fallback starts (an older snapshot's index, or 0).
+        fallback: u64,
+        /// What the log holds.
+        log: String,
+    },
     /// Nothing exists at the path.
     #[error("{} does not exist", .0.display())]
     NotFound(PathBuf),
@@ -133,7 +155,9 @@ impl StorageError {
     /// Whether this error means the data is damaged (as opposed to usage or I/O).
     pub fn is_corruption(&self) -> bool {
         match self {
-            StorageError::Corrupt(_) | StorageError::NoUsableSnapshot { .. } => true,
+            StorageError::Corrupt(_)
+            | StorageError::NoUsableSnapshot { .. }
+            | StorageError::SnapshotNeeded { .. } => true,
             StorageError::Engine(e) => e.is_corruption(),
             _ => false,
         }

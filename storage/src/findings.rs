@@ -308,6 +308,32 @@ pub fn exit_status(findings: &[Finding]) -> u8 {
     u8::from(has_errors(findings))
 }
 
+/// Error findings for directories in `dir` whose names `data_like` takes for data files:
+/// the dialect's server fails on them or skips them, and a check never does so silently.
+pub(crate) fn data_named_dirs(
+    fs: &dyn keeperkit_vfs::FileSystem,
+    dir: &std::path::Path,
+    data_like: impl Fn(&str) -> bool,
+) -> Vec<Finding> {
+    let Ok(entries) = fs.read_dir(dir) else { return Vec::new() };
+    entries
+        .iter()
+        .filter(|e| e.is_dir && data_like(&e.name))
+        .map(|e| {
+            Finding::new(
+                Severity::Error,
+                Code::WrongKind,
+                format!(
+                    "{} is a directory named like a data file: it is not read; move it out of \
+                     the directory",
+                    e.name
+                ),
+            )
+            .file(dir.join(&e.name))
+        })
+        .collect()
+}
+
 /// Counts of findings by severity: (errors, warnings, infos).
 pub fn counts(findings: &[Finding]) -> (usize, usize, usize) {
     let n = |s| findings.iter().filter(|f| f.severity == s).count();

@@ -121,8 +121,10 @@ pub(crate) fn apply(
     report.backups = backups;
     report.applied = true;
     report.backup_dir = Some(plan.backup_dir);
-    report.state_after = state_count(dir);
-    report.verify_after = Some(dir.check()?);
+    // The files changed: locate them again.
+    let again = crate::open(fs, dir.path(), dir.options())?;
+    report.state_after = state_count(&again);
+    report.verify_after = Some(again.check()?);
     Ok(report)
 }
 

@@ -148,3 +148,41 @@ fn refuses_a_non_empty_directory_without_marker() {
         NativeEngine::open(fs.clone(), engine_support::options(Path::new("/other"))).unwrap_err();
     assert!(err.to_string().contains("KEEPERKIT"), "{err}");
 }
+
+/// Finding 1 of the damaged-input review, in the engine a server opens: a converted
+/// snapshot carries its real position, and when it is damaged and the log does not
+/// reach back, opening fails with a typed error instead of starting from an empty tree.
+#[test]
+fn finding_01_engine_refuses_a_damaged_snapshot_the_log_does_not_cover() {
+    let fs: Arc<dyn FileSystem> = keeperkit_vfs::std_fs();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/zookeeper-3.8.0/basic/data");
+    let src = keeperkit_storage::open(&*fs, &fixture, &Default::default()).unwrap();
+    let state = src.recover(keeperkit_storage::Point::Latest).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("native");
+    let opts = keeperkit_storage::convert::ConvertOptions { lossy: true, ..Default::default() };
+    keeperkit_storage::convert::write_state(
+        &fs,
+        &state,
+        keeperkit_storage::Dialect::Native,
+        &fixture,
+        &dir,
+        &opts,
+    )
+    .unwrap();
+    let e = open(&fs, &dir);
+    let nodes = e.with_tree(|t| t.node_count());
+    assert_eq!(nodes, state.tree.node_count());
+    drop(e);
+    let snaps = dir.join("snapshots");
+    let snap = std::fs::read_dir(&snaps).unwrap().map(|e| e.unwrap().path()).next().unwrap();
+    assert!(!snap.ends_with("snap-0000000000000000.kks"), "{}", snap.display());
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(&snap, bytes).unwrap();
+    let err = NativeEngine::open(fs.clone(), engine_support::options(&dir)).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert!(err.to_string().contains(&snap.display().to_string()), "{err}");
+}

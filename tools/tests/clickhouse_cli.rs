@@ -655,7 +655,9 @@ fn undecodable_entries_and_unknown_record_versions_name_file_offset_and_index() 
     assert_eq!(p[0]["index"], 3);
     assert!(p[0]["offset"].as_u64().unwrap() >= r3 + 37, "{}", p[0]);
     assert!(p[0]["message"].as_str().unwrap().contains("Failed to preprocess"), "{}", p[0]);
-    let e = lines(&run(&["log", s(&dir), "--json"]));
+    let out = run(&["log", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "finding 16: an undecodable entry is not exit 0");
+    let e = lines(&out);
     assert_eq!(e.len(), 5);
     assert_eq!(e[2]["op"], "Undecodable");
     assert!(e[2]["error"].is_string());
@@ -679,4 +681,48 @@ fn undecodable_entries_and_unknown_record_versions_name_file_offset_and_index() 
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("refused"));
     assert_eq!(tree_bytes(&dir), before);
+}
+
+/// Finding 16 of the damaged-input review: `log` exits 1 on an undecodable entry
+/// (checked inside the test above); here a damaged record.
+#[test]
+fn finding_16_log_exits_1_on_a_damaged_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = coordination(tmp.path());
+    let last = dir.join("logs/changelog_21_30.bin");
+    let f = read_file(&StdFs, &last, ReadOptions::default()).unwrap();
+    let r23 = f.records.iter().find(|r| r.record.index == 23).unwrap();
+    let mut bytes = std::fs::read(&last).unwrap();
+    bytes[usize::try_from(r23.offset).unwrap() + 45] ^= 0x04;
+    std::fs::write(&last, &bytes).unwrap();
+    let out = run(&["log", s(&dir), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines(&out).len(), 22);
+}
+
+/// Finding 3 of the damaged-input review: a flipped bit in a changelog never gives a
+/// smaller state with exit 0 (the last file: Keeper stops reading there; an earlier
+/// file: Keeper sets the later ones aside).
+#[test]
+fn finding_03_a_damaged_changelog_is_never_a_silently_smaller_state() {
+    for (file, index) in [("changelog_21_30.bin", 23u64), ("changelog_11_20.bin", 15)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = coordination(tmp.path());
+        let path = dir.join("logs").join(file);
+        let f = read_file(&StdFs, &path, ReadOptions::default()).unwrap();
+        let r = f.records.iter().find(|r| r.record.index == index).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[usize::try_from(r.offset).unwrap() + 45] ^= 0x04;
+        std::fs::write(&path, &bytes).unwrap();
+        for cmd in ["dump", "stats", "sessions"] {
+            let out = run(&[cmd, s(&dir)]);
+            assert_eq!(out.status.code(), Some(1), "{file} {cmd}");
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(err.contains("error:"), "{file} {cmd}: {err}");
+        }
+        let dst = tmp.path().join("out");
+        let out = run(&["convert", s(&dir), s(&dst), "--to", "native"]);
+        assert_eq!(out.status.code(), Some(1), "{file} convert");
+        assert!(!dst.exists());
+    }
 }

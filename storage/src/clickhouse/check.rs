@@ -765,14 +765,14 @@ pub(crate) fn check(
     let paths = locate(fs, path, log_dir)?;
     let single_file = paths.changelog.is_some() || paths.snapshot.is_some();
     let scan = scan(fs, paths, true)?;
-    let mut r = verify_report(&scan, path);
+    let mut r = verify_report(fs, &scan, path);
     if r.findings.iter().all(|f| f.severity != Severity::Error) && !single_file {
         replay_problems(fs, path, log_dir, &mut r);
     }
     Ok(r.finish())
 }
 
-fn verify_report(scan: &Scan, path: &Path) -> CheckReport {
+fn verify_report(fs: &dyn FileSystem, scan: &Scan, path: &Path) -> CheckReport {
     let read: Vec<&SnapshotInfo> = scan
         .snapshots
         .iter()
@@ -786,6 +786,15 @@ fn verify_report(scan: &Scan, path: &Path) -> CheckReport {
     r.digests_checked =
         read.iter().filter(|i| matches!(i.header.digest_version, 4 | 5)).count() as u64;
     r.findings = all_problems(scan).into_iter().map(Finding::from).collect();
+    let data_like = |n: &str| {
+        let n = n.strip_prefix(TMP_PREFIX).unwrap_or(n);
+        n.starts_with("changelog_") || n.starts_with("snapshot_")
+    };
+    let mut dirs: Vec<&PathBuf> = scan.paths.log_dir.iter().collect();
+    dirs.extend(scan.paths.snap_dir.iter().filter(|d| Some(*d) != scan.paths.log_dir.as_ref()));
+    for d in dirs {
+        r.findings.extend(crate::findings::data_named_dirs(fs, d, data_like));
+    }
     let fatal = matches!(scan.logs, Some(LogScan::Fatal(_)));
     if scan.snapshots.is_empty()
         && scan.files().is_empty()

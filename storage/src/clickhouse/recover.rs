@@ -69,6 +69,7 @@ impl ChLayout {
                     .into(),
             ));
         }
+        crate::dialect::check_subdirs(fs, path, &["logs", "log", "snapshots"])?;
         let mut layout = ChLayout::default();
         let snaps = path.join("snapshots");
         if fs.metadata(&snaps).is_ok_and(|m| m.is_dir) {

@@ -122,6 +122,55 @@ pub fn convert_atomically(
     result
 }
 
+/// Writes a recovered state as a complete data directory of dialect `to` at `dst`
+/// (which must not exist, nor lie inside `src`). The state keeps its real position:
+/// a Raft log's last index and term, or for a ZooKeeper state the counter of its last
+/// zxid with term 1, so that a damaged converted snapshot can never pass for the empty
+/// start of a log.
+pub fn write_state(
+    fs: &std::sync::Arc<dyn FileSystem>,
+    state: &crate::Recovered,
+    to: crate::Dialect,
+    src: &Path,
+    dst: &Path,
+    opts: &ConvertOptions,
+) -> Result<ConvertReport, StorageError> {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (abs_src, abs_dst) = (abs(src), abs(dst));
+    if abs_dst.starts_with(&abs_src) || abs_src.starts_with(&abs_dst) {
+        return Err(StorageError::Usage(format!(
+            "the destination {} and the source {} overlap; write the conversion outside the \
+             source",
+            dst.display(),
+            src.display()
+        )));
+    }
+    let tree = &state.tree;
+    let pos =
+        state.report.raft.clone().unwrap_or_else(|| clickhouse::ChPosition::from_zookeeper(tree));
+    match to {
+        crate::Dialect::Native => {
+            let pos = native::SnapshotPosition {
+                last_index: pos.last_log_idx,
+                last_term: pos.last_log_term,
+                cluster_config: pos.cluster_config.as_ref().map_or_else(Vec::new, |c| c.encode()),
+            };
+            convert_atomically(&**fs, dst, |tmp| native::write(fs, tree, &pos, tmp, opts))
+        }
+        crate::Dialect::ZooKeeper => {
+            // Refused before anything is written, the temporary directory included.
+            zookeeper::check(tree, opts)?;
+            convert_atomically(&**fs, dst, |tmp| zookeeper::write(fs, tree, tmp, opts))
+        }
+        crate::Dialect::ClickHouse => {
+            let mappings = clickhouse::check(tree, opts)?;
+            convert_atomically(&**fs, dst, |tmp| {
+                clickhouse::write_checked(fs, tree, &pos, tmp, opts, mappings)
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

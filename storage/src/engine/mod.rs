@@ -314,7 +314,8 @@ impl NativeEngine {
         let wal = NativeWal::open(fs.clone(), opts.wal_options())?;
         report.wal = wal.recovery_report().clone();
 
-        let start = recover::choose_snapshot(&*fs, &snap_dir, wal.purged_index())?;
+        let start =
+            recover::choose_snapshot(&*fs, &snap_dir, wal.purged_index(), wal.last_index())?;
         let mut tree = start.tree;
         let mut config = start.cluster_config;
         let mut applied = start.position;

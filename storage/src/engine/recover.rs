@@ -63,20 +63,60 @@ pub fn parse_config_entry(payload: &[u8]) -> Option<&[u8]> {
     is_config.then(|| &payload[CONFIG_ENTRY_HEADER_LEN..])
 }
 
+/// Whether falling back to the state at `fallback` after skipping damaged snapshots
+/// loses nothing: the log must hold every entry from `fallback + 1` (not purged) up to
+/// the newest skipped snapshot's index (`log_last`). Otherwise the error names the
+/// snapshot that is needed.
+fn check_fallback(
+    snap_dir: &Path,
+    skipped: &[(u64, SkippedSnapshot)],
+    fallback: u64,
+    log_purged: u64,
+    log_last: Option<u64>,
+) -> Result<(), EngineError> {
+    let Some((needed, newest)) = skipped.iter().map(|(i, s)| (*i, s)).max_by_key(|(i, _)| *i)
+    else {
+        return Ok(());
+    };
+    if needed <= fallback {
+        return Ok(());
+    }
+    let covered = log_purged <= fallback && log_last.is_some_and(|l| l >= needed);
+    if covered {
+        return Ok(());
+    }
+    Err(crate::StorageError::SnapshotNeeded {
+        dir: snap_dir.to_path_buf(),
+        snapshot: newest.path.clone(),
+        index: needed,
+        reason: newest.reason.clone(),
+        fallback,
+        log: match log_last {
+            Some(l) if l > log_purged => format!("holds indexes {} ..= {l}", log_purged + 1),
+            _ => "holds no entries".to_string(),
+        },
+    }
+    .into())
+}
+
 /// Loads the newest snapshot that is intact (every checksum, node count and digest),
 /// falling back to older ones; with no snapshot at all, the initial tree at index 0.
-/// Fails when snapshots exist but none is usable and `log_purged > 0` (the log no
-/// longer holds the entries an empty tree would need).
+/// A fallback is taken only when the log holds every entry from the fallback's index
+/// up to the damaged snapshot's ([`crate::StorageError::SnapshotNeeded`] otherwise):
+/// a damaged snapshot never turns into a smaller state.
 pub(crate) fn choose_snapshot(
     fs: &dyn FileSystem,
     snap_dir: &Path,
     log_purged: u64,
+    log_last: Option<u64>,
 ) -> Result<Start, EngineError> {
     let files = snapshot_files(fs, snap_dir)?;
-    let mut skipped = Vec::new();
-    for (_, path) in files.iter().rev() {
+    let mut damaged: Vec<(u64, SkippedSnapshot)> = Vec::new();
+    for (index, path) in files.iter().rev() {
         match load_tree(fs, path) {
             Ok(loaded) => {
+                check_fallback(snap_dir, &damaged, loaded.meta.last_index, log_purged, log_last)?;
+                let skipped = damaged.into_iter().map(|d| d.1).collect();
                 let file_len = fs.metadata(path).map(|m| m.len).unwrap_or(0);
                 let position =
                     LogPosition { index: loaded.meta.last_index, term: loaded.meta.last_term };
@@ -95,16 +135,19 @@ pub(crate) fn choose_snapshot(
                     skipped,
                 });
             }
-            Err(e) => skipped.push(SkippedSnapshot { path: path.clone(), reason: e.to_string() }),
+            Err(e) => damaged
+                .push((*index, SkippedSnapshot { path: path.clone(), reason: e.to_string() })),
         }
     }
     if log_purged > 0 {
         return Err(crate::StorageError::NoUsableSnapshot {
             dir: snap_dir.to_path_buf(),
-            tried: skipped.into_iter().map(|s| (s.path, s.reason)).collect(),
+            tried: damaged.into_iter().map(|(_, s)| (s.path, s.reason)).collect(),
         }
         .into());
     }
+    check_fallback(snap_dir, &damaged, 0, log_purged, log_last)?;
+    let skipped = damaged.into_iter().map(|d| d.1).collect();
     Ok(Start {
         tree: DataTree::new(),
         position: LogPosition::default(),
@@ -204,13 +247,14 @@ pub fn recover_readonly_in(
     upto: Option<u64>,
 ) -> Result<ReadOnlyState, EngineError> {
     let wal_dir = wal_dir.to_path_buf();
-    let purged = if fs.exists(&wal_dir) {
-        keeperkit_wal::native::inspect(fs, &wal_dir)?.meta.map_or(0, |m| m.purged)
+    let (purged, last) = if fs.exists(&wal_dir) {
+        let info = keeperkit_wal::native::inspect(fs, &wal_dir)?;
+        (info.meta.map_or(0, |m| m.purged), info.last_index)
     } else {
-        0
+        (0, None)
     };
     let Start { mut tree, mut position, mut cluster_config, snapshot, skipped } =
-        choose_snapshot(fs, snap_dir, purged)?;
+        choose_snapshot(fs, snap_dir, purged, last)?;
     let mut replayed = 0;
     let mut end = ReplayEnd::Complete;
     let to = upto.unwrap_or(u64::MAX);

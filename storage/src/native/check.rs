@@ -97,6 +97,12 @@ pub(crate) fn check(
     r.files_checked = snaps.len() + info.segments.len();
     r.records_checked = info.segments.iter().map(|s| s.records).sum();
     r.findings.extend(native::verify(fs, wal_dir)?.iter().map(wal_finding));
+    r.findings.extend(crate::findings::data_named_dirs(fs, snap_dir, |n| {
+        keeperkit_snapshot::native::parse_snapshot_file_name(n).is_some()
+    }));
+    r.findings.extend(crate::findings::data_named_dirs(fs, wal_dir, |n| {
+        native::parse_segment_file_name(n).is_some()
+    }));
     if snaps.is_empty() && info.segments.is_empty() {
         r.findings.push(
             Finding::new(

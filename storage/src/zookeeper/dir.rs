@@ -37,7 +37,36 @@ pub(crate) fn recover(
             });
         }
     }
-    let findings = findings_of(r, layout);
+    let mut findings = findings_of(r, layout);
+    // A log that ends early (a zeroed length field) with valid records after its end:
+    // ZooKeeper stops there too, which is why it must be said.
+    if at.is_none() {
+        for l in &r.logs {
+            let Some(end) = &l.end else { continue };
+            if let Some(a) = super::scan::search_after_end(fs, &l.path, end) {
+                findings.push(
+                    Finding::new(
+                        Severity::Error,
+                        Code::RecordsAfterEnd,
+                        format!(
+                            "{} ends at byte {} ({}) but {} complete, checksum-valid records \
+                             follow from byte {} (zxid {} ..): they are not in this state, and \
+                             ZooKeeper would not load them either",
+                            l.path.display(),
+                            a.end_offset,
+                            a.end,
+                            a.records,
+                            a.first_offset,
+                            a.first_zxid
+                        ),
+                    )
+                    .file(&l.path)
+                    .offset(a.end_offset)
+                    .zxid(a.first_zxid),
+                );
+            }
+        }
+    }
     Ok(Recovered {
         report: Report {
             dialect: Dialect::ZooKeeper,

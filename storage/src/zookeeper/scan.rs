@@ -99,7 +99,11 @@ fn record_at(buf: &[u8], o: usize) -> Option<(&[u8], usize)> {
 }
 
 /// Searches the bytes after `end` for complete, checksum-valid records.
-fn search_after_end(fs: &dyn FileSystem, path: &std::path::Path, end: &LogEnd) -> Option<AfterEnd> {
+pub(crate) fn search_after_end(
+    fs: &dyn FileSystem,
+    path: &std::path::Path,
+    end: &LogEnd,
+) -> Option<AfterEnd> {
     let (end_offset, what) = match end {
         LogEnd::ZeroLength { offset } => (*offset, format!("zero length field at byte {offset}")),
         LogEnd::Torn { offset, reason } => {
@@ -261,7 +265,15 @@ pub fn scan(fs: &dyn FileSystem, layout: &ZkLayout) -> Result<DirScan, StorageEr
     let mut gaps = Vec::new();
     let mut prev_last: Option<Zxid> = None;
     let mut prev_damaged = false;
+    let newest = logs.last().map(|l| l.path.clone());
     for l in &logs {
+        if l.zxids.is_none() && l.header.is_some() && Some(&l.path) != newest.as_ref() {
+            // A log holding no txn, followed by a newer one: the txns from its name's
+            // zxid on were cut away (ZooKeeper writes a log's header with its first txn).
+            if prev_last.is_none() {
+                prev_last = Some(Zxid(l.name_zxid.0.saturating_sub(1)));
+            }
+        }
         if let Some((first, last)) = l.zxids {
             if let Some(p) = prev_last {
                 // Overlap (first <= p) is legal: ZooKeeper skips txns it already has.

@@ -52,40 +52,12 @@ pub fn run(
         clickhouse_version: args.clickhouse_version,
         jute_maxbuffer: args.jute_maxbuffer,
     };
-    let tree = &state.tree;
-    let report: ConvertReport = match args.to {
-        ConvertTo::Native => {
-            let pos = state.report.raft.as_ref().map_or_else(Default::default, |p| {
-                convert::native::SnapshotPosition {
-                    last_index: p.last_log_idx,
-                    last_term: p.last_log_term,
-                    cluster_config: p.cluster_config.as_ref().map_or_else(Vec::new, |c| c.encode()),
-                }
-            });
-            convert::convert_atomically(&**fs, &args.dst, |tmp| {
-                convert::native::write(fs, tree, &pos, tmp, &opts)
-            })?
-        }
-        ConvertTo::Zookeeper => {
-            // Refused before anything is written, the temporary directory included.
-            convert::zookeeper::check(tree, &opts)?;
-            convert::convert_atomically(&**fs, &args.dst, |tmp| {
-                convert::zookeeper::write(fs, tree, tmp, &opts)
-            })?
-        }
-        ConvertTo::Clickhouse => {
-            // Refused before anything is written, the temporary directory included.
-            let mappings = convert::clickhouse::check(tree, &opts)?;
-            let pos = state
-                .report
-                .raft
-                .clone()
-                .unwrap_or_else(|| convert::clickhouse::ChPosition::from_zookeeper(tree));
-            convert::convert_atomically(&**fs, &args.dst, |tmp| {
-                convert::clickhouse::write_checked(fs, tree, &pos, tmp, &opts, mappings)
-            })?
-        }
+    let to = match args.to {
+        ConvertTo::Native => keeperkit_storage::Dialect::Native,
+        ConvertTo::Zookeeper => keeperkit_storage::Dialect::ZooKeeper,
+        ConvertTo::Clickhouse => keeperkit_storage::Dialect::ClickHouse,
     };
+    let report: ConvertReport = convert::write_state(fs, &state, to, &args.src, &args.dst, &opts)?;
     let j = JsonConvert {
         dst: report.dst.display().to_string(),
         to: format!("{:?}", args.to).to_lowercase(),
