@@ -18,6 +18,7 @@
 #   --duration S   seconds of load per case (default 10)
 #   --targets T    servers to run (default "zookeeper keeperkit")
 #   --quick        2 s per case and a 10,000-node read pool (a smoke run)
+#   --cases LIST   comma-separated subset of write-1,write-8,write-64,read-32
 # Environment: KEEPERKIT = the keeperkit binary (default target/release/keeperkit, built
 # when missing); KEEPERKIT_PORT_RANGE=LO-HI limits the ports used.
 set -euo pipefail
@@ -27,13 +28,14 @@ ROOT="$(cd "$HERE/.." && pwd)"
 . "$HERE/lib/target.sh"
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 
-DIR="" DURATION=10 TARGETS="zookeeper keeperkit" READ_NODES=100000
+DIR="" DURATION=10 TARGETS="zookeeper keeperkit" READ_NODES=100000 ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) DIR="$2"; shift 2;;
     --duration) DURATION="$2"; shift 2;;
     --targets) TARGETS="$2"; shift 2;;
     --quick) DURATION=2; READ_NODES=10000; shift;;
+    --cases) ONLY="$2"; shift 2;;
     -h|--help) usage 0;;
     *) echo "bench-server: unknown argument $1" >&2; usage 2;;
   esac
@@ -62,6 +64,7 @@ echo "bench-server: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /p
 echo "bench-server: data on $(df -hT "$DIR" | awk 'NR == 2 {print $1 " (" $2 ", " $3 ")"}') at $DIR; $DURATION s per case"
 for c in "${CASES[@]}"; do
   IFS=: read -r name clients mix nodes <<< "$c"
+  if [ -n "$ONLY" ] && [[ ",$ONLY," != *",$name,"* ]]; then continue; fi
   for kind in $TARGETS; do
     rm -rf "$DIR/$kind-$name"
     tgt_init "$kind" "$DIR/$kind-$name"

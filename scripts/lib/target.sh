@@ -36,9 +36,9 @@ tgt_init() {
       {
         local l
         # as zkserver.sh runs ZooKeeper: TTL nodes allowed, the container/TTL reaper
-        # once a day (never during a test)
+        # once a day (never during a test), no limit of connections per address
         for l in "${TGT_COMMON[@]}" "superDigest=$ZK_SUPER_DIGEST" "4lw.commands.whitelist=*" \
-          extendedTypesEnabled=true containerCheckInterval=86400000 "$@"; do echo "$l"; done
+          extendedTypesEnabled=true containerCheckInterval=86400000 maxClientCnxns=0 "$@"; do echo "$l"; done
       } > "$TGT_DIR/keeperkit.cfg";;
     *) echo "error: unknown server kind $TGT_KIND (zookeeper | keeperkit)" >&2; return 1;;
   esac
