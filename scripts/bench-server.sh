@@ -61,6 +61,7 @@ CASES=(
 )
 
 echo "bench-server: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM"
+echo "bench-server: load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every figure)"
 echo "bench-server: data on $(df -hT "$DIR" | awk 'NR == 2 {print $1 " (" $2 ", " $3 ")"}') at $DIR; $DURATION s per case"
 for c in "${CASES[@]}"; do
   IFS=: read -r name clients mix nodes <<< "$c"
@@ -87,6 +88,7 @@ print("bench-server: %-9s %-8s %9.0f ops/s  p50 %7.3f  p99 %7.3f  p99.9 %7.3f ms
   done
 done
 
+echo "bench-server: load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$DIR/results" <<'PY'
 import json, os, sys
 d = sys.argv[1]

@@ -941,6 +941,23 @@ def cmd_compare(a):
             for o in ctx[-12:]:
                 print("    " + json.dumps(o, ensure_ascii=False))
     bad += ndiv
+    if ndiv:
+        # triage: is it the replies, or only the order of the events?
+        rep_div, order_only = [], []
+        for lab in labels:
+            la, lb = A["sessions"].get(lab, []), B["sessions"].get(lab, [])
+            if la == lb:
+                continue
+            ra = [e for e in la if "event" not in e]
+            rb = [e for e in lb if "event" not in e]
+            if ra != rb:
+                d = first_diff(ra, rb)
+                rep_div.append("%s (g %s)" % (lab, (d[1] or d[2] or {}).get("g")))
+            elif sorted(json.dumps(e, sort_keys=True) for e in la) == sorted(json.dumps(e, sort_keys=True) for e in lb):
+                order_only.append(lab)
+        print("\ntriage: replies (events aside) differ in %d session(s)%s; %d session(s) differ only in the "
+              "order of their events%s" % (len(rep_div), (": " + ", ".join(rep_div[:10])) if rep_div else "",
+                                          len(order_only), (": " + ", ".join(order_only[:10])) if order_only else ""))
     if a.trees:
         ta = open(a.trees[0]).read().splitlines()
         tb = open(a.trees[1]).read().splitlines()
