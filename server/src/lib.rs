@@ -38,6 +38,7 @@ pub mod acl;
 pub mod client;
 pub mod config;
 pub mod fourlw;
+mod http;
 pub mod loadgen;
 pub mod prep;
 pub mod proto;

@@ -351,7 +351,9 @@ fn normalize(req: &Request) -> Result<Request, ErrorCode> {
                 Err(ErrorCode::MarshallingError)
             }
         }
-        create_mode::CONTAINER => Ok(Request::CreateContainer(CreateRequest { ttl: None, ..c.clone() })),
+        create_mode::CONTAINER => {
+            Ok(Request::CreateContainer(CreateRequest { ttl: None, ..c.clone() }))
+        }
         _ => Ok(Request::Create(CreateRequest { ttl: None, ..c.clone() })),
     }
 }

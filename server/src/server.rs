@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as stdmpsc;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -34,7 +34,7 @@ use keeperkit_tree::{DataTree, TxnResult};
 use keeperkit_vfs::FileSystem;
 use keeperkit_wal::native::SyncPolicy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, info, warn};
 
@@ -58,7 +58,57 @@ pub(crate) enum Outgoing {
     Close,
 }
 
-type Out = mpsc::UnboundedSender<Outgoing>;
+/// A connection's outgoing queue, with the bytes it holds counted: the reader stops
+/// taking requests while the client does not read its replies
+/// ([`Outbox::SOFT_LIMIT`]), and a connection whose backlog still grows past
+/// [`Outbox::HARD_LIMIT`] (watch events pile up too) is closed.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbox {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    backlog: Arc<AtomicUsize>,
+    drained: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Reading stops above this many queued bytes.
+    pub(crate) const SOFT_LIMIT: usize = 4 << 20;
+    /// The connection is closed above this many.
+    pub(crate) const HARD_LIMIT: usize = 64 << 20;
+
+    fn new() -> (Outbox, mpsc::UnboundedReceiver<Outgoing>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Outbox { tx, backlog: Arc::new(AtomicUsize::new(0)), drained: Arc::new(Notify::new()) },
+            rx,
+        )
+    }
+
+    /// Queues a frame or the close (like `UnboundedSender::send`).
+    pub(crate) fn send(&self, m: Outgoing) -> Result<(), ()> {
+        if let Outgoing::Frame(f) = &m {
+            let was = self.backlog.fetch_add(f.len(), Ordering::Relaxed);
+            if was + f.len() > Self::HARD_LIMIT {
+                warn!("a client does not read its replies ({} bytes queued): closing it", was);
+                return self.tx.send(Outgoing::Close).map_err(|_| ());
+            }
+        }
+        self.tx.send(m).map_err(|_| ())
+    }
+
+    fn written(&self, n: usize) {
+        self.backlog.fetch_sub(n, Ordering::Relaxed);
+        self.drained.notify_one();
+    }
+
+    /// Waits until the backlog is below the soft limit.
+    async fn wait_drained(&self) {
+        while self.backlog.load(Ordering::Relaxed) > Self::SOFT_LIMIT {
+            self.drained.notified().await;
+        }
+    }
+}
+
+type Out = Outbox;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +227,13 @@ enum Job {
     },
     /// A write whose body could not be decoded: an error txn (MarshallingError), as
     /// ZooKeeper logs one, and that code answered.
-    Failed { session: SessionId, xid: i32, out: Out, permit: OwnedSemaphorePermit, started: Instant },
+    Failed {
+        session: SessionId,
+        xid: i32,
+        out: Out,
+        permit: OwnedSemaphorePermit,
+        started: Instant,
+    },
     /// A frame to send in order (an error reply decided by the connection).
     Reply {
         out: Out,
@@ -399,6 +455,16 @@ impl Server {
             self.listener.take().ok_or_else(|| ServeError::Other("already served".into()))?;
         let shared = self.shared.clone();
         let ticker = tokio::spawn(expiry_loop(shared.clone()));
+        let http = match shared.cfg.http_listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?;
+                info!(%addr, "http endpoints: /livez /ready /metrics");
+                Some(tokio::spawn(crate::http::serve(shared.clone(), l)))
+            }
+            None => None,
+        };
         let containers = tokio::spawn(container_loop(shared.clone()));
         shared.serving.store(true, Ordering::SeqCst);
         info!(addr = %self.local, "serving");
@@ -410,6 +476,7 @@ impl Server {
                 acc = listener.accept() => match acc {
                     Ok((stream, addr)) => {
                         let s = shared.clone();
+                        let _ = stream.set_nodelay(true);
                         tokio::spawn(async move { connection(s, stream, addr).await });
                     }
                     Err(e) => {
@@ -424,6 +491,9 @@ impl Server {
         drop(listener);
         ticker.abort();
         containers.abort();
+        if let Some(h) = http {
+            h.abort();
+        }
         shared.submit(Job::Stop);
         if let Some(h) = self.committer.take() {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
@@ -684,7 +754,8 @@ impl Committer {
                 n
             }
             Job::Failed { session, xid, out, permit, started } => {
-                let (n, zxid, resp) = self.log_error(session, xid, OpCode::ERROR, ErrorCode::MarshallingError);
+                let (n, zxid, resp) =
+                    self.log_error(session, xid, OpCode::ERROR, ErrorCode::MarshallingError);
                 pubs.push(Publish::Reply {
                     conn: None,
                     out: Some(out),
@@ -755,10 +826,21 @@ impl Committer {
         let engine = &self.shared.engine;
         let session = ctx.session;
         if let Request::CloseSession = req {
-            let paths = engine.with_tree(|t| t.ephemerals(session));
+            let paths = engine.with_tree(|t| {
+                let ranked = t
+                    .ephemerals(session)
+                    .into_iter()
+                    .map(|p| {
+                        let czxid = prep::node(t, &p).map_or(0, |n| n.stat().czxid);
+                        (p, czxid)
+                    })
+                    .collect();
+                session::close_order(ranked)
+            });
             let h = self.header(session, xid, OpCode::CLOSE_SESSION);
             let zxid = h.zxid.0;
-            let dels: Vec<TxnBody> = paths.iter().map(|p| TxnBody::Delete { path: p.clone() }).collect();
+            let dels: Vec<TxnBody> =
+                paths.iter().map(|p| TxnBody::Delete { path: p.clone() }).collect();
             let pre = engine.with_tree(|t| pre_acls(t, &dels));
             return match self.log(h, TxnBody::CloseSession { paths: Some(paths.clone()) }) {
                 Some(_) => {
@@ -799,8 +881,8 @@ impl Committer {
                         if !r.is_ok() {
                             error!("a prepared txn failed to apply: {body:?} -> {r:?}");
                         }
-                        let (resp, changes) =
-                            engine.with_tree(|t| (prep::answer(t, &op), changes_of(&op.txns, &pre, t)));
+                        let (resp, changes) = engine
+                            .with_tree(|t| (prep::answer(t, &op), changes_of(&op.txns, &pre, t)));
                         pubs.push(Publish::Changes { zxid, changes });
                         (1, zxid, Ok(resp))
                     }
@@ -976,11 +1058,16 @@ fn changes_of(subs: &[TxnBody], pre: &HashMap<String, AclList>, after: &DataTree
     let mut out = Vec::new();
     for b in subs {
         let (kind, path) = match b {
-            TxnBody::Create(c) | TxnBody::Create2(c) | TxnBody::CreateContainer(c) | TxnBody::CreateTtl(c) => {
+            TxnBody::Create(c)
+            | TxnBody::Create2(c)
+            | TxnBody::CreateContainer(c)
+            | TxnBody::CreateTtl(c) => {
                 created.insert(&c.path, &c.acl);
                 (ChangeKind::Created, c.path.as_str())
             }
-            TxnBody::Delete { path } | TxnBody::DeleteContainer { path } => (ChangeKind::Deleted, path.as_str()),
+            TxnBody::Delete { path } | TxnBody::DeleteContainer { path } => {
+                (ChangeKind::Deleted, path.as_str())
+            }
             TxnBody::SetData(s) => (ChangeKind::Data, s.path.as_str()),
             _ => continue,
         };
@@ -1066,7 +1153,8 @@ fn watch_op(
             w.add(Table::Child, path, conn, m);
             Ok(Response::Code(0))
         }
-        Request::RemoveWatches { path, watcher_type: t } | Request::CheckWatches { path, watcher_type: t } => {
+        Request::RemoveWatches { path, watcher_type: t }
+        | Request::CheckWatches { path, watcher_type: t } => {
             // `DataTree.removeWatch`: this connection's watch, any mode, in the table(s)
             // named; `containsWatcher` (checkWatches): anybody's watch on the path, as
             // ZooKeeper 3.8.0 checks it. A type WatcherType.fromInt refuses is a
@@ -1123,9 +1211,10 @@ fn ip_string(ip: IpAddr) -> String {
     }
 }
 
-async fn writer(
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+async fn writer<W: tokio::io::AsyncWrite + Unpin>(
+    mut wr: W,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    out: Outbox,
     close: Arc<Notify>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -1147,6 +1236,11 @@ async fn writer(
                 debug!("write failed: {e}");
                 break 'outer;
             }
+            if let Err(e) = wr.flush().await {
+                debug!("flush failed: {e}");
+                break 'outer;
+            }
+            out.written(buf.len());
             buf.clear();
         }
         if closing {
@@ -1158,11 +1252,14 @@ async fn writer(
 }
 
 /// One client connection, from accept to close.
-async fn connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+async fn connection<S>(shared: Arc<Shared>, stream: S, addr: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let ip = ip_string(addr.ip());
     let max = shared.cfg.max_client_cnxns;
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = Outbox::new();
     let close = Arc::new(Notify::new());
     let outstanding = Arc::new(Semaphore::new(shared.cfg.max_outstanding));
     let received = Arc::new(AtomicU64::new(0));
@@ -1188,9 +1285,8 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             },
         );
     }
-    let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
-    tokio::spawn(writer(wr, rx, close.clone()));
+    let (rd, wr) = tokio::io::split(stream);
+    tokio::spawn(writer(wr, rx, tx.clone(), close.clone()));
     let mut conn = Conn {
         id,
         addr,
@@ -1222,10 +1318,10 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     }
 }
 
-async fn read_loop(
+async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
     shared: &Arc<Shared>,
     conn: &mut Conn,
-    mut rd: tokio::net::tcp::OwnedReadHalf,
+    mut rd: R,
     close: &Notify,
 ) -> Result<(), String> {
     let max = shared.cfg.max_frame;
@@ -1262,6 +1358,10 @@ async fn read_loop(
                 continue;
             }
             handle(shared, conn, &frame).await?;
+        }
+        if connected {
+            // A client that does not read its replies gets no more of its requests read.
+            conn.out.wait_drained().await;
         }
         let n = if connected {
             tokio::select! {
@@ -1430,9 +1530,20 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, frame: &[u8]) -> Result<(
             return Err(format!("unknown opcode {o} (xid {})", h.xid));
         }
         Err((Some(h), e)) if is_txn_op(h.op) => {
-            warn!(conn = conn.id, "request xid {} ({}) could not be decoded: {e}", h.xid, op::name(h.op));
+            warn!(
+                conn = conn.id,
+                "request xid {} ({}) could not be decoded: {e}",
+                h.xid,
+                op::name(h.op)
+            );
             let p = permit(conn).await?;
-            shared.submit(Job::Failed { session, xid: h.xid, out: conn.out.clone(), permit: p, started });
+            shared.submit(Job::Failed {
+                session,
+                xid: h.xid,
+                out: conn.out.clone(),
+                permit: p,
+                started,
+            });
             return Ok(());
         }
         Err((Some(h), e)) => {

@@ -87,7 +87,11 @@ impl Watches {
 
     /// `WatchManager.containsWatcher` as ZooKeeper 3.8.0 has it: true when *any*
     /// connection watches `path` in table `t` (its check ignores whose watch it is).
+    /// (ZooKeeper walks no path at all for `""`: never.)
     pub fn any_on(&self, t: Table, path: &str) -> bool {
+        if path.is_empty() {
+            return false;
+        }
         let tab = match t {
             Table::Data => &self.data,
             Table::Child => &self.child,
@@ -154,6 +158,10 @@ impl Watches {
         out: &mut Vec<(ConnId, WatcherEvent)>,
     ) -> HashSet<ConnId> {
         let mut found: HashSet<ConnId> = HashSet::new();
+        if path.is_empty() {
+            // `PathParentIterator` yields nothing for "": nothing fires.
+            return found;
+        }
         let mut order: Vec<ConnId> = Vec::new();
         let recursive = self.recursive > 0;
         let mut local = Some(path);

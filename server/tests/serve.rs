@@ -153,7 +153,10 @@ fn operations_and_their_errors() {
         Response::GetAcl { acl, .. } => {
             // `auth` expands to the authenticated ids only (not the ip id).
             assert_eq!(acl.len(), 1, "{acl:?}");
-            assert_eq!((acl[0].id.scheme.as_str(), acl[0].id.id.as_str()), ("digest", "u:Jq7wMyA/w2Vd5WIDAKdu4OIIFEQ="));
+            assert_eq!(
+                (acl[0].id.scheme.as_str(), acl[0].id.id.as_str()),
+                ("digest", "u:Jq7wMyA/w2Vd5WIDAKdu4OIIFEQ=")
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -440,5 +443,69 @@ fn hostile_clients_are_cut_off_and_the_server_carries_on() {
     assert_eq!(srv.word("ruok"), "imok");
     let mut ok = Client::connect(srv.addr);
     assert!(ok.create("/alive", b"", 0).is_ok());
+    srv.stop();
+}
+
+#[test]
+fn a_client_that_does_not_read_is_held_back_and_others_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(dir.path(), 22106, |_| {});
+    let mut c = Client::connect(srv.addr);
+    c.create("/big", &vec![7u8; 256 * 1024], 0).unwrap();
+    // 60 reads of 256 KiB sent without reading a reply: 15 MiB of answers, beyond
+    // what the server queues for one connection before it stops reading.
+    let n = 60;
+    for _ in 0..n {
+        c.send(&Request::GetData { path: "/big".into(), watch: false });
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut other = Client::connect(srv.addr);
+    assert!(other.create("/other", b"", 0).is_ok(), "other clients are served meanwhile");
+    for _ in 0..n {
+        let (_, r) = c.reply();
+        assert!(matches!(r, Ok(Response::GetData { data: Some(d), .. }) if d.len() == 256 * 1024));
+    }
+    assert!(c.get("/other", false).is_ok());
+    srv.stop();
+}
+
+#[test]
+fn http_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(dir.path(), 22107, |c| {
+        c.http_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 22108)));
+    });
+    let get = |path: &str| -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", 22108)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let mut c = Client::connect(srv.addr);
+    c.create("/e", b"", create_mode::EPHEMERAL).unwrap();
+    c.get("/e", true).unwrap();
+    assert!(get("/livez").starts_with("HTTP/1.1 200 OK"));
+    let ready = get("/ready");
+    assert!(ready.starts_with("HTTP/1.1 200 OK") && ready.contains("\"serving\":true"), "{ready}");
+    let m = get("/metrics");
+    for k in [
+        "zk_znode_count 5",
+        "zk_ephemerals_count 1",
+        "zk_watch_count 1",
+        "zk_num_alive_connections 1",
+    ] {
+        assert!(m.contains(k), "{k} missing in {m}");
+    }
+    assert!(m.contains("# TYPE zk_avg_latency gauge"));
+    assert!(get("/nope").starts_with("HTTP/1.1 404"));
+    // The four-letter words on the client port.
+    assert_eq!(srv.word("ruok"), "imok");
+    assert!(srv.word("srvr").contains("Mode: standalone"));
+    assert!(srv.word("mntr").contains("zk_znode_count\t5"));
+    assert!(srv.word("wchc").contains("\t/e"));
+    assert!(srv.word("dump").contains("\t/e"));
+    assert_eq!(srv.word("isro"), "rw");
     srv.stop();
 }

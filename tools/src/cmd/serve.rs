@@ -35,6 +35,9 @@ pub struct ServeArgs {
     /// On first start, import this ZooKeeper, ClickHouse Keeper or native directory.
     #[arg(long, value_name = "SRC")]
     pub import: Option<PathBuf>,
+    /// Serve /livez, /ready and /metrics (Prometheus) over HTTP on this port.
+    #[arg(long, value_name = "PORT")]
+    pub http_port: Option<u16>,
 }
 
 fn init_logging() {
@@ -64,6 +67,9 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write) -> CmdResult {
     let ip = args.bind.unwrap_or(cfg.listen.ip());
     let port = args.port.unwrap_or(cfg.listen.port());
     cfg.listen = SocketAddr::new(ip, port);
+    if let Some(p) = args.http_port {
+        cfg.http_listen = Some(SocketAddr::new(ip, p));
+    }
     if let Some(src) = &args.import {
         let dir = &args.data_dir;
         if !dir.exists() || is_empty_dir(dir) {
