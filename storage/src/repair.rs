@@ -26,36 +26,14 @@ pub(crate) enum PlanInner {
     Moves(Vec<PathBuf>),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
-    move |source| StorageError::Io { path: path.to_path_buf(), source }
-}
-
-/// Copies `file` into `backup_dir` (created if missing) under its own name (`.1`, `.2`,
-/// ... appended when taken), makes the copy durable, then removes the original and makes
-/// that durable. Shared by the repair of every dialect.
+/// Moves `file` into `backup_dir` durably ([`keeperkit_vfs::move_to_backup`]).
 pub(crate) fn move_to_backup(
     fs: &dyn FileSystem,
     file: &Path,
     backup_dir: &Path,
 ) -> Result<PathBuf, StorageError> {
-    fs.create_dir_all(backup_dir).map_err(io(backup_dir))?;
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut target = backup_dir.join(&name);
-    let mut n = 1;
-    while fs.exists(&target) {
-        target = backup_dir.join(format!("{name}.{n}"));
-        n += 1;
-    }
-    let bytes = fs.read_all(file).map_err(io(file))?;
-    let f = fs.open(&target, keeperkit_vfs::OpenMode::CreateNew).map_err(io(&target))?;
-    f.write_all_at(&bytes, 0).map_err(io(&target))?;
-    f.sync_all().map_err(io(&target))?;
-    fs.sync_dir(backup_dir).map_err(io(backup_dir))?;
-    fs.remove_file(file).map_err(io(file))?;
-    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs.sync_dir(parent).map_err(io(parent))?;
-    }
-    Ok(target)
+    keeperkit_vfs::move_to_backup(fs, file, backup_dir)
+        .map_err(|e| StorageError::Io { path: e.path.clone(), source: e.source })
 }
 
 /// The directory a repair of `path` works in: the path itself, or the directory of a
@@ -64,10 +42,7 @@ pub(crate) fn root_of(fs: &dyn FileSystem, path: &Path) -> PathBuf {
     if fs.metadata(path).is_ok_and(|m| m.is_dir) {
         return path.to_path_buf();
     }
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
+    keeperkit_vfs::parent_dir(path).to_path_buf()
 }
 
 /// Refuses a backup directory inside the data directory.

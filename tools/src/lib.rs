@@ -152,6 +152,14 @@ pub enum Command {
     /// Measure this machine: a synced log, snapshot save and load.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Print a shell completion script (install: `keeperkit completions bash >
+    /// /etc/bash_completion.d/keeperkit`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (install: `keeperkit man > /usr/local/share/man/man1/keeperkit.1`).
+    Man,
     /// Serve the ZooKeeper client protocol on a native data directory.
     Serve(cmd::serve::ServeArgs),
 }
@@ -309,6 +317,10 @@ pub struct BenchWalArgs {
     /// Entry size in bytes.
     #[arg(long, default_value_t = 1024)]
     pub entry_size: usize,
+    /// Leave the logs written (up to gigabytes) for `keeperkit inspect`; by default
+    /// they are removed.
+    #[arg(long)]
+    pub keep: bool,
     /// JSON output.
     #[arg(long)]
     pub json: bool,
@@ -559,6 +571,15 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> CmdResult {
         Command::Convert(a) => cmd::convert::run(&fs, &a, v, out),
         Command::Serve(a) => cmd::serve::run(&a, out),
         Command::Bench(BenchCommand::Wal(a)) => cmd::bench::run(&a, out),
+        Command::Completions { shell } => {
+            let mut c = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut c, "keeperkit", out);
+            Ok(Outcome::Clean)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(out)?;
+            Ok(Outcome::Clean)
+        }
         Command::Bench(BenchCommand::Snapshot(a)) => cmd::bench::run_snapshot(&a, out),
         Command::Bench(BenchCommand::Server(a)) => cmd::bench::run_server(&a, out),
     }

@@ -130,7 +130,7 @@ fn stats_add_up_and_match_expected() {
     assert_eq!(out.status.code(), Some(0));
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     let nodes = expected_nodes("basic");
-    assert_eq!(s["node_count"].as_u64().unwrap(), nodes.len() as u64);
+    assert_eq!(s["nodes"].as_u64().unwrap(), nodes.len() as u64);
     let data_bytes: u64 = nodes.iter().map(|n| n["stat"]["dataLength"].as_u64().unwrap()).sum();
     assert_eq!(s["data_bytes"].as_u64().unwrap(), data_bytes);
     let hist: u64 =

@@ -155,7 +155,7 @@ fn dump_sessions_stats_diff_verify_convert_on_snapshot_plus_changelogs() {
     assert!(sessions.contains("user1:XDkd2dsEuhc9ImU3q8pa8UOdtpI="), "addauth kept: {sessions}");
     // stats and diff.
     let stats: Value = serde_json::from_str(&ok(&keeperkit(&["stats", d, "--json"]))).unwrap();
-    assert_eq!(stats["node_count"].as_u64().unwrap(), full.len() as u64, "{stats}");
+    assert_eq!(stats["nodes"].as_u64().unwrap(), full.len() as u64, "{stats}");
     let diff = keeperkit(&["diff", fixture().to_str().unwrap(), d, "--json"]);
     assert_eq!(diff.status.code(), Some(1), "they differ");
     let text = String::from_utf8_lossy(&diff.stdout);

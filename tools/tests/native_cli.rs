@@ -177,13 +177,23 @@ fn repair_cuts_a_torn_tail_with_a_backup_and_refuses_mid_log_damage() {
 #[test]
 fn bench_wal_reports_every_case_and_leaves_its_log() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = run(&["bench", "wal", tmp.path().to_str().unwrap(), "--seconds", "0.2", "--json"]);
+    let out = run(&[
+        "bench",
+        "wal",
+        tmp.path().to_str().unwrap(),
+        "--seconds",
+        "0.2",
+        "--json",
+        "--keep",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let cases = v["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 4);
     for c in cases {
         assert!(c["ops"].as_u64().unwrap() > 0, "{c}");
+        let (p50, p99) = (c["p50_us"].as_f64().unwrap(), c["p99_us"].as_f64().unwrap());
+        assert!(p50 <= p99, "{c}");
     }
     assert!(v["open_log_entries"].as_u64().unwrap() > 0);
     let left = tmp.path().join("keeperkit-bench-wal/unsynced");
@@ -191,6 +201,12 @@ fn bench_wal_reports_every_case_and_leaves_its_log() {
     // A second run refuses to overwrite.
     let out = run(&["bench", "wal", tmp.path().to_str().unwrap(), "--seconds", "0.1"]);
     assert_eq!(out.status.code(), Some(2));
+    // Without --keep, nothing is left behind.
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let out = run(&["bench", "wal", other.to_str().unwrap(), "--seconds", "0.1"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
 }
 
 #[test]

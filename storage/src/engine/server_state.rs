@@ -115,13 +115,8 @@ pub(crate) fn write_state(
     let file = encode_state(bytes)?;
     let tmp = dir.join(SERVER_STATE_TMP);
     let path = dir.join(SERVER_STATE_FILE);
-    let f = fs.open(&tmp, OpenMode::CreateTruncate).map_err(io(&tmp))?;
-    f.write_all_at(&file, 0).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    fs.rename(&tmp, &path).map_err(io(&path))?;
-    fs.sync_dir(dir).map_err(io(dir))?;
-    Ok(())
+    keeperkit_vfs::write_atomically_bytes(fs, &path, &tmp, &file)
+        .map_err(|e| EngineError::Io { path: e.path, source: e.source })
 }
 
 /// Removes a `server-state.tmp` left by a crash; returns whether there was one.

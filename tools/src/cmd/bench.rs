@@ -38,6 +38,31 @@ pub struct Case {
     pub seconds: f64,
     /// Ratio to the bare write+fdatasync loop.
     pub vs_bare_fdatasync: Option<f64>,
+    /// Median latency of one operation, in microseconds.
+    pub p50_us: f64,
+    /// 99th percentile latency of one operation, in microseconds.
+    pub p99_us: f64,
+}
+
+/// What one case measured: operations, seconds, and each operation's latency.
+struct Measured {
+    ops: u64,
+    secs: f64,
+    latencies_us: Vec<u32>,
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// The quantile of `v` at `permille` / 1000 (sorted here; nearest rank).
+fn quantile(v: &mut [u32], permille: usize) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable();
+    let i = (v.len() - 1) * permille.min(1000) / 1000;
+    f64::from(v[i])
 }
 
 /// `bench wal --json`.
@@ -66,7 +91,7 @@ fn bare_fdatasync(
     dir: &Path,
     size: usize,
     dur: Duration,
-) -> Result<(u64, f64), Failure> {
+) -> Result<Measured, Failure> {
     let path = dir.join("bare-fdatasync.dat");
     let f = fs.open(&path, OpenMode::CreateTruncate).map_err(bench_err)?;
     // Preallocate like a WAL segment so each sync covers data, not a size change.
@@ -77,19 +102,22 @@ fn bare_fdatasync(
     let start = Instant::now();
     let mut ops = 0u64;
     let mut off = 0u64;
+    let mut latencies_us = Vec::new();
     while start.elapsed() < dur {
         if off + size as u64 > prealloc {
             off = 0;
         }
+        let t = Instant::now();
         f.write_all_at(&buf, off).map_err(bench_err)?;
         f.sync_data().map_err(bench_err)?;
+        latencies_us.push(micros(t.elapsed()));
         off += size as u64;
         ops += 1;
     }
     let secs = start.elapsed().as_secs_f64();
     drop(f);
     fs.remove_file(&path).map_err(bench_err)?;
-    Ok((ops, secs))
+    Ok(Measured { ops, secs, latencies_us })
 }
 
 fn open_wal(
@@ -109,35 +137,37 @@ fn wal_case(
     writers: usize,
     size: usize,
     dur: Duration,
-) -> Result<(u64, f64), Failure> {
+) -> Result<Measured, Failure> {
     let wal = Arc::new(open_wal(fs, dir, sync)?);
     let payload = vec![0x5Au8; size];
     let start = Instant::now();
-    let ops = std::thread::scope(|s| -> Result<u64, Failure> {
+    let latencies_us = std::thread::scope(|s| -> Result<Vec<u32>, Failure> {
         let handles: Vec<_> = (0..writers)
             .map(|_| {
                 let wal = wal.clone();
                 let payload = &payload;
-                s.spawn(move || -> Result<u64, Failure> {
-                    let mut n = 0u64;
+                s.spawn(move || -> Result<Vec<u32>, Failure> {
+                    let mut lat = Vec::new();
                     while start.elapsed() < dur {
+                        let t = Instant::now();
                         wal.append_next(1, &[payload.as_slice()]).map_err(bench_err)?;
-                        n += 1;
+                        lat.push(micros(t.elapsed()));
                     }
-                    Ok(n)
+                    Ok(lat)
                 })
             })
             .collect();
-        let mut total = 0;
+        let mut all = Vec::new();
         for h in handles {
-            total += h.join().map_err(|_| bench_err("a writer thread panicked"))??;
+            all.extend(h.join().map_err(|_| bench_err("a writer thread panicked"))??);
         }
-        Ok(total)
+        Ok(all)
     })?;
     if sync == SyncPolicy::Never {
         wal.sync().map_err(bench_err)?;
     }
-    Ok((ops, start.elapsed().as_secs_f64()))
+    let ops = latencies_us.len() as u64;
+    Ok(Measured { ops, secs: start.elapsed().as_secs_f64(), latencies_us })
 }
 
 /// Runs the benchmark.
@@ -152,15 +182,17 @@ pub fn run(args: &BenchWalArgs, out: &mut dyn Write) -> CmdResult {
     let dur = Duration::from_secs_f64(args.seconds);
     let size = args.entry_size;
     let mut cases = Vec::new();
-    let mut add = |name: &str, (ops, secs): (u64, f64), bare: Option<f64>| {
-        let rate = ops as f64 / secs.max(1e-9);
+    let mut add = |name: &str, mut m: Measured, bare: Option<f64>| {
+        let rate = m.ops as f64 / m.secs.max(1e-9);
         cases.push(Case {
             name: name.to_string(),
             ops_per_s: rate,
             mib_per_s: rate * size as f64 / (1024.0 * 1024.0),
-            ops,
-            seconds: secs,
+            ops: m.ops,
+            seconds: m.secs,
             vs_bare_fdatasync: bare.map(|b| rate / b),
+            p50_us: quantile(&mut m.latencies_us, 500),
+            p99_us: quantile(&mut m.latencies_us, 990),
         });
         rate
     };
@@ -208,15 +240,21 @@ pub fn run(args: &BenchWalArgs, out: &mut dyn Write) -> CmdResult {
             "keeperkit bench wal: {} B entries, {} s per case, in {}",
             size, args.seconds, report.dir
         )?;
-        writeln!(out, "{:<34} {:>12} {:>10} {:>10}", "case", "ops/s", "MiB/s", "vs bare")?;
+        writeln!(
+            out,
+            "{:<34} {:>12} {:>10} {:>10} {:>10} {:>10}",
+            "case", "ops/s", "MiB/s", "vs bare", "p50 us", "p99 us"
+        )?;
         for c in &report.cases {
             writeln!(
                 out,
-                "{:<34} {:>12.0} {:>10.2} {:>10}",
+                "{:<34} {:>12.0} {:>10.2} {:>10} {:>10.0} {:>10.0}",
                 c.name,
                 c.ops_per_s,
                 c.mib_per_s,
-                c.vs_bare_fdatasync.map_or("-".to_string(), |r| format!("{r:.2}x"))
+                c.vs_bare_fdatasync.map_or("-".to_string(), |r| format!("{r:.2}x")),
+                c.p50_us,
+                c.p99_us
             )?;
         }
         writeln!(
@@ -224,7 +262,12 @@ pub fn run(args: &BenchWalArgs, out: &mut dyn Write) -> CmdResult {
             "open (recover) {} entries, {} bytes on disk: {:.3} s",
             report.open_log_entries, report.open_log_bytes, report.open_seconds
         )?;
-        writeln!(out, "the logs are left in {} for `keeperkit inspect`", report.dir)?;
+        if args.keep {
+            writeln!(out, "the logs are left in {} for `keeperkit inspect`", report.dir)?;
+        }
+    }
+    if !args.keep {
+        std::fs::remove_dir_all(&root).map_err(bench_err)?;
     }
     Ok(Outcome::Clean)
 }

@@ -45,7 +45,8 @@ pub struct SessionEphemerals {
 /// `stats --json`.
 #[derive(Debug, Serialize, Clone, PartialEq, Eq)]
 pub struct Stats {
-    /// Number of znodes.
+    /// Number of znodes (`nodes` in JSON, as in every report).
+    #[serde(rename = "nodes")]
     pub node_count: u64,
     /// Sum of data lengths.
     pub data_bytes: u64,
