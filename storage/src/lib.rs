@@ -26,6 +26,30 @@
 //! // A point in time: a zxid for ZooKeeper, a log index for the Raft-style dialects.
 //! let earlier = dir.recover(Point::Zxid(keeperkit_model::Zxid(0x1_0000_0004)))?;
 //! # let _ = earlier;
+//!
+//! // Every checksum, digest and cross-file rule; exit status 1 when an error is found.
+//! let check = dir.check()?;
+//! println!("{} files, exit {}", check.files_checked, keeperkit_storage::findings::exit_status(&check.findings));
+//!
+//! // The files and what the dialect's server does with them.
+//! println!("{}", dir.inspect()?);
+//!
+//! // Log entries of a range, decoded (the sink may stop the reading).
+//! let found = dir.read_log(keeperkit_storage::LogRange::default(), &mut |e| {
+//!     println!("{} {:?}", e.op, e.paths);
+//!     std::ops::ControlFlow::Continue(())
+//! })?;
+//! # let _ = found;
+//!
+//! // A repair: what it would do, what it refuses (each with its finding), then apply.
+//! let plan = dir.plan_repair(None)?;
+//! for r in &plan.refused {
+//!     println!("refused: {} ({})", r.finding, r.reason);
+//! }
+//! if plan.refused.is_empty() {
+//!     let done = dir.apply_repair(plan)?;
+//!     println!("{} actions, backups in {:?}", done.actions.len(), done.backup_dir);
+//! }
 //! # Ok(())
 //! # }
 //! ```

@@ -220,6 +220,10 @@ fn finding_10_a_point_past_the_end_is_exit_2_naming_the_last_point() {
             assert_eq!(code(&o), Some(2), "{to} {cmd}: {}", stderr(&o));
             assert!(stderr(&o).contains("the last point available is index"), "{}", stderr(&o));
         }
+        // Before the oldest state the files hold: exit 2 too, never a later state.
+        let o = run(&["dump", s(&d), "--at-index", "5"]);
+        assert_eq!(code(&o), Some(2), "{to}: {}", stderr(&o));
+        assert!(stderr(&o).contains("before the oldest state"), "{}", stderr(&o));
     }
 }
 
@@ -313,6 +317,19 @@ fn finding_14_repair_reasons_match_verify_and_say_the_state_before_and_after() {
     assert_eq!(refused.len(), 1, "{plan}");
     assert_eq!(refused[0]["finding"]["file"], s(&dir.join("snapshot.22c")));
     assert!(refused[0]["reason"].as_str().unwrap().contains("falls back"), "{plan}");
+
+    // A tmp_ marker on the only Keeper snapshot: Keeper deletes it and starts empty, so
+    // the state is not "everything the files hold" and the repair says what it loses.
+    let keeper = converted(tmp.path(), "k", "clickhouse");
+    let snap = files_with(&keeper.join("snapshots"), ".zstd").pop().unwrap();
+    let name = snap.file_name().unwrap().to_str().unwrap().to_string();
+    std::fs::write(keeper.join("snapshots").join(format!("tmp_{name}")), b"").unwrap();
+    assert_eq!(code(&run(&["dump", s(&keeper)])), Some(1));
+    let o = run(&["repair", s(&keeper), "--apply", "--backup", s(&tmp.path().join("kb"))]);
+    assert_eq!(code(&o), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("state before:"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("refused:"), "{}", stdout(&o));
+    assert!(snap.exists(), "the only copy of the state is kept");
 }
 
 #[test]

@@ -1032,7 +1032,37 @@ pub(crate) fn plan(
     let scan = scan(fs, paths, true)?;
     let (plan, mut refused) = log_plan(&scan);
     refused.extend(snapshot_refusals(&scan));
-    let moves = snapshot_moves(&scan);
+    let mut moves = snapshot_moves(&scan);
+    // An incomplete snapshot when there is no complete one and the log does not start at
+    // index 1 may be the only copy of the state (a marker left over after a finished
+    // write): removing it loses that state.
+    let complete = scan.snapshots.iter().any(|s| !s.incomplete);
+    let log_from_1 =
+        scan.files().iter().any(|f| f.records.first().is_some_and(|r| r.record.index <= 1));
+    for s in scan.snapshots.iter().filter(|s| s.incomplete) {
+        if complete || log_from_1 {
+            continue;
+        }
+        let marker = s.path.parent().map(|d| d.join(format!("{TMP_PREFIX}{}", file_name(&s.path))));
+        moves.retain(|m| *m != s.path && Some(m) != marker.as_ref());
+        refused.push((
+            JsonProblem {
+                severity: Severity::Error,
+                file: s.path.display().to_string(),
+                offset: None,
+                index: Some(s.index),
+                kind: Code::IncompleteSnapshot,
+                message: "a tmp_ marker says this snapshot is incomplete, and there is no \
+                          complete snapshot nor a log from index 1: Keeper deletes it and \
+                          starts from less"
+                    .into(),
+            },
+            "removing it would lose the newest state the files hold; if `keeperkit inspect` \
+             reads it whole, remove only its tmp_ marker by hand; otherwise restore the \
+             coordination directory from another replica"
+                .to_string(),
+        ));
+    }
     let actions = plan
         .iter()
         .flat_map(|p| p.actions.iter().map(describe_action))

@@ -22,6 +22,27 @@ pub(crate) fn recover(
     let r = ch_recover(fs, layout, &opts)?;
     let mut out: Vec<Finding> = Vec::new();
     for s in &r.skipped {
+        let name = s.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let index = keeperkit_snapshot::clickhouse::parse_snapshot_name(name);
+        let lost = index.filter(|&i| i > r.last_index && at_index.is_none_or(|a| i <= a));
+        if let Some(i) = lost {
+            out.push(
+                Finding::new(
+                    Severity::Error,
+                    Code::SnapshotSkipped,
+                    format!(
+                        "snapshot {} (index {i}) was not used ({}) and the log does not reach \
+                         it: the state stops at index {}, without what the snapshot held",
+                        s.path.display(),
+                        s.reason,
+                        r.last_index
+                    ),
+                )
+                .file(&s.path)
+                .index(i),
+            );
+            continue;
+        }
         out.push(
             Finding::new(
                 if s.damaged { Severity::Warning } else { Severity::Info },

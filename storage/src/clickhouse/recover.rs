@@ -240,8 +240,10 @@ pub fn recover(
         }
     }
     let mut loaded: Option<LoadedChSnapshot> = None;
+    let mut later: Option<u64> = None;
     for (n, p) in candidates.into_iter().rev() {
         if n > at {
+            later = Some(later.map_or(n, |l: u64| l.min(n)));
             skipped.push(SkippedSnapshot {
                 path: p,
                 reason: format!("its index {n} is after --at-index {at}"),
@@ -395,6 +397,15 @@ pub fn recover(
         plan = Some(p);
     }
     if let Some(a) = opts.at_index {
+        if let (true, Some(first)) = (a > last_index && a != u64::MAX, later) {
+            return Err(StorageError::Unreachable {
+                what: format!("index {a}"),
+                reason: format!(
+                    "it is before the oldest state the files hold: the oldest snapshot is at \
+                     index {first} and the log does not reach back to {a}"
+                ),
+            });
+        }
         if a > last_index && a != u64::MAX {
             return Err(StorageError::PastEnd {
                 requested: Position::Index(a),

@@ -99,6 +99,16 @@ pub(crate) fn recover(
     upto: Option<u64>,
 ) -> Result<Recovered, StorageError> {
     let r = recover_readonly_in(fs, snap_dir, wal_dir, upto)?;
+    if let Some(n) = upto.filter(|&n| r.position.index > n) {
+        return Err(StorageError::Unreachable {
+            what: format!("index {n}"),
+            reason: format!(
+                "it is before the oldest state the files hold: the snapshot used is at index {} \
+                 and the log does not reach back to {n}",
+                r.position.index
+            ),
+        });
+    }
     if let Some(n) = upto {
         if r.position.index < n && r.end == ReplayEnd::Complete {
             return Err(StorageError::PastEnd {
