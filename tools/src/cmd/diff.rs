@@ -151,5 +151,7 @@ pub fn run(fs: &dyn FileSystem, args: &DiffArgs, verbose: bool, out: &mut dyn Wr
             count("changed")
         )?;
     }
-    Ok(if diffs.is_empty() { Outcome::Clean } else { Outcome::Found })
+    // Identical only when both states are everything their files hold.
+    let complete = !a.report.has_errors() && !b.report.has_errors();
+    Ok(if diffs.is_empty() && complete { Outcome::Clean } else { Outcome::Found })
 }

@@ -171,15 +171,15 @@ pub fn run(fs: &dyn FileSystem, args: &StatsArgs, verbose: bool, out: &mut dyn W
         }
         writeln!(out, "\nbiggest subtrees by nodes:")?;
         for t in &s.biggest_subtrees_by_nodes {
-            writeln!(out, "  {:>10} nodes {:>12} B  {}", t.nodes, t.bytes, t.path)?;
+            writeln!(out, "  {:>10} nodes {:>12} B  {}", t.nodes, t.bytes, super::escape(&t.path))?;
         }
         writeln!(out, "\nbiggest subtrees by bytes:")?;
         for t in &s.biggest_subtrees_by_bytes {
-            writeln!(out, "  {:>12} B {:>10} nodes  {}", t.bytes, t.nodes, t.path)?;
+            writeln!(out, "  {:>12} B {:>10} nodes  {}", t.bytes, t.nodes, super::escape(&t.path))?;
         }
         writeln!(out, "\nlargest values:")?;
         for v in &s.largest_values {
-            writeln!(out, "  {:>12} B  {}", v.bytes, v.path)?;
+            writeln!(out, "  {:>12} B  {}", v.bytes, super::escape(&v.path))?;
         }
         writeln!(out, "\nephemerals per session:")?;
         for e in &s.ephemerals_per_session {
