@@ -186,17 +186,6 @@ pub struct RepairArgs {
     pub json: bool,
 }
 
-/// The dialects `convert` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ConvertTo {
-    /// keeperkit's native data directory (snapshot + WAL).
-    Native,
-    /// An Apache ZooKeeper 3.8 dataDir (version-2/snapshot.<zxid>, epoch files).
-    Zookeeper,
-    /// A ClickHouse Keeper coordination dir (snapshots/snapshot_<N>.bin.zstd, logs/).
-    Clickhouse,
-}
-
 /// `keeperkit convert`.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
@@ -204,9 +193,10 @@ pub struct ConvertArgs {
     pub src: PathBuf,
     /// Destination directory (must not exist).
     pub dst: PathBuf,
-    /// Target dialect.
-    #[arg(long, value_enum)]
-    pub to: ConvertTo,
+    /// Target dialect: native (keeperkit's data directory: snapshot + WAL), zookeeper (an
+    /// Apache ZooKeeper 3.8 dataDir) or clickhouse (a ClickHouse Keeper coordination dir).
+    #[arg(long, value_name = "native|zookeeper|clickhouse")]
+    pub to: keeperkit_storage::Dialect,
     /// The point in time of the source.
     #[command(flatten)]
     pub at: At,

@@ -9,7 +9,7 @@ use keeperkit_vfs::FileSystem;
 use serde::Serialize;
 
 use crate::load::{load, point, print_findings};
-use crate::{CmdResult, ConvertArgs, ConvertTo, Failure, Outcome, Source};
+use crate::{CmdResult, ConvertArgs, Failure, Outcome, Source};
 
 #[derive(Serialize)]
 struct JsonConvert {
@@ -52,15 +52,11 @@ pub fn run(
         clickhouse_version: args.clickhouse_version,
         jute_maxbuffer: args.jute_maxbuffer,
     };
-    let to = match args.to {
-        ConvertTo::Native => keeperkit_storage::Dialect::Native,
-        ConvertTo::Zookeeper => keeperkit_storage::Dialect::ZooKeeper,
-        ConvertTo::Clickhouse => keeperkit_storage::Dialect::ClickHouse,
-    };
+    let to = args.to;
     let report: ConvertReport = convert::write_state(fs, &state, to, &args.src, &args.dst, &opts)?;
     let j = JsonConvert {
         dst: report.dst.display().to_string(),
-        to: format!("{:?}", args.to).to_lowercase(),
+        to: args.to.to_string(),
         nodes: report.nodes,
         sessions: report.sessions,
         files: report.files.iter().map(|f| f.display().to_string()).collect(),

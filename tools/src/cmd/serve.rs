@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use keeperkit_server::{Server, ServerConfig};
 
-use crate::{CmdResult, ConvertArgs, ConvertTo, Failure, Outcome};
+use crate::{CmdResult, ConvertArgs, Failure, Outcome};
 
 /// `keeperkit serve ...`.
 #[derive(Debug, clap::Args)]
@@ -80,7 +80,7 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write) -> CmdResult {
             let conv = ConvertArgs {
                 src: src.clone(),
                 dst: dir.clone(),
-                to: ConvertTo::Native,
+                to: keeperkit_storage::Dialect::Native,
                 at: crate::At { at: None, at_index: None },
                 format: None,
                 log_dir: None,
