@@ -18,10 +18,12 @@
 //! ustring "/"
 //! ```
 //!
-//! [`read_snapshot`] decompresses the whole stream into memory (bounded by what the
-//! input really produces, and by [`STREAM_LEN_MAX`]) and parses it with
+//! [`read_snapshot`] parses the stream as it is decompressed, one record at a time
+//! from a bounded window (a few MiB; a single record may grow it to 64 MiB), with
 //! [`keeperkit_model::jute::Reader`], handing sessions, ACL lists and nodes to a
-//! [`SnapshotSink`] in file order.
+//! [`SnapshotSink`] in file order. Memory follows what the sink keeps (the tree), never
+//! the decompressed size: a decompression bomb fails at its first bad record, and
+//! the stream is bounded by [`STREAM_LEN_MAX`] besides.
 //!
 //! Offsets in errors: errors about the jute stream carry the offset **in the
 //! uncompressed stream** (for an uncompressed file that is the file offset). Errors
@@ -234,7 +236,7 @@ pub trait SnapshotSink {
     fn acl_list(&mut self, id: i64, acl: AclList);
 
     /// One node, parents before children. An `Err` aborts reading: the reader returns
-    /// [`SnapshotError::Corrupt`] with [`CorruptionKind::Invalid`] carrying the message,
+    /// [`SnapshotError::Corrupt`] with [`CorruptionKind::BadTree`] carrying the message,
     /// at the offset of the node's path field.
     fn node(&mut self, node: SnapshotNode) -> Result<(), String>;
 }
@@ -285,6 +287,90 @@ pub fn decompress(
     decompress_file(file, file_len, path, compression, STREAM_LEN_MAX)
 }
 
+/// An error of the compression framing or of the file, carried through `io::Read`.
+#[derive(Debug)]
+struct Carried(SnapshotError);
+
+impl std::fmt::Display for Carried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Carried {}
+
+fn carry(e: SnapshotError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, Carried(e))
+}
+
+/// The [`SnapshotError`] an error of a stream reader stands for: a carried one as is,
+/// else (the gzip decoder's own) a decompression error after `produced` bytes.
+fn uncarry(e: io::Error, path: &Path, compression: Compression, produced: u64) -> SnapshotError {
+    if e.get_ref().is_some_and(|i| i.is::<Carried>()) {
+        if let Some(Ok(c)) = e.into_inner().map(|b| b.downcast::<Carried>()) {
+            return c.0;
+        }
+        return SnapshotError::io(path, io::Error::other("lost error"));
+    }
+    match compression {
+        Compression::Gzip => Corruption::new(
+            path,
+            0,
+            CorruptionKind::Decompression(format!(
+                "gzip stream: {e} (after {produced} decompressed bytes)"
+            )),
+        )
+        .into(),
+        _ => SnapshotError::io(path, e),
+    }
+}
+
+/// The file's bytes; a failed read is carried as [`SnapshotError::Io`], so that it is
+/// never mistaken for bad compressed data.
+struct FileSource {
+    inner: FileReader,
+    path: PathBuf,
+}
+
+impl Read for FileSource {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::Interrupted {
+                e
+            } else {
+                carry(SnapshotError::io(&self.path, e))
+            }
+        })
+    }
+}
+
+/// The uncompressed stream of a snapshot file, read as it is decompressed (nothing is
+/// decompressed ahead of what the reader asks for).
+fn stream_reader(
+    file: Arc<dyn File>,
+    file_len: u64,
+    path: &Path,
+    compression: Compression,
+) -> Box<dyn Read> {
+    let src = FileSource { inner: FileReader::new(file, 0), path: path.to_path_buf() };
+    match compression {
+        Compression::None => Box::new(src),
+        // Java's GZIPInputStream reads concatenated members too.
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(src)),
+        Compression::Snappy => Box::new(SnappyReader {
+            r: src,
+            file_len,
+            pos: 0,
+            started: false,
+            block: Vec::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            decoder: snap::raw::Decoder::new(),
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
 fn decompress_file(
     file: Arc<dyn File>,
     file_len: u64,
@@ -292,11 +378,19 @@ fn decompress_file(
     compression: Compression,
     cap: u64,
 ) -> Result<Vec<u8>, SnapshotError> {
-    match compression {
-        Compression::None => read_plain(file, file_len, path, cap),
-        Compression::Gzip => gunzip(file, path, cap),
-        Compression::Snappy => unsnappy(file, file_len, path, cap),
+    if compression == Compression::None && file_len > cap {
+        return Err(too_long(path, 0, file_len, cap));
     }
+    let mut out = Vec::new();
+    let mut r = stream_reader(file, file_len, path, compression).take(cap.saturating_add(1));
+    if let Err(e) = r.read_to_end(&mut out) {
+        return Err(uncarry(e, path, compression, len_u64(out.len())));
+    }
+    let produced = len_u64(out.len());
+    if produced > cap {
+        return Err(too_long(path, 0, produced, cap));
+    }
+    Ok(out)
 }
 
 fn too_long(path: &Path, offset: u64, len: u64, cap: u64) -> SnapshotError {
@@ -306,69 +400,6 @@ fn too_long(path: &Path, offset: u64, len: u64, cap: u64) -> SnapshotError {
         CorruptionKind::LengthOutOfRange { len: i64::try_from(len).unwrap_or(i64::MAX), max: cap },
     )
     .into()
-}
-
-fn read_plain(
-    file: Arc<dyn File>,
-    file_len: u64,
-    path: &Path,
-    cap: u64,
-) -> Result<Vec<u8>, SnapshotError> {
-    if file_len > cap {
-        return Err(too_long(path, 0, file_len, cap));
-    }
-    let len = usize::try_from(file_len).map_err(|_| too_long(path, 0, file_len, cap))?;
-    let mut out = vec![0u8; len];
-    let mut reader = FileReader::new(file, 0);
-    let n = read_full(&mut reader, &mut out).map_err(|e| SnapshotError::io(path, e))?;
-    out.truncate(n);
-    Ok(out)
-}
-
-/// A reader that remembers whether the underlying file failed, so that an I/O error
-/// is not mistaken for bad compressed data.
-struct TrackedReader<R> {
-    inner: R,
-    failure: Option<(io::ErrorKind, String)>,
-}
-
-impl<R: Read> Read for TrackedReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).inspect_err(|e| {
-            if e.kind() != io::ErrorKind::Interrupted {
-                self.failure = Some((e.kind(), e.to_string()));
-            }
-        })
-    }
-}
-
-fn gunzip(file: Arc<dyn File>, path: &Path, cap: u64) -> Result<Vec<u8>, SnapshotError> {
-    let mut src = TrackedReader { inner: FileReader::new(file, 0), failure: None };
-    let mut out = Vec::new();
-    let result = {
-        // Java's GZIPInputStream reads concatenated members too.
-        let decoder = flate2::read::MultiGzDecoder::new(&mut src);
-        decoder.take(cap.saturating_add(1)).read_to_end(&mut out)
-    };
-    if let Err(e) = result {
-        if let Some((kind, msg)) = src.failure {
-            return Err(SnapshotError::io(path, io::Error::new(kind, msg)));
-        }
-        let produced = out.len();
-        return Err(Corruption::new(
-            path,
-            0,
-            CorruptionKind::Decompression(format!(
-                "gzip stream: {e} (after {produced} decompressed bytes)"
-            )),
-        )
-        .into());
-    }
-    let produced = len_u64(out.len());
-    if produced > cap {
-        return Err(too_long(path, 0, produced, cap));
-    }
-    Ok(out)
 }
 
 fn snappy_err(path: &Path, offset: u64, msg: String) -> SnapshotError {
@@ -406,118 +437,150 @@ fn check_snappy_header(path: &Path, offset: u64, head: &[u8; 16]) -> Result<(), 
     Ok(())
 }
 
-/// Decodes snappy-java's `SnappyOutputStream` framing: a 16-byte header, then blocks
-/// of `int` compressed length + raw Snappy block; a new header may start a
-/// concatenated stream where a block length is expected.
-fn unsnappy(
-    file: Arc<dyn File>,
+/// Decodes snappy-java's `SnappyOutputStream` framing, one block at a time: a 16-byte
+/// header, then blocks of `int` compressed length + raw Snappy block; a new header may
+/// start a concatenated stream where a block length is expected.
+struct SnappyReader {
+    r: FileSource,
     file_len: u64,
-    path: &Path,
-    cap: u64,
-) -> Result<Vec<u8>, SnapshotError> {
-    let io = |e| SnapshotError::io(path, e);
-    let mut r = FileReader::new(file, 0);
-    let mut head = [0u8; SNAPPY_HEADER_LEN];
-    let n = read_full(&mut r, &mut head).map_err(io)?;
-    if n < SNAPPY_MAGIC.len() || head.get(..SNAPPY_MAGIC.len()) != Some(&SNAPPY_MAGIC[..]) {
-        let mut found = [0u8; 8];
-        found.iter_mut().zip(head.iter().take(n)).for_each(|(d, s)| *d = *s);
-        return Err(Corruption::new(
-            path,
-            0,
-            CorruptionKind::BadMagic {
-                expected: u64::from_be_bytes(SNAPPY_MAGIC),
-                found: u64::from_be_bytes(found),
-            },
-        )
-        .into());
-    }
-    if n < SNAPPY_HEADER_LEN {
-        return Err(truncated(path, 0, len_u64(SNAPPY_HEADER_LEN), len_u64(n)));
-    }
-    check_snappy_header(path, 0, &head)?;
+    /// File offset of the next unread byte.
+    pos: u64,
+    started: bool,
+    block: Vec<u8>,
+    out: Vec<u8>,
+    out_pos: usize,
+    decoder: snap::raw::Decoder,
+    path: PathBuf,
+}
 
-    let block_len_max = snap::raw::max_compress_len(SNAPPY_BLOCK_LEN_MAX);
-    let mut pos = len_u64(SNAPPY_HEADER_LEN);
-    let mut out: Vec<u8> = Vec::new();
-    let mut block: Vec<u8> = Vec::new();
-    let mut decoder = snap::raw::Decoder::new();
-    loop {
-        let mut len_bytes = [0u8; 4];
-        let n = read_full(&mut r, &mut len_bytes).map_err(io)?;
-        if n == 0 {
-            break;
+impl SnappyReader {
+    fn read_full(&mut self, buf: &mut [u8]) -> Result<usize, SnapshotError> {
+        read_full(&mut self.r, buf).map_err(|e| uncarry(e, &self.path, Compression::None, 0))
+    }
+
+    fn header(&mut self) -> Result<(), SnapshotError> {
+        let path = self.path.clone();
+        let mut head = [0u8; SNAPPY_HEADER_LEN];
+        let n = self.read_full(&mut head)?;
+        if n < SNAPPY_MAGIC.len() || head.get(..SNAPPY_MAGIC.len()) != Some(&SNAPPY_MAGIC[..]) {
+            let mut found = [0u8; 8];
+            found.iter_mut().zip(head.iter().take(n)).for_each(|(d, s)| *d = *s);
+            return Err(Corruption::new(
+                &path,
+                0,
+                CorruptionKind::BadMagic {
+                    expected: u64::from_be_bytes(SNAPPY_MAGIC),
+                    found: u64::from_be_bytes(found),
+                },
+            )
+            .into());
         }
-        if n < len_bytes.len() {
-            return Err(truncated(path, pos, 4, len_u64(n)));
+        if n < SNAPPY_HEADER_LEN {
+            return Err(truncated(&path, 0, len_u64(SNAPPY_HEADER_LEN), len_u64(n)));
         }
-        if len_bytes[..] == SNAPPY_MAGIC[..4] {
-            // A concatenated stream: the rest of a header follows.
-            head[..4].copy_from_slice(&len_bytes);
-            let rest = head.get_mut(4..).unwrap_or_default();
-            let n = read_full(&mut r, rest).map_err(io)?;
-            if n < SNAPPY_HEADER_LEN - 4 {
-                return Err(truncated(path, pos, len_u64(SNAPPY_HEADER_LEN), len_u64(n + 4)));
+        check_snappy_header(&path, 0, &head)?;
+        self.pos = len_u64(SNAPPY_HEADER_LEN);
+        Ok(())
+    }
+
+    /// Decodes the next block into `out`; `false` at the end of the file.
+    fn next_block(&mut self) -> Result<bool, SnapshotError> {
+        let path = self.path.clone();
+        let path = path.as_path();
+        if !self.started {
+            self.started = true;
+            self.header()?;
+        }
+        let block_len_max = snap::raw::max_compress_len(SNAPPY_BLOCK_LEN_MAX);
+        loop {
+            let pos = self.pos;
+            let mut len_bytes = [0u8; 4];
+            let n = self.read_full(&mut len_bytes)?;
+            if n == 0 {
+                return Ok(false);
             }
-            check_snappy_header(path, pos, &head)?;
-            pos += len_u64(SNAPPY_HEADER_LEN);
-            continue;
-        }
-        let claimed = i32::from_be_bytes(len_bytes);
-        let available = file_len.saturating_sub(pos + 4);
-        let len = match usize::try_from(claimed) {
-            Ok(len) if len > 0 && len <= block_len_max => len,
-            _ => {
-                return Err(Corruption::new(
+            if n < len_bytes.len() {
+                return Err(truncated(path, pos, 4, len_u64(n)));
+            }
+            if len_bytes[..] == SNAPPY_MAGIC[..4] {
+                // A concatenated stream: the rest of a header follows.
+                let mut head = [0u8; SNAPPY_HEADER_LEN];
+                head[..4].copy_from_slice(&len_bytes);
+                let n = self.read_full(head.get_mut(4..).unwrap_or_default())?;
+                if n < SNAPPY_HEADER_LEN - 4 {
+                    return Err(truncated(path, pos, len_u64(SNAPPY_HEADER_LEN), len_u64(n + 4)));
+                }
+                check_snappy_header(path, pos, &head)?;
+                self.pos += len_u64(SNAPPY_HEADER_LEN);
+                continue;
+            }
+            let claimed = i32::from_be_bytes(len_bytes);
+            let available = self.file_len.saturating_sub(pos + 4);
+            let len = match usize::try_from(claimed) {
+                Ok(len) if len > 0 && len <= block_len_max => len,
+                _ => {
+                    return Err(Corruption::new(
+                        path,
+                        pos,
+                        CorruptionKind::LengthOutOfRange {
+                            len: i64::from(claimed),
+                            max: len_u64(block_len_max),
+                        },
+                    )
+                    .into());
+                }
+            };
+            if len_u64(len) > available {
+                return Err(truncated(path, pos, len_u64(len), available));
+            }
+            let mut block = std::mem::take(&mut self.block);
+            block.resize(len, 0);
+            let got = self.read_full(&mut block)?;
+            if got < len {
+                return Err(truncated(path, pos, len_u64(len), len_u64(got)));
+            }
+            self.pos += 4 + len_u64(len);
+            let out_len = snap::raw::decompress_len(&block)
+                .map_err(|e| snappy_err(path, pos, format!("snappy block header: {e}")))?;
+            if out_len > SNAPPY_BLOCK_LEN_MAX || out_len > len.saturating_mul(SNAPPY_EXPANSION_MAX)
+            {
+                return Err(snappy_err(
                     path,
                     pos,
-                    CorruptionKind::LengthOutOfRange {
-                        len: i64::from(claimed),
-                        max: len_u64(block_len_max),
-                    },
-                )
-                .into());
+                    format!("snappy block of {len} bytes claims {out_len} uncompressed bytes"),
+                ));
             }
-        };
-        if len_u64(len) > available {
-            return Err(truncated(path, pos, len_u64(len), available));
-        }
-        block.resize(len, 0);
-        let got = read_full(&mut r, &mut block).map_err(io)?;
-        if got < len {
-            return Err(truncated(path, pos, len_u64(len), len_u64(got)));
-        }
-        let block_at = pos;
-        pos += 4 + len_u64(len);
-
-        let out_len = snap::raw::decompress_len(&block)
-            .map_err(|e| snappy_err(path, block_at, format!("snappy block header: {e}")))?;
-        if out_len > SNAPPY_BLOCK_LEN_MAX || out_len > len.saturating_mul(SNAPPY_EXPANSION_MAX) {
-            return Err(snappy_err(
-                path,
-                block_at,
-                format!("snappy block of {len} bytes claims {out_len} uncompressed bytes"),
-            ));
-        }
-        let total = out.len().saturating_add(out_len);
-        if len_u64(total) > cap {
-            return Err(too_long(path, block_at, len_u64(total), cap));
-        }
-        let start = out.len();
-        out.resize(total, 0);
-        let dst = out.get_mut(start..).unwrap_or_default();
-        let written = decoder
-            .decompress(&block, dst)
-            .map_err(|e| snappy_err(path, block_at, format!("snappy block: {e}")))?;
-        if written != out_len {
-            return Err(snappy_err(
-                path,
-                block_at,
-                format!("snappy block produced {written} bytes, its header says {out_len}"),
-            ));
+            self.out.resize(out_len, 0);
+            let written = self
+                .decoder
+                .decompress(&block, &mut self.out)
+                .map_err(|e| snappy_err(path, pos, format!("snappy block: {e}")))?;
+            if written != out_len {
+                return Err(snappy_err(
+                    path,
+                    pos,
+                    format!("snappy block produced {written} bytes, its header says {out_len}"),
+                ));
+            }
+            self.block = block;
+            self.out_pos = 0;
+            return Ok(true);
         }
     }
-    Ok(out)
+}
+
+impl Read for SnappyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.out_pos == self.out.len() {
+            if !self.next_block().map_err(carry)? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.out.len() - self.out_pos);
+        buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+        self.out_pos += n;
+        Ok(n)
+    }
 }
 
 use keeperkit_model::le::len_u64;
@@ -546,15 +609,26 @@ pub fn read_snapshot(
         .map_or(Compression::None, Compression::from_file_name);
     let file = fs.open(path, OpenMode::Read).map_err(|e| SnapshotError::io(path, e))?;
     let file_len = file.len().map_err(|e| SnapshotError::io(path, e))?;
-    let stream = decompress_file(file, file_len, path, compression, STREAM_LEN_MAX)?;
-    let parsed = parse_stream(path, &stream, sink)?;
+    let window = Window {
+        src: stream_reader(file, file_len, path, compression),
+        path,
+        compression,
+        cap: STREAM_LEN_MAX,
+        buf: Vec::new(),
+        base: 0,
+        pos: 0,
+        hashed: 0,
+        hasher: adler2::Adler32::new(),
+        eof: false,
+    };
+    let (parsed, stream_len) = parse_stream(window, sink)?;
     Ok(SnapshotInfo {
         header_magic: parsed.magic,
         version: parsed.version,
         dbid: parsed.dbid,
         compression,
         file_len,
-        stream_len: len_u64(stream.len()),
+        stream_len,
         session_count: parsed.session_count,
         acl_count: parsed.acl_count,
         node_count: parsed.node_count,
@@ -617,69 +691,191 @@ struct Parsed {
     digest_checksum: Option<u64>,
 }
 
+/// Bytes kept ready in front of the parser: more than any record a ZooKeeper server
+/// writes needs (a path and a value of at most `JUTE_READ_LEN_MAX` each, the stat).
+const WINDOW_LEN: usize = 8 << 20;
+/// Largest window: a single record (an ACL list) that does not fit in it is refused.
+/// Together with one read chunk this bounds what a snapshot costs beyond its tree.
+const WINDOW_LEN_MAX: usize = 64 << 20;
+/// How much is decompressed at a time.
+const READ_CHUNK: usize = 1 << 20;
+
+/// The uncompressed stream, parsed as it is decompressed: only a window of it is in
+/// memory, so memory follows the tree being built, never the stream's size (a
+/// decompression bomb fails at its first bad record). Keeps the Adler-32 of every
+/// byte parsed.
+struct Window<'a> {
+    src: Box<dyn Read>,
+    path: &'a Path,
+    compression: Compression,
+    cap: u64,
+    buf: Vec<u8>,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    /// Parse position in `buf`.
+    pos: usize,
+    /// Bytes of `buf` already in `hasher`.
+    hashed: usize,
+    hasher: adler2::Adler32,
+    eof: bool,
+}
+
+impl Window<'_> {
+    fn offset(&self) -> u64 {
+        self.base + len_u64(self.pos)
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn produced(&self) -> u64 {
+        self.base + len_u64(self.buf.len())
+    }
+
+    /// Decompresses until `n` unparsed bytes are in the window or the stream ends.
+    fn fill(&mut self, n: usize) -> Result<(), SnapshotError> {
+        while !self.eof && self.remaining() < n {
+            if self.pos > 0 {
+                self.hasher.write_slice(&self.buf[self.hashed..self.pos]);
+                self.buf.drain(..self.pos);
+                self.base += len_u64(self.pos);
+                self.pos = 0;
+                self.hashed = 0;
+            }
+            let start = self.buf.len();
+            let want = (n - self.remaining()).max(READ_CHUNK);
+            self.buf.resize(start + want, 0);
+            let got = read_full(&mut self.src, &mut self.buf[start..]);
+            let got = match got {
+                Ok(got) => got,
+                Err(e) => {
+                    self.buf.truncate(start);
+                    return Err(uncarry(e, self.path, self.compression, self.produced()));
+                }
+            };
+            self.buf.truncate(start + got);
+            if got < want {
+                self.eof = true;
+            }
+            if self.produced() > self.cap {
+                return Err(too_long(self.path, self.base, self.produced(), self.cap));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses one record with `f` (which must not have side effects: it runs again
+    /// when the record did not fit in the window and the window grows).
+    fn record<T>(
+        &mut self,
+        f: impl Fn(&mut Reader<'_>) -> Result<T, DecodeError>,
+    ) -> Result<T, SnapshotError> {
+        let mut want = WINDOW_LEN;
+        loop {
+            self.fill(want)?;
+            let mut r = Reader::new(&self.buf[self.pos..]);
+            match f(&mut r) {
+                Ok(v) => {
+                    self.pos += r.position();
+                    return Ok(v);
+                }
+                Err(e) => {
+                    let short = matches!(
+                        e.kind,
+                        CorruptionKind::Truncated { .. } | CorruptionKind::LengthOutOfRange { .. }
+                    );
+                    if short && !self.eof && want < WINDOW_LEN_MAX {
+                        want = (want * 2).min(WINDOW_LEN_MAX);
+                        continue;
+                    }
+                    return Err(SnapshotError::Corrupt(e.in_file(self.path, self.offset(), None)));
+                }
+            }
+        }
+    }
+
+    /// The Adler-32 of every byte parsed so far.
+    fn checksum(&mut self) -> u64 {
+        self.hasher.write_slice(&self.buf[self.hashed..self.pos]);
+        self.hashed = self.pos;
+        u64::from(self.hasher.checksum())
+    }
+
+    /// Counts the bytes left in the stream (without keeping them).
+    fn drain_rest(&mut self) -> Result<u64, SnapshotError> {
+        let mut n = len_u64(self.remaining());
+        self.pos = self.buf.len();
+        let mut scratch = vec![0u8; READ_CHUNK];
+        while !self.eof {
+            let got = read_full(&mut self.src, &mut scratch)
+                .map_err(|e| uncarry(e, self.path, self.compression, self.produced() + n))?;
+            n += len_u64(got);
+            if got < scratch.len() {
+                self.eof = true;
+            }
+            if self.produced().saturating_add(n) > self.cap {
+                break;
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Reads a count (`int`) and checks that `count` elements of at least `elem_min` bytes
-/// fit in what remains, before anything is allocated or looped over.
-fn count(r: &mut Reader<'_>, elem_min: usize) -> Result<usize, DecodeError> {
-    let at = len_u64(r.position());
-    let n = r.i32()?;
-    let max = r.remaining() / elem_min;
-    match usize::try_from(n) {
-        Ok(n) if n <= max => Ok(n),
-        Ok(n) => Err(DecodeError::new(
-            at,
-            CorruptionKind::Truncated {
-                needed: len_u64(n).saturating_mul(len_u64(elem_min)),
-                available: len_u64(r.remaining()),
-            },
-        )),
-        Err(_) => Err(DecodeError::new(
-            at,
-            CorruptionKind::LengthOutOfRange { len: i64::from(n), max: len_u64(max) },
-        )),
+/// fit in what remains, before anything is allocated or looped over. When the stream
+/// is longer than the largest window, a count that the window cannot prove is taken,
+/// and its elements fail one by one where the stream ends.
+fn count(w: &mut Window<'_>, elem_min: usize) -> Result<usize, SnapshotError> {
+    let at = w.offset();
+    let n = w.record(|r| r.i32())?;
+    let need = usize::try_from(n).map(|n| n.saturating_mul(elem_min));
+    w.fill(need.unwrap_or(0).min(WINDOW_LEN_MAX))?;
+    let max = w.remaining() / elem_min;
+    let fail = |kind| Err(SnapshotError::Corrupt(Corruption::new(w.path, at, kind)));
+    match (usize::try_from(n), need) {
+        (Ok(n), Ok(need)) if need <= w.remaining() || !w.eof => Ok(n),
+        (Ok(_), Ok(need)) => fail(CorruptionKind::Truncated {
+            needed: len_u64(need),
+            available: len_u64(w.remaining()),
+        }),
+        _ => fail(CorruptionKind::LengthOutOfRange { len: i64::from(n), max: len_u64(max) }),
     }
 }
 
 /// Reads a `ustring` that must be `"/"` (the end-of-tree marker and the seals).
 fn seal(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
-    let at = len_u64(r.position());
     match r.ustring_bytes()? {
         Some(b"/") => Ok(()),
-        _ => Err(DecodeError::new(at, CorruptionKind::MissingTerminator { what })),
+        _ => Err(DecodeError::new(0, CorruptionKind::MissingTerminator { what })),
     }
 }
 
 /// Reads a stored checksum at the current position and compares it with the Adler-32
 /// of every stream byte before it. Returns the stored value.
-fn checksum(
-    r: &mut Reader<'_>,
-    hasher: &mut adler2::Adler32,
-    hashed_to: &mut usize,
-    stream: &[u8],
-) -> Result<u64, DecodeError> {
-    let at = r.position();
-    hasher.write_slice(stream.get(*hashed_to..at).unwrap_or_default());
-    *hashed_to = at;
-    let computed = u64::from(hasher.checksum());
-    let stored = r.i64()? as u64;
+fn checksum(w: &mut Window<'_>) -> Result<u64, SnapshotError> {
+    let at = w.offset();
+    let computed = w.checksum();
+    let stored = w.record(|r| r.i64())? as u64;
     if stored != computed {
-        return Err(DecodeError::new(
-            len_u64(at),
+        return Err(Corruption::new(
+            w.path,
+            at,
             CorruptionKind::ChecksumMismatch { stored, computed },
-        ));
+        )
+        .into());
     }
     Ok(stored)
 }
 
-/// Parses an uncompressed snapshot stream.
+/// Parses an uncompressed snapshot stream as it is decompressed; returns what it found
+/// and the stream's length.
 fn parse_stream(
-    path: &Path,
-    stream: &[u8],
+    mut w: Window<'_>,
     sink: &mut dyn SnapshotSink,
-) -> Result<Parsed, SnapshotError> {
-    let in_file = |e: DecodeError| SnapshotError::Corrupt(e.in_file(path, 0, None));
-    let mut r = Reader::new(stream);
-
-    let magic = r.i32().map_err(in_file)?;
+) -> Result<(Parsed, u64), SnapshotError> {
+    let path = w.path;
+    let magic = w.record(|r| r.i32())?;
     if magic != SNAP_MAGIC {
         return Err(Corruption::new(
             path,
@@ -691,7 +887,7 @@ fn parse_stream(
         )
         .into());
     }
-    let version = r.i32().map_err(in_file)?;
+    let version = w.record(|r| r.i32())?;
     if version != SNAP_VERSION {
         return Err(Corruption::new(
             path,
@@ -700,70 +896,69 @@ fn parse_stream(
         )
         .into());
     }
-    let dbid = r.i64().map_err(in_file)?;
+    let dbid = w.record(|r| r.i64())?;
 
     // Sessions (SerializeUtils.serializeSnapshot).
-    let sessions = count(&mut r, SESSION_LEN_MIN).map_err(in_file)?;
+    let sessions = count(&mut w, SESSION_LEN_MIN)?;
     for _ in 0..sessions {
-        let id = r.i64().map_err(in_file)?;
-        let timeout = r.i32().map_err(in_file)?;
+        let (id, timeout) = w.record(|r| Ok((r.i64()?, r.i32()?)))?;
         sink.session(SessionId(id), timeout);
     }
 
     // ACL map (ReferenceCountedACLCache.serialize).
-    let acls = count(&mut r, ACL_ENTRY_LEN_MIN).map_err(in_file)?;
+    let acls = count(&mut w, ACL_ENTRY_LEN_MIN)?;
     for _ in 0..acls {
-        let id = r.i64().map_err(in_file)?;
-        let at = len_u64(r.position());
-        let n = r.vector_len(ACL_LEN_MIN).map_err(in_file)?.ok_or_else(|| {
-            Corruption::new(
-                path,
-                at,
-                CorruptionKind::NullValue { field: "ACL list in the ACL map" },
-            )
+        let (id, list) = w.record(|r| {
+            let id = r.i64()?;
+            let at = len_u64(r.position());
+            let n = r.vector_len(ACL_LEN_MIN)?.ok_or_else(|| {
+                DecodeError::new(at, CorruptionKind::NullValue { field: "ACL list in the ACL map" })
+            })?;
+            let mut list = Vec::with_capacity(n);
+            for _ in 0..n {
+                list.push(Acl::decode_from(r)?);
+            }
+            Ok((id, list))
         })?;
-        let mut list = Vec::with_capacity(n);
-        for _ in 0..n {
-            list.push(Acl::decode_from(&mut r).map_err(in_file)?);
-        }
         sink.acl_list(id, list);
     }
 
     // Nodes, until the "/" marker (DataTree.serialize / deserialize).
     let mut node_count = 0u64;
     loop {
-        let at = len_u64(r.position());
-        let path_bytes = r.ustring_bytes().map_err(in_file)?.ok_or_else(|| {
-            Corruption::new(path, at, CorruptionKind::NullValue { field: "node path" })
+        let at = w.offset();
+        let node = w.record(|r| {
+            let path_bytes = r.ustring_bytes()?.ok_or_else(|| {
+                DecodeError::new(0, CorruptionKind::NullValue { field: "node path" })
+            })?;
+            if path_bytes == b"/" {
+                return Ok(None);
+            }
+            let node_path = decode_java_utf8(path_bytes)
+                .ok_or_else(|| DecodeError::new(0, CorruptionKind::InvalidUtf8))?;
+            let data = r.buffer()?.map(<[u8]>::to_vec);
+            let acl_id = r.i64()?;
+            let stat = StatPersisted::decode_from(r)?;
+            Ok(Some(SnapshotNode { path: node_path, data, acl_id, stat }))
         })?;
-        if path_bytes == b"/" {
-            break;
-        }
-        let node_path = decode_java_utf8(path_bytes)
-            .ok_or_else(|| Corruption::new(path, at, CorruptionKind::InvalidUtf8))?;
-        let data = r.buffer().map_err(in_file)?.map(<[u8]>::to_vec);
-        let acl_id = r.i64().map_err(in_file)?;
-        let stat = StatPersisted::decode_from(&mut r).map_err(in_file)?;
-        sink.node(SnapshotNode { path: node_path, data, acl_id, stat })
-            .map_err(|msg| Corruption::new(path, at, CorruptionKind::bad_tree(msg)))?;
+        let Some(node) = node else { break };
+        sink.node(node).map_err(|msg| Corruption::new(path, at, CorruptionKind::bad_tree(msg)))?;
         node_count += 1;
     }
 
     // First seal (SnapStream.sealStream / checkSealIntegrity).
-    let mut hasher = adler2::Adler32::new();
-    let mut hashed_to = 0usize;
-    let checksum1 = checksum(&mut r, &mut hasher, &mut hashed_to, stream).map_err(in_file)?;
-    seal(&mut r, "first seal").map_err(in_file)?;
+    let checksum1 = checksum(&mut w)?;
+    w.record(|r| seal(r, "first seal"))?;
 
     // Digest trailer (3.6+), present only if bytes remain (DataTree.deserializeZxidDigest).
-    let (digest, digest_checksum) = if r.is_empty() {
+    w.fill(1)?;
+    let (digest, digest_checksum) = if w.remaining() == 0 {
         (None, None)
     } else {
-        let zxid = Zxid(r.i64().map_err(in_file)?);
-        let version = r.i32().map_err(in_file)?;
+        let (zxid, version) = w.record(|r| Ok((Zxid(r.i64()?), r.i32()?)))?;
         let digest = if version < 2 {
-            let at = len_u64(r.position());
-            match r.ustring().map_err(in_file)? {
+            let at = w.offset();
+            match w.record(|r| r.ustring())? {
                 None => 0,
                 Some(hex) => parse_hex_digest(&hex).ok_or_else(|| {
                     Corruption::new(
@@ -774,21 +969,24 @@ fn parse_stream(
                 })?,
             }
         } else {
-            r.i64().map_err(in_file)?
+            w.record(|r| r.i64())?
         };
-        let checksum2 = checksum(&mut r, &mut hasher, &mut hashed_to, stream).map_err(in_file)?;
-        seal(&mut r, "digest seal").map_err(in_file)?;
+        let checksum2 = checksum(&mut w)?;
+        w.record(|r| seal(r, "digest seal"))?;
         (Some(SnapshotDigest { zxid, version, digest }), Some(checksum2))
     };
-    if !r.is_empty() {
+    w.fill(1)?;
+    if w.remaining() > 0 {
+        let at = w.offset();
+        let count = w.drain_rest()?;
         return Err(Corruption::new(
             path,
-            len_u64(r.position()),
-            CorruptionKind::TrailingBytes { after: "last seal", count: len_u64(r.remaining()) },
+            at,
+            CorruptionKind::TrailingBytes { after: "last seal", count },
         )
         .into());
     }
-    Ok(Parsed {
+    let parsed = Parsed {
         magic,
         version,
         dbid,
@@ -798,7 +996,8 @@ fn parse_stream(
         checksum: checksum1,
         digest,
         digest_checksum,
-    })
+    };
+    Ok((parsed, w.produced()))
 }
 
 /// Parses an old-style hex digest: `Long.parseLong(s, 16)` (signed), or the unsigned
@@ -850,17 +1049,63 @@ mod tests {
         assert_eq!(parse_hex_digest(""), None);
     }
 
+    fn window(bytes: &[u8]) -> Window<'static> {
+        Window {
+            src: Box::new(io::Cursor::new(bytes.to_vec())),
+            path: Path::new("snapshot.1"),
+            compression: Compression::None,
+            cap: STREAM_LEN_MAX,
+            buf: Vec::new(),
+            base: 0,
+            pos: 0,
+            hashed: 0,
+            hasher: adler2::Adler32::new(),
+            eof: false,
+        }
+    }
+
     #[test]
     fn counts_are_bounded_by_the_remaining_bytes() {
         let bytes = [0x7F, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
-        let err = count(&mut Reader::new(&bytes), 12).unwrap_err();
+        let err = count(&mut window(&bytes), 12).unwrap_err();
+        let err = err.corruption().unwrap();
         assert_eq!(err.offset, 0);
         assert_eq!(err.kind, CorruptionKind::Truncated { needed: 0x7FFF_FFFF * 12, available: 4 });
         let bytes = [0xFF, 0xFF, 0xFF, 0xFF];
-        let err = count(&mut Reader::new(&bytes), 12).unwrap_err();
+        let err = count(&mut window(&bytes), 12).unwrap_err();
+        let err = err.corruption().unwrap();
         assert_eq!(err.kind, CorruptionKind::LengthOutOfRange { len: -1, max: 0 });
         let bytes = [0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
-        assert_eq!(count(&mut Reader::new(&bytes), 12).unwrap(), 1);
+        assert_eq!(count(&mut window(&bytes), 12).unwrap(), 1);
+    }
+
+    #[test]
+    fn records_larger_than_the_first_window_are_read() {
+        // A record (an ACL list) of 12 MiB: more than the first window.
+        let n = (12 << 20) / 12;
+        let mut b = Vec::new();
+        b.extend_from_slice(&i64::to_be_bytes(7));
+        b.extend_from_slice(&i32::try_from(n).unwrap().to_be_bytes());
+        for _ in 0..n {
+            b.extend_from_slice(&31i32.to_be_bytes());
+            b.extend_from_slice(&0i32.to_be_bytes());
+            b.extend_from_slice(&0i32.to_be_bytes());
+        }
+        b.extend_from_slice(b"tail");
+        let mut w = window(&b);
+        let (id, len) = w
+            .record(|r| {
+                let id = r.i64()?;
+                let n = r.vector_len(12)?.unwrap_or(0);
+                for _ in 0..n {
+                    Acl::decode_from(r)?;
+                }
+                Ok((id, n))
+            })
+            .unwrap();
+        assert_eq!((id, len), (7, n));
+        assert_eq!(w.offset(), len_u64(b.len() - 4));
+        assert_eq!(w.drain_rest().unwrap(), 4);
     }
 
     #[derive(Debug)]
