@@ -35,7 +35,7 @@
 
 use std::path::{Path, PathBuf};
 
-use keeperkit_model::Corruption;
+use keeperkit_model::{Corruption, CorruptionKind};
 use keeperkit_vfs::{FileSystem, OpenMode};
 
 use crate::error::WalError;
@@ -63,6 +63,12 @@ pub const RESERVED_LOG_ITEMS_DEFAULT: u64 = 100_000;
 /// Largest decompressed stream of one `.zstd` file we decode: 16 GiB (a Keeper file is
 /// normally ≤ 50 MiB plus one record). The cap only stops a decompression bomb.
 pub const STREAM_LEN_MAX: u64 = 16 << 30;
+
+/// Longest record kept while a `.zstd` stream is decompressed (header and blob): a
+/// record header claiming more is where reading stops, so that such a claim cannot
+/// make the reader hold gigabytes of stream. Keeper's own entries are bounded by its
+/// request size limit, far below this.
+pub const RECORD_LEN_MAX: u64 = 256 << 20;
 
 /// Name of the subdirectory Keeper moves set-aside files to.
 pub const DETACHED_DIR: &str = "detached";
@@ -288,18 +294,34 @@ pub fn read_bytes(
     compressed: bool,
     opts: ReadOptions,
 ) -> Result<ChangelogFile, WalError> {
-    let (decoded, zstd);
+    let (decoded, zstd, stream_len);
     let stream: &[u8] = if compressed {
         let cap = usize::try_from(opts.stream_len_max).unwrap_or(usize::MAX);
-        decoded = zstd_stream::decode(bytes, cap).map_err(|e| WalError::io(path, e))?;
+        // Keep decompressed bytes only while they hold records: after the first bad
+        // record (or one longer than RECORD_LEN_MAX) nothing more is read by Keeper,
+        // and a bomb costs a scan, not its size.
+        let mut scanned = 0usize;
+        let mut keep = |stream: &[u8]| loop {
+            match decode_record(&stream[scanned..]) {
+                Ok((_, n)) => scanned += n,
+                Err(e) => {
+                    break matches!(e.kind, CorruptionKind::Truncated { needed, .. }
+                        if needed <= RECORD_LEN_MAX)
+                }
+            }
+        };
+        decoded =
+            zstd_stream::decode_while(bytes, cap, &mut keep).map_err(|e| WalError::io(path, e))?;
         zstd = Some(ZstdLayout {
             frames: decoded.frames.clone(),
             block_ends: decoded.block_ends.clone(),
             stop: decoded.stop.clone(),
         });
+        stream_len = decoded.stream_len;
         &decoded.stream
     } else {
         zstd = None;
+        stream_len = bytes.len() as u64;
         bytes
     };
     let mut records = Vec::new();
@@ -342,7 +364,7 @@ pub fn read_bytes(
         path: path.to_path_buf(),
         compressed,
         file_len: bytes.len() as u64,
-        stream_len: stream.len() as u64,
+        stream_len,
         records,
         broken,
         zstd,

@@ -71,8 +71,12 @@ pub struct ZstdStop {
 /// The decoded stream of a `.bin.zstd` file.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ZstdDecoded {
-    /// The decompressed bytes (Keeper's view of the file).
+    /// The decompressed bytes (Keeper's view of the file), up to where the caller of
+    /// [`decode_while`] stopped keeping them.
     pub stream: Vec<u8>,
+    /// Length of the whole decompressed stream (`stream.len()` unless bytes were
+    /// discarded).
+    pub stream_len: u64,
     /// The frames, in file order.
     pub frames: Vec<ZstdFrame>,
     /// Every block end, in order.
@@ -87,19 +91,25 @@ pub struct ZstdDecoded {
 struct Feeder {
     dec: Decoder<'static>,
     scratch: Vec<u8>,
+    /// Whether output is still kept (else only counted).
+    keep: bool,
 }
 
 impl Feeder {
-    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<(), String> {
+    fn feed(&mut self, input: &[u8], out: &mut ZstdDecoded, cap: usize) -> Result<(), String> {
         let mut inb = InBuffer::around(input);
         loop {
             let mut outb = OutBuffer::around(&mut self.scratch[..]);
             self.dec.run(&mut inb, &mut outb).map_err(|e| e.to_string())?;
             let n = outb.pos();
-            if out.len().saturating_add(n) > cap {
+            let total = out.stream_len.saturating_add(n as u64);
+            if total > cap as u64 {
                 return Err(format!("decompressed stream exceeds the cap of {cap} bytes"));
             }
-            out.extend_from_slice(&self.scratch[..n]);
+            out.stream_len = total;
+            if self.keep {
+                out.stream.extend_from_slice(&self.scratch[..n]);
+            }
             if inb.pos() == input.len() && n < self.scratch.len() {
                 return Ok(());
             }
@@ -112,8 +122,20 @@ impl Feeder {
 /// reported in [`ZstdDecoded::stop`]. The decompressed stream is bounded by
 /// `stream_len_max`.
 pub fn decode(file: &[u8], stream_len_max: usize) -> io::Result<ZstdDecoded> {
+    decode_while(file, stream_len_max, &mut |_| true)
+}
+
+/// [`decode`], but after each block `keep` sees the stream so far; once it returns
+/// `false` the rest is still walked (frames and block ends stay exact) but its bytes
+/// are only counted, not kept: memory follows what the caller found worth keeping (a
+/// decompression bomb costs a scan, not its size).
+pub fn decode_while(
+    file: &[u8],
+    stream_len_max: usize,
+    keep: &mut dyn FnMut(&[u8]) -> bool,
+) -> io::Result<ZstdDecoded> {
     let mut out = ZstdDecoded::default();
-    let mut feeder = Feeder { dec: Decoder::new()?, scratch: vec![0u8; 1 << 17] };
+    let mut feeder = Feeder { dec: Decoder::new()?, scratch: vec![0u8; 1 << 17], keep: true };
     // The walk over the compressed bytes: the workspace's bounded cursor.
     let mut w = Cursor::new(file);
     while !w.is_empty() {
@@ -154,7 +176,7 @@ pub fn decode(file: &[u8], stream_len_max: usize) -> io::Result<ZstdDecoded> {
             out.stop = Some(stop(start, "zstd frame header cut by the end of the file".into()));
             break;
         };
-        if let Err(e) = feeder.feed(&file[start..w.pos()], &mut out.stream, stream_len_max) {
+        if let Err(e) = feeder.feed(&file[start..w.pos()], &mut out, stream_len_max) {
             out.stop = Some(stop(start, format!("zstd frame header rejected: {e}")));
             break;
         }
@@ -191,7 +213,7 @@ pub fn decode(file: &[u8], stream_len_max: usize) -> io::Result<ZstdDecoded> {
                 stopped = true;
                 break;
             }
-            if let Err(e) = feeder.feed(&file[block_at..w.pos()], &mut out.stream, stream_len_max) {
+            if let Err(e) = feeder.feed(&file[block_at..w.pos()], &mut out, stream_len_max) {
                 out.stop = Some(stop(block_at, format!("zstd block rejected: {e}")));
                 stopped = true;
                 break;
@@ -199,9 +221,12 @@ pub fn decode(file: &[u8], stream_len_max: usize) -> io::Result<ZstdDecoded> {
             frame.end = w.pos() as u64;
             out.block_ends.push(BlockEnd {
                 file_offset: w.pos() as u64,
-                stream_offset: out.stream.len() as u64,
+                stream_offset: out.stream_len,
                 frame_end: last,
             });
+            if feeder.keep && !keep(&out.stream) {
+                feeder.keep = false;
+            }
             if last {
                 frame.terminated = true;
                 frame.ends_with_empty_block = h == 1 && tail == 0;
