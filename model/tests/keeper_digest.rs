@@ -26,7 +26,7 @@ fn sip_hash64_matches_clickhouse_vectors() {
     assert_eq!(rows, 10);
 }
 
-/// The snapshot spec's derived values (§4.4) for a fresh tree: `/` with one child
+/// The derived values of docs/formats/clickhouse.md, "Digests" for a fresh tree: `/` with one child
 /// (`/keeper`), `/keeper` empty, all other stats 0.
 #[test]
 fn fresh_tree_digests_v4_and_v5() {

@@ -34,7 +34,7 @@ fn header(idx: u64) -> SnapshotHeader {
     }
 }
 
-/// The snapshot spec's §10 example: 257 bytes, V6, `/` and `/keeper` only.
+/// The example of docs/formats/clickhouse.md, "Example snapshot": 257 bytes, V6, `/` and `/keeper` only.
 #[test]
 fn spec_v6_example_body_byte_for_byte() {
     let mut c = SnapshotContents::new(header(100));

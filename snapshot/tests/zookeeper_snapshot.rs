@@ -141,7 +141,7 @@ fn big_values_survive() {
     assert!(nodes.iter().any(|n| n.data.as_deref() == Some(&b""[..])));
 }
 
-/// The exact bytes of a fresh ZooKeeper 3.8 server's `snapshot.0` (spec §5.2).
+/// The exact bytes of a fresh ZooKeeper 3.8 server's `snapshot.0` (docs/formats/zookeeper.md, "Snapshot").
 fn expected_snapshot0() -> Vec<u8> {
     let mut w = Writer::new();
     w.i32(SNAP_MAGIC);

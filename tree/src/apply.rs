@@ -1,4 +1,4 @@
-//! Applying ZooKeeper txns: `DataTree.processTxn` in replay mode (spec §6.3).
+//! Applying ZooKeeper txns: `DataTree.processTxn` in replay mode (docs/formats/zookeeper.md, "Replay rules").
 //!
 //! Every per-op failure is returned as an [`ErrorCode`] and otherwise ignored, exactly
 //! as ZooKeeper swallows `KeeperException`s while replaying a log over a fuzzy
@@ -70,7 +70,7 @@ fn valid_in_multi(body: &TxnBody) -> bool {
 }
 
 impl DataTree {
-    /// Applies one logged txn with ZooKeeper's replay semantics (spec §6.3), then
+    /// Applies one logged txn with ZooKeeper's replay semantics (docs/formats/zookeeper.md, "Replay rules"), then
     /// raises `lastProcessedZxid` to the txn's zxid. Never fails: per-op errors are in
     /// the result, and the tree is left as ZooKeeper would leave it.
     ///

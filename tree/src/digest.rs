@@ -1,4 +1,4 @@
-//! ZooKeeper's tree digest (3.6+, digest version 2; spec §9).
+//! ZooKeeper's tree digest (3.6+, digest version 2; docs/formats/zookeeper.md, "Tree digest").
 //!
 //! Per node: CRC-32 over the path bytes (the root is `""`), the data bytes (none when
 //! null), then 60 bytes big-endian: czxid, mzxid, pzxid, ctime, mtime, version, *stored*

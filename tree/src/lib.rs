@@ -4,7 +4,7 @@
 //! # What it does
 //!
 //! - [`DataTree::apply`] applies a logged [`Txn`](keeperkit_model::Txn) the way
-//!   ZooKeeper's `DataTree.processTxn` replays it (spec `zookeeper-format.md` §6.3):
+//!   ZooKeeper's `DataTree.processTxn` replays it (docs/formats/zookeeper.md, "Replay rules"):
 //!   create / create2 / createContainer / createTTL, delete / deleteContainer,
 //!   setData / reconfig, setACL, check, error, multi (all-or-nothing on error txns),
 //!   createSession / closeSession. Per-op failures (NoNode, NodeExists, …) are returned
@@ -28,7 +28,7 @@
 //!   multis, SessionID / Close / Auth), and, once enabled, Keeper's SipHash tree
 //!   digest is kept up to date next to ZooKeeper's ([`DataTree::keeper_digest`],
 //!   [`DataTree::check_entry_digest`]).
-//! - Digests: ZooKeeper's tree digest (§9) kept up to date on every change, so
+//! - Digests: ZooKeeper's tree digest (docs/formats/zookeeper.md, "Tree digest") kept up to date on every change, so
 //!   [`DataTree::digest`] is O(1) and can be compared with every `TxnDigest` of a log;
 //!   [`DataTree::compute_digest`] recomputes it from scratch.
 //!
@@ -47,7 +47,7 @@
 //!
 //! - **Stats.** Each node keeps both the `cversion` clients see and `seq`, ZooKeeper's
 //!   stored cversion (the number of child creations, the next sequential suffix).
-//!   ZooKeeper derives the client value as `2 * seq - numChildren` (§7.1); every
+//!   ZooKeeper derives the client value as `2 * seq - numChildren` (docs/formats/zookeeper.md, "Stat views"); every
 //!   ZooKeeper txn that changes a node's `seq` or its number of children recomputes
 //!   its `cversion` that way. Dialects that store the client value (ClickHouse Keeper)
 //!   load both as they are. `ephemeralOwner` is kept in ZooKeeper's stored encoding

@@ -686,7 +686,7 @@ impl DataTree {
         self.loaded_zxid = z;
     }
 
-    /// The running tree digest (spec §9), in O(1).
+    /// The running tree digest (docs/formats/zookeeper.md, "Tree digest"), in O(1).
     pub fn digest(&self) -> u64 {
         self.digest
     }

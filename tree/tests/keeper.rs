@@ -702,7 +702,7 @@ fn system_path_writes_can_be_refused_like_keepers_startup() {
 
 #[test]
 fn fresh_keeper_digest_matches_the_specs_derived_vectors() {
-    // Snapshot spec §4.4: `/` with numChildren 1 and an empty `/keeper`.
+    // docs/formats/clickhouse.md, "Digests": `/` with numChildren 1 and an empty `/keeper`.
     let mut t = fresh();
     assert_eq!(t.keeper_digest_with_system_node(), Some(0xd0d7_6359_b5af_c751));
     t.enable_keeper_digest_version(digest_version::V5);

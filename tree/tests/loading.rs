@@ -36,7 +36,7 @@ fn zookeeper_snapshot_round_trips_through_the_stored_stat() {
         t.insert_loaded(p, None, &anyone(1), stored(10, cv, 0)).unwrap();
     }
     t.insert_loaded("/a/e", Some(b"x"), &open, stored(11, 0, 0x55)).unwrap();
-    // §7.1: stored 3 with 4 children reports 2.
+    // docs/formats/zookeeper.md, "Stat views": stored 3 with 4 children reports 2.
     let root = t.get("/").unwrap();
     assert_eq!((root.seq(), root.stat().cversion, root.stat().num_children), (3, 2, 4));
     let a = t.get("/a").unwrap();

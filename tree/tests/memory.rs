@@ -1,5 +1,5 @@
 //! Resident memory of a 1M-znode tree, measured from the process RSS (Linux). The
-//! target (DESIGN.md) is at most 128 bytes per znode beyond its name and data. Ignored
+//! target is at most 128 bytes per znode beyond its name and data. Ignored
 //! by default (it builds a million nodes); run with
 //! `cargo test -p keeperkit-tree --release --test memory -- --ignored --nocapture`.
 //! Guards against the node layout or the children sets growing past the target.

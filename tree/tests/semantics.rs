@@ -1,6 +1,6 @@
 //! Hand-checked cases, each tied to a sentence of the ZooKeeper spec
-//! (`zookeeper-format.md` §6.3 apply rules, §7 stat views and owner encodings, §7.3
-//! built-in nodes, §9 digest). Guards against semantic slips that a model test written
+//! (docs/formats/zookeeper.md: "Replay rules", "Stat views",
+//! "Built-in nodes", "Tree digest"). Guards against semantic slips that a model test written
 //! by the same hand could share: the client cversion formula, the type-1-only NodeExists
 //! fix-up, pzxid on deletes of missing nodes, all-or-nothing multis, session closes,
 //! container / TTL owners, the digest's `/zookeeper/` rule, path order.
@@ -32,13 +32,13 @@ fn fresh_tree_has_the_built_in_nodes() {
     assert_eq!(t.node_count(), 4);
     let paths: Vec<String> = dump_nodes(&t).into_iter().map(|d| d.path).collect();
     assert_eq!(paths, ["/", "/zookeeper", "/zookeeper/config", "/zookeeper/quota"]);
-    // §7.1 verified values: the root (stored 0, 1 child) reports -1; /zookeeper -2.
+    // docs/formats/zookeeper.md, "Stat views": verified values: the root (stored 0, 1 child) reports -1; /zookeeper -2.
     let root = t.get("/").unwrap();
     assert_eq!(root.stat().cversion, -1);
     assert_eq!(root.stat().num_children, 1);
     assert_eq!(t.get("/zookeeper").unwrap().stat().cversion, -2);
     assert_eq!(t.get("").unwrap().stat(), root.stat());
-    // §7.3: config has world:anyone READ and aversion -1; all data empty (not null).
+    // docs/formats/zookeeper.md, "Built-in nodes": config has world:anyone READ and aversion -1; all data empty (not null).
     let config = t.get("/zookeeper/config").unwrap();
     assert_eq!(config.acl(), &vec![Acl { perms: Perms::READ, id: keeperkit_model::Id::anyone() }]);
     assert_eq!(config.stat().aversion, -1);
@@ -53,7 +53,7 @@ fn fresh_tree_has_the_built_in_nodes() {
 
 #[test]
 fn fresh_tree_digest_is_root_plus_zookeeper() {
-    // §9: the root hashes as path "", /zookeeper counts, its children do not.
+    // docs/formats/zookeeper.md, "Tree digest": the root hashes as path "", /zookeeper counts, its children do not.
     let zeros = [0u8; 60];
     let root = crc32fast::hash(&zeros);
     let zk = crc32fast::hash(&[b"/zookeeper".as_slice(), &zeros].concat());
@@ -64,7 +64,7 @@ fn fresh_tree_digest_is_root_plus_zookeeper() {
 
 #[test]
 fn client_cversion_is_twice_stored_minus_children() {
-    // §7.1 example: root with stored cversion 3 and 4 children reports 2.
+    // docs/formats/zookeeper.md, "Stat views", example: root with stored cversion 3 and 4 children reports 2.
     let mut t = DataTree::new();
     for (z, p) in [(1, "/a"), (2, "/b"), (3, "/c")] {
         apply_ok(&mut t, z, 1, create1(p, -1));
@@ -105,7 +105,7 @@ fn new_node_stat_comes_from_the_header() {
 
 #[test]
 fn parent_cversion_never_goes_down() {
-    // §6.3: only raise parent seq / pzxid when the txn's value is greater.
+    // docs/formats/zookeeper.md, "Replay rules": only raise parent seq / pzxid when the txn's value is greater.
     let mut t = DataTree::new();
     apply_ok(&mut t, 1, 1, create1("/p", 5));
     apply_ok(&mut t, 2, 1, create1("/p/a", 7));

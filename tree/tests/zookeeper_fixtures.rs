@@ -20,7 +20,7 @@ fn fixture(set: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/zookeeper-3.8.0").join(set)
 }
 
-/// Every txn of every `log.*` file, in zxid order (spec §3: 16-byte header; records
+/// Every txn of every `log.*` file, in zxid order (docs/formats/zookeeper.md, "Transaction log": 16-byte header; records
 /// `checksum(8) len(4) payload 0x42`; a zero length, EOF or a bad marker ends a file).
 fn read_logs(dir: &Path) -> Vec<Txn> {
     let mut logs: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)

@@ -1,6 +1,6 @@
 //! ClickHouse Keeper changelog files and directories: guards against files Keeper
 //! could not read or append to, round trips that change bytes, and startup/repair
-//! decisions that differ from Keeper's (changelog spec §3–§4).
+//! decisions that differ from Keeper's (docs/formats/clickhouse.md, "Startup rules").
 
 use std::path::{Path, PathBuf};
 

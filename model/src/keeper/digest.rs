@@ -36,7 +36,7 @@ pub struct KeeperStat {
     pub pzxid: i64,
 }
 
-/// Computes Keeper's digest of one node (snapshot spec §4.1; `calculateDigest` in
+/// Computes Keeper's digest of one node (docs/formats/clickhouse.md, "Digests"; `calculateDigest` in
 /// `KeeperStorage.cpp` for V1–V4, `KeeperNodeStats::calculateDigest` in
 /// `KeeperCommon.cpp` for V5): SipHash-2-4 with key (0, 0) over the plain
 /// concatenation of path, data, czxid, mzxid, ctime, mtime (i64 LE), version, cversion,
@@ -94,7 +94,7 @@ pub fn counts_in_tree_digest(path: &[u8]) -> bool {
     !path.starts_with(b"/keeper/")
 }
 
-/// A running tree digest: the wrapping sum of node digests (snapshot spec §4.2).
+/// A running tree digest: the wrapping sum of node digests (docs/formats/clickhouse.md, "Digests").
 /// Keeper updates it by subtracting a node's old digest and adding the new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TreeDigest(pub u64);

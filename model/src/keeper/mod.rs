@@ -23,7 +23,7 @@
 //! decoding and re-encoding any entry gives back the same bytes.
 //!
 //! Bodies by opnum follow `src/Common/ZooKeeper/ZooKeeperCommon.cpp` (`readImpl` /
-//! `writeImpl`) as described in the changelog spec §5.3. Opnums whose encoding the
+//! `writeImpl`) as described in docs/formats/clickhouse.md, "Request payloads". Opnums whose encoding the
 //! spec marks UNSURE (15 Create2, 17/18 watches, 19 CreateContainer, 21 CreateTTL,
 //! 101/105/106 watches, 504–507) are refused as unknown: Keeper's own factory rejects
 //! them in every released version the spec's author read, and guessing an encoding

@@ -1,4 +1,4 @@
-//! The uncompressed snapshot body, versions V0–V8 (snapshot spec §2).
+//! The uncompressed snapshot body, versions V0–V8 (docs/formats/clickhouse.md, "Snapshot body").
 //!
 //! Checked against the public source (`KeeperSnapshotManager.cpp`, stored copies
 //! 161234653 for the V6 era, 55051508843 / 56753451937 for V7/V8): `readNode` reads the
@@ -21,7 +21,7 @@ use keeperkit_model::{Acl, AclList, CorruptionKind, DecodeError, Id, Perms};
 pub const VERSION_MIN: u8 = 0;
 /// Newest body version read and written (V8, TTL nodes; 2026). V9 (containers as
 /// `ephemeralOwner = i64::MIN`) is not read: no merged source that defines it was
-/// found (snapshot spec §2.2 UNSURE; the only `KeeperSnapshotManager.h` with more than
+/// found (docs/formats/clickhouse.md, "Snapshot body": not confirmed; the only `KeeperSnapshotManager.h` with more than
 /// V8 is the closed chunked-format branch of PR #107884, whose V8 means something
 /// else).
 pub const VERSION_MAX: u8 = 8;

@@ -1,5 +1,5 @@
 //! Structural checks of a snapshot's content against what Keeper enforces or assumes
-//! when it loads one (snapshot spec §2.5–§2.7, `KeeperStorageSnapshot::deserialize` in
+//! when it loads one (docs/formats/clickhouse.md, "Snapshot body", `KeeperStorageSnapshot::deserialize` in
 //! `KeeperSnapshotManager.cpp`, stored copy 161234653, and the 2026 notes of the spec).
 
 use std::collections::{HashMap, HashSet};

@@ -1,4 +1,4 @@
-//! The two compression containers of a Keeper snapshot file (snapshot spec §3).
+//! The two compression containers of a Keeper snapshot file (docs/formats/clickhouse.md, "Snapshot containers").
 //!
 //! - **zstd**: the file starts with the zstd frame magic `28 B5 2F FD`; Keeper writes
 //!   one frame (`ZstdDeflatingWriteBuffer`: level 3, content checksum on, a

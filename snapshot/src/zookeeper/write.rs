@@ -1,7 +1,7 @@
 //! Writing Apache ZooKeeper 3.x snapshots (`snapshot.<hex zxid>[.gz|.snappy]`): the
 //! exact inverse of [`crate::zookeeper::read_snapshot`].
 //!
-//! The stream is laid out as ZooKeeper's `FileSnap.serialize` writes it (spec §5.2):
+//! The stream is laid out as ZooKeeper's `FileSnap.serialize` writes it (docs/formats/zookeeper.md, "Snapshot"):
 //!
 //! ```text
 //! FileHeader      "ZKSN", version 2, dbid -1

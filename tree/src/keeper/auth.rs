@@ -164,7 +164,7 @@ mod tests {
 
     #[test]
     fn digest_id_matches_keeper_integration_test() {
-        // tests/integration/test_keeper_auth (snapshot spec §2.7).
+        // tests/integration/test_keeper_auth (docs/formats/clickhouse.md, "Snapshot body").
         assert_eq!(
             keeper_digest_id(b"user1:password1").as_deref(),
             Some("user1:XDkd2dsEuhc9ImU3q8pa8UOdtpI=")

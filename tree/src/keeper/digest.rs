@@ -1,4 +1,4 @@
-//! Keeper's tree digest (snapshot spec §4): the wrapping sum of every node's SipHash
+//! Keeper's tree digest (docs/formats/clickhouse.md, "Digests"): the wrapping sum of every node's SipHash
 //! digest ([`keeper::node_digest`]), the data-carrying `/keeper/*` system nodes
 //! excluded ([`keeper::counts_in_tree_digest`]).
 //!

@@ -1,4 +1,4 @@
-//! A naive reference implementation of ZooKeeper's replay rules (spec §6.3, §7, §9)
+//! A naive reference implementation of ZooKeeper's replay rules (docs/formats/zookeeper.md, "Replay rules", "Stat views", "Tree digest")
 //! over a `BTreeMap<path, node>`, written straight from the spec text and sharing no
 //! code with the tree, plus a random txn generator that exercises every rule.
 #![allow(dead_code, clippy::unwrap_used, clippy::cast_possible_truncation)]
@@ -82,7 +82,7 @@ fn session_of(owner: i64) -> Option<i64> {
 }
 
 impl Reference {
-    /// A fresh ZooKeeper tree (spec §7.3).
+    /// A fresh ZooKeeper tree (docs/formats/zookeeper.md, "Built-in nodes").
     pub fn new() -> Reference {
         let open = Acl::open_unsafe();
         let mut nodes = BTreeMap::new();

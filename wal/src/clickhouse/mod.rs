@@ -1,6 +1,6 @@
 //! ClickHouse Keeper changelogs (`changelog_<from>_<to>.bin[.zstd]`).
 //!
-//! Format (changelog spec §2, `src/Coordination/Changelog.{h,cpp}`): a plain file is a
+//! Format (docs/formats/clickhouse.md, "Changelog records", `src/Coordination/Changelog.{h,cpp}`): a plain file is a
 //! bare concatenation of records; a `.bin.zstd` file is a zstd stream (one or more
 //! frames, the last possibly unterminated) whose decompressed bytes are the same
 //! concatenation. A record is
@@ -22,7 +22,7 @@
 //!   version-1 records, zstd: one frame per writer session, a flush per record, frames
 //!   ended with `01 00 00`); [`encode_like`] re-encodes a file read with [`read_file`]
 //!   with the same framing (byte-identical for files written by this crate).
-//! - [`startup::plan_startup`] applies Keeper's startup rules (spec §4) to a directory:
+//! - [`startup::plan_startup`] applies Keeper's startup rules (docs/formats/clickhouse.md, "Startup rules") to a directory:
 //!   which entries it loads, which files it would move to `detached/`, where it would
 //!   resume writing, or why it refuses to start; [`startup::verify_dir`] lists every
 //!   problem with file, offset and index; [`startup::plan_repair`] builds a repair that

@@ -2,7 +2,7 @@
 //!
 //! [`plan_startup`] replays the decisions of current Keeper's
 //! `Changelog::readChangelogAndInitWriter` and `finalizeChangelogsAfterRead`
-//! (changelog spec §4, 2026 code; PR #94168 made gaps fatal instead of auto-cleaning):
+//! (docs/formats/clickhouse.md, "Startup rules", 2026 code; PR #94168 made gaps fatal instead of auto-cleaning):
 //!
 //! 1. reading starts at `start = max(1, last_committed + 1 − reserved_log_items)`;
 //!    files with `to < start` are not opened;

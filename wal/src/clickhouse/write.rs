@@ -38,7 +38,7 @@ struct Active {
 
 /// Appends records to a Keeper log directory.
 ///
-/// Layout choices, all Keeper's (changelog spec §1–§3): rotation only by the entry
+/// Layout choices, all Keeper's (docs/formats/clickhouse.md, "Changelog records"): rotation only by the entry
 /// interval (files are never renamed: a file left full keeps its name, the last file
 /// keeps its full-range name even when short, and Keeper continues writing into it on
 /// start); record version 1; for `.zstd` files one frame per writer session, a

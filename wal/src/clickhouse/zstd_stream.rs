@@ -10,7 +10,7 @@
 //!
 //! Keeper's reader is a plain streaming decoder over the concatenated frames that
 //! returns whatever it has at end of input, so a torn tail shows up as a short record.
-//! Here the stream is additionally walked block by block (zstd format, RFC 8878 §3.1)
+//! Here the stream is additionally walked block by block (zstd format, RFC 8878, section 3.1)
 //! so that every block end is known as a pair (compressed offset, decompressed
 //! offset): that is what a repair needs to cut a torn tail at a record boundary and to
 //! know whether an unterminated frame can simply be terminated.
