@@ -14,8 +14,11 @@
 
 use keeperkit_model::keeper::nuraft::{ClusterConfig, SnapshotMeta};
 use keeperkit_model::keeper::{self, KeeperStat};
+use std::io::Read;
+
 use keeperkit_model::le::Cursor as Cur;
 use keeperkit_model::{Acl, AclList, CorruptionKind, DecodeError, Id, Perms};
+use keeperkit_vfs::read_full;
 
 /// Oldest body version read.
 pub const VERSION_MIN: u8 = 0;
@@ -140,32 +143,226 @@ pub struct BodyCounts {
 
 type R<T> = Result<T, DecodeError>;
 
-/// ClickHouse `readVarUInt` lengths and `writeVarUInt`'s encoding: LEB128 (the shared
-/// cursor's varint), bounded by the bytes that remain.
-fn str_of<'a>(c: &mut Cur<'a>) -> R<&'a str> {
-    c.str_varint(u64::MAX)
+/// Longest string or list Keeper accepts in a body (`MAX_STRING_OR_ARRAY_SIZE`,
+/// 256 MiB): when the body's length is not known in advance (it is being
+/// decompressed), a longer claim is refused before anything is read for it.
+pub const STRING_LEN_MAX: u64 = 1 << 28;
+
+/// The body as it is read: a window over a reader (a slice, or the container being
+/// decompressed), so that memory follows what the sink keeps, not the body's size.
+/// Offsets are body offsets.
+pub(crate) struct Body<'r> {
+    src: &'r mut dyn Read,
+    buf: Vec<u8>,
+    /// Parse position in `buf`.
+    pos: usize,
+    /// Body offset of `buf[0]`.
+    base: u64,
+    eof: bool,
+    /// The body's length, when known (then counts and lengths are checked against the
+    /// bytes that remain, as for a slice).
+    total: Option<u64>,
+    /// The reader's own error, for the caller (the decoder reports a decompression
+    /// failure in its place).
+    pub(crate) failed: Option<std::io::Error>,
 }
 
-fn bytes_of<'a>(c: &mut Cur<'a>) -> R<&'a [u8]> {
-    c.bytes_varint(u64::MAX)
-}
-
-/// A u64 count of elements of at least `elem` bytes each.
-fn count(c: &mut Cur<'_>, elem: usize) -> R<usize> {
-    c.count_u64(u64::MAX, elem)
-}
-
-fn acl_list(c: &mut Cur<'_>) -> R<AclList> {
-    // An ACL: i32 perms and two 1-byte (empty) string lengths at least.
-    let n = count(c, 6)?;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let perms = Perms(c.i32()?);
-        let scheme = str_of(c)?.to_owned();
-        let id = str_of(c)?.to_owned();
-        out.push(Acl { perms, id: Id { scheme, id } });
+impl<'r> Body<'r> {
+    pub(crate) fn new(src: &'r mut dyn Read, total: Option<u64>) -> Body<'r> {
+        Body { src, buf: Vec::new(), pos: 0, base: 0, eof: false, total, failed: None }
     }
-    Ok(out)
+
+    fn pos(&self) -> usize {
+        usize::try_from(self.base).unwrap_or(usize::MAX).saturating_add(self.pos)
+    }
+
+    /// Bytes read from the source so far.
+    pub(crate) fn produced(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
+    fn err(&self, kind: CorruptionKind) -> DecodeError {
+        DecodeError::new(self.pos() as u64, kind)
+    }
+
+    fn window(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// Bytes left in the body, when its length is known.
+    fn rest(&self) -> Option<u64> {
+        self.total.map(|t| t.saturating_sub(self.pos() as u64))
+    }
+
+    /// Reads until `n` bytes are in the window; fails as a slice would when the body
+    /// ends first.
+    fn fill(&mut self, n: usize) -> R<()> {
+        while self.window() < n && !self.eof {
+            if self.pos > (1 << 20) && self.pos * 2 > self.buf.len() {
+                self.buf.drain(..self.pos);
+                self.base += self.pos as u64;
+                self.pos = 0;
+            }
+            let start = self.buf.len();
+            let want = (n - self.window()).max(1 << 16);
+            self.buf.resize(start + want, 0);
+            match read_full(&mut self.src, &mut self.buf[start..]) {
+                Ok(got) => {
+                    self.buf.truncate(start + got);
+                    self.eof = got < want;
+                }
+                Err(e) => {
+                    self.buf.truncate(start);
+                    let msg = e.to_string();
+                    self.failed = Some(e);
+                    self.eof = true;
+                    return Err(self.err(CorruptionKind::Decompression(msg)));
+                }
+            }
+        }
+        if self.window() < n {
+            return Err(self.err(CorruptionKind::Truncated {
+                needed: n as u64,
+                available: self.window() as u64,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Whether the body ends here.
+    fn at_end(&mut self) -> R<bool> {
+        match self.fill(1) {
+            Ok(()) => Ok(false),
+            Err(_) if self.failed.is_none() => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> R<&[u8]> {
+        self.fill(n)?;
+        let out = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    fn arr<const N: usize>(&mut self) -> R<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn u8(&mut self) -> R<u8> {
+        Ok(self.arr::<1>()?[0])
+    }
+
+    fn i32(&mut self) -> R<i32> {
+        Ok(i32::from_le_bytes(self.arr()?))
+    }
+
+    fn u32(&mut self) -> R<u32> {
+        Ok(u32::from_le_bytes(self.arr()?))
+    }
+
+    fn i64(&mut self) -> R<i64> {
+        Ok(i64::from_le_bytes(self.arr()?))
+    }
+
+    fn u64(&mut self) -> R<u64> {
+        Ok(u64::from_le_bytes(self.arr()?))
+    }
+
+    fn bool(&mut self, field: &'static str) -> R<bool> {
+        let at = self.pos();
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(DecodeError::new(
+                at as u64,
+                CorruptionKind::UnknownValue { field, found: u64::from(b) },
+            )),
+        }
+    }
+
+    /// ClickHouse `readVarUInt`: LEB128 through the shared cursor's rules.
+    fn varint(&mut self) -> R<u64> {
+        let at = self.pos();
+        if let Err(e) = self.fill(10) {
+            // A short body is fine here: the cursor says whether the varint fits.
+            if self.failed.is_some() {
+                return Err(e);
+            }
+        }
+        let mut c = Cur::new(&self.buf[self.pos..]);
+        let v = c.varint().map_err(|e| e.shifted(at as u64))?;
+        self.pos += c.pos();
+        Ok(v)
+    }
+
+    /// A length read at `at`: within what remains (known length) or within
+    /// [`STRING_LEN_MAX`].
+    fn len(&self, v: u64, at: usize, elem: usize) -> R<usize> {
+        let max = match self.rest() {
+            Some(rest) => rest / elem.max(1) as u64,
+            None => STRING_LEN_MAX,
+        };
+        usize::try_from(v).ok().filter(|_| v <= max).ok_or_else(|| {
+            DecodeError::new(
+                at as u64,
+                CorruptionKind::LengthOutOfRange { len: i64::try_from(v).unwrap_or(i64::MAX), max },
+            )
+        })
+    }
+
+    /// Varuint-prefixed bytes, appended to `out` (cleared first).
+    fn bytes_into(&mut self, out: &mut Vec<u8>) -> R<()> {
+        let at = self.pos();
+        let v = self.varint()?;
+        let n = self.len(v, at, 1)?;
+        out.clear();
+        out.extend_from_slice(self.take(n)?);
+        Ok(())
+    }
+
+    /// A varuint-prefixed UTF-8 string.
+    fn string(&mut self) -> R<String> {
+        let at = self.pos();
+        let mut b = Vec::new();
+        self.bytes_into(&mut b)?;
+        String::from_utf8(b).map_err(|_| DecodeError::new(at as u64, CorruptionKind::InvalidUtf8))
+    }
+
+    /// A u64 count of elements of at least `elem` bytes each: within what remains
+    /// (known length), else taken as it is (nothing is allocated for it up front).
+    fn count(&mut self, elem: usize) -> R<u64> {
+        let at = self.pos();
+        let v = self.u64()?;
+        if let Some(rest) = self.rest() {
+            let max = rest / elem.max(1) as u64;
+            if v > max {
+                return Err(DecodeError::new(
+                    at as u64,
+                    CorruptionKind::LengthOutOfRange {
+                        len: i64::try_from(v).unwrap_or(i64::MAX),
+                        max,
+                    },
+                ));
+            }
+        }
+        Ok(v)
+    }
+
+    fn acl_list(&mut self) -> R<AclList> {
+        // An ACL: i32 perms and two 1-byte (empty) string lengths at least.
+        let n = self.count(6)?;
+        let mut out = Vec::with_capacity(usize::try_from(n.min(64)).unwrap_or(0));
+        for _ in 0..n {
+            let perms = Perms(self.i32()?);
+            let scheme = self.string()?;
+            let id = self.string()?;
+            out.push(Acl { perms, id: Id { scheme, id } });
+        }
+        Ok(out)
+    }
 }
 
 /// A sink refused what it was given (the tree it builds breaks a rule).
@@ -184,7 +381,16 @@ pub fn read_body(
     sink: &mut dyn ClickHouseSnapshotSink,
     compute_digest: bool,
 ) -> Result<(SnapshotHeader, BodyCounts), DecodeError> {
-    let mut c = Cur::new(body);
+    let mut src = body;
+    read_body_from(&mut Body::new(&mut src, Some(body.len() as u64)), sink, compute_digest)
+}
+
+/// [`read_body`] from a window over a reader.
+pub(crate) fn read_body_from(
+    c: &mut Body<'_>,
+    sink: &mut dyn ClickHouseSnapshotSink,
+    compute_digest: bool,
+) -> Result<(SnapshotHeader, BodyCounts), DecodeError> {
     let version = c.u8()?;
     if version > VERSION_MAX {
         return Err(DecodeError::new(
@@ -193,8 +399,9 @@ pub fn read_body(
         ));
     }
     let meta_at = c.pos();
-    let meta_bytes = bytes_of(&mut c)?;
-    let meta = SnapshotMeta::decode(meta_bytes).map_err(|e| e.shifted(meta_at as u64 + 1))?;
+    let mut scratch = Vec::new();
+    c.bytes_into(&mut scratch)?;
+    let meta = SnapshotMeta::decode(&scratch).map_err(|e| e.shifted(meta_at as u64 + 1))?;
     let (mut zxid, mut digest_version, mut digest) = (None, 0, None);
     if version >= 5 {
         zxid = Some(c.i64()?);
@@ -209,10 +416,10 @@ pub fn read_body(
     let mut counts = BodyCounts::default();
     let acl_id_len = if version >= 7 { 4 } else { 8 };
     if version >= 1 {
-        let n = count(&mut c, acl_id_len + 8)?;
+        let n = c.count(acl_id_len + 8)?;
         for _ in 0..n {
             let id = if version >= 7 { u64::from(c.u32()?) } else { c.u64()? };
-            let list = acl_list(&mut c)?;
+            let list = c.acl_list()?;
             sink.acl(id, list).map_err(|m| sink_err(c.pos(), m))?;
             counts.acls += 1;
         }
@@ -220,13 +427,17 @@ pub fn read_body(
     let mut interned: Vec<AclList> = Vec::new();
     let digest_algo = (compute_digest && matches!(digest_version, 4 | 5)).then_some(digest_version);
     let mut tree = keeper::TreeDigest::default();
-    let node_count = count(&mut c, NODE_LEN_MIN)?;
+    let node_count = c.count(NODE_LEN_MIN)?;
+    let (mut path_buf, mut data_buf) = (Vec::new(), Vec::new());
     for _ in 0..node_count {
         let at = c.pos();
-        let path = str_of(&mut c)?;
-        let data = bytes_of(&mut c)?;
+        c.bytes_into(&mut path_buf)?;
+        let path = std::str::from_utf8(&path_buf)
+            .map_err(|_| DecodeError::new(at as u64, CorruptionKind::InvalidUtf8))?;
+        c.bytes_into(&mut data_buf)?;
+        let data = &data_buf[..];
         let acl_id = if version == 0 {
-            let list = acl_list(&mut c)?;
+            let list = c.acl_list()?;
             if list.is_empty() {
                 0
             } else if let Some(i) = interned.iter().position(|l| *l == list) {
@@ -277,32 +488,38 @@ pub fn read_body(
         counts.nodes += 1;
     }
     counts.computed_digest = digest_algo.map(|_| tree.0);
-    let session_count = count(&mut c, SESSION_LEN_MIN)?;
+    let session_count = c.count(SESSION_LEN_MIN)?;
     for _ in 0..session_count {
         let at = c.pos();
         let id = c.i64()?;
         let timeout_ms = c.i64()?;
         let mut auths = Vec::new();
         if version >= 1 {
-            let n = count(&mut c, 2)?;
+            let n = c.count(2)?;
             for _ in 0..n {
-                let scheme = str_of(&mut c)?.to_owned();
-                let id = str_of(&mut c)?.to_owned();
+                let scheme = c.string()?;
+                let id = c.string()?;
                 auths.push(Id { scheme, id });
             }
         }
         sink.session(SessionRecord { id, timeout_ms, auths }).map_err(|m| sink_err(at, m))?;
         counts.sessions += 1;
     }
-    if c.remaining() > 0 {
+    if !c.at_end()? {
         let at = c.pos();
-        let cfg_bytes = bytes_of(&mut c)?;
-        let cfg = ClusterConfig::decode(cfg_bytes).map_err(|e| e.shifted(at as u64 + 1))?;
-        if c.remaining() > 0 {
-            return Err(c.err(CorruptionKind::TrailingBytes {
-                after: "cluster config trailer",
-                count: c.remaining() as u64,
-            }));
+        c.bytes_into(&mut scratch)?;
+        let cfg = ClusterConfig::decode(&scratch).map_err(|e| e.shifted(at as u64 + 1))?;
+        if !c.at_end()? {
+            let end = c.pos() as u64;
+            let mut count = 0u64;
+            while !c.at_end()? {
+                count += c.window() as u64;
+                c.pos = c.buf.len();
+            }
+            return Err(DecodeError::new(
+                end,
+                CorruptionKind::TrailingBytes { after: "cluster config trailer", count },
+            ));
         }
         sink.cluster_config(cfg).map_err(|m| sink_err(at, m))?;
         counts.has_cluster_config = true;

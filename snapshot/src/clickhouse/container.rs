@@ -105,160 +105,169 @@ pub fn decode_blocks(
     let mut pos = 0usize;
     let mut first_method = None;
     while pos < file.len() {
-        let rest = &file[pos..];
-        if rest.len() < CHECKSUM_LEN + BLOCK_HEADER_LEN {
+        let info = decode_block(file, pos, &mut first_method, out, 0, cap)?;
+        pos += CHECKSUM_LEN + info.compressed_len as usize;
+        blocks.push(info);
+    }
+    Ok(blocks)
+}
+
+/// Decodes the block at file offset `pos`, appending its bytes to `out`; `produced`
+/// bytes were decoded before `out` began, and the total is bounded by `cap`.
+fn decode_block(
+    file: &[u8],
+    pos: usize,
+    first_method: &mut Option<u8>,
+    out: &mut Vec<u8>,
+    produced: usize,
+    cap: usize,
+) -> Result<BlockInfo, ContainerError> {
+    let rest = &file[pos..];
+    if rest.len() < CHECKSUM_LEN + BLOCK_HEADER_LEN {
+        return Err(err(
+            pos,
+            CorruptionKind::Truncated {
+                needed: (CHECKSUM_LEN + BLOCK_HEADER_LEN) as u64,
+                available: rest.len() as u64,
+            },
+        ));
+    }
+    let method = rest[16];
+    let csize = u32::from_le_bytes([rest[17], rest[18], rest[19], rest[20]]);
+    let usize_ = u32::from_le_bytes([rest[21], rest[22], rest[23], rest[24]]);
+    if csize > BLOCK_COMPRESSED_LEN_MAX || (csize as usize) < BLOCK_HEADER_LEN {
+        return Err(err(
+            pos + 17,
+            CorruptionKind::LengthOutOfRange {
+                len: i64::from(csize),
+                max: u64::from(BLOCK_COMPRESSED_LEN_MAX),
+            },
+        ));
+    }
+    let csize_us = csize as usize;
+    if rest.len() - CHECKSUM_LEN < csize_us {
+        return Err(err(
+            pos,
+            CorruptionKind::Truncated {
+                needed: (CHECKSUM_LEN + csize_us) as u64,
+                available: rest.len() as u64,
+            },
+        ));
+    }
+    let covered = &rest[CHECKSUM_LEN..CHECKSUM_LEN + csize_us];
+    let computed = block_checksum(covered);
+    if computed[..] != rest[..CHECKSUM_LEN] {
+        let lo = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
+        return Err(err(
+            pos,
+            CorruptionKind::ChecksumMismatch { stored: lo(rest), computed: lo(&computed) },
+        ));
+    }
+    match *first_method {
+        None => *first_method = Some(method),
+        Some(m) if m != method => {
             return Err(err(
-                pos,
-                CorruptionKind::Truncated {
-                    needed: (CHECKSUM_LEN + BLOCK_HEADER_LEN) as u64,
-                    available: rest.len() as u64,
-                },
-            ));
+                pos + 16,
+                CorruptionKind::inconsistent(format!(
+                    "block method {method:#04x} differs from the first block's {m:#04x}"
+                )),
+            ))
         }
-        let method = rest[16];
-        let csize = u32::from_le_bytes([rest[17], rest[18], rest[19], rest[20]]);
-        let usize_ = u32::from_le_bytes([rest[21], rest[22], rest[23], rest[24]]);
-        if csize > BLOCK_COMPRESSED_LEN_MAX || (csize as usize) < BLOCK_HEADER_LEN {
-            return Err(err(
-                pos + 17,
-                CorruptionKind::LengthOutOfRange {
-                    len: i64::from(csize),
-                    max: u64::from(BLOCK_COMPRESSED_LEN_MAX),
-                },
-            ));
-        }
-        let csize_us = csize as usize;
-        if rest.len() - CHECKSUM_LEN < csize_us {
-            return Err(err(
-                pos,
-                CorruptionKind::Truncated {
-                    needed: (CHECKSUM_LEN + csize_us) as u64,
-                    available: rest.len() as u64,
-                },
-            ));
-        }
-        let covered = &rest[CHECKSUM_LEN..CHECKSUM_LEN + csize_us];
-        let computed = block_checksum(covered);
-        if computed[..] != rest[..CHECKSUM_LEN] {
-            let lo = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
-            return Err(err(
-                pos,
-                CorruptionKind::ChecksumMismatch { stored: lo(rest), computed: lo(&computed) },
-            ));
-        }
-        match first_method {
-            None => first_method = Some(method),
-            Some(m) if m != method => {
+        Some(_) => {}
+    }
+    let want = usize_ as usize;
+    let total = produced.saturating_add(out.len()).saturating_add(want);
+    if total > cap {
+        return Err(err(
+            pos + 21,
+            CorruptionKind::LengthOutOfRange {
+                len: i64::try_from(total).unwrap_or(i64::MAX),
+                max: cap as u64,
+            },
+        ));
+    }
+    let payload = &covered[BLOCK_HEADER_LEN..];
+    let start = out.len();
+    match method {
+        METHOD_NONE => {
+            if payload.len() != want {
                 return Err(err(
-                    pos + 16,
+                    pos + 21,
                     CorruptionKind::inconsistent(format!(
-                        "block method {method:#04x} differs from the first block's {m:#04x}"
+                        "NONE block holds {} bytes but says {want}",
+                        payload.len()
                     )),
-                ))
+                ));
             }
-            Some(_) => {}
+            out.extend_from_slice(payload);
         }
-        let want = usize_ as usize;
-        if out.len().saturating_add(want) > cap {
-            return Err(err(
-                pos + 21,
-                CorruptionKind::LengthOutOfRange {
-                    len: (out.len() + want) as i64,
-                    max: cap as u64,
-                },
-            ));
-        }
-        let payload = &covered[BLOCK_HEADER_LEN..];
-        let start = out.len();
-        match method {
-            METHOD_NONE => {
-                if payload.len() != want {
-                    return Err(err(
-                        pos + 21,
-                        CorruptionKind::inconsistent(format!(
-                            "NONE block holds {} bytes but says {want}",
-                            payload.len()
-                        )),
-                    ));
-                }
-                out.extend_from_slice(payload);
-            }
-            METHOD_LZ4 => {
-                // An LZ4 block expands at most ~255x (a match length grows by 255 per
-                // extra byte): refuse a size the payload cannot produce before
-                // allocating for it.
-                if want > payload.len().saturating_mul(256).saturating_add(16) {
-                    return Err(err(
-                        pos + 21,
-                        CorruptionKind::LengthOutOfRange {
-                            len: want as i64,
-                            max: payload.len().saturating_mul(256) as u64 + 16,
-                        },
-                    ));
-                }
-                out.resize(start + want, 0);
-                match lz4_flex::block::decompress_into(payload, &mut out[start..]) {
-                    Ok(n) if n == want => {}
-                    Ok(n) => {
-                        return Err(err(
-                            pos + CHECKSUM_LEN + BLOCK_HEADER_LEN,
-                            CorruptionKind::Decompression(format!(
-                                "LZ4 block gave {n} bytes, header says {want}"
-                            )),
-                        ))
-                    }
-                    Err(e) => {
-                        return Err(err(
-                            pos + CHECKSUM_LEN + BLOCK_HEADER_LEN,
-                            CorruptionKind::Decompression(format!("LZ4 block: {e}")),
-                        ))
-                    }
-                }
-            }
-            METHOD_ZSTD => {
-                let mut d = zstd::stream::read::Decoder::with_buffer(payload).map_err(|e| {
-                    err(pos, CorruptionKind::Decompression(format!("ZSTD block: {e}")))
-                })?;
-                let mut tmp = Vec::with_capacity(want.min(payload.len().saturating_mul(64)));
-                let r = (&mut d).take(want as u64 + 1).read_to_end(&mut tmp);
-                match r {
-                    Ok(n) if n == want => out.extend_from_slice(&tmp),
-                    Ok(n) => {
-                        return Err(err(
-                            pos + CHECKSUM_LEN + BLOCK_HEADER_LEN,
-                            CorruptionKind::Decompression(format!(
-                                "ZSTD block gave {n} bytes, header says {want}"
-                            )),
-                        ))
-                    }
-                    Err(e) => {
-                        return Err(err(
-                            pos + CHECKSUM_LEN + BLOCK_HEADER_LEN,
-                            CorruptionKind::Decompression(format!("ZSTD block: {e}")),
-                        ))
-                    }
-                }
-            }
-            other => {
+        METHOD_LZ4 => {
+            // An LZ4 block expands at most ~255x (a match length grows by 255 per
+            // extra byte): refuse a size the payload cannot produce before
+            // allocating for it.
+            if want > payload.len().saturating_mul(256).saturating_add(16) {
                 return Err(err(
-                    pos + 16,
-                    // Keeper snapshots use LZ4 0x82, ZSTD 0x90 and NONE 0x02.
-                    CorruptionKind::UnknownValue {
-                        field: "compression method",
-                        found: u64::from(other),
+                    pos + 21,
+                    CorruptionKind::LengthOutOfRange {
+                        len: want as i64,
+                        max: payload.len().saturating_mul(256) as u64 + 16,
                     },
                 ));
             }
+            out.resize(start + want, 0);
+            match lz4_flex::block::decompress_into(payload, &mut out[start..]) {
+                Ok(n) if n == want => {}
+                Ok(n) => {
+                    return Err(err(
+                        pos + CHECKSUM_LEN + BLOCK_HEADER_LEN,
+                        CorruptionKind::Decompression(format!(
+                            "LZ4 block gave {n} bytes, header says {want}"
+                        )),
+                    ))
+                }
+                Err(e) => {
+                    return Err(err(
+                        pos + CHECKSUM_LEN + BLOCK_HEADER_LEN,
+                        CorruptionKind::Decompression(format!("LZ4 block: {e}")),
+                    ))
+                }
+            }
         }
-        blocks.push(BlockInfo {
-            offset: pos as u64,
-            method,
-            compressed_len: csize,
-            uncompressed_len: usize_,
-        });
-        pos += CHECKSUM_LEN + csize_us;
+        METHOD_ZSTD => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(payload)
+                .map_err(|e| err(pos, CorruptionKind::Decompression(format!("ZSTD block: {e}"))))?;
+            let mut tmp = Vec::with_capacity(want.min(payload.len().saturating_mul(64)));
+            let r = (&mut d).take(want as u64 + 1).read_to_end(&mut tmp);
+            match r {
+                Ok(n) if n == want => out.extend_from_slice(&tmp),
+                Ok(n) => {
+                    return Err(err(
+                        pos + CHECKSUM_LEN + BLOCK_HEADER_LEN,
+                        CorruptionKind::Decompression(format!(
+                            "ZSTD block gave {n} bytes, header says {want}"
+                        )),
+                    ))
+                }
+                Err(e) => {
+                    return Err(err(
+                        pos + CHECKSUM_LEN + BLOCK_HEADER_LEN,
+                        CorruptionKind::Decompression(format!("ZSTD block: {e}")),
+                    ))
+                }
+            }
+        }
+        other => {
+            return Err(err(
+                pos + 16,
+                // Keeper snapshots use LZ4 0x82, ZSTD 0x90 and NONE 0x02.
+                CorruptionKind::UnknownValue {
+                    field: "compression method",
+                    found: u64::from(other),
+                },
+            ));
+        }
     }
-    Ok(blocks)
+    Ok(BlockInfo { offset: pos as u64, method, compressed_len: csize, uncompressed_len: usize_ })
 }
 
 /// Encodes `data` as ClickHouse compressed blocks of `block_input_len` input bytes
@@ -407,5 +416,131 @@ pub fn encode(body: &[u8], container: Container) -> std::io::Result<Vec<u8>> {
             }
             Ok(encode_blocks(body, m, BLOCK_INPUT_LEN))
         }
+    }
+}
+
+/// A container error carried through `io::Read`.
+#[derive(Debug)]
+struct Carried(ContainerError);
+
+impl std::fmt::Display for Carried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "at byte {}: {}", self.0.offset, self.0.kind)
+    }
+}
+
+impl std::error::Error for Carried {}
+
+fn carry(e: ContainerError) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, Carried(e))
+}
+
+/// The container error a body reader failed with: a carried one as it is, else (the
+/// zstd decoder's own) a decompression error after `produced` bytes.
+pub fn reader_error(e: std::io::Error, produced: u64) -> ContainerError {
+    if e.get_ref().is_some_and(|i| i.is::<Carried>()) {
+        if let Some(Ok(c)) = e.into_inner().map(|b| b.downcast::<Carried>()) {
+            return c.0;
+        }
+        return err(0, CorruptionKind::Decompression("lost error".into()));
+    }
+    err(0, CorruptionKind::Decompression(format!("{e} (after {produced} bytes)")))
+}
+
+/// The decompressed body of a snapshot file as a reader that decompresses only what
+/// is asked for (block by block, or the zstd stream), bounded by `cap` bytes, and the
+/// container. Errors come back through [`reader_error`].
+pub fn body_reader(file: &[u8], cap: usize) -> (Box<dyn Read + '_>, Container) {
+    if file.starts_with(&ZSTD_MAGIC) {
+        let inner: Box<dyn Read + '_> = match zstd::stream::read::Decoder::with_buffer(file) {
+            Ok(d) => Box::new(d),
+            Err(e) => Box::new(Failing(Some(e))),
+        };
+        return (Box::new(Capped { inner, produced: 0, cap }), Container::Zstd);
+    }
+    let method = file.get(CHECKSUM_LEN).copied().unwrap_or(METHOD_NONE);
+    let r = BlocksReader {
+        file,
+        pos: 0,
+        first_method: None,
+        out: Vec::new(),
+        out_pos: 0,
+        produced: 0,
+        cap,
+    };
+    (Box::new(r), Container::Blocks(method))
+}
+
+/// A reader that fails once with the error it holds.
+struct Failing(Option<std::io::Error>);
+
+impl Read for Failing {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.take() {
+            Some(e) => Err(e),
+            None => Ok(0),
+        }
+    }
+}
+
+/// A reader that refuses to produce more than `cap` bytes.
+struct Capped<'a> {
+    inner: Box<dyn Read + 'a>,
+    produced: usize,
+    cap: usize,
+}
+
+impl Read for Capped<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.produced = self.produced.saturating_add(n);
+        if self.produced > self.cap {
+            return Err(carry(err(
+                0,
+                CorruptionKind::LengthOutOfRange {
+                    len: i64::try_from(self.produced).unwrap_or(i64::MAX),
+                    max: self.cap as u64,
+                },
+            )));
+        }
+        Ok(n)
+    }
+}
+
+/// ClickHouse compressed blocks, decoded one block at a time.
+struct BlocksReader<'a> {
+    file: &'a [u8],
+    pos: usize,
+    first_method: Option<u8>,
+    out: Vec<u8>,
+    out_pos: usize,
+    produced: usize,
+    cap: usize,
+}
+
+impl Read for BlocksReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.out_pos == self.out.len() {
+            if self.pos >= self.file.len() {
+                return Ok(0);
+            }
+            self.out.clear();
+            self.out_pos = 0;
+            let info = decode_block(
+                self.file,
+                self.pos,
+                &mut self.first_method,
+                &mut self.out,
+                self.produced,
+                self.cap,
+            )
+            .map_err(carry)?;
+            self.pos += CHECKSUM_LEN + info.compressed_len as usize;
+            self.produced += self.out.len();
+        }
+        let n = buf.len().min(self.out.len() - self.out_pos);
+        buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+        self.out_pos += n;
+        Ok(n)
     }
 }

@@ -27,6 +27,7 @@ use keeperkit_model::{AclList, Corruption};
 use keeperkit_vfs::{FileSystem, OpenMode};
 
 use crate::error::SnapshotError;
+use body::{read_body_from, Body};
 
 pub mod body;
 pub mod check;
@@ -127,6 +128,9 @@ pub fn read_snapshot(
 }
 
 /// Reads snapshot bytes already in memory; `path` names the file in errors.
+///
+/// The body is parsed as it is decompressed: memory follows what the sink keeps, not
+/// the body's size (a decompression bomb fails at its first bad record).
 pub fn read_snapshot_bytes(
     path: &Path,
     bytes: &[u8],
@@ -134,17 +138,20 @@ pub fn read_snapshot_bytes(
     opts: ReadOptions,
 ) -> Result<SnapshotInfo, SnapshotError> {
     let cap = usize::try_from(opts.body_len_max).unwrap_or(usize::MAX);
-    let (body, container) = container::decode(bytes, cap)
-        .map_err(|e| SnapshotError::Corrupt(Corruption::new(path, e.offset, e.kind)))?;
-    let (header, counts) = read_body(&body, sink, opts.compute_digest)
-        .map_err(|e| SnapshotError::Corrupt(e.in_file(path, 0, None)))?;
-    Ok(SnapshotInfo {
-        container,
-        file_len: bytes.len() as u64,
-        body_len: body.len() as u64,
-        header,
-        counts,
-    })
+    let (mut reader, container) = container::body_reader(bytes, cap);
+    let mut body = Body::new(&mut *reader, None);
+    let read = read_body_from(&mut body, sink, opts.compute_digest);
+    let body_len = body.produced();
+    let failed = body.failed.take();
+    let (header, counts) = match (read, failed) {
+        (Ok(v), _) => v,
+        (Err(_), Some(e)) => {
+            let e = container::reader_error(e, body_len);
+            return Err(SnapshotError::Corrupt(Corruption::new(path, e.offset, e.kind)));
+        }
+        (Err(e), None) => return Err(SnapshotError::Corrupt(e.in_file(path, 0, None))),
+    };
+    Ok(SnapshotInfo { container, file_len: bytes.len() as u64, body_len, header, counts })
 }
 
 /// Options of [`write_snapshot`].
