@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub container_check_ms: u64,
     /// `--http-port`: `/livez`, `/ready`, `/metrics`.
     pub http_listen: Option<SocketAddr>,
+    /// `--tls-cert` / `--tls-key`: clients connect over TLS (PEM files: the
+    /// certificate chain, then the private key).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +80,7 @@ impl Default for ServerConfig {
             extended_types: true,
             container_check_ms: 60_000,
             http_listen: None,
+            tls: None,
         }
     }
 }

@@ -8,7 +8,22 @@
 //! ```
 //!
 //! Any ZooKeeper 3.x client connects (kazoo, zkCli.sh, the Java client, Curator,
-//! ClickHouse). The configuration file takes zoo.cfg's names ([`config`]).
+//! ClickHouse). The configuration file takes zoo.cfg's names ([`config`]). It binds
+//! 127.0.0.1 unless told otherwise; `--tls-cert`/`--tls-key` make clients connect over
+//! TLS (rustls); `--http-port` serves `/livez`, `/ready` and `/metrics` (Prometheus,
+//! ZooKeeper's `mntr` names); the four-letter words (`ruok`, `srvr`, `stat`, `mntr`,
+//! `conf`, `cons`, `envi`, `wchs`, `wchc`, `wchp`, `dump`, `isro`, `crst`, `srst`, and
+//! ClickHouse Keeper's `lgif` and `csnp`) answer on the client port when
+//! `4lw.commands.whitelist` allows them.
+//!
+//! # Limits
+//!
+//! Frames beyond `jute.maxbuffer`, negative lengths, undecodable headers and unknown
+//! opcodes (answered `Unimplemented` first) close the connection with a logged
+//! reason; a connect must arrive within the minimum session timeout; at most
+//! `maxClientCnxns` connections per address; at most `maxOutstandingRequests`
+//! requests of a connection in flight; a client that does not read its replies is
+//! not read from either, and is closed when 64 MiB wait for it.
 //!
 //! # What a client can rely on
 //!

@@ -129,9 +129,39 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS certificate or key could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Something else failed.
     #[error("{0}")]
     Other(String),
+}
+
+/// The TLS acceptor of `--tls-cert` / `--tls-key`.
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in it", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    // ring, not aws-lc-rs: no C toolchain beyond ring's own build. (Deprecated only
+    // for lacking post-quantum key exchange.)
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -370,6 +400,7 @@ fn reply_frame(xid: i32, zxid: i64, r: Result<Response, ErrorCode>) -> Vec<u8> {
 /// A running server.
 pub struct Server {
     shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     committer: Option<std::thread::JoinHandle<()>>,
     local: SocketAddr,
     listener: Option<TcpListener>,
@@ -396,6 +427,10 @@ impl Server {
             zxid = format_args!("{:#x}", tree.last_processed_zxid().0),
             "data directory opened"
         );
+        let tls = match &cfg.tls {
+            Some((cert, key)) => Some(tls_acceptor(cert, key).map_err(ServeError::Tls)?),
+            None => None,
+        };
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|source| ServeError::Bind { addr: cfg.listen, source })?;
@@ -436,7 +471,7 @@ impl Server {
             .name("keeperkit-committer".into())
             .spawn(move || Committer::new(s2).run(rx))
             .map_err(|e| ServeError::Other(format!("starting the committer: {e}")))?;
-        Ok(Server { shared, committer: Some(committer), local, listener: Some(listener) })
+        Ok(Server { shared, tls, committer: Some(committer), local, listener: Some(listener) })
     }
 
     /// The address clients connect to.
@@ -477,7 +512,21 @@ impl Server {
                     Ok((stream, addr)) => {
                         let s = shared.clone();
                         let _ = stream.set_nodelay(true);
-                        tokio::spawn(async move { connection(s, stream, addr).await });
+                        match self.tls.clone() {
+                            None => {
+                                tokio::spawn(async move { connection(s, stream, addr).await });
+                            }
+                            Some(acceptor) => {
+                                tokio::spawn(async move {
+                                    let hs = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                                    match hs.await {
+                                        Ok(Ok(tls)) => connection(s, tls, addr).await,
+                                        Ok(Err(e)) => info!(%addr, "TLS handshake failed: {e}"),
+                                        Err(_) => info!(%addr, "TLS handshake timed out"),
+                                    }
+                                });
+                            }
+                        }
                     }
                     Err(e) => {
                         warn!("accept failed: {e}");

@@ -509,3 +509,37 @@ fn http_endpoints() {
     assert_eq!(srv.word("isro"), "rw");
     srv.stop();
 }
+
+#[test]
+fn snapshots_in_the_background_and_a_restart_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(dir.path(), 22109, |c| c.snap_count = 50);
+    let mut c = Client::connect(srv.addr);
+    for i in 0..160 {
+        c.create(&format!("/n{i}"), format!("v{i}").as_bytes(), 0).unwrap();
+    }
+    assert!(srv.word("csnp").trim().parse::<u64>().is_ok());
+    c.close();
+    let mntr = srv.word("mntr");
+    srv.stop();
+    assert!(mntr.contains("zk_snapshot_count\t"), "{mntr}");
+    let snaps: Vec<_> = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".kks"))
+        .collect();
+    assert!(!snaps.is_empty(), "snapshots were written");
+    let srv = TestServer::start(dir.path(), 22109, |_| {});
+    let mut c = Client::connect(srv.addr);
+    for i in [0, 77, 159] {
+        let r = c.get(&format!("/n{i}"), false).unwrap();
+        assert!(
+            matches!(r, Response::GetData { data: Some(d), .. } if d == format!("v{i}").as_bytes())
+        );
+    }
+    assert_eq!(
+        c.call(Request::GetAllChildrenNumber { path: "/".into() }),
+        Ok(Response::AllChildrenNumber(163))
+    );
+    srv.stop();
+}

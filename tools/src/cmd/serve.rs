@@ -38,6 +38,12 @@ pub struct ServeArgs {
     /// Serve /livez, /ready and /metrics (Prometheus) over HTTP on this port.
     #[arg(long, value_name = "PORT")]
     pub http_port: Option<u16>,
+    /// Clients connect over TLS with this certificate chain (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn init_logging() {
@@ -67,6 +73,9 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write) -> CmdResult {
     let ip = args.bind.unwrap_or(cfg.listen.ip());
     let port = args.port.unwrap_or(cfg.listen.port());
     cfg.listen = SocketAddr::new(ip, port);
+    if let (Some(c), Some(k)) = (&args.tls_cert, &args.tls_key) {
+        cfg.tls = Some((c.clone(), k.clone()));
+    }
     if let Some(p) = args.http_port {
         cfg.http_listen = Some(SocketAddr::new(ip, p));
     }
