@@ -96,8 +96,28 @@ codes! {
     UnknownTxnType = "unknown_txn_type",
     /// A compressed stream could not be decompressed.
     Decompression = "decompression",
-    /// A structural rule of the format is broken.
-    Invalid = "invalid",
+    /// A decompressed stream grows past its bound (a decompression bomb).
+    DecompressedTooLarge = "decompressed_too_large",
+    /// A field holds a value the format does not define.
+    UnknownValue = "unknown_value",
+    /// A reserved field is not zero.
+    NonZeroReserved = "nonzero_reserved",
+    /// Bytes follow the end of a structure that must fill its container.
+    TrailingBytes = "trailing_bytes",
+    /// A structure lacks its end marker.
+    MissingTerminator = "missing_terminator",
+    /// A variable-length integer is malformed.
+    BadVarint = "bad_varint",
+    /// A null where the format requires a value.
+    NullValue = "null_value",
+    /// Two fields of one structure contradict each other.
+    Inconsistent = "inconsistent",
+    /// The tree a file describes is not a tree (a missing parent, a repeated path).
+    BadTree = "bad_tree",
+    /// A logged request that cannot be decoded as a request.
+    BadRequest = "bad_request",
+    /// A structure that was never finished by its writer.
+    Unfinished = "unfinished",
     // Files and directories.
     /// A file could not be read at all (I/O).
     Unreadable = "unreadable",
@@ -167,20 +187,15 @@ impl fmt::Display for Code {
 }
 
 impl From<&CorruptionKind> for Code {
+    /// The finding code of a kind of corruption: the same snake_case name as
+    /// [`CorruptionKind::code`] (every such name is a [`Code`]; a test checks it).
     fn from(k: &CorruptionKind) -> Code {
-        match k {
-            CorruptionKind::BadMagic { .. } => Code::BadMagic,
-            CorruptionKind::UnsupportedVersion { .. } => Code::UnsupportedVersion,
-            CorruptionKind::ChecksumMismatch { .. } => Code::ChecksumMismatch,
-            CorruptionKind::LengthOutOfRange { .. } => Code::LengthOutOfRange,
-            CorruptionKind::Truncated { .. } => Code::Truncated,
-            CorruptionKind::InvalidUtf8 => Code::InvalidUtf8,
-            CorruptionKind::UnknownTxnType(_) => Code::UnknownTxnType,
-            CorruptionKind::Decompression(_) => Code::Decompression,
-            // `CorruptionKind` is `#[non_exhaustive]`: a kind added later reads as a broken
-            // rule until it gets its own code here.
-            _ => Code::Invalid,
-        }
+        let name = k.code();
+        Code::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == name)
+            .unwrap_or_else(|| unreachable!("corruption code {name} has no finding code"))
     }
 }
 
@@ -355,6 +370,18 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    #[test]
+    fn every_corruption_kind_has_its_own_finding_code() {
+        for name in CorruptionKind::CODES {
+            assert!(
+                Code::ALL.iter().any(|c| c.as_str() == *name),
+                "corruption code {name} is not a finding code"
+            );
+        }
+        let inner = CorruptionKind::inside("header", CorruptionKind::InvalidUtf8);
+        assert_eq!(Code::from(&inner), Code::InvalidUtf8);
     }
 
     #[test]
