@@ -711,7 +711,7 @@ fn apply_checked(
 }
 
 /// A mismatch exactly at the snapshot's digest zxid, with no mismatch after it, is
-/// the fuzzy-snapshot race ZooKeeper itself logs and forgets (spec §6.1).
+/// the fuzzy-snapshot race ZooKeeper itself logs and forgets (docs/formats/zookeeper.md, "Replay rules").
 fn classify_benign(report: &mut RecoveryReport, snap_file: &Path) {
     let Some(d) = report.snapshot_digest else { return };
     let later_bad = report.digest_mismatches.iter().any(|m| m.zxid > d.zxid);
