@@ -44,20 +44,7 @@ tgt_init() {
   esac
 }
 
-tgt_4lw() {
-  python3 - "$TGT_PORT" "$1" <<'PY' 2>/dev/null || true
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(sys.argv[2].encode())
-out = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    out += b
-sys.stdout.write(out.decode("utf-8", "replace"))
-PY
-}
+tgt_4lw() { ZK_PORT="$TGT_PORT" zk_4lw "$1"; }
 
 tgt_start() {
   local want="${1:-}"
