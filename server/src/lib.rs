@@ -51,6 +51,7 @@
 
 pub mod acl;
 pub mod client;
+mod commit;
 pub mod config;
 pub mod fourlw;
 mod http;

@@ -26,11 +26,10 @@ use std::sync::mpsc as stdmpsc;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use keeperkit_model::acl::Perms;
-use keeperkit_model::{AclList, ErrorCode, Id, OpCode, SessionId, Txn, TxnBody, TxnHeader, Zxid};
+use keeperkit_model::{ErrorCode, Id, SessionId};
 use keeperkit_storage::engine::{NativeEngine, NativeEngineOptions};
-use keeperkit_storage::traits::{LogStore, SnapshotStore, SnapshotTicket, StateMachine};
-use keeperkit_tree::{DataTree, TxnResult};
+use keeperkit_storage::traits::{LogStore, StateMachine};
+use keeperkit_tree::DataTree;
 use keeperkit_vfs::FileSystem;
 use keeperkit_wal::native::SyncPolicy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,16 +37,15 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, info, warn};
 
+use crate::commit::{watch_op, Committer, Job, LocalLog};
 use crate::config::ServerConfig;
-use crate::prep::{self, Ctx, Prepared};
 use crate::proto::{
-    self, add_watch_mode, encode_connect_response, encode_event, encode_reply, op, watcher_type,
-    xid, ConnectRequest, ConnectResponse, FrameBuffer, ProtoError, ReplyHeader, Request, Response,
-    WatcherEvent,
+    self, encode_connect_response, encode_event, encode_reply, op, xid, ConnectRequest,
+    ConnectResponse, FrameBuffer, ProtoError, ReplyHeader, Request, Response, WatcherEvent,
 };
 use crate::read::{self, ReadCtx};
 use crate::session;
-use crate::watch::{ConnId, Mode, Table, Watches};
+use crate::watch::{ConnId, Mode, Watches};
 
 /// What a connection's writer task is given.
 #[derive(Debug)]
@@ -108,7 +106,7 @@ impl Outbox {
     }
 }
 
-type Out = Outbox;
+pub(crate) type Out = Outbox;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -164,11 +162,11 @@ fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -176,17 +174,17 @@ fn now_ms() -> i64 {
 
 /// One session as the server tracks it.
 #[derive(Debug)]
-struct Sess {
-    timeout_ms: i32,
-    deadline: Instant,
-    conn: Option<ConnId>,
-    closing: bool,
+pub(crate) struct Sess {
+    pub(crate) timeout_ms: i32,
+    pub(crate) deadline: Instant,
+    pub(crate) conn: Option<ConnId>,
+    pub(crate) closing: bool,
 }
 
 #[derive(Debug, Default)]
-struct Sessions {
-    map: HashMap<i64, Sess>,
-    next_id: i64,
+pub(crate) struct Sessions {
+    pub(crate) map: HashMap<i64, Sess>,
+    pub(crate) next_id: i64,
 }
 
 /// A live connection as `cons` shows it.
@@ -218,7 +216,7 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    fn latency(&self, started: Instant) {
+    pub(crate) fn latency(&self, started: Instant) {
         let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
         self.latency_count.fetch_add(1, Ordering::Relaxed);
@@ -243,114 +241,12 @@ impl Stats {
     }
 }
 
-/// Work for the committer.
-enum Job {
-    Request {
-        conn: ConnId,
-        session: SessionId,
-        xid: i32,
-        req: Request,
-        auths: Arc<Vec<Id>>,
-        out: Out,
-        permit: OwnedSemaphorePermit,
-        started: Instant,
-    },
-    /// A write whose body could not be decoded: an error txn (MarshallingError), as
-    /// ZooKeeper logs one, and that code answered.
-    Failed {
-        session: SessionId,
-        xid: i32,
-        out: Out,
-        permit: OwnedSemaphorePermit,
-        started: Instant,
-    },
-    /// A frame to send in order (an error reply decided by the connection).
-    Reply {
-        out: Out,
-        frame: Vec<u8>,
-        close: bool,
-        permit: OwnedSemaphorePermit,
-    },
-    CreateSession {
-        timeout_ms: i32,
-        reply: oneshot::Sender<Option<SessionId>>,
-    },
-    Expire {
-        session: SessionId,
-    },
-    /// The server's own request (deleteContainer of an empty container / expired TTL).
-    Internal {
-        req: Request,
-    },
-    Snapshot {
-        reply: Option<oneshot::Sender<String>>,
-    },
-    Stop,
-}
-
-/// Something to do once the batch is durable.
-enum Publish {
-    /// A reply; the permit (the connection's outstanding slot) is released once sent.
-    Reply {
-        conn: Option<ConnId>,
-        out: Option<Out>,
-        frame: Vec<u8>,
-        close: bool,
-        started: Option<Instant>,
-        permit: Option<OwnedSemaphorePermit>,
-    },
-    Changes {
-        zxid: i64,
-        changes: Vec<Change>,
-    },
-    Watch {
-        conn: ConnId,
-        table: Table,
-        path: String,
-    },
-    WatchOp {
-        conn: ConnId,
-        xid: i32,
-        req: Request,
-        out: Out,
-        started: Instant,
-        permit: OwnedSemaphorePermit,
-    },
-    SessionCreated {
-        id: SessionId,
-        timeout_ms: i32,
-        reply: oneshot::Sender<Option<SessionId>>,
-    },
-    SessionClosed {
-        id: SessionId,
-    },
-}
-
-/// What a change did, for the watches it fires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChangeKind {
-    Created,
-    Deleted,
-    Data,
-}
-
-/// A change that fires watches, with the ACLs that decide who hears of it: ZooKeeper
-/// delivers an event only to connections that may READ the node it is about (the
-/// parent, for NodeChildrenChanged).
-#[derive(Debug, Clone)]
-struct Change {
-    kind: ChangeKind,
-    path: String,
-    acl: AclList,
-    parent_acl: AclList,
-}
-
 pub(crate) struct Shared {
     pub(crate) cfg: ServerConfig,
     pub(crate) engine: NativeEngine,
     pub(crate) published: RwLock<DataTree>,
     pub(crate) watches: Mutex<Watches>,
-    sessions: Mutex<Sessions>,
+    pub(crate) sessions: Mutex<Sessions>,
     pub(crate) conns: Mutex<HashMap<ConnId, ConnInfo>>,
     jobs: Mutex<stdmpsc::Sender<Job>>,
     next_conn: AtomicU64,
@@ -361,7 +257,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn submit(&self, job: Job) {
+    pub(crate) fn submit(&self, job: Job) {
         if lock(&self.jobs).send(job).is_err() {
             debug!("the committer has stopped; job dropped");
         }
@@ -390,7 +286,7 @@ impl Shared {
     }
 }
 
-fn reply_frame(xid: i32, zxid: i64, r: Result<Response, ErrorCode>) -> Vec<u8> {
+pub(crate) fn reply_frame(xid: i32, zxid: i64, r: Result<Response, ErrorCode>) -> Vec<u8> {
     match r {
         Ok(b) => encode_reply(ReplyHeader { xid, zxid, err: 0 }, Some(&b)),
         Err(e) => encode_reply(ReplyHeader { xid, zxid, err: e.as_i32() }, None),
@@ -467,9 +363,10 @@ impl Server {
             stop: Notify::new(),
         });
         let s2 = shared.clone();
+        let log_engine = shared.engine.clone();
         let committer = std::thread::Builder::new()
             .name("keeperkit-committer".into())
-            .spawn(move || Committer::new(s2).run(rx))
+            .spawn(move || Committer::new(s2, LocalLog::new(log_engine)).run(rx))
             .map_err(|e| ServeError::Other(format!("starting the committer: {e}")))?;
         Ok(Server { shared, tls, committer: Some(committer), local, listener: Some(listener) })
     }
@@ -625,615 +522,6 @@ async fn container_loop(shared: Arc<Shared>) {
             debug!(path, "deleting an empty container or expired TTL node");
             shared.submit(Job::Internal { req: Request::DeleteContainer { path } });
         }
-    }
-}
-
-struct Committer {
-    shared: Arc<Shared>,
-    since_snapshot: u64,
-    snapshot: Option<SnapshotTicket>,
-}
-
-impl Committer {
-    fn new(shared: Arc<Shared>) -> Committer {
-        Committer { shared, since_snapshot: 0, snapshot: None }
-    }
-
-    fn run(mut self, rx: stdmpsc::Receiver<Job>) {
-        let mut stop = false;
-        while !stop {
-            let Ok(first) = rx.recv() else { break };
-            let mut batch = vec![first];
-            while batch.len() < 8192 {
-                match rx.try_recv() {
-                    Ok(j) => batch.push(j),
-                    Err(_) => break,
-                }
-            }
-            let mut pubs = Vec::with_capacity(batch.len());
-            let mut logged = 0u64;
-            let mut snapshot_replies = Vec::new();
-            for job in batch {
-                match job {
-                    Job::Stop => stop = true,
-                    Job::Snapshot { reply } => snapshot_replies.push(reply),
-                    j => logged += self.job(j, &mut pubs),
-                }
-            }
-            if logged > 0 {
-                if let Err(e) = self.shared.engine.sync() {
-                    // The outcome of the batch's writes is unknown: their connections are
-                    // closed without an answer (the client sees a connection loss).
-                    error!(
-                        "fdatasync of the log failed: {e}; closing the connections of {} jobs",
-                        pubs.len()
-                    );
-                    for p in pubs {
-                        if let Publish::Reply { out: Some(out), .. } = p {
-                            let _ = out.send(Outgoing::Close);
-                        }
-                    }
-                    continue;
-                }
-                self.shared.stats.syncs.fetch_add(1, Ordering::Relaxed);
-                self.shared.stats.txns.fetch_add(logged, Ordering::Relaxed);
-            }
-            self.publish(pubs);
-            self.since_snapshot += logged;
-            let due = self.since_snapshot >= self.shared.cfg.snap_count;
-            if due || !snapshot_replies.is_empty() {
-                self.take_snapshot(snapshot_replies);
-            }
-        }
-        info!("committer stopped");
-    }
-
-    fn take_snapshot(&mut self, replies: Vec<Option<oneshot::Sender<String>>>) {
-        if let Some(t) = &self.snapshot {
-            if !t.is_finished() {
-                for r in replies.into_iter().flatten() {
-                    let _ = r.send("a snapshot is already being written".into());
-                }
-                return;
-            }
-        }
-        if let Some(t) = self.snapshot.take() {
-            match t.wait() {
-                Ok(info) => {
-                    info!(path = %info.path.display(), nodes = info.node_count, "snapshot written")
-                }
-                Err(e) => error!("snapshot failed: {e}"),
-            }
-        }
-        self.since_snapshot = 0;
-        match self.shared.engine.start_snapshot() {
-            Ok(t) => {
-                let msg = format!("snapshot at index {} started", t.position.index);
-                info!("{msg}");
-                self.shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
-                self.snapshot = Some(t);
-                for r in replies.into_iter().flatten() {
-                    let _ = r.send(msg.clone());
-                }
-            }
-            Err(e) => {
-                error!("starting a snapshot failed: {e}");
-                for r in replies.into_iter().flatten() {
-                    let _ = r.send(format!("snapshot failed: {e}"));
-                }
-            }
-        }
-    }
-
-    /// Logs and applies one txn; returns its result, or `None` when the log refused it.
-    fn log(&self, header: TxnHeader, body: TxnBody) -> Option<TxnResult> {
-        let txn = Txn { header, body, digest: None };
-        let payload = txn.to_bytes();
-        match self.shared.engine.write(1, &[&payload]) {
-            Ok(mut r) => r.pop(),
-            Err(e) => {
-                error!("appending txn {:#x} to the log failed: {e}", header.zxid.0);
-                None
-            }
-        }
-    }
-
-    fn header(&self, session: SessionId, xid: i32, opcode: OpCode) -> TxnHeader {
-        let last = self.shared.engine.last_zxid();
-        TxnHeader {
-            client_id: session,
-            cxid: xid,
-            zxid: Zxid(last.0 + 1),
-            time: now_ms(),
-            op: opcode,
-        }
-    }
-
-    /// Handles one job; returns how many txns it logged.
-    fn job(&mut self, job: Job, pubs: &mut Vec<Publish>) -> u64 {
-        let engine = &self.shared.engine;
-        match job {
-            Job::Request { conn, session, xid, req, auths, out, permit, started } => {
-                if matches!(
-                    req,
-                    Request::SetWatches { .. }
-                        | Request::SetWatches2 { .. }
-                        | Request::AddWatch { .. }
-                        | Request::RemoveWatches { .. }
-                        | Request::CheckWatches { .. }
-                ) {
-                    pubs.push(Publish::WatchOp { conn, xid, req, out, started, permit });
-                    return 0;
-                }
-                if read::is_read(&req) {
-                    let rctx = ReadCtx { session, auths: &auths };
-                    let (resp, watch, zxid) = engine.with_tree(|t| {
-                        let (r, w) = read::read(t, &rctx, &req);
-                        (r, w, t.last_processed_zxid().0)
-                    });
-                    if let Some((table, path)) = watch {
-                        pubs.push(Publish::Watch { conn, table, path });
-                    }
-                    let x = if matches!(req, Request::Ping) { xid::PING } else { xid };
-                    pubs.push(Publish::Reply {
-                        conn: Some(conn),
-                        out: Some(out),
-                        frame: reply_frame(x, zxid, resp),
-                        close: false,
-                        started: Some(started),
-                        permit: Some(permit),
-                    });
-                    return 0;
-                }
-                let close = matches!(req, Request::CloseSession);
-                let ctx =
-                    Ctx { session, auths: &auths, extended_types: self.shared.cfg.extended_types };
-                let (n, zxid, resp) = self.write(&ctx, xid, &req, pubs);
-                pubs.push(Publish::Reply {
-                    conn: Some(conn),
-                    out: Some(out),
-                    frame: reply_frame(xid, zxid, resp),
-                    close,
-                    started: Some(started),
-                    permit: Some(permit),
-                });
-                if close {
-                    pubs.push(Publish::SessionClosed { id: session });
-                }
-                n
-            }
-            Job::Failed { session, xid, out, permit, started } => {
-                let (n, zxid, resp) =
-                    self.log_error(session, xid, OpCode::ERROR, ErrorCode::MarshallingError);
-                pubs.push(Publish::Reply {
-                    conn: None,
-                    out: Some(out),
-                    frame: reply_frame(xid, zxid, resp),
-                    close: false,
-                    started: Some(started),
-                    permit: Some(permit),
-                });
-                n
-            }
-            Job::Reply { out, frame, close, permit } => {
-                pubs.push(Publish::Reply {
-                    conn: None,
-                    out: Some(out),
-                    frame,
-                    close,
-                    started: None,
-                    permit: Some(permit),
-                });
-                0
-            }
-            Job::Internal { req } => {
-                let ctx = Ctx { session: SessionId(0), auths: &[], extended_types: true };
-                let (n, _, _) = self.write(&ctx, 0, &req, pubs);
-                n
-            }
-            Job::CreateSession { timeout_ms, reply } => {
-                let id = {
-                    let mut ss = lock(&self.shared.sessions);
-                    let id = ss.next_id;
-                    ss.next_id += 1;
-                    id
-                };
-                let h = self.header(SessionId(id), 0, OpCode::CREATE_SESSION);
-                match self.log(h, TxnBody::CreateSession { timeout_ms }) {
-                    Some(_) => {
-                        pubs.push(Publish::SessionCreated { id: SessionId(id), timeout_ms, reply });
-                        1
-                    }
-                    None => {
-                        let _ = reply.send(None);
-                        0
-                    }
-                }
-            }
-            Job::Expire { session } => {
-                if engine.with_tree(|t| t.session_timeout(session)).is_none() {
-                    pubs.push(Publish::SessionClosed { id: session });
-                    return 0;
-                }
-                let ctx = Ctx { session, auths: &[], extended_types: true };
-                let (n, _, _) = self.write(&ctx, 0, &Request::CloseSession, pubs);
-                pubs.push(Publish::SessionClosed { id: session });
-                n
-            }
-            Job::Snapshot { .. } | Job::Stop => 0,
-        }
-    }
-
-    /// Preps, logs and applies a write; returns (txns logged, reply zxid, answer).
-    fn write(
-        &mut self,
-        ctx: &Ctx<'_>,
-        xid: i32,
-        req: &Request,
-        pubs: &mut Vec<Publish>,
-    ) -> (u64, i64, Result<Response, ErrorCode>) {
-        let engine = &self.shared.engine;
-        let session = ctx.session;
-        if let Request::CloseSession = req {
-            let paths = engine.with_tree(|t| {
-                let ranked = t
-                    .ephemerals(session)
-                    .into_iter()
-                    .map(|p| {
-                        let czxid = prep::node(t, &p).map_or(0, |n| n.stat().czxid);
-                        (p, czxid)
-                    })
-                    .collect();
-                session::close_order(ranked)
-            });
-            let h = self.header(session, xid, OpCode::CLOSE_SESSION);
-            let zxid = h.zxid.0;
-            let dels: Vec<TxnBody> =
-                paths.iter().map(|p| TxnBody::Delete { path: p.clone() }).collect();
-            let pre = engine.with_tree(|t| pre_acls(t, &dels));
-            return match self.log(h, TxnBody::CloseSession { paths: Some(paths.clone()) }) {
-                Some(_) => {
-                    let changes = engine.with_tree(|t| changes_of(&dels, &pre, t));
-                    pubs.push(Publish::Changes { zxid, changes });
-                    (1, zxid, Ok(Response::Empty))
-                }
-                None => (0, engine.last_zxid().0, Err(ErrorCode::SystemError)),
-            };
-        }
-        if let Request::Reconfig { .. } = req {
-            return self.log_error(session, xid, OpCode(op::RECONFIG), ErrorCode::ReconfigDisabled);
-        }
-        let opcode = OpCode(req.op());
-        let h = self.header(session, xid, opcode);
-        let prepared = engine.with_tree(|t| match req {
-            Request::Multi(ops) => prep::prep_multi(t, ctx, &h, ops),
-            other => prep::prep_op(t, ctx, other).map(Prepared::Single),
-        });
-        match prepared {
-            Err(e) => self.log_error(session, xid, opcode, e),
-            Ok(Prepared::Single(op)) if op.txns.is_empty() => {
-                let (zxid, resp) =
-                    engine.with_tree(|t| (t.last_processed_zxid().0, prep::answer(t, &op)));
-                (0, zxid, Ok(resp))
-            }
-            Ok(Prepared::Single(op)) => {
-                let (mut h, body) = if op.txns.len() == 1 {
-                    (h, op.txns[0].clone())
-                } else {
-                    (h, TxnBody::Multi(op.txns.clone()))
-                };
-                h.op = body.op();
-                let zxid = h.zxid.0;
-                let pre = engine.with_tree(|t| pre_acls(t, &op.txns));
-                match self.log(h, body.clone()) {
-                    Some(r) => {
-                        if !r.is_ok() {
-                            error!("a prepared txn failed to apply: {body:?} -> {r:?}");
-                        }
-                        let (resp, changes) = engine
-                            .with_tree(|t| (prep::answer(t, &op), changes_of(&op.txns, &pre, t)));
-                        pubs.push(Publish::Changes { zxid, changes });
-                        (1, zxid, Ok(resp))
-                    }
-                    None => (0, engine.last_zxid().0, Err(ErrorCode::SystemError)),
-                }
-            }
-            Ok(Prepared::Multi { body, results, ok }) => {
-                let zxid = h.zxid.0;
-                let subs: Vec<TxnBody> = match &body {
-                    TxnBody::Multi(s) if ok => s.clone(),
-                    _ => Vec::new(),
-                };
-                let pre = engine.with_tree(|t| pre_acls(t, &subs));
-                match self.log(h, body.clone()) {
-                    Some(_) => {
-                        if ok {
-                            let changes = engine.with_tree(|t| changes_of(&subs, &pre, t));
-                            pubs.push(Publish::Changes { zxid, changes });
-                        }
-                        (1, zxid, Ok(Response::Multi(results)))
-                    }
-                    None => (0, engine.last_zxid().0, Err(ErrorCode::SystemError)),
-                }
-            }
-        }
-    }
-
-    /// A request that failed its checks: logged as an error txn (it takes a zxid, as in
-    /// ZooKeeper), answered with the code.
-    fn log_error(
-        &mut self,
-        session: SessionId,
-        xid: i32,
-        _op: OpCode,
-        e: ErrorCode,
-    ) -> (u64, i64, Result<Response, ErrorCode>) {
-        let h = self.header(session, xid, OpCode::ERROR);
-        let zxid = h.zxid.0;
-        match self.log(h, TxnBody::Error { err: e }) {
-            Some(_) => (1, zxid, Err(e)),
-            None => (0, self.shared.engine.last_zxid().0, Err(ErrorCode::SystemError)),
-        }
-    }
-
-    fn publish(&mut self, pubs: Vec<Publish>) {
-        let shared = &*self.shared;
-        let mut published = shared.published.write().unwrap_or_else(|e| e.into_inner());
-        let mut watches = lock(&shared.watches);
-        let mut events: Vec<(ConnId, WatcherEvent)> = Vec::new();
-        for p in pubs {
-            match p {
-                Publish::Changes { zxid, changes } => {
-                    let _ = zxid;
-                    for c in changes {
-                        match c.kind {
-                            ChangeKind::Created => watches.created(&c.path, &mut events),
-                            ChangeKind::Deleted => watches.deleted(&c.path, &mut events),
-                            ChangeKind::Data => watches.changed(&c.path, &mut events),
-                        }
-                        if events.is_empty() {
-                            continue;
-                        }
-                        let conns = lock(&shared.conns);
-                        for (conn, ev) in events.drain(..) {
-                            let Some(ci) = conns.get(&conn) else { continue };
-                            let acl = if ev.path == c.path { &c.acl } else { &c.parent_acl };
-                            let auths = lock(&ci.auths).clone();
-                            if crate::acl::check(acl, Perms::READ, &auths).is_err() {
-                                continue;
-                            }
-                            // ZooKeeper 3.8 sends notifications with zxid -1.
-                            let _ = ci.out.send(Outgoing::Frame(encode_event(-1, &ev)));
-                            shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                Publish::Reply { conn, out, frame, close, started, permit } => {
-                    if let Some(out) = out {
-                        let _ = out.send(Outgoing::Frame(frame));
-                        shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-                        if close {
-                            let _ = out.send(Outgoing::Close);
-                            if let Some(c) = conn.and_then(|c| lock(&shared.conns).get(&c).cloned())
-                            {
-                                c.close.notify_one();
-                            }
-                        }
-                    }
-                    if let Some(s) = started {
-                        shared.stats.latency(s);
-                    }
-                    drop(permit);
-                }
-                Publish::Watch { conn, table, path } => {
-                    if lock(&shared.conns).contains_key(&conn) {
-                        watches.add(table, &path, conn, Mode::Standard);
-                    }
-                }
-                Publish::WatchOp { conn, xid, req, out, started, permit } => {
-                    let (resp, zxid) = shared.engine.with_tree(|t| {
-                        let mut evs = Vec::new();
-                        let r = watch_op(t, &mut watches, conn, &req, &mut evs);
-                        for ev in evs {
-                            let _ = out.send(Outgoing::Frame(encode_event(-1, &ev)));
-                        }
-                        (r, t.last_processed_zxid().0)
-                    });
-                    let _ = out.send(Outgoing::Frame(reply_frame(xid, zxid, resp)));
-                    shared.stats.latency(started);
-                    drop(permit);
-                }
-                Publish::SessionCreated { id, timeout_ms, reply } => {
-                    lock(&shared.sessions).map.insert(
-                        id.0,
-                        Sess {
-                            timeout_ms,
-                            deadline: Instant::now()
-                                + Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0)),
-                            conn: None,
-                            closing: false,
-                        },
-                    );
-                    let _ = reply.send(Some(id));
-                }
-                Publish::SessionClosed { id } => {
-                    let gone = lock(&shared.sessions).map.remove(&id.0);
-                    if let Some(c) = gone.and_then(|s| s.conn) {
-                        if let Some(ci) = lock(&shared.conns).get(&c) {
-                            let _ = ci.out.send(Outgoing::Close);
-                            ci.close.notify_one();
-                        }
-                    }
-                }
-            }
-        }
-        let (tree, _) = shared.engine.view();
-        *published = tree;
-    }
-}
-
-fn acl_at(t: &DataTree, p: &str) -> Option<AclList> {
-    prep::node(t, p).map(|n| n.acl().clone())
-}
-
-fn parent_path(p: &str) -> &str {
-    match p.rfind('/') {
-        Some(0) | None => "/",
-        Some(i) => &p[..i],
-    }
-}
-
-/// ACLs before a txn's subs are applied: of the nodes it deletes or changes, and of
-/// their parents.
-fn pre_acls(t: &DataTree, subs: &[TxnBody]) -> HashMap<String, AclList> {
-    let mut m = HashMap::new();
-    for b in subs {
-        if let Some(p) = b.path() {
-            for q in [p, parent_path(p)] {
-                if !m.contains_key(q) {
-                    if let Some(a) = acl_at(t, q) {
-                        m.insert(q.to_string(), a);
-                    }
-                }
-            }
-        }
-    }
-    m
-}
-
-/// The watch changes of applied subs, with their ACLs (`after`: the tree after them).
-fn changes_of(subs: &[TxnBody], pre: &HashMap<String, AclList>, after: &DataTree) -> Vec<Change> {
-    let mut created: HashMap<&str, &AclList> = HashMap::new();
-    let mut out = Vec::new();
-    for b in subs {
-        let (kind, path) = match b {
-            TxnBody::Create(c)
-            | TxnBody::Create2(c)
-            | TxnBody::CreateContainer(c)
-            | TxnBody::CreateTtl(c) => {
-                created.insert(&c.path, &c.acl);
-                (ChangeKind::Created, c.path.as_str())
-            }
-            TxnBody::Delete { path } | TxnBody::DeleteContainer { path } => {
-                (ChangeKind::Deleted, path.as_str())
-            }
-            TxnBody::SetData(s) => (ChangeKind::Data, s.path.as_str()),
-            _ => continue,
-        };
-        let lookup = |p: &str, prefer_after: bool| -> AclList {
-            let a = if prefer_after { acl_at(after, p) } else { None };
-            a.or_else(|| created.get(p).map(|a| (*a).clone()))
-                .or_else(|| pre.get(p).cloned())
-                .or_else(|| acl_at(after, p))
-                .unwrap_or_default()
-        };
-        let acl = match kind {
-            ChangeKind::Deleted => lookup(path, false),
-            _ => lookup(path, true),
-        };
-        let parent_acl = lookup(parent_path(path), true);
-        out.push(Change { kind, path: path.to_string(), acl, parent_acl });
-    }
-    out
-}
-
-/// setWatches, setWatches2, addWatch, removeWatches, checkWatches on `tree`.
-fn watch_op(
-    tree: &DataTree,
-    w: &mut Watches,
-    conn: ConnId,
-    req: &Request,
-    events: &mut Vec<WatcherEvent>,
-) -> Result<Response, ErrorCode> {
-    use proto::event_type as et;
-    let ev = |t: i32, p: &str| WatcherEvent {
-        event_type: t,
-        state: proto::keeper_state::SYNC_CONNECTED,
-        path: p.to_string(),
-    };
-    match req {
-        Request::SetWatches { relative_zxid, data, exist, child }
-        | Request::SetWatches2 { relative_zxid, data, exist, child, .. } => {
-            for p in data {
-                match prep::node(tree, p) {
-                    None => events.push(ev(et::NODE_DELETED, p)),
-                    Some(n) if n.stat().mzxid > *relative_zxid => {
-                        events.push(ev(et::NODE_DATA_CHANGED, p))
-                    }
-                    Some(_) => w.add(Table::Data, p, conn, Mode::Standard),
-                }
-            }
-            for p in exist {
-                match prep::node(tree, p) {
-                    Some(_) => events.push(ev(et::NODE_CREATED, p)),
-                    None => w.add(Table::Data, p, conn, Mode::Standard),
-                }
-            }
-            for p in child {
-                match prep::node(tree, p) {
-                    None => events.push(ev(et::NODE_DELETED, p)),
-                    Some(n) if n.stat().pzxid > *relative_zxid => {
-                        events.push(ev(et::NODE_CHILDREN_CHANGED, p))
-                    }
-                    Some(_) => w.add(Table::Child, p, conn, Mode::Standard),
-                }
-            }
-            if let Request::SetWatches2 { persistent, persistent_recursive, .. } = req {
-                for p in persistent {
-                    w.add(Table::Child, p, conn, Mode::Persistent);
-                    w.add(Table::Data, p, conn, Mode::Persistent);
-                }
-                for p in persistent_recursive {
-                    w.add(Table::Child, p, conn, Mode::PersistentRecursive);
-                    w.add(Table::Data, p, conn, Mode::PersistentRecursive);
-                }
-            }
-            Ok(Response::Empty)
-        }
-        Request::AddWatch { path, mode } => {
-            // Both tables, whatever the mode (`DataTree.addWatch`); a bad mode is
-            // WatcherMode.fromZooKeeperMode's IllegalArgumentException: MarshallingError.
-            let m = match *mode {
-                add_watch_mode::PERSISTENT => Mode::Persistent,
-                add_watch_mode::PERSISTENT_RECURSIVE => Mode::PersistentRecursive,
-                _ => return Err(ErrorCode::MarshallingError),
-            };
-            w.add(Table::Data, path, conn, m);
-            w.add(Table::Child, path, conn, m);
-            Ok(Response::Code(0))
-        }
-        Request::RemoveWatches { path, watcher_type: t }
-        | Request::CheckWatches { path, watcher_type: t } => {
-            // `DataTree.removeWatch`: this connection's watch, any mode, in the table(s)
-            // named; `containsWatcher` (checkWatches): anybody's watch on the path, as
-            // ZooKeeper 3.8.0 checks it. A type WatcherType.fromInt refuses is a
-            // MarshallingError.
-            let remove = matches!(req, Request::RemoveWatches { .. });
-            let any = |_: Mode| true;
-            let mut hit = |tab: Table| {
-                if remove {
-                    w.remove(tab, path, conn, any)
-                } else {
-                    w.any_on(tab, path)
-                }
-            };
-            let found = match *t {
-                watcher_type::CHILDREN => hit(Table::Child),
-                watcher_type::DATA => hit(Table::Data),
-                watcher_type::ANY => {
-                    let a = hit(Table::Child);
-                    let b = hit(Table::Data);
-                    a || b
-                }
-                _ => return Err(ErrorCode::MarshallingError),
-            };
-            if found {
-                Ok(Response::Empty)
-            } else {
-                Err(ErrorCode::NoWatcher)
-            }
-        }
-        _ => Err(ErrorCode::BadArguments),
     }
 }
 
