@@ -35,7 +35,7 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use keeperkit_model::Txn;
-use keeperkit_storage::engine::{EngineError, NativeEngine, NativeEngineOptions, Replay};
+use keeperkit_storage::engine::{NativeEngine, NativeEngineOptions, Replay};
 use keeperkit_tree::TxnResult;
 use keeperkit_vfs::FileSystem;
 use keeperkit_wal::native::SyncPolicy;
@@ -104,7 +104,7 @@ pub fn open(
 /// Maps an engine error into an openraft storage error of the given kind.
 pub(crate) fn engine_err(
     kind: fn(AnyError) -> StorageIOError<NodeId>,
-) -> impl Fn(EngineError) -> StoreError {
+) -> impl Fn(keeperkit_storage::StorageError) -> StoreError {
     move |e| kind(AnyError::new(&e)).into()
 }
 

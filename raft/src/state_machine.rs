@@ -109,7 +109,7 @@ impl RaftStateMachine<KeeperRaft> for KeeperStateMachine {
             let pos = codec::position_of(&entry.log_id);
             let applied = self.engine.applied().index;
             let log_id = entry.log_id;
-            let fail = |e: keeperkit_storage::engine::EngineError| -> StoreError {
+            let fail = |e: keeperkit_storage::StorageError| -> StoreError {
                 StorageIOError::apply(log_id, openraft::AnyError::new(&e)).into()
             };
             if pos.index <= applied {

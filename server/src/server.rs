@@ -117,7 +117,7 @@ pub enum ServeError {
         /// The directory.
         dir: String,
         /// Why.
-        source: keeperkit_storage::engine::EngineError,
+        source: keeperkit_storage::StorageError,
     },
     /// A socket could not be bound.
     #[error("binding {addr}: {source}")]

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 
 use keeperkit_model::Corruption;
 
-/// Everything that can go wrong while reading or writing a snapshot.
+/// Everything that can go wrong while reading or writing a snapshot, in every dialect.
 ///
 /// I/O failures and corruption are kept apart: [`SnapshotError::Io`] says the file could
 /// not be read, [`SnapshotError::Corrupt`] says its bytes are wrong and names the file
-/// and the byte offset.
+/// and the byte offset. The other variants are a writer's refusals: a version it does
+/// not write, nodes the version cannot hold, a source that failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
@@ -23,6 +24,33 @@ pub enum SnapshotError {
     /// The bytes of a file are not a valid snapshot.
     #[error("{0}")]
     Corrupt(#[from] Corruption),
+    /// A snapshot version this writer does not produce.
+    #[error("snapshot version V{version} cannot be written ({writable} can)")]
+    VersionNotWritable {
+        /// The version asked for.
+        version: u8,
+        /// The versions that can be written, for the message ("V6, V7 and V8").
+        writable: &'static str,
+    },
+    /// Nodes the asked version cannot hold (TTL nodes before ClickHouse V8, sequence
+    /// counters above i32 before V7, ACL ids above u32 from V7 on), with the reason.
+    #[error(
+        "{} node(s) cannot be stored in V{version}: {reason} (first: {})",
+        paths.len(),
+        paths.first().map_or("", String::as_str)
+    )]
+    Unrepresentable {
+        /// The target version.
+        version: u8,
+        /// What the version cannot hold.
+        reason: String,
+        /// The nodes concerned.
+        paths: Vec<String>,
+    },
+    /// The source being written disagrees with itself (counts and visits differ), or
+    /// failed.
+    #[error("snapshot source: {0}")]
+    Source(String),
 }
 
 impl SnapshotError {
@@ -30,7 +58,7 @@ impl SnapshotError {
     pub fn corruption(&self) -> Option<&Corruption> {
         match self {
             SnapshotError::Corrupt(c) => Some(c),
-            SnapshotError::Io { .. } => None,
+            _ => None,
         }
     }
 

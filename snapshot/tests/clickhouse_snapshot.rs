@@ -9,7 +9,7 @@ use keeperkit_snapshot::clickhouse::container::{METHOD_LZ4, METHOD_NONE, METHOD_
 use keeperkit_snapshot::clickhouse::{
     check_contents, encode_snapshot, list_snapshots, parse_snapshot_name, read_snapshot_bytes,
     write_body, write_snapshot, Container, OwnedNode, ReadOptions, SessionRecord, Severity,
-    SnapshotContents, SnapshotHeader, WriteError, WriteOptions, WriteSnapshotError,
+    SnapshotContents, SnapshotHeader, WriteOptions,
 };
 use keeperkit_snapshot::SnapshotError;
 use keeperkit_vfs::{FileSystem, StdFs};
@@ -300,19 +300,22 @@ fn newer_versions_and_unrepresentable_nodes_are_clear_errors() {
     assert_eq!(c.offset, 0);
 
     match write_body(&rich(8), 6, None) {
-        Err(WriteError::Unrepresentable { version: 6, paths, .. }) => {
+        Err(SnapshotError::Unrepresentable { version: 6, paths, .. }) => {
             assert_eq!(paths, vec!["/ttl"])
         }
         other => panic!("TTL in V6: {other:?}"),
     }
     match write_body(&rich(7), 6, None) {
-        Err(WriteError::Unrepresentable { paths, reason, .. }) => {
+        Err(SnapshotError::Unrepresentable { paths, reason, .. }) => {
             assert_eq!(paths, vec!["/big-seq"]);
             assert!(reason.contains("V7"));
         }
         other => panic!("seq in V6: {other:?}"),
     }
-    assert!(matches!(write_body(&rich(6), 5, None), Err(WriteError::Version(5))));
+    assert!(matches!(
+        write_body(&rich(6), 5, None),
+        Err(SnapshotError::VersionNotWritable { version: 5, .. })
+    ));
 }
 
 #[test]
@@ -380,7 +383,7 @@ fn files_are_written_and_listed_the_keeper_way() {
     write_snapshot(&fs, tmp.path(), &c, blocks).expect("write blocks");
     assert!(matches!(
         write_snapshot(&fs, tmp.path(), &c, WriteOptions::default()),
-        Err(WriteSnapshotError::Io(_))
+        Err(SnapshotError::Io { .. })
     ));
     let (files, markers) = list_snapshots(&fs, tmp.path()).expect("list");
     // The refused third write left its marker, as a crashed Keeper write would.

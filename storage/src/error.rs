@@ -6,7 +6,14 @@ use keeperkit_model::Corruption;
 use keeperkit_snapshot::SnapshotError;
 use keeperkit_wal::WalError;
 
-/// Why a data directory could not be opened or recovered.
+/// Why a data directory could not be opened, recovered, checked, repaired or converted,
+/// or why the native engine failed: the one error type of the storage layer.
+///
+/// The lower layers' I/O failures and corruption arrive as [`StorageError::Io`] and
+/// [`StorageError::Corrupt`] (file, byte offset, position), whichever crate found them;
+/// [`StorageError::Wal`] and [`StorageError::Snapshot`] carry only those crates' other
+/// refusals (a size limit, an append out of order, a poisoned log, a state a snapshot
+/// version cannot hold).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
@@ -103,9 +110,31 @@ pub enum StorageError {
     /// single snapshot file, a state from a log alone, ...).
     #[error("{0}")]
     Unsupported(String),
-    /// The native engine failed.
-    #[error("{0}")]
-    Engine(Box<crate::engine::EngineError>),
+    /// The log refused an operation (a size limit, an append out of order, a read out
+    /// of range, a writer poisoned by a failed fsync, a torn tail in strict mode).
+    /// Never [`WalError::Io`] or [`WalError::Corrupt`]: those become
+    /// [`StorageError::Io`] and [`StorageError::Corrupt`].
+    #[error("log: {0}")]
+    Wal(WalError),
+    /// The snapshot layer refused an operation (a state the asked version cannot
+    /// hold). Never [`SnapshotError::Io`] or [`SnapshotError::Corrupt`]: those become
+    /// [`StorageError::Io`] and [`StorageError::Corrupt`].
+    #[error("snapshot: {0}")]
+    Snapshot(SnapshotError),
+    /// The native log does not continue the native snapshot: entries between them are
+    /// missing.
+    #[error(
+        "the log starts at index {log_first} but the snapshot {snapshot} ends at index \
+         {snapshot_index}: entries in between are missing"
+    )]
+    Gap {
+        /// The snapshot used.
+        snapshot: String,
+        /// Its last index.
+        snapshot_index: u64,
+        /// The first index in the log.
+        log_first: u64,
+    },
     /// A path is not the kind of file the layout needs there.
     #[error("{} is {found}, not {expected}", .path.display())]
     WrongKind {
@@ -116,7 +145,8 @@ pub enum StorageError {
         /// What it is.
         found: String,
     },
-    /// The call makes no sense (contradictory or impossible arguments).
+    /// The call makes no sense (contradictory or impossible arguments, an entry out
+    /// of order given to the engine, ...).
     #[error("{0}")]
     Usage(String),
     /// A requested point in time cannot be reached.
@@ -157,8 +187,9 @@ impl StorageError {
         match self {
             StorageError::Corrupt(_)
             | StorageError::NoUsableSnapshot { .. }
-            | StorageError::SnapshotNeeded { .. } => true,
-            StorageError::Engine(e) => e.is_corruption(),
+            | StorageError::SnapshotNeeded { .. }
+            | StorageError::Gap { .. } => true,
+            StorageError::Wal(e) => e.is_corruption(),
             _ => false,
         }
     }
@@ -186,10 +217,7 @@ impl From<WalError> for StorageError {
         match e {
             WalError::Io { path, source } => StorageError::Io { path, source },
             WalError::Corrupt(c) => StorageError::Corrupt(c),
-            other => StorageError::Io {
-                path: PathBuf::new(),
-                source: std::io::Error::other(other.to_string()),
-            },
+            other => StorageError::Wal(other),
         }
     }
 }
@@ -199,26 +227,7 @@ impl From<SnapshotError> for StorageError {
         match e {
             SnapshotError::Io { path, source } => StorageError::Io { path, source },
             SnapshotError::Corrupt(c) => StorageError::Corrupt(c),
-            other => StorageError::Io {
-                path: PathBuf::new(),
-                source: std::io::Error::other(other.to_string()),
-            },
+            other => StorageError::Snapshot(other),
         }
-    }
-}
-
-impl From<crate::engine::EngineError> for StorageError {
-    fn from(e: crate::engine::EngineError) -> Self {
-        match e {
-            crate::engine::EngineError::Corrupt(c) => StorageError::Corrupt(c),
-            crate::engine::EngineError::Storage(s) => s,
-            other => StorageError::Engine(Box::new(other)),
-        }
-    }
-}
-
-impl From<keeperkit_wal::native::NativeWalError> for StorageError {
-    fn from(e: keeperkit_wal::native::NativeWalError) -> Self {
-        crate::engine::EngineError::from(e).into()
     }
 }

@@ -44,7 +44,8 @@ use keeperkit_tree::{DataTree, TxnResult};
 
 pub use keeperkit_wal::native::{Entry, EntryRef, HardState};
 
-use crate::engine::{EngineError, OpenReport};
+use crate::engine::OpenReport;
+use crate::StorageError;
 
 /// A position in the log: index and term of an entry (0/0 before the first).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -61,9 +62,9 @@ pub trait LogStore: Send + Sync {
     /// the batch must be contiguous. Durable when the call returns under the engine's
     /// sync policy (`Always`, `GroupCommit`); limits are checked before anything is
     /// written.
-    fn append(&self, entries: &[EntryRef<'_>]) -> Result<(), EngineError>;
+    fn append(&self, entries: &[EntryRef<'_>]) -> Result<(), StorageError>;
     /// The entries with indexes in `range` (within `first_index()..next_index()`).
-    fn read_range(&self, range: Range<u64>) -> Result<Vec<Entry>, EngineError>;
+    fn read_range(&self, range: Range<u64>) -> Result<Vec<Entry>, StorageError>;
     /// First index still in the log, if any.
     fn first_index(&self) -> Option<u64>;
     /// Last index in the log, if any.
@@ -71,16 +72,16 @@ pub trait LogStore: Send + Sync {
     /// The index the next append must start with.
     fn next_index(&self) -> u64;
     /// Removes every entry at or after `from` (conflicting entries), durably.
-    fn truncate_suffix(&self, from: u64) -> Result<(), EngineError>;
+    fn truncate_suffix(&self, from: u64) -> Result<(), StorageError>;
     /// Purges every entry up to and including `upto`, durably. Purging at or past the
     /// last index empties the log, which then continues at `upto + 1`.
-    fn purge_prefix(&self, upto: u64) -> Result<(), EngineError>;
+    fn purge_prefix(&self, upto: u64) -> Result<(), StorageError>;
     /// The persisted term and vote.
     fn hard_state(&self) -> HardState;
     /// Persists term and vote; durable when the call returns.
-    fn set_hard_state(&self, hs: HardState) -> Result<(), EngineError>;
+    fn set_hard_state(&self, hs: HardState) -> Result<(), StorageError>;
     /// Makes every appended entry durable (for the `Never` sync policy).
-    fn sync(&self) -> Result<(), EngineError>;
+    fn sync(&self) -> Result<(), StorageError>;
 }
 
 /// A node as a read returns it.
@@ -97,7 +98,7 @@ pub trait StateMachine: Send + Sync {
     /// Applies one committed entry: its index must be the applied index + 1. Its
     /// payload is a jute txn (or empty: a no-op). Returns ZooKeeper's result. The
     /// entry must already be in the log (the engine does not log it again).
-    fn apply(&self, entry: EntryRef<'_>) -> Result<TxnResult, EngineError>;
+    fn apply(&self, entry: EntryRef<'_>) -> Result<TxnResult, StorageError>;
     /// Index and term of the last applied entry.
     fn applied(&self) -> LogPosition;
     /// The last zxid applied (`lastProcessedZxid`).
@@ -135,7 +136,7 @@ pub struct SnapshotInfo {
 pub struct SnapshotTicket {
     /// The position the snapshot holds (taken in O(1) when it started).
     pub position: LogPosition,
-    pub(crate) handle: Option<std::thread::JoinHandle<Result<SnapshotInfo, EngineError>>>,
+    pub(crate) handle: Option<std::thread::JoinHandle<Result<SnapshotInfo, StorageError>>>,
     pub(crate) ready: Option<SnapshotInfo>,
 }
 
@@ -146,15 +147,15 @@ impl SnapshotTicket {
     }
 
     /// Waits for the snapshot to be durable (and older ones retired) and returns it.
-    pub fn wait(mut self) -> Result<SnapshotInfo, EngineError> {
+    pub fn wait(mut self) -> Result<SnapshotInfo, StorageError> {
         if let Some(info) = self.ready.take() {
             return Ok(info);
         }
         match self.handle.take() {
             Some(h) => h.join().unwrap_or_else(|_| {
-                Err(EngineError::Invalid("the snapshot thread panicked".into()))
+                Err(StorageError::Usage("the snapshot thread panicked".into()))
             }),
-            None => Err(EngineError::Invalid("the snapshot result was already taken".into())),
+            None => Err(StorageError::Usage("the snapshot result was already taken".into())),
         }
     }
 }
@@ -165,17 +166,17 @@ pub trait SnapshotStore: Send + Sync {
     /// background thread while writes continue. When the snapshot is durable, older
     /// ones beyond the newest [`SnapshotStore::keep_snapshots`] are removed and (when
     /// the engine is set to) the log prefix the oldest kept snapshot covers is purged.
-    fn start_snapshot(&self) -> Result<SnapshotTicket, EngineError>;
+    fn start_snapshot(&self) -> Result<SnapshotTicket, StorageError>;
     /// The snapshots on disk, oldest first (by name; not verified).
-    fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>, EngineError>;
+    fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>, StorageError>;
     /// The bytes of the snapshot covering `index` (to send to a peer).
-    fn snapshot_bytes(&self, index: u64) -> Result<Vec<u8>, EngineError>;
+    fn snapshot_bytes(&self, index: u64) -> Result<Vec<u8>, StorageError>;
     /// Installs a snapshot received from a peer: the bytes are written to a temporary
     /// file, fsynced and validated (every checksum, node count, digest) before being
     /// published atomically; then the live tree is replaced and the log reset so that
     /// it continues after the snapshot (Raft's rule: a log entry matching the
     /// snapshot's last index and term keeps the entries after it).
-    fn install_snapshot(&self, bytes: &mut dyn Read) -> Result<SnapshotInfo, EngineError>;
+    fn install_snapshot(&self, bytes: &mut dyn Read) -> Result<SnapshotInfo, StorageError>;
     /// How many snapshots are kept.
     fn keep_snapshots(&self) -> usize;
 }

@@ -478,12 +478,6 @@ impl From<keeperkit_storage::StorageError> for Failure {
     }
 }
 
-impl From<keeperkit_storage::engine::EngineError> for Failure {
-    fn from(e: keeperkit_storage::engine::EngineError) -> Self {
-        keeperkit_storage::StorageError::from(e).into()
-    }
-}
-
 impl From<keeperkit_wal::WalError> for Failure {
     fn from(e: keeperkit_wal::WalError) -> Self {
         keeperkit_storage::StorageError::from(e).into()

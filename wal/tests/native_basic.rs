@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keeperkit_vfs::{FaultFs, FileSystem, StdFs};
-use keeperkit_wal::native::{
-    Entry, EntryRef, HardState, NativeWal, NativeWalError, NativeWalOptions, SyncPolicy,
-};
+use keeperkit_wal::native::{Entry, EntryRef, HardState, NativeWal, NativeWalOptions, SyncPolicy};
+use keeperkit_wal::WalError;
 
 fn payload(index: u64, len: usize) -> Vec<u8> {
     (0..len).map(|i| (index as usize * 31 + i) as u8).collect()
@@ -137,7 +136,7 @@ fn purge_prefix_and_everything() {
     wal.purge(50).unwrap();
     assert_eq!(wal.first_index(), Some(51));
     assert!(fs.read_dir(&dir).unwrap().len() < before, "whole segments are unlinked");
-    assert!(matches!(wal.read(50), Err(NativeWalError::OutOfRange { .. })));
+    assert!(matches!(wal.read(50), Err(WalError::OutOfRange { .. })));
     assert!(wal.truncate_suffix(50).is_err());
     check_range(&wal, 51..101, 1, 200);
     drop(wal);
@@ -147,7 +146,7 @@ fn purge_prefix_and_everything() {
     wal.purge(1000).unwrap();
     assert_eq!((wal.first_index(), wal.last_index(), wal.next_index()), (None, None, 1001));
     let err = wal.append(&[EntryRef { index: 101, term: 1, payload: b"x" }]).unwrap_err();
-    assert!(matches!(err, NativeWalError::NotContiguous { expected: 1001, found: 101 }));
+    assert!(matches!(err, WalError::NotContiguous { expected: 1001, found: 101 }));
     append_range(&wal, 1001..1004, 4, 10);
     drop(wal);
     let wal = NativeWal::open(Arc::clone(&fs), opts(&dir)).unwrap();
@@ -182,19 +181,19 @@ fn limits_are_checked_before_writing() {
     let wal = NativeWal::open(Arc::clone(&fs), o).unwrap();
     let big = vec![0u8; 1001];
     let e = wal.append(&[EntryRef { index: 1, term: 1, payload: &big }]).unwrap_err();
-    assert!(matches!(e, NativeWalError::LimitExceeded { what: "entry payload", .. }), "{e}");
+    assert!(matches!(e, WalError::LimitExceeded { what: "entry payload", .. }), "{e}");
     let p = vec![0u8; 900];
     let three: Vec<EntryRef<'_>> =
         (1..=3).map(|i| EntryRef { index: i, term: 1, payload: &p }).collect();
-    assert!(matches!(wal.append(&three), Err(NativeWalError::LimitExceeded { .. })));
+    assert!(matches!(wal.append(&three), Err(WalError::LimitExceeded { .. })));
     let four: Vec<EntryRef<'_>> =
         (1..=4).map(|i| EntryRef { index: i, term: 1, payload: b"" }).collect();
-    assert!(matches!(wal.append(&four), Err(NativeWalError::LimitExceeded { .. })));
+    assert!(matches!(wal.append(&four), Err(WalError::LimitExceeded { .. })));
     let gap = [
         EntryRef { index: 1, term: 1, payload: b"" },
         EntryRef { index: 3, term: 1, payload: b"" },
     ];
-    assert!(matches!(wal.append(&gap), Err(NativeWalError::NotContiguous { .. })));
+    assert!(matches!(wal.append(&gap), Err(WalError::NotContiguous { .. })));
     assert_eq!(wal.next_index(), 1);
     // Nothing reached the disk: the only segment-less state is an empty directory
     // apart from the metadata file.
@@ -203,7 +202,7 @@ fn limits_are_checked_before_writing() {
     // Bad options are refused.
     let mut o = opts(&dir);
     o.segment_len = 10;
-    assert!(matches!(NativeWal::open(Arc::clone(&fs), o), Err(NativeWalError::InvalidArgument(_))));
+    assert!(matches!(NativeWal::open(Arc::clone(&fs), o), Err(WalError::InvalidArgument(_))));
 }
 
 #[test]

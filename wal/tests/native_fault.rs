@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 
 use keeperkit_vfs::{FaultConfig, FaultFs, FileSystem, OpenMode};
 use keeperkit_wal::native::{
-    Entry, EntryRef, HardState, NativeWal, NativeWalError, NativeWalOptions, RecoveryMode,
-    SyncPolicy,
+    Entry, EntryRef, HardState, NativeWal, NativeWalOptions, RecoveryMode, SyncPolicy,
 };
+use keeperkit_wal::WalError;
 
 struct Rng(u64);
 
@@ -310,8 +310,8 @@ impl Case {
         }
     }
 
-    fn after_error(&mut self, e: NativeWalError) {
-        let enospc = matches!(&e, NativeWalError::Io { source, .. }
+    fn after_error(&mut self, e: WalError) {
+        let enospc = matches!(&e, WalError::Io { source, .. }
             if source.kind() == std::io::ErrorKind::StorageFull);
         if enospc && !self.wal().is_poisoned() {
             // Space comes back: the log must be appendable again, and still readable.
@@ -330,7 +330,7 @@ impl Case {
                 term: self.model.term,
                 payload: b"p",
             }]);
-            if !matches!(r, Err(NativeWalError::Poisoned { .. })) {
+            if !matches!(r, Err(WalError::Poisoned { .. })) {
                 self.fail(&format!("poisoned writer accepted an append: {r:?}"));
             }
             self.model.allow(next, (self.model.term, b"p".to_vec()));
@@ -530,7 +530,7 @@ fn small_log(
     (fs, o)
 }
 
-fn append_one(wal: &NativeWal, len: usize) -> Result<u64, NativeWalError> {
+fn append_one(wal: &NativeWal, len: usize) -> Result<u64, WalError> {
     let p = vec![wal.next_index() as u8; len];
     wal.append_next(1, &[&p[..]]).map(|r| r.start)
 }
@@ -555,7 +555,7 @@ fn enospc_then_space_returns() {
         for _ in 0..200 {
             match append_one(&wal, 300) {
                 Ok(_) => {}
-                Err(NativeWalError::Io { source, .. }) => {
+                Err(WalError::Io { source, .. }) => {
                     assert_eq!(source.kind(), std::io::ErrorKind::StorageFull);
                     failed += 1;
                     break;
@@ -591,11 +591,11 @@ fn failed_fsync_poisons_until_reopen() {
         append_one(&wal, 50).unwrap();
     }
     fault.fail_nth_sync(1);
-    assert!(matches!(append_one(&wal, 50), Err(NativeWalError::Io { .. })));
+    assert!(matches!(append_one(&wal, 50), Err(WalError::Io { .. })));
     assert!(wal.is_poisoned());
-    assert!(matches!(append_one(&wal, 50), Err(NativeWalError::Poisoned { .. })));
-    assert!(matches!(wal.sync(), Err(NativeWalError::Poisoned { .. })));
-    assert!(matches!(wal.truncate_suffix(2), Err(NativeWalError::Poisoned { .. })));
+    assert!(matches!(append_one(&wal, 50), Err(WalError::Poisoned { .. })));
+    assert!(matches!(wal.sync(), Err(WalError::Poisoned { .. })));
+    assert!(matches!(wal.truncate_suffix(2), Err(WalError::Poisoned { .. })));
     // Reads still work, and only show durable entries.
     assert_eq!(wal.last_index(), Some(3));
     assert_eq!(wal.read_range(1..4).unwrap().len(), 3);

@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use keeperkit_vfs::{FaultFs, FileSystem, OpenMode, StdFs};
 use keeperkit_wal::native::{
-    inspect, iter_entries, repair, repair_plan, verify, Entry, NativeWal, NativeWalError,
-    NativeWalOptions, ProblemKind, RecoveryMode, RepairAction, SegmentStatus,
+    inspect, iter_entries, repair, repair_plan, verify, Entry, NativeWal, NativeWalOptions,
+    ProblemKind, RecoveryMode, RepairAction, SegmentStatus,
 };
+use keeperkit_wal::WalError;
 
 fn payload(index: u64) -> Vec<u8> {
     (0..(50 + index % 13 * 20))
@@ -43,9 +44,7 @@ fn files(fs: &dyn FileSystem, dir: &Path) -> Vec<(PathBuf, u64)> {
     fs.read_dir(dir).unwrap().into_iter().map(|e| (dir.join(e.name), e.len)).collect()
 }
 
-fn check_all(
-    entries: impl Iterator<Item = Result<Entry, NativeWalError>>,
-) -> (u64, Option<NativeWalError>) {
+fn check_all(entries: impl Iterator<Item = Result<Entry, WalError>>) -> (u64, Option<WalError>) {
     let mut n = 0;
     for e in entries {
         match e {
@@ -138,13 +137,13 @@ fn torn_tail_repair_keeps_a_backup() {
     let mut strict = opts.clone();
     strict.recovery = RecoveryMode::Strict;
     match NativeWal::open(Arc::clone(&fs), strict.clone()) {
-        Err(NativeWalError::TornTail(p)) => assert_eq!(p.path, newest.path),
+        Err(WalError::TornTail(p)) => assert_eq!(p.path, newest.path),
         other => panic!("expected a torn tail error, got {other:?}"),
     }
     // Listing serves everything before the tear, then reports it.
     let (n, err) = check_all(iter_entries(fs.as_ref(), &dir, 0, u64::MAX).unwrap());
     assert_eq!(n, 60);
-    assert!(matches!(err, Some(NativeWalError::TornTail(_))), "{err:?}");
+    assert!(matches!(err, Some(WalError::TornTail(_))), "{err:?}");
 
     let plan = repair_plan(fs.as_ref(), &dir).unwrap();
     assert!(plan.refused.is_empty());
@@ -224,7 +223,7 @@ fn mid_log_corruption_is_refused_not_repaired() {
     // Listing stops before the damage and reports it.
     let (n, err) = check_all(iter_entries(fs.as_ref(), &dir, 0, u64::MAX).unwrap());
     assert!(n >= info.segments[0].entries && n < 120, "{n}");
-    assert!(matches!(err, Some(NativeWalError::Corrupt(_))));
+    assert!(matches!(err, Some(WalError::Corrupt(_))));
 }
 
 #[test]

@@ -20,6 +20,8 @@ use keeperkit_model::le::Cursor as Cur;
 use keeperkit_model::{Acl, AclList, CorruptionKind, DecodeError, Id, Perms};
 use keeperkit_vfs::read_full;
 
+use crate::SnapshotError;
+
 /// Oldest body version read.
 pub const VERSION_MIN: u8 = 0;
 /// Newest body version read and written (V8, TTL nodes; 2026). V9 (containers as
@@ -544,30 +546,8 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-/// Why a source cannot be written in the asked version.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WriteError {
-    /// A version this writer does not produce.
-    #[error("snapshot version V{0} cannot be written (V6, V7 and V8 can)")]
-    Version(u8),
-    /// Nodes the version cannot hold (TTL nodes before V8, sequence counters above
-    /// i32 before V7, ACL ids above u32 from V7 on), with the reason.
-    #[error("{} node(s) cannot be stored in V{version}: {reason} (first: {})", paths.len(), paths.first().map_or("", String::as_str))]
-    Unrepresentable {
-        /// The target version.
-        version: u8,
-        /// What the version cannot hold.
-        reason: String,
-        /// The nodes concerned.
-        paths: Vec<String>,
-    },
-    /// The source's counts and visits disagree, or it failed.
-    #[error("snapshot source: {0}")]
-    Source(String),
-}
-
 /// Encodes a body of `version` (6, 7 or 8) from `source`. Every node the version
-/// cannot hold is collected into one [`WriteError::Unrepresentable`].
+/// cannot hold is collected into one [`SnapshotError::Unrepresentable`].
 ///
 /// `compute_digest`: `Some(4)` or `Some(5)` writes that digest version with the tree
 /// digest computed from the nodes written (`/keeper/*` excluded, see
@@ -576,9 +556,9 @@ pub fn write_body(
     source: &dyn ClickHouseSnapshotSource,
     version: u8,
     compute_digest: Option<u8>,
-) -> Result<Vec<u8>, WriteError> {
+) -> Result<Vec<u8>, SnapshotError> {
     if !(6..=VERSION_MAX).contains(&version) {
-        return Err(WriteError::Version(version));
+        return Err(SnapshotError::VersionNotWritable { version, writable: "V6, V7 and V8" });
     }
     let h = source.header();
     let mut out = Vec::with_capacity(64 + usize::try_from(source.node_count()).unwrap_or(0) * 96);
@@ -617,15 +597,15 @@ pub fn write_body(
             }
             Ok(())
         })
-        .map_err(WriteError::Source)?;
+        .map_err(SnapshotError::Source)?;
     if n != source.acl_count() {
-        return Err(WriteError::Source(format!(
+        return Err(SnapshotError::Source(format!(
             "acl_count {} but {n} visited",
             source.acl_count()
         )));
     }
     if !bad_acl.is_empty() {
-        return Err(WriteError::Unrepresentable {
+        return Err(SnapshotError::Unrepresentable {
             version,
             reason: "ACL ids above u32::MAX".into(),
             paths: bad_acl,
@@ -687,9 +667,9 @@ pub fn write_body(
             }
             Ok(())
         })
-        .map_err(WriteError::Source)?;
+        .map_err(SnapshotError::Source)?;
     if n != source.node_count() {
-        return Err(WriteError::Source(format!(
+        return Err(SnapshotError::Source(format!(
             "node_count {} but {n} visited",
             source.node_count()
         )));
@@ -700,7 +680,7 @@ pub fn write_body(
         (acl_bad, "ACL ids above u32::MAX"),
     ] {
         if !paths.is_empty() {
-            return Err(WriteError::Unrepresentable { version, reason: reason.into(), paths });
+            return Err(SnapshotError::Unrepresentable { version, reason: reason.into(), paths });
         }
     }
     if compute_digest.is_some_and(|v| v != 0) {
@@ -720,9 +700,9 @@ pub fn write_body(
             }
             Ok(())
         })
-        .map_err(WriteError::Source)?;
+        .map_err(SnapshotError::Source)?;
     if n != source.session_count() {
-        return Err(WriteError::Source(format!(
+        return Err(SnapshotError::Source(format!(
             "session_count {} but {n} visited",
             source.session_count()
         )));

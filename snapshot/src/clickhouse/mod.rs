@@ -35,7 +35,7 @@ pub mod container;
 
 pub use body::{
     read_body, write_body, BodyCounts, ClickHouseSnapshotSink, ClickHouseSnapshotSource,
-    NodeRecord, SessionRecord, SnapshotHeader, WriteError, VERSION_DEFAULT, VERSION_MAX,
+    NodeRecord, SessionRecord, SnapshotHeader, VERSION_DEFAULT, VERSION_MAX,
 };
 pub use check::{check_contents, ContentProblem, Severity};
 pub use container::Container;
@@ -179,26 +179,13 @@ impl Default for WriteOptions {
     }
 }
 
-/// Why [`write_snapshot`] failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum WriteSnapshotError {
-    /// The source cannot be written in the asked version, or it failed.
-    #[error(transparent)]
-    Body(#[from] WriteError),
-    /// The file system failed.
-    #[error(transparent)]
-    Io(#[from] SnapshotError),
-}
-
 /// Encodes a whole snapshot file (body in its container) in memory.
 pub fn encode_snapshot(
     source: &dyn ClickHouseSnapshotSource,
     opts: WriteOptions,
-) -> Result<Vec<u8>, WriteSnapshotError> {
+) -> Result<Vec<u8>, SnapshotError> {
     let body = write_body(source, opts.version, opts.compute_digest)?;
-    container::encode(&body, opts.container)
-        .map_err(|e| WriteSnapshotError::Io(SnapshotError::io("<memory>", e)))
+    container::encode(&body, opts.container).map_err(|e| SnapshotError::io("<memory>", e))
 }
 
 /// Writes `snapshot_<last_log_idx>.bin[.zstd]` into `dir` the way Keeper does: an
@@ -210,12 +197,12 @@ pub fn write_snapshot(
     dir: &Path,
     source: &dyn ClickHouseSnapshotSource,
     opts: WriteOptions,
-) -> Result<PathBuf, WriteSnapshotError> {
+) -> Result<PathBuf, SnapshotError> {
     let bytes = encode_snapshot(source, opts)?;
     let name = snapshot_file_name(source.header().meta.last_log_idx, opts.container);
     let path = dir.join(&name);
     let marker = dir.join(format!("{TMP_PREFIX}{name}"));
-    let io = |p: &Path, e| WriteSnapshotError::Io(SnapshotError::io(p, e));
+    let io = |p: &Path, e| SnapshotError::io(p, e);
     fs.open(&marker, OpenMode::CreateTruncate).map_err(|e| io(&marker, e))?;
     let f = fs.open(&path, OpenMode::CreateNew).map_err(|e| io(&path, e))?;
     f.write_all_at(&bytes, 0).map_err(|e| io(&path, e))?;

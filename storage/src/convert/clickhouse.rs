@@ -40,8 +40,9 @@ use keeperkit_model::{AclList, EphemeralOwner, NodeKind};
 use keeperkit_snapshot::clickhouse::body::{AclVisitor, NodeVisitor, SessionVisitor};
 use keeperkit_snapshot::clickhouse::{
     self as ch, ClickHouseSnapshotSource, Container, NodeRecord, SessionRecord, SnapshotHeader,
-    WriteOptions, WriteSnapshotError,
+    WriteOptions,
 };
+use keeperkit_snapshot::SnapshotError;
 use keeperkit_tree::DataTree;
 use keeperkit_vfs::FileSystem;
 
@@ -410,14 +411,10 @@ pub fn write_checked(
         },
     )
     .map_err(|e| match e {
-        WriteSnapshotError::Io(e) => StorageError::from(e),
-        WriteSnapshotError::Body(e) => StorageError::Unreachable {
+        SnapshotError::Io { .. } | SnapshotError::Corrupt(_) => StorageError::from(e),
+        refusal => StorageError::Unreachable {
             what: format!("a ClickHouse Keeper V{version} snapshot"),
-            reason: e.to_string(),
-        },
-        other => StorageError::Unreachable {
-            what: format!("a ClickHouse Keeper V{version} snapshot"),
-            reason: other.to_string(),
+            reason: refusal.to_string(),
         },
     })?;
     fs.sync_dir(&snaps).map_err(io(&snaps))?;

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use keeperkit_snapshot::native::{inspect_snapshot, parse_snapshot_file_name};
 use keeperkit_vfs::{FileSystem, OpenMode};
 
-use super::EngineError;
 use crate::traits::{LogPosition, SnapshotInfo};
+use crate::StorageError;
 
 /// Name of the marker file at the top of a native data directory.
 pub const MARKER_FILE: &str = "KEEPERKIT";
@@ -27,8 +27,8 @@ pub const WAL_DIR: &str = "wal";
 /// validated and renamed (ends in `.kks.tmp`, so a crash leftover is removed on open).
 pub const INCOMING_FILE: &str = "incoming.kks.tmp";
 
-pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
-    move |source| EngineError::Io { path: path.to_path_buf(), source }
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io { path: path.to_path_buf(), source }
 }
 
 /// Whether `dir` looks like a native data directory (has the marker file).
@@ -38,7 +38,7 @@ pub fn is_native_data_dir(fs: &dyn FileSystem, dir: &Path) -> bool {
 
 /// Writes the marker file of a new data directory (create, write, fsync, directory
 /// fsync).
-pub fn write_marker(fs: &dyn FileSystem, dir: &Path) -> Result<(), EngineError> {
+pub fn write_marker(fs: &dyn FileSystem, dir: &Path) -> Result<(), StorageError> {
     let marker = dir.join(MARKER_FILE);
     let f = fs.open(&marker, OpenMode::CreateNew).map_err(io(&marker))?;
     f.write_all_at(MARKER_V1, 0).map_err(io(&marker))?;
@@ -52,7 +52,7 @@ pub fn write_marker(fs: &dyn FileSystem, dir: &Path) -> Result<(), EngineError> 
 pub fn snapshot_files(
     fs: &dyn FileSystem,
     snap_dir: &Path,
-) -> Result<Vec<(u64, PathBuf)>, EngineError> {
+) -> Result<Vec<(u64, PathBuf)>, StorageError> {
     if !fs.exists(snap_dir) {
         return Ok(Vec::new());
     }
@@ -68,7 +68,7 @@ pub fn snapshot_files(
 }
 
 /// The metadata of a snapshot file (header, trailer, footer and metadata block only).
-pub fn snapshot_info(fs: &dyn FileSystem, path: &Path) -> Result<SnapshotInfo, EngineError> {
+pub fn snapshot_info(fs: &dyn FileSystem, path: &Path) -> Result<SnapshotInfo, StorageError> {
     let i = inspect_snapshot(fs, path)?;
     Ok(SnapshotInfo {
         path: path.to_path_buf(),

@@ -44,12 +44,10 @@ use keeperkit_wal::native::{
     NativeWal, NativeWalOptions, RecoveryMode, RecoveryReport as WalRecoveryReport, SyncPolicy,
 };
 
-mod error;
 pub mod layout;
 mod recover;
 pub mod server_state;
 
-pub use error::EngineError;
 pub use recover::{
     config_entry, parse_config_entry, recover_readonly, recover_readonly_in, ReadOnlyState,
     ReplayEnd, SkippedSnapshot, CONFIG_ENTRY_HEADER_LEN, CONFIG_ENTRY_TYPE,
@@ -60,6 +58,7 @@ use crate::traits::{
     Entry, EntryRef, HardState, LogPosition, LogStore, NodeData, SnapshotInfo, SnapshotStore,
     SnapshotTicket, StateMachine, Storage,
 };
+use crate::StorageError;
 use layout::{
     io, snapshot_files, snapshot_info, INCOMING_FILE, MARKER_FILE, SNAPSHOT_DIR, WAL_DIR,
 };
@@ -213,7 +212,7 @@ impl Inner {
         view: &DataTree,
         pos: LogPosition,
         config: Vec<u8>,
-    ) -> Result<SnapshotInfo, EngineError> {
+    ) -> Result<SnapshotInfo, StorageError> {
         let name = snapshot_file_name(pos.index);
         let path = self.snap_dir.join(&name);
         let info = match snapshot_info(&*self.fs, &path) {
@@ -248,7 +247,7 @@ impl Inner {
     /// Keeps the newest `keep` snapshots (the newest is durable when this runs),
     /// removes the others (then fsyncs the directory), and purges the log up to the
     /// oldest kept one. Called with `snap_lock` held.
-    fn retire(&self) -> Result<(), EngineError> {
+    fn retire(&self) -> Result<(), StorageError> {
         let files = snapshot_files(&*self.fs, &self.snap_dir)?;
         let keep = self.opts.keep_snapshots.max(1);
         let cut = files.len().saturating_sub(keep);
@@ -275,9 +274,9 @@ impl NativeEngine {
     pub fn open(
         fs: Arc<dyn FileSystem>,
         opts: NativeEngineOptions,
-    ) -> Result<NativeEngine, EngineError> {
+    ) -> Result<NativeEngine, StorageError> {
         if opts.keep_snapshots == 0 {
-            return Err(EngineError::Invalid("keep_snapshots must be at least 1".into()));
+            return Err(StorageError::Usage("keep_snapshots must be at least 1".into()));
         }
         let dir = opts.dir.clone();
         let mut report = OpenReport::default();
@@ -290,12 +289,11 @@ impl NativeEngine {
         if !fs.exists(&dir.join(MARKER_FILE)) {
             let entries = fs.read_dir(&dir).map_err(io(&dir))?;
             if !entries.is_empty() {
-                return Err(crate::StorageError::NotADataDir {
+                return Err(StorageError::NotADataDir {
                     path: dir,
                     what: "keeperkit native data directory",
                     reason: format!("it is not empty and has no {MARKER_FILE} marker file"),
-                }
-                .into());
+                });
             }
             layout::write_marker(&*fs, &dir)?;
             report.created = true;
@@ -337,7 +335,7 @@ impl NativeEngine {
             wal.purge(s)?;
         } else if let Some(first) = wal.first_index() {
             if first > s + 1 {
-                return Err(EngineError::Gap {
+                return Err(StorageError::Gap {
                     snapshot: snap_name,
                     snapshot_index: s,
                     log_first: first,
@@ -415,12 +413,12 @@ impl NativeEngine {
     /// (as the sync policy says), then applies them; returns one result per txn. For
     /// a server that logs only what it commits (single node, tests). Callers are
     /// serialized, so entries are applied in index order.
-    pub fn write(&self, term: u64, payloads: &[&[u8]]) -> Result<Vec<TxnResult>, EngineError> {
+    pub fn write(&self, term: u64, payloads: &[&[u8]]) -> Result<Vec<TxnResult>, StorageError> {
         let _w = lock(&self.inner.write_lock);
         let range = self.inner.wal.append_next(term, payloads)?;
         let mut live = self.inner.write();
         if range.start != live.applied.index + 1 && !payloads.is_empty() {
-            return Err(EngineError::Invalid(format!(
+            return Err(StorageError::Usage(format!(
                 "the log continued at {} but the state is at {}; apply the entries in between first",
                 range.start, live.applied.index
             )));
@@ -450,7 +448,7 @@ impl NativeEngine {
 
     /// The cluster configuration stored in the snapshot covering `index` (its
     /// metadata only is read).
-    pub fn snapshot_cluster_config(&self, index: u64) -> Result<Vec<u8>, EngineError> {
+    pub fn snapshot_cluster_config(&self, index: u64) -> Result<Vec<u8>, StorageError> {
         let p = self.inner.snap_dir.join(snapshot_file_name(index));
         Ok(keeperkit_snapshot::native::inspect_snapshot(&*self.inner.fs, &p)?.meta.cluster_config)
     }
@@ -463,7 +461,7 @@ impl NativeEngine {
 
     /// Replaces the server state atomically; durable when the call returns
     /// (temporary file, fsync, rename, directory fsync). Callers are serialized.
-    pub fn set_server_state(&self, bytes: &[u8]) -> Result<(), EngineError> {
+    pub fn set_server_state(&self, bytes: &[u8]) -> Result<(), StorageError> {
         let mut s = lock(&self.inner.server_state);
         server_state::write_state(&*self.inner.fs, &self.inner.dir, bytes)?;
         bytes.clone_into(&mut s);
@@ -481,7 +479,7 @@ impl NativeEngine {
 
     /// Records the commit position in `DIR/commit-hint` (one small in-place write,
     /// no fsync).
-    pub fn set_commit_hint(&self, pos: LogPosition) -> Result<(), EngineError> {
+    pub fn set_commit_hint(&self, pos: LogPosition) -> Result<(), StorageError> {
         let mut h = lock(&self.inner.commit_hint);
         if h.1.is_none() {
             h.1 = Some(server_state::open_hint(&*self.inner.fs, &self.inner.dir)?);
@@ -500,11 +498,11 @@ impl NativeEngine {
 }
 
 impl LogStore for NativeEngine {
-    fn append(&self, entries: &[EntryRef<'_>]) -> Result<(), EngineError> {
+    fn append(&self, entries: &[EntryRef<'_>]) -> Result<(), StorageError> {
         Ok(self.inner.wal.append(entries)?)
     }
 
-    fn read_range(&self, range: Range<u64>) -> Result<Vec<Entry>, EngineError> {
+    fn read_range(&self, range: Range<u64>) -> Result<Vec<Entry>, StorageError> {
         Ok(self.inner.wal.read_range(range)?)
     }
 
@@ -520,17 +518,17 @@ impl LogStore for NativeEngine {
         self.inner.wal.next_index()
     }
 
-    fn truncate_suffix(&self, from: u64) -> Result<(), EngineError> {
+    fn truncate_suffix(&self, from: u64) -> Result<(), StorageError> {
         let applied = self.inner.read().applied.index;
         if from <= applied {
-            return Err(EngineError::Invalid(format!(
+            return Err(StorageError::Usage(format!(
                 "cannot truncate from {from}: entries up to {applied} are applied (committed)"
             )));
         }
         Ok(self.inner.wal.truncate_suffix(from)?)
     }
 
-    fn purge_prefix(&self, upto: u64) -> Result<(), EngineError> {
+    fn purge_prefix(&self, upto: u64) -> Result<(), StorageError> {
         Ok(self.inner.wal.purge(upto)?)
     }
 
@@ -538,20 +536,20 @@ impl LogStore for NativeEngine {
         self.inner.wal.hard_state()
     }
 
-    fn set_hard_state(&self, hs: HardState) -> Result<(), EngineError> {
+    fn set_hard_state(&self, hs: HardState) -> Result<(), StorageError> {
         Ok(self.inner.wal.set_hard_state(hs)?)
     }
 
-    fn sync(&self) -> Result<(), EngineError> {
+    fn sync(&self) -> Result<(), StorageError> {
         Ok(self.inner.wal.sync()?)
     }
 }
 
 impl StateMachine for NativeEngine {
-    fn apply(&self, entry: EntryRef<'_>) -> Result<TxnResult, EngineError> {
+    fn apply(&self, entry: EntryRef<'_>) -> Result<TxnResult, StorageError> {
         let mut live = self.inner.write();
         if entry.index != live.applied.index + 1 {
-            return Err(EngineError::Invalid(format!(
+            return Err(StorageError::Usage(format!(
                 "entry {} applied after {}: entries must be applied in order, once",
                 entry.index, live.applied.index
             )));
@@ -605,7 +603,7 @@ impl StateMachine for NativeEngine {
 }
 
 impl SnapshotStore for NativeEngine {
-    fn start_snapshot(&self) -> Result<SnapshotTicket, EngineError> {
+    fn start_snapshot(&self) -> Result<SnapshotTicket, StorageError> {
         let (view, pos, config) = {
             let live = self.inner.read();
             (live.tree.clone(), live.applied, live.config.clone())
@@ -617,21 +615,21 @@ impl SnapshotStore for NativeEngine {
                 let _s = lock(&inner.snap_lock);
                 inner.write_snapshot(&view, pos, config)
             })
-            .map_err(|e| EngineError::Io { path: self.inner.snap_dir.clone(), source: e })?;
+            .map_err(|e| StorageError::Io { path: self.inner.snap_dir.clone(), source: e })?;
         Ok(SnapshotTicket { position: pos, handle: Some(handle), ready: None })
     }
 
-    fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>, EngineError> {
+    fn list_snapshots(&self) -> Result<Vec<SnapshotInfo>, StorageError> {
         let files = snapshot_files(&*self.inner.fs, &self.inner.snap_dir)?;
         files.iter().map(|(_, p)| snapshot_info(&*self.inner.fs, p)).collect()
     }
 
-    fn snapshot_bytes(&self, index: u64) -> Result<Vec<u8>, EngineError> {
+    fn snapshot_bytes(&self, index: u64) -> Result<Vec<u8>, StorageError> {
         let p = self.inner.snap_dir.join(snapshot_file_name(index));
         self.inner.fs.read_all(&p).map_err(io(&p))
     }
 
-    fn install_snapshot(&self, bytes: &mut dyn Read) -> Result<SnapshotInfo, EngineError> {
+    fn install_snapshot(&self, bytes: &mut dyn Read) -> Result<SnapshotInfo, StorageError> {
         let inner = &*self.inner;
         let _s = lock(&inner.snap_lock);
         let fs = &*inner.fs;
@@ -645,14 +643,14 @@ impl SnapshotStore for NativeEngine {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(EngineError::Io { path: tmp.clone(), source: e }),
+                    Err(e) => return Err(StorageError::Io { path: tmp.clone(), source: e }),
                 };
                 f.write_all_at(&buf[..n], off).map_err(io(&tmp))?;
                 off += n as u64;
             }
             f.sync_all().map_err(io(&tmp))?;
             drop(f);
-            load_tree(fs, &tmp).map_err(EngineError::from)
+            load_tree(fs, &tmp)
         })();
         let loaded = match result {
             Ok(l) => l,
@@ -665,7 +663,7 @@ impl SnapshotStore for NativeEngine {
         let applied = inner.read().applied;
         if pos.index < applied.index {
             let _ = fs.remove_file(&tmp);
-            return Err(EngineError::Invalid(format!(
+            return Err(StorageError::Usage(format!(
                 "the snapshot ends at index {}, before the applied index {}",
                 pos.index, applied.index
             )));

@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 use keeperkit_model::{Corruption, CorruptionKind, Txn};
 use keeperkit_tree::DataTree;
 use keeperkit_vfs::FileSystem;
-use keeperkit_wal::native::{iter_entries, NativeWalError, ProblemKind};
+use keeperkit_wal::native::{iter_entries, ProblemKind};
+use keeperkit_wal::WalError;
 
 use super::layout::{snapshot_files, SNAPSHOT_DIR, WAL_DIR};
-use super::EngineError;
 use crate::native::snapshot::load_tree;
 use crate::traits::{LogPosition, SnapshotInfo};
+use crate::StorageError;
 
 /// A snapshot that was not used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +74,7 @@ fn check_fallback(
     fallback: u64,
     log_purged: u64,
     log_last: Option<u64>,
-) -> Result<(), EngineError> {
+) -> Result<(), StorageError> {
     let Some((needed, newest)) = skipped.iter().map(|(i, s)| (*i, s)).max_by_key(|(i, _)| *i)
     else {
         return Ok(());
@@ -85,7 +86,7 @@ fn check_fallback(
     if covered {
         return Ok(());
     }
-    Err(crate::StorageError::SnapshotNeeded {
+    Err(StorageError::SnapshotNeeded {
         dir: snap_dir.to_path_buf(),
         snapshot: newest.path.clone(),
         index: needed,
@@ -95,21 +96,20 @@ fn check_fallback(
             Some(l) if l > log_purged => format!("holds indexes {} ..= {l}", log_purged + 1),
             _ => "holds no entries".to_string(),
         },
-    }
-    .into())
+    })
 }
 
 /// Loads the newest snapshot that is intact (every checksum, node count and digest),
 /// falling back to older ones; with no snapshot at all, the initial tree at index 0.
 /// A fallback is taken only when the log holds every entry from the fallback's index
-/// up to the damaged snapshot's ([`crate::StorageError::SnapshotNeeded`] otherwise):
+/// up to the damaged snapshot's ([`StorageError::SnapshotNeeded`] otherwise):
 /// a damaged snapshot never turns into a smaller state.
 pub(crate) fn choose_snapshot(
     fs: &dyn FileSystem,
     snap_dir: &Path,
     log_purged: u64,
     log_last: Option<u64>,
-) -> Result<Start, EngineError> {
+) -> Result<Start, StorageError> {
     let files = snapshot_files(fs, snap_dir)?;
     let mut damaged: Vec<(u64, SkippedSnapshot)> = Vec::new();
     for (index, path) in files.iter().rev() {
@@ -140,11 +140,10 @@ pub(crate) fn choose_snapshot(
         }
     }
     if log_purged > 0 {
-        return Err(crate::StorageError::NoUsableSnapshot {
+        return Err(StorageError::NoUsableSnapshot {
             dir: snap_dir.to_path_buf(),
             tried: damaged.into_iter().map(|(_, s)| (s.path, s.reason)).collect(),
-        }
-        .into());
+        });
     }
     check_fallback(snap_dir, &damaged, 0, log_purged, log_last)?;
     let skipped = damaged.into_iter().map(|d| d.1).collect();
@@ -165,7 +164,7 @@ pub(crate) fn apply_payload(
     wal_dir: &Path,
     index: u64,
     payload: &[u8],
-) -> Result<keeperkit_tree::TxnResult, EngineError> {
+) -> Result<keeperkit_tree::TxnResult, StorageError> {
     if payload.is_empty() {
         return Ok(keeperkit_tree::TxnResult::Ok);
     }
@@ -174,7 +173,7 @@ pub(crate) fn apply_payload(
         return Ok(keeperkit_tree::TxnResult::Ok);
     }
     let txn = Txn::decode_from(payload).map_err(|e| {
-        EngineError::Corrupt(
+        StorageError::Corrupt(
             Corruption::new(
                 wal_dir,
                 0,
@@ -234,7 +233,7 @@ pub fn recover_readonly(
     fs: &dyn FileSystem,
     dir: &Path,
     upto: Option<u64>,
-) -> Result<ReadOnlyState, EngineError> {
+) -> Result<ReadOnlyState, StorageError> {
     recover_readonly_in(fs, &dir.join(SNAPSHOT_DIR), &dir.join(WAL_DIR), upto)
 }
 
@@ -245,7 +244,7 @@ pub fn recover_readonly_in(
     snap_dir: &Path,
     wal_dir: &Path,
     upto: Option<u64>,
-) -> Result<ReadOnlyState, EngineError> {
+) -> Result<ReadOnlyState, StorageError> {
     let wal_dir = wal_dir.to_path_buf();
     let (purged, last) = if fs.exists(&wal_dir) {
         let info = keeperkit_wal::native::inspect(fs, &wal_dir)?;
@@ -270,7 +269,7 @@ pub fn recover_readonly_in(
                     position = LogPosition { index: e.index, term: e.term };
                     replayed += 1;
                 }
-                Err(NativeWalError::TornTail(p)) => {
+                Err(WalError::TornTail(p)) => {
                     let valid_end = match p.kind {
                         ProblemKind::TornTail { valid_end, .. } => valid_end,
                         ProblemKind::Corrupt(_) => p.offset,

@@ -17,8 +17,8 @@ use keeperkit_model::{Corruption, CorruptionKind};
 use keeperkit_vfs::{FileSystem, OpenMode};
 
 use super::layout::io;
-use super::EngineError;
 use crate::traits::LogPosition;
+use crate::StorageError;
 
 /// Name of the server-state file.
 pub const SERVER_STATE_FILE: &str = "server-state";
@@ -43,15 +43,15 @@ fn crc(parts: &[&[u8]]) -> u32 {
     h.finalize()
 }
 
-fn corrupt(path: &Path, offset: u64, msg: String) -> EngineError {
-    EngineError::Corrupt(Corruption::new(path, offset, CorruptionKind::inconsistent(msg)))
+fn corrupt(path: &Path, offset: u64, msg: String) -> StorageError {
+    StorageError::Corrupt(Corruption::new(path, offset, CorruptionKind::inconsistent(msg)))
 }
 
 /// Encodes the server-state file: magic `KKSS`, version u32, length u32, CRC-32 u32
 /// over version, length and the bytes (all little-endian), then the bytes.
-fn encode_state(bytes: &[u8]) -> Result<Vec<u8>, EngineError> {
+fn encode_state(bytes: &[u8]) -> Result<Vec<u8>, StorageError> {
     if bytes.len() > SERVER_STATE_LEN_MAX {
-        return Err(EngineError::Invalid(format!(
+        return Err(StorageError::Usage(format!(
             "the server state is {} bytes, the limit is {SERVER_STATE_LEN_MAX}",
             bytes.len()
         )));
@@ -67,7 +67,7 @@ fn encode_state(bytes: &[u8]) -> Result<Vec<u8>, EngineError> {
     Ok(out)
 }
 
-fn decode_state(path: &Path, file: &[u8]) -> Result<Vec<u8>, EngineError> {
+fn decode_state(path: &Path, file: &[u8]) -> Result<Vec<u8>, StorageError> {
     let Some(header) = file.get(..STATE_HEADER_LEN) else {
         return Err(corrupt(path, 0, format!("{} bytes, shorter than the header", file.len())));
     };
@@ -97,7 +97,7 @@ fn decode_state(path: &Path, file: &[u8]) -> Result<Vec<u8>, EngineError> {
 }
 
 /// Reads the server state of `dir` (empty if there is none).
-pub(crate) fn read_state(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u8>, EngineError> {
+pub(crate) fn read_state(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u8>, StorageError> {
     let path = dir.join(SERVER_STATE_FILE);
     if !fs.exists(&path) {
         return Ok(Vec::new());
@@ -111,16 +111,16 @@ pub(crate) fn write_state(
     fs: &dyn FileSystem,
     dir: &Path,
     bytes: &[u8],
-) -> Result<(), EngineError> {
+) -> Result<(), StorageError> {
     let file = encode_state(bytes)?;
     let tmp = dir.join(SERVER_STATE_TMP);
     let path = dir.join(SERVER_STATE_FILE);
     keeperkit_vfs::write_atomically_bytes(fs, &path, &tmp, &file)
-        .map_err(|e| EngineError::Io { path: e.path, source: e.source })
+        .map_err(|e| StorageError::Io { path: e.path, source: e.source })
 }
 
 /// Removes a `server-state.tmp` left by a crash; returns whether there was one.
-pub(crate) fn remove_state_tmp(fs: &dyn FileSystem, dir: &Path) -> Result<bool, EngineError> {
+pub(crate) fn remove_state_tmp(fs: &dyn FileSystem, dir: &Path) -> Result<bool, StorageError> {
     let tmp = dir.join(SERVER_STATE_TMP);
     if !fs.exists(&tmp) {
         return Ok(false);
@@ -169,7 +169,7 @@ pub(crate) fn read_hint(fs: &dyn FileSystem, dir: &Path) -> Option<LogPosition> 
 pub(crate) fn open_hint(
     fs: &dyn FileSystem,
     dir: &Path,
-) -> Result<std::sync::Arc<dyn keeperkit_vfs::File>, EngineError> {
+) -> Result<std::sync::Arc<dyn keeperkit_vfs::File>, StorageError> {
     let path = dir.join(COMMIT_HINT_FILE);
     let mode = if fs.exists(&path) { OpenMode::ReadWrite } else { OpenMode::CreateNew };
     fs.open(&path, mode).map_err(io(&path))
@@ -180,7 +180,7 @@ pub(crate) fn write_hint(
     file: &dyn keeperkit_vfs::File,
     dir: &Path,
     pos: LogPosition,
-) -> Result<(), EngineError> {
+) -> Result<(), StorageError> {
     let path = dir.join(COMMIT_HINT_FILE);
     file.write_all_at(&encode_hint(pos), 0).map_err(io(&path))
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use keeperkit_model::Txn;
 use keeperkit_vfs::FileSystem;
-use keeperkit_wal::native::{self, NativeWalError};
+use keeperkit_wal::native;
+use keeperkit_wal::WalError;
 
 use crate::findings::{Code, Finding, Severity};
 use crate::report::LogEntry;
@@ -26,7 +27,7 @@ pub(crate) fn read_log(
     for e in iter {
         let e = match e {
             Ok(e) => e,
-            Err(NativeWalError::TornTail(p)) => {
+            Err(WalError::TornTail(p)) => {
                 findings.push(
                     Finding::new(
                         Severity::Warning,

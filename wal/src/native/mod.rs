@@ -17,7 +17,7 @@
 //! - A crash at any instant loses no acknowledged entry, and the log opens again with
 //!   [`RecoveryMode::TolerateTornTail`]: only a torn tail of the newest segment is cut
 //!   (reported in [`RecoveryReport`]); anything else wrong is an error naming the
-//!   segment, the byte offset and the index ([`NativeWalError::Corrupt`]).
+//!   segment, the byte offset and the index ([`WalError::Corrupt`]).
 //! - A torn tail is told apart from corruption in the middle: every record carries a
 //!   *durable mark*, the number of bytes of its segment that were known durable when
 //!   it was written. A bad record followed by a valid record whose mark covers the bad
@@ -27,7 +27,7 @@
 //! - Limits ([`Limits`], and the hard caps in [`format`](mod@format)) are checked before anything
 //!   is written; every length read from disk is checked before anything is allocated.
 //! - A failed fsync poisons the writer: every later append fails with
-//!   [`NativeWalError::Poisoned`] until the log is reopened. The unsynced tail is cut
+//!   [`WalError::Poisoned`] until the log is reopened. The unsynced tail is cut
 //!   back to the last durable record first, so that a reopen without a reboot does
 //!   not serve bytes the kernel may have dropped (Linux "fsyncgate").
 //! - `ENOSPC` fails the append and changes nothing that was acknowledged; the log
@@ -44,7 +44,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use keeperkit_model::{Corruption, CorruptionKind};
+use keeperkit_model::CorruptionKind;
+
+use crate::WalError;
 
 pub mod format;
 mod scan;
@@ -234,79 +236,8 @@ pub struct RecoveryReport {
     pub removed_purged_segments: Vec<PathBuf>,
 }
 
-/// Errors of the native log.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum NativeWalError {
-    /// The file system reported an error.
-    #[error("I/O error on {path}: {source}")]
-    Io {
-        /// The file or directory the operation was on.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// The bytes on disk are not a valid log: names the segment, offset and index.
-    #[error("{0}")]
-    Corrupt(Corruption),
-    /// The newest segment ends in a torn write, and the recovery mode is strict.
-    #[error("{0}; open with RecoveryMode::TolerateTornTail or run repair to cut it")]
-    TornTail(Problem),
-    /// A size limit would be exceeded; nothing was written.
-    #[error("{what} is {len} bytes or items, the limit is {max}")]
-    LimitExceeded {
-        /// What is too large.
-        what: &'static str,
-        /// Its size.
-        len: u64,
-        /// The limit.
-        max: u64,
-    },
-    /// Appended indexes must continue the log without gaps.
-    #[error("index {found} does not continue the log, expected {expected}")]
-    NotContiguous {
-        /// The index that was expected.
-        expected: u64,
-        /// The index given.
-        found: u64,
-    },
-    /// The index is not in the log.
-    #[error("index {index} is not in the log (first {first}, next {next})")]
-    OutOfRange {
-        /// The index asked for.
-        index: u64,
-        /// The first index still in the log.
-        first: u64,
-        /// The index the next append will get.
-        next: u64,
-    },
-    /// An earlier fsync failed: the writer refuses to go on until reopened.
-    #[error("the log is poisoned by an earlier failure ({cause}); reopen it")]
-    Poisoned {
-        /// What failed.
-        cause: String,
-    },
-    /// An argument or option is invalid.
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
-}
-
-impl NativeWalError {
-    /// The corruption this error reports, if it is one.
-    pub fn corruption(&self) -> Option<&Corruption> {
-        match self {
-            NativeWalError::Corrupt(c) => Some(c),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> NativeWalError {
-        NativeWalError::Io { path: path.into(), source }
-    }
-}
-
 /// Result type of this module.
-pub type Result<T, E = NativeWalError> = std::result::Result<T, E>;
+pub type Result<T, E = WalError> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {

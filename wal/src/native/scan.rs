@@ -16,7 +16,7 @@ use super::format::{
     SegmentHeader, FLAG_ZSTD, META_LEN, RECORD_ALIGN, RECORD_HEADER_LEN, REC_COUNT_OFFSET,
     REC_SYNCED_OFFSET, SEGMENT_FILE_LEN_MAX, SEGMENT_HEADER_LEN,
 };
-use super::{parse_segment_file_name, NativeWalError, Result, META_FILE_NAME, TEMP_SUFFIX};
+use super::{parse_segment_file_name, Result, WalError, META_FILE_NAME, TEMP_SUFFIX};
 
 /// A problem found in a log directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,11 +74,11 @@ impl Problem {
     }
 
     /// The matching error.
-    pub fn into_error(self) -> NativeWalError {
+    pub fn into_error(self) -> WalError {
         if self.is_torn_tail() {
-            NativeWalError::TornTail(self)
+            WalError::TornTail(self)
         } else {
-            NativeWalError::Corrupt(self.to_corruption())
+            WalError::Corrupt(self.to_corruption())
         }
     }
 }
@@ -157,9 +157,9 @@ pub(crate) type Bytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
 /// Maps a file, or reads it whole when the file system cannot map (after checking
 /// its length against `len_max`).
 pub(crate) fn file_bytes(file: &Arc<dyn File>, path: &Path, len_max: u64) -> Result<Bytes> {
-    let len = file.len().map_err(|e| NativeWalError::io(path, e))?;
+    let len = file.len().map_err(|e| WalError::io(path, e))?;
     if len > len_max {
-        return Err(NativeWalError::Corrupt(Corruption::new(
+        return Err(WalError::Corrupt(Corruption::new(
             path,
             0,
             CorruptionKind::LengthOutOfRange {
@@ -168,13 +168,13 @@ pub(crate) fn file_bytes(file: &Arc<dyn File>, path: &Path, len_max: u64) -> Res
             },
         )));
     }
-    if let Some(m) = file.map().map_err(|e| NativeWalError::io(path, e))? {
+    if let Some(m) = file.map().map_err(|e| WalError::io(path, e))? {
         return Ok(m);
     }
-    let n = usize::try_from(len)
-        .map_err(|_| NativeWalError::io(path, io::Error::other("file too large")))?;
+    let n =
+        usize::try_from(len).map_err(|_| WalError::io(path, io::Error::other("file too large")))?;
     let mut buf = vec![0u8; n];
-    file.read_exact_at(&mut buf, 0).map_err(|e| NativeWalError::io(path, e))?;
+    file.read_exact_at(&mut buf, 0).map_err(|e| WalError::io(path, e))?;
     Ok(Arc::new(buf))
 }
 
@@ -433,7 +433,7 @@ impl Analysis {
 
 /// Reads and checks a log directory. Changes nothing.
 pub(crate) fn analyze(fs: &dyn FileSystem, dir: &Path, deep: bool) -> Result<Analysis> {
-    let listing = fs.read_dir(dir).map_err(|e| NativeWalError::io(dir, e))?;
+    let listing = fs.read_dir(dir).map_err(|e| WalError::io(dir, e))?;
     let mut a = Analysis {
         dir: dir.to_path_buf(),
         meta: None,
@@ -476,7 +476,7 @@ pub(crate) fn analyze(fs: &dyn FileSystem, dir: &Path, deep: bool) -> Result<Ana
     }
 
     for (seq, path) in seg_names {
-        let file = fs.open(&path, OpenMode::Read).map_err(|e| NativeWalError::io(&path, e))?;
+        let file = fs.open(&path, OpenMode::Read).map_err(|e| WalError::io(&path, e))?;
         let bytes = file_bytes(&file, &path, SEGMENT_FILE_LEN_MAX)?;
         let scan = scan_segment(&path, seq, (*bytes).as_ref(), deep);
         a.segments.push(ScannedSegment { scan, bytes });
@@ -490,7 +490,7 @@ pub(crate) fn read_meta(
     fs: &dyn FileSystem,
     path: &Path,
 ) -> Result<std::result::Result<MetaRecord, Problem>> {
-    let md = fs.metadata(path).map_err(|e| NativeWalError::io(path, e))?;
+    let md = fs.metadata(path).map_err(|e| WalError::io(path, e))?;
     if md.len != META_LEN as u64 {
         return Ok(Err(Problem {
             path: path.to_path_buf(),
@@ -502,7 +502,7 @@ pub(crate) fn read_meta(
             }),
         }));
     }
-    let b = fs.read_all(path).map_err(|e| NativeWalError::io(path, e))?;
+    let b = fs.read_all(path).map_err(|e| WalError::io(path, e))?;
     Ok(MetaRecord::decode(&b).map_err(|(offset, kind)| Problem {
         path: path.to_path_buf(),
         offset,

@@ -16,7 +16,7 @@ use keeperkit_vfs::{FileSystem, OpenMode};
 use super::format::{SegmentHeader, FLAG_ZSTD, RECORD_HEADER_LEN};
 use super::scan::{analyze, decode_payload, Analysis, Problem, ProblemKind, RecordLoc};
 use super::wal::cut_torn_tail;
-use super::{Entry, NativeWalError, Result};
+use super::{Entry, Result, WalError};
 
 /// The metadata file's contents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -312,19 +312,19 @@ fn backup_copy(fs: &dyn FileSystem, path: &Path, backup_dir: &Path) -> Result<Pa
         target = backup_dir.join(format!("{name}.{n}"));
         n += 1;
     }
-    let src = fs.open(path, OpenMode::Read).map_err(|e| NativeWalError::io(path, e))?;
-    let dst = fs.open(&target, OpenMode::CreateNew).map_err(|e| NativeWalError::io(&target, e))?;
-    let len = src.len().map_err(|e| NativeWalError::io(path, e))?;
+    let src = fs.open(path, OpenMode::Read).map_err(|e| WalError::io(path, e))?;
+    let dst = fs.open(&target, OpenMode::CreateNew).map_err(|e| WalError::io(&target, e))?;
+    let len = src.len().map_err(|e| WalError::io(path, e))?;
     let mut buf = vec![0u8; 1 << 20];
     let mut off = 0u64;
     while off < len {
         let k = usize::try_from((len - off).min(buf.len() as u64)).unwrap_or(buf.len());
-        src.read_exact_at(&mut buf[..k], off).map_err(|e| NativeWalError::io(path, e))?;
-        dst.write_all_at(&buf[..k], off).map_err(|e| NativeWalError::io(&target, e))?;
+        src.read_exact_at(&mut buf[..k], off).map_err(|e| WalError::io(path, e))?;
+        dst.write_all_at(&buf[..k], off).map_err(|e| WalError::io(&target, e))?;
         off += k as u64;
     }
-    dst.sync_all().map_err(|e| NativeWalError::io(&target, e))?;
-    fs.sync_dir(backup_dir).map_err(|e| NativeWalError::io(backup_dir, e))?;
+    dst.sync_all().map_err(|e| WalError::io(&target, e))?;
+    fs.sync_dir(backup_dir).map_err(|e| WalError::io(backup_dir, e))?;
     Ok(target)
 }
 
@@ -339,9 +339,9 @@ pub fn repair(fs: &dyn FileSystem, dir: &Path, backup_dir: &Path) -> Result<Repa
         return Ok(report);
     }
     if !fs.exists(backup_dir) {
-        fs.create_dir_all(backup_dir).map_err(|e| NativeWalError::io(backup_dir, e))?;
+        fs.create_dir_all(backup_dir).map_err(|e| WalError::io(backup_dir, e))?;
         if let Some(parent) = backup_dir.parent() {
-            fs.sync_dir(parent).map_err(|e| NativeWalError::io(parent, e))?;
+            fs.sync_dir(parent).map_err(|e| WalError::io(parent, e))?;
         }
     }
     let mut removed = false;
@@ -353,14 +353,14 @@ pub fn repair(fs: &dyn FileSystem, dir: &Path, backup_dir: &Path) -> Result<Repa
             }
             RepairAction::RemoveTempFile { path } | RepairAction::RemovePurgedSegment { path } => {
                 report.backups.push(backup_copy(fs, path, backup_dir)?);
-                fs.remove_file(path).map_err(|e| NativeWalError::io(path, e))?;
+                fs.remove_file(path).map_err(|e| WalError::io(path, e))?;
                 removed = true;
             }
         }
         report.performed.push(action);
     }
     if removed {
-        fs.sync_dir(dir).map_err(|e| NativeWalError::io(dir, e))?;
+        fs.sync_dir(dir).map_err(|e| WalError::io(dir, e))?;
     }
     Ok(report)
 }
@@ -388,8 +388,8 @@ impl std::fmt::Debug for EntryIter {
 
 /// Lists the entries with indexes in `from..=to` of the log in `dir`, reading only.
 /// Entries before the first problem are served; the problem itself is then yielded
-/// as an error (a torn tail as [`NativeWalError::TornTail`], anything else as
-/// [`NativeWalError::Corrupt`]) and the iteration ends: nothing past a gap or a bad
+/// as an error (a torn tail as [`WalError::TornTail`], anything else as
+/// [`WalError::Corrupt`]) and the iteration ends: nothing past a gap or a bad
 /// record is ever served.
 pub fn iter_entries(fs: &dyn FileSystem, dir: &Path, from: u64, to: u64) -> Result<EntryIter> {
     let analysis = analyze(fs, dir, false)?;
@@ -471,7 +471,7 @@ impl Iterator for EntryIter {
 fn decode_record(path: &Path, bytes: &[u8], rec: &RecordLoc) -> Result<Vec<Entry>> {
     let start = usize::try_from(rec.offset).unwrap_or(usize::MAX);
     let corrupt = |off: u64, kind| {
-        NativeWalError::Corrupt(
+        WalError::Corrupt(
             keeperkit_model::Corruption::new(path, off, kind).with_index(rec.first_index),
         )
     };

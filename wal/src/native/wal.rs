@@ -18,8 +18,8 @@ use super::format::{
 };
 use super::scan::{analyze, decode_payload, Bytes, RecordLoc, ScannedSegment};
 use super::{
-    segment_file_name, Entry, EntryRef, HardState, NativeWalError, NativeWalOptions, RecoveryMode,
-    RecoveryReport, Result, SyncPolicy, TornTailCut, META_FILE_NAME, TEMP_SUFFIX,
+    segment_file_name, Entry, EntryRef, HardState, NativeWalOptions, RecoveryMode, RecoveryReport,
+    Result, SyncPolicy, TornTailCut, WalError, META_FILE_NAME, TEMP_SUFFIX,
 };
 
 /// How far ahead of the last record the active segment is zero-filled (see
@@ -181,8 +181,8 @@ fn random_log_id() -> u64 {
     h.finish()
 }
 
-fn is_sync_error(e: &NativeWalError) -> bool {
-    matches!(e, NativeWalError::Io { .. })
+fn is_sync_error(e: &WalError) -> bool {
+    matches!(e, WalError::Io { .. })
 }
 
 /// Writes a file atomically: temp name, write, fsync, rename, directory fsync.
@@ -194,20 +194,20 @@ pub(crate) fn write_atomic(
 ) -> Result<()> {
     let tmp = dir.join(format!("{name}{TEMP_SUFFIX}"));
     let path = dir.join(name);
-    let f = fs.open(&tmp, OpenMode::CreateTruncate).map_err(|e| NativeWalError::io(&tmp, e))?;
-    f.write_all_at(bytes, 0).map_err(|e| NativeWalError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| NativeWalError::io(&tmp, e))?;
+    let f = fs.open(&tmp, OpenMode::CreateTruncate).map_err(|e| WalError::io(&tmp, e))?;
+    f.write_all_at(bytes, 0).map_err(|e| WalError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| WalError::io(&tmp, e))?;
     drop(f);
-    fs.rename(&tmp, &path).map_err(|e| NativeWalError::io(&path, e))?;
-    fs.sync_dir(dir).map_err(|e| NativeWalError::io(dir, e))
+    fs.rename(&tmp, &path).map_err(|e| WalError::io(&path, e))?;
+    fs.sync_dir(dir).map_err(|e| WalError::io(dir, e))
 }
 
 /// Cuts a torn tail: truncates `path` to `new_len` and fsyncs. Shared by open and
 /// repair.
 pub(crate) fn cut_torn_tail(fs: &dyn FileSystem, path: &Path, new_len: u64) -> Result<()> {
-    let f = fs.open(path, OpenMode::ReadWrite).map_err(|e| NativeWalError::io(path, e))?;
-    f.set_len(new_len).map_err(|e| NativeWalError::io(path, e))?;
-    f.sync_all().map_err(|e| NativeWalError::io(path, e))
+    let f = fs.open(path, OpenMode::ReadWrite).map_err(|e| WalError::io(path, e))?;
+    f.set_len(new_len).map_err(|e| WalError::io(path, e))?;
+    f.sync_all().map_err(|e| WalError::io(path, e))
 }
 
 impl NativeWal {
@@ -221,12 +221,12 @@ impl NativeWal {
             // parent, top-down.
             let missing: Vec<PathBuf> =
                 dir.ancestors().take_while(|d| !fs.exists(d)).map(Path::to_path_buf).collect();
-            fs.create_dir_all(&dir).map_err(|e| NativeWalError::io(&dir, e))?;
+            fs.create_dir_all(&dir).map_err(|e| WalError::io(&dir, e))?;
             for d in missing.iter().rev() {
                 let parent = d.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
                 let parent =
                     if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent };
-                fs.sync_dir(&parent).map_err(|e| NativeWalError::io(&parent, e))?;
+                fs.sync_dir(&parent).map_err(|e| WalError::io(&parent, e))?;
             }
         }
         let mut a = analyze(fs.as_ref(), &dir, false)?;
@@ -234,11 +234,11 @@ impl NativeWal {
         // Temp files are never part of the log: each was either renamed into place or
         // abandoned by a crash.
         for t in std::mem::take(&mut a.temp_files) {
-            fs.remove_file(&t).map_err(|e| NativeWalError::io(&t, e))?;
+            fs.remove_file(&t).map_err(|e| WalError::io(&t, e))?;
             report.removed_temp_files.push(t);
         }
         if !report.removed_temp_files.is_empty() {
-            fs.sync_dir(&dir).map_err(|e| NativeWalError::io(&dir, e))?;
+            fs.sync_dir(&dir).map_err(|e| WalError::io(&dir, e))?;
         }
 
         let meta = match a.meta {
@@ -251,9 +251,10 @@ impl NativeWal {
             }
             None => {
                 // `analyze` reported why (missing or bad metadata file).
-                let p = a.problems.into_iter().next().ok_or_else(|| {
-                    NativeWalError::InvalidArgument("metadata file unreadable".into())
-                })?;
+                let p =
+                    a.problems.into_iter().next().ok_or_else(|| {
+                        WalError::InvalidArgument("metadata file unreadable".into())
+                    })?;
                 return Err(p.into_error());
             }
         };
@@ -276,7 +277,7 @@ impl NativeWal {
                 return Err(p.into_error());
             };
             let super::ProblemKind::TornTail { valid_end, file_len, cause } = p.kind else {
-                return Err(NativeWalError::InvalidArgument("torn tail without details".into()));
+                return Err(WalError::InvalidArgument("torn tail without details".into()));
             };
             // Drop our map before truncating the file under it.
             last.bytes = Arc::new(Vec::new());
@@ -310,14 +311,14 @@ impl NativeWal {
         for (i, s) in std::mem::take(&mut a.segments).into_iter().enumerate() {
             if leftovers.contains(&i) {
                 drop(s.bytes);
-                fs.remove_file(&s.scan.path).map_err(|e| NativeWalError::io(&s.scan.path, e))?;
+                fs.remove_file(&s.scan.path).map_err(|e| WalError::io(&s.scan.path, e))?;
                 report.removed_purged_segments.push(s.scan.path);
             } else {
                 segs.push(s);
             }
         }
         if !report.removed_purged_segments.is_empty() {
-            fs.sync_dir(&dir).map_err(|e| NativeWalError::io(&dir, e))?;
+            fs.sync_dir(&dir).map_err(|e| WalError::io(&dir, e))?;
         }
 
         let last_seq = segs.last().map(|s| s.scan.seq).or_else(|| {
@@ -331,17 +332,15 @@ impl NativeWal {
         for (i, s) in segs.into_iter().enumerate() {
             let newest = i + 1 == n;
             let Ok((header, header_crc)) = s.scan.header else {
-                return Err(NativeWalError::InvalidArgument("unchecked segment header".into()));
+                return Err(WalError::InvalidArgument("unchecked segment header".into()));
             };
             let path = s.scan.path.clone();
             let (file, map) = if newest {
                 drop(s.bytes);
-                let f = fs
-                    .open(&path, OpenMode::ReadWrite)
-                    .map_err(|e| NativeWalError::io(&path, e))?;
+                let f = fs.open(&path, OpenMode::ReadWrite).map_err(|e| WalError::io(&path, e))?;
                 (f, None)
             } else {
-                let f = fs.open(&path, OpenMode::Read).map_err(|e| NativeWalError::io(&path, e))?;
+                let f = fs.open(&path, OpenMode::Read).map_err(|e| WalError::io(&path, e))?;
                 (f, Some(s.bytes))
             };
             segments.push(Segment {
@@ -399,16 +398,16 @@ impl NativeWal {
             let mut st = wal.write_state();
             if let Some(seg) = st.segments.last_mut() {
                 if wal.opts.preallocate {
-                    let len = seg.file.len().map_err(|e| NativeWalError::io(&seg.path, e))?;
+                    let len = seg.file.len().map_err(|e| WalError::io(&seg.path, e))?;
                     if len < wal.opts.segment_len {
                         // Best effort: without space, appends grow the file instead.
                         let _ = seg.file.set_len(wal.opts.segment_len);
                     }
                 }
-                seg.file.sync_all().map_err(|e| NativeWalError::io(&seg.path, e))?;
+                seg.file.sync_all().map_err(|e| WalError::io(&seg.path, e))?;
             }
         }
-        wal.fs.sync_dir(&wal.dir).map_err(|e| NativeWalError::io(&wal.dir, e))?;
+        wal.fs.sync_dir(&wal.dir).map_err(|e| WalError::io(&wal.dir, e))?;
         Ok(wal)
     }
 
@@ -493,7 +492,7 @@ impl NativeWal {
 
     fn check_poison(&self, st: &LogState) -> Result<()> {
         match &st.poison {
-            Some(cause) => Err(NativeWalError::Poisoned { cause: cause.clone() }),
+            Some(cause) => Err(WalError::Poisoned { cause: cause.clone() }),
             None => Ok(()),
         }
     }
@@ -509,7 +508,7 @@ impl NativeWal {
         for (i, e) in entries.iter().enumerate() {
             let expected = first.index.checked_add(i as u64);
             if expected != Some(e.index) {
-                return Err(NativeWalError::NotContiguous {
+                return Err(WalError::NotContiguous {
                     expected: expected.unwrap_or(u64::MAX),
                     found: e.index,
                 });
@@ -565,11 +564,11 @@ impl NativeWal {
         debug_assert_eq!(st.pending_off + st.pending.len() as u64, seg.end);
         seg.file
             .write_all_at(&st.pending, st.pending_off)
-            .map_err(|e| NativeWalError::io(&seg.path, e))?;
+            .map_err(|e| WalError::io(&seg.path, e))?;
         let end = seg.end;
         if st.dirty_until > end {
             write_zeros(seg.file.as_ref(), end, st.dirty_until - end)
-                .map_err(|e| NativeWalError::io(&seg.path, e))?;
+                .map_err(|e| WalError::io(&seg.path, e))?;
             st.dirty_until = 0;
         }
         st.pending.clear();
@@ -579,7 +578,7 @@ impl NativeWal {
     fn check_batch<'a>(&self, n: usize, get: &impl Fn(usize) -> (u64, &'a [u8])) -> Result<usize> {
         let limits = &self.opts.limits;
         if n > limits.batch_entries_max {
-            return Err(NativeWalError::LimitExceeded {
+            return Err(WalError::LimitExceeded {
                 what: "batch entry count",
                 len: n as u64,
                 max: limits.batch_entries_max as u64,
@@ -589,7 +588,7 @@ impl NativeWal {
         for i in 0..n {
             let payload = get(i).1;
             if payload.len() > limits.entry_len_max {
-                return Err(NativeWalError::LimitExceeded {
+                return Err(WalError::LimitExceeded {
                     what: "entry payload",
                     len: payload.len() as u64,
                     max: limits.entry_len_max as u64,
@@ -598,7 +597,7 @@ impl NativeWal {
             raw_len = raw_len.saturating_add(ENTRY_HEADER_LEN + payload.len());
         }
         if raw_len > limits.batch_len_max {
-            return Err(NativeWalError::LimitExceeded {
+            return Err(WalError::LimitExceeded {
                 what: "encoded batch",
                 len: raw_len as u64,
                 max: limits.batch_len_max as u64,
@@ -616,12 +615,12 @@ impl NativeWal {
         get: &impl Fn(usize) -> (u64, &'a [u8]),
     ) -> Result<Encoded> {
         let raw_len = self.check_batch(n, get)?;
-        let count = u32::try_from(n).map_err(|_| NativeWalError::LimitExceeded {
+        let count = u32::try_from(n).map_err(|_| WalError::LimitExceeded {
             what: "batch entry count",
             len: n as u64,
             max: RECORD_ENTRIES_MAX as u64,
         })?;
-        let too_big = |len: usize| NativeWalError::LimitExceeded {
+        let too_big = |len: usize| WalError::LimitExceeded {
             what: "record",
             len: len as u64,
             max: RECORD_LEN_MAX as u64,
@@ -682,10 +681,7 @@ impl NativeWal {
         self.check_poison(st)?;
         let first_index = first_index.unwrap_or(st.next_index);
         if first_index != st.next_index {
-            return Err(NativeWalError::NotContiguous {
-                expected: st.next_index,
-                found: first_index,
-            });
+            return Err(WalError::NotContiguous { expected: st.next_index, found: first_index });
         }
         self.ensure_room(st, span)?;
         let synced_lsn = self.synced_lsn.load(Ordering::Acquire);
@@ -700,7 +696,7 @@ impl NativeWal {
         }
         let buffer_this = buffered && enc.buf.len() < WRITE_BUFFER_LEN;
         let Some(seg) = st.segments.last_mut() else {
-            return Err(NativeWalError::InvalidArgument("no active segment".into()));
+            return Err(WalError::InvalidArgument("no active segment".into()));
         };
         debug_assert!(seg.active);
         debug_assert_eq!(seg.next_index(), first_index, "active segment continues the log");
@@ -782,7 +778,7 @@ impl NativeWal {
                 // Nothing was acknowledged; the bytes may be partly there. The next
                 // append overwrites them and zeroes what it does not cover.
                 st.dirty_until = st.dirty_until.max(zero_to).max(end);
-                Err(NativeWalError::io(&seg.path, e))
+                Err(WalError::io(&seg.path, e))
             }
         }
     }
@@ -818,7 +814,7 @@ impl NativeWal {
             let end = old.end;
             let sealed = old.file.set_len(end).and_then(|()| old.file.sync_all());
             if let Err(e) = sealed {
-                let err = NativeWalError::io(&old.path, e);
+                let err = WalError::io(&old.path, e);
                 self.poison_locked(st, &err);
                 return Err(err);
             }
@@ -878,28 +874,26 @@ impl NativeWal {
     fn create_segment(
         &self,
         header: &SegmentHeader,
-    ) -> std::result::Result<(Arc<dyn File>, PathBuf, u32), (NativeWalError, bool)> {
+    ) -> std::result::Result<(Arc<dyn File>, PathBuf, u32), (WalError, bool)> {
         let name = segment_file_name(header.seq);
         let path = self.dir.join(&name);
         let tmp = self.dir.join(format!("{name}{TEMP_SUFFIX}"));
         let fs = self.fs.as_ref();
         let bytes = header.encode();
         let crc = crc32fast::hash(&bytes[..super::format::SEG_CRC_OFFSET]);
-        let cleanup = |e: NativeWalError, synced: bool| {
+        let cleanup = |e: WalError, synced: bool| {
             let _ = fs.remove_file(&tmp);
             (e, synced)
         };
-        let f = fs
-            .open(&tmp, OpenMode::CreateTruncate)
-            .map_err(|e| (NativeWalError::io(&tmp, e), false))?;
+        let f =
+            fs.open(&tmp, OpenMode::CreateTruncate).map_err(|e| (WalError::io(&tmp, e), false))?;
         if self.opts.preallocate {
-            f.set_len(self.opts.segment_len)
-                .map_err(|e| cleanup(NativeWalError::io(&tmp, e), false))?;
+            f.set_len(self.opts.segment_len).map_err(|e| cleanup(WalError::io(&tmp, e), false))?;
         }
-        f.write_all_at(&bytes, 0).map_err(|e| cleanup(NativeWalError::io(&tmp, e), false))?;
-        f.sync_all().map_err(|e| cleanup(NativeWalError::io(&tmp, e), true))?;
-        fs.rename(&tmp, &path).map_err(|e| cleanup(NativeWalError::io(&path, e), false))?;
-        fs.sync_dir(&self.dir).map_err(|e| (NativeWalError::io(&self.dir, e), true))?;
+        f.write_all_at(&bytes, 0).map_err(|e| cleanup(WalError::io(&tmp, e), false))?;
+        f.sync_all().map_err(|e| cleanup(WalError::io(&tmp, e), true))?;
+        fs.rename(&tmp, &path).map_err(|e| cleanup(WalError::io(&path, e), false))?;
+        fs.sync_dir(&self.dir).map_err(|e| (WalError::io(&self.dir, e), true))?;
         Ok((f, path, crc))
     }
 
@@ -923,7 +917,7 @@ impl NativeWal {
             if self.poisoned.load(Ordering::Acquire) {
                 drop(s);
                 let st = self.read_state();
-                return Err(NativeWalError::Poisoned {
+                return Err(WalError::Poisoned {
                     cause: st.poison.clone().unwrap_or_else(|| "unknown".into()),
                 });
             }
@@ -965,7 +959,7 @@ impl NativeWal {
                 }
                 Err(e) => {
                     drop(s);
-                    let err = NativeWalError::io(&path, e);
+                    let err = WalError::io(&path, e);
                     {
                         let mut st = self.write_state();
                         self.poison_locked(&mut st, &err);
@@ -980,7 +974,7 @@ impl NativeWal {
     /// Poisons the writer after a failed fsync, and cuts the active segment back to
     /// its last durable record: the kernel may have dropped the unsynced pages, so a
     /// reopen must not find them (nothing past that point was acknowledged).
-    fn poison_locked(&self, st: &mut LogState, err: &NativeWalError) {
+    fn poison_locked(&self, st: &mut LogState, err: &WalError) {
         if st.poison.is_none() {
             st.poison = Some(err.to_string());
         }
@@ -1024,7 +1018,7 @@ impl NativeWal {
         let st = &mut *guard;
         self.check_poison(st)?;
         if from <= st.purged {
-            return Err(NativeWalError::InvalidArgument(format!(
+            return Err(WalError::InvalidArgument(format!(
                 "cannot truncate from {from}: entries up to {} are purged",
                 st.purged
             )));
@@ -1057,8 +1051,8 @@ impl NativeWal {
             let Some(seg) = st.segments.pop() else { break };
             let path = seg.path.clone();
             drop(seg);
-            fs.remove_file(&path).map_err(|e| NativeWalError::io(&path, e))?;
-            fs.sync_dir(&self.dir).map_err(|e| NativeWalError::io(&self.dir, e))?;
+            fs.remove_file(&path).map_err(|e| WalError::io(&path, e))?;
+            fs.sync_dir(&self.dir).map_err(|e| WalError::io(&self.dir, e))?;
         }
         st.next_seq = st.segments.last().map_or(st.next_seq, |s| s.seq + 1);
         let seg_len = self.opts.segment_len;
@@ -1068,20 +1062,19 @@ impl NativeWal {
         let split = seg.records.get(ri).filter(|r| r.first_index < from).copied();
         seg.map = None;
         if !seg.active {
-            seg.file = fs
-                .open(&seg.path, OpenMode::ReadWrite)
-                .map_err(|e| NativeWalError::io(&seg.path, e))?;
+            seg.file =
+                fs.open(&seg.path, OpenMode::ReadWrite).map_err(|e| WalError::io(&seg.path, e))?;
         }
         let new_end = match split {
             None => {
                 let cut = seg.records.get(ri).map_or(seg.end, |r| r.offset);
                 let f = &seg.file;
-                f.set_len(cut).map_err(|e| NativeWalError::io(&seg.path, e))?;
+                f.set_len(cut).map_err(|e| WalError::io(&seg.path, e))?;
                 if preallocate && cut < seg_len {
                     // Best effort; without space, appends grow the file instead.
                     let _ = f.set_len(seg_len);
                 }
-                f.sync_all().map_err(|e| NativeWalError::io(&seg.path, e))?;
+                f.sync_all().map_err(|e| WalError::io(&seg.path, e))?;
                 seg.records.truncate(ri);
                 cut
             }
@@ -1097,12 +1090,10 @@ impl NativeWal {
                     push_entry(&mut raw, e.term, &e.payload);
                 }
                 let last_term = keep.last().map_or(0, |e| e.term);
-                let raw_len = u32::try_from(raw.len()).map_err(|_| {
-                    NativeWalError::InvalidArgument("record too large to split".into())
-                })?;
-                let count = u32::try_from(keep.len()).map_err(|_| {
-                    NativeWalError::InvalidArgument("record too large to split".into())
-                })?;
+                let raw_len = u32::try_from(raw.len())
+                    .map_err(|_| WalError::InvalidArgument("record too large to split".into()))?;
+                let count = u32::try_from(keep.len())
+                    .map_err(|_| WalError::InvalidArgument("record too large to split".into()))?;
                 let header = RecordHeader {
                     crc: 0,
                     stored_len: raw_len,
@@ -1119,10 +1110,9 @@ impl NativeWal {
                 let span = align_up(rbuf.len() as u64);
                 rbuf.resize(usize::try_from(span).unwrap_or(rbuf.len()), 0);
                 let tmp = PathBuf::from(format!("{}{TEMP_SUFFIX}", seg.path.display()));
-                let t = fs
-                    .open(&tmp, OpenMode::CreateTruncate)
-                    .map_err(|e| NativeWalError::io(&tmp, e))?;
-                let io_tmp = |e| NativeWalError::io(&tmp, e);
+                let t =
+                    fs.open(&tmp, OpenMode::CreateTruncate).map_err(|e| WalError::io(&tmp, e))?;
+                let io_tmp = |e| WalError::io(&tmp, e);
                 copy_range(seg.file.as_ref(), t.as_ref(), rec.offset).map_err(io_tmp)?;
                 t.write_all_at(&rbuf, rec.offset).map_err(io_tmp)?;
                 let end = rec.offset + span;
@@ -1130,8 +1120,8 @@ impl NativeWal {
                     let _ = t.set_len(seg_len);
                 }
                 t.sync_all().map_err(io_tmp)?;
-                fs.rename(&tmp, &seg.path).map_err(|e| NativeWalError::io(&seg.path, e))?;
-                fs.sync_dir(&self.dir).map_err(|e| NativeWalError::io(&self.dir, e))?;
+                fs.rename(&tmp, &seg.path).map_err(|e| WalError::io(&seg.path, e))?;
+                fs.sync_dir(&self.dir).map_err(|e| WalError::io(&self.dir, e))?;
                 seg.file = t;
                 seg.records.truncate(ri);
                 seg.records.push(RecordLoc {
@@ -1192,13 +1182,13 @@ impl NativeWal {
             let path = seg.path.clone();
             drop(seg);
             if let Err(e) = self.fs.remove_file(&path) {
-                result = Err(NativeWalError::io(&path, e));
+                result = Err(WalError::io(&path, e));
                 break;
             }
         }
         if removed > 0 {
             if let Err(e) = self.fs.sync_dir(&self.dir) {
-                result = result.and(Err(NativeWalError::io(&self.dir, e)));
+                result = result.and(Err(WalError::io(&self.dir, e)));
             }
         }
         if upto >= st.next_index {
@@ -1216,7 +1206,7 @@ impl NativeWal {
     /// Reads one entry.
     pub fn read(&self, index: u64) -> Result<Entry> {
         let mut v = self.read_range(index..index.saturating_add(1))?;
-        v.pop().ok_or(NativeWalError::OutOfRange { index, first: 0, next: 0 })
+        v.pop().ok_or(WalError::OutOfRange { index, first: 0, next: 0 })
     }
 
     /// Reads the entries with indexes in `range` (which must lie within
@@ -1244,7 +1234,7 @@ impl NativeWal {
             st.segments.first().map_or(st.next_index, |s| s.header.first_index.max(st.purged + 1));
         for index in [range.start, range.end - 1] {
             if index < first || index >= st.next_index {
-                return Err(NativeWalError::OutOfRange { index, first, next: st.next_index });
+                return Err(WalError::OutOfRange { index, first, next: st.next_index });
             }
         }
         let mut si =
@@ -1299,9 +1289,7 @@ fn read_record_entries(
 ) -> Result<Vec<Entry>> {
     let total = RECORD_HEADER_LEN + rec.stored_len as usize;
     let corrupt = |offset: u64, kind: CorruptionKind| {
-        NativeWalError::Corrupt(
-            Corruption::new(&seg.path, offset, kind).with_index(rec.first_index),
-        )
+        WalError::Corrupt(Corruption::new(&seg.path, offset, kind).with_index(rec.first_index))
     };
     let buffered = pending.filter(|(_, off)| rec.offset >= *off).and_then(|(b, off)| {
         let start = usize::try_from(rec.offset - off).ok()?;
@@ -1324,9 +1312,7 @@ fn read_record_entries(
         }
         (None, None) => {
             let mut b = vec![0u8; total];
-            seg.file
-                .read_exact_at(&mut b, rec.offset)
-                .map_err(|e| NativeWalError::io(&seg.path, e))?;
+            seg.file.read_exact_at(&mut b, rec.offset).map_err(|e| WalError::io(&seg.path, e))?;
             Cow::Owned(b)
         }
     };
@@ -1362,7 +1348,7 @@ fn read_record_entries(
 }
 
 fn check_options(o: &NativeWalOptions) -> Result<()> {
-    let bad = |m: String| Err(NativeWalError::InvalidArgument(m));
+    let bad = |m: String| Err(WalError::InvalidArgument(m));
     if !(SEGMENT_LEN_MIN..=SEGMENT_LEN_MAX).contains(&o.segment_len) {
         return bad(format!(
             "segment length {} outside {SEGMENT_LEN_MIN}..={SEGMENT_LEN_MAX}",

@@ -339,6 +339,8 @@ impl LogReader {
                 self.failure = Some(match &e {
                     WalError::Corrupt(c) => Failure::Corrupt(c.clone()),
                     WalError::Io { source, .. } => Failure::Io(source.kind(), source.to_string()),
+                    // The reader raises only the two above; anything else is kept as text.
+                    other => Failure::Io(io::ErrorKind::Other, other.to_string()),
                 });
                 Err(e)
             }
