@@ -23,6 +23,7 @@ pub mod jute;
 pub mod keeper;
 pub mod le;
 pub mod limits;
+pub mod native_header;
 pub mod node;
 pub mod path;
 pub mod stat;

@@ -277,18 +277,28 @@ impl Codec {
 
 pub(crate) use keeperkit_model::le::{get_u16, get_u32, get_u64, len_u64};
 use keeperkit_model::le::{put_u16, put_u32, put_u64};
+use keeperkit_model::native_header::NativeHeader;
+
+/// Where the file header keeps its magic, CRC and version.
+pub const FILE_HEADER: NativeHeader = NativeHeader {
+    magic: SNAPSHOT_MAGIC,
+    magic_at: HDR_MAGIC_OFFSET,
+    crc_at: HDR_CRC_OFFSET,
+    version: Some((HDR_VERSION_OFFSET, FORMAT_VERSION)),
+};
+
+/// Where the trailer keeps its magic and CRC (it has no version).
+pub const TRAILER: NativeHeader = NativeHeader {
+    magic: TRAILER_MAGIC,
+    magic_at: TRL_MAGIC_OFFSET,
+    crc_at: TRL_CRC_OFFSET,
+    version: None,
+};
 
 /// A length that is known to fit in `u32` (checked against a limit that does).
 pub(crate) fn len_u32(n: usize) -> u32 {
     debug_assert!(u32::try_from(n).is_ok());
     u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-/// Eight bytes as a big-endian number (how magics are shown in errors).
-fn be_u64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(a)
 }
 
 fn at(offset: usize, kind: CorruptionKind) -> DecodeError {
@@ -324,34 +334,8 @@ impl FileHeader {
 
     /// Decodes and checks a header (offsets relative to the file start).
     pub fn decode(b: &[u8; HEADER_LEN]) -> Result<FileHeader, DecodeError> {
-        let magic = &b[HDR_MAGIC_OFFSET..HDR_MAGIC_OFFSET + 8];
-        if magic != SNAPSHOT_MAGIC {
-            return Err(DecodeError::new(
-                HDR_MAGIC_OFFSET as u64,
-                CorruptionKind::BadMagic {
-                    expected: u64::from_be_bytes(SNAPSHOT_MAGIC),
-                    found: be_u64(magic),
-                },
-            ));
-        }
-        let stored = get_u32(b, HDR_CRC_OFFSET);
-        let computed = crc32fast::hash(&b[..HDR_CRC_OFFSET]);
-        if stored != computed {
-            return Err(DecodeError::new(
-                HDR_CRC_OFFSET as u64,
-                CorruptionKind::ChecksumMismatch {
-                    stored: u64::from(stored),
-                    computed: u64::from(computed),
-                },
-            ));
-        }
+        FILE_HEADER.check(b)?;
         let version = get_u16(b, HDR_VERSION_OFFSET);
-        if version != FORMAT_VERSION {
-            return Err(DecodeError::new(
-                HDR_VERSION_OFFSET as u64,
-                CorruptionKind::UnsupportedVersion { found: i64::from(version) },
-            ));
-        }
         let len = get_u16(b, HDR_LEN_OFFSET);
         if usize::from(len) != HEADER_LEN {
             return Err(at(
@@ -396,34 +380,13 @@ impl Trailer {
         put_u64(&mut b, TRL_ID_OFFSET, self.snapshot_id);
         put_u64(&mut b, TRL_FOOTER_OFFSET_OFFSET, self.footer_offset);
         put_u32(&mut b, TRL_FOOTER_LEN_OFFSET, self.footer_len);
-        let crc = crc32fast::hash(&b[..TRL_CRC_OFFSET]);
-        put_u32(&mut b, TRL_CRC_OFFSET, crc);
-        b[TRL_MAGIC_OFFSET..].copy_from_slice(&TRAILER_MAGIC);
+        TRAILER.seal(&mut b);
         b
     }
 
     /// Decodes and checks a trailer (offsets relative to the trailer start).
     pub fn decode(b: &[u8; TRAILER_LEN]) -> Result<Trailer, DecodeError> {
-        if b[TRL_MAGIC_OFFSET..] != TRAILER_MAGIC {
-            return Err(DecodeError::new(
-                TRL_MAGIC_OFFSET as u64,
-                CorruptionKind::BadMagic {
-                    expected: u64::from_be_bytes(TRAILER_MAGIC),
-                    found: be_u64(&b[TRL_MAGIC_OFFSET..]),
-                },
-            ));
-        }
-        let stored = get_u32(b, TRL_CRC_OFFSET);
-        let computed = crc32fast::hash(&b[..TRL_CRC_OFFSET]);
-        if stored != computed {
-            return Err(DecodeError::new(
-                TRL_CRC_OFFSET as u64,
-                CorruptionKind::ChecksumMismatch {
-                    stored: u64::from(stored),
-                    computed: u64::from(computed),
-                },
-            ));
-        }
+        TRAILER.check(b)?;
         Ok(Trailer {
             snapshot_id: get_u64(b, TRL_ID_OFFSET),
             footer_offset: get_u64(b, TRL_FOOTER_OFFSET_OFFSET),

@@ -160,6 +160,23 @@ const _: () = assert!(ENTRY_LEN_MAX + ENTRY_HEADER_LEN <= RECORD_LEN_MAX);
 
 pub use keeperkit_model::le::{get_u16, get_u32, get_u64};
 use keeperkit_model::le::{put_u16, put_u32, put_u64};
+use keeperkit_model::native_header::NativeHeader;
+
+/// Where a segment header keeps its magic, CRC and version.
+pub const SEGMENT_HEADER: NativeHeader = NativeHeader {
+    magic: SEGMENT_MAGIC,
+    magic_at: SEG_MAGIC_OFFSET,
+    crc_at: SEG_CRC_OFFSET,
+    version: Some((SEG_VERSION_OFFSET, FORMAT_VERSION)),
+};
+
+/// Where the metadata file keeps its magic, CRC and version.
+pub const META_HEADER: NativeHeader = NativeHeader {
+    magic: META_MAGIC,
+    magic_at: META_MAGIC_OFFSET,
+    crc_at: META_CRC_OFFSET,
+    version: Some((META_VERSION_OFFSET, FORMAT_VERSION)),
+};
 
 /// Rounds `n` up to a multiple of [`RECORD_ALIGN`].
 pub const fn align_up(n: u64) -> u64 {
@@ -201,8 +218,6 @@ impl SegmentHeader {
     /// Encodes the header.
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut b = [0u8; SEGMENT_HEADER_LEN];
-        b[SEG_MAGIC_OFFSET..SEG_MAGIC_OFFSET + 8].copy_from_slice(&SEGMENT_MAGIC);
-        put_u16(&mut b, SEG_VERSION_OFFSET, FORMAT_VERSION);
         put_u16(&mut b, SEG_HEADER_LEN_OFFSET, SEGMENT_HEADER_LEN_U16);
         put_u32(&mut b, SEG_FLAGS_OFFSET, 0);
         put_u64(&mut b, SEG_LOG_ID_OFFSET, self.log_id);
@@ -210,8 +225,7 @@ impl SegmentHeader {
         put_u64(&mut b, SEG_FIRST_INDEX_OFFSET, self.first_index);
         put_u64(&mut b, SEG_PREV_TERM_OFFSET, self.prev_term);
         put_u32(&mut b, SEG_PREV_CRC_OFFSET, self.prev_header_crc);
-        let crc = crc32fast::hash(&b[..SEG_CRC_OFFSET]);
-        put_u32(&mut b, SEG_CRC_OFFSET, crc);
+        SEGMENT_HEADER.seal(&mut b);
         debug_assert_eq!(SegmentHeader::decode(&b).map(|(h, _)| h), Ok(*self));
         b
     }
@@ -228,35 +242,7 @@ impl SegmentHeader {
                 },
             ));
         }
-        let magic = get_u64(b, SEG_MAGIC_OFFSET);
-        if b[SEG_MAGIC_OFFSET..SEG_MAGIC_OFFSET + 8] != SEGMENT_MAGIC {
-            return Err((
-                SEG_MAGIC_OFFSET as u64,
-                CorruptionKind::BadMagic {
-                    expected: u64::from_le_bytes(SEGMENT_MAGIC),
-                    found: magic,
-                },
-            ));
-        }
-        let stored = get_u32(b, SEG_CRC_OFFSET);
-        let computed = crc32fast::hash(&b[..SEG_CRC_OFFSET]);
-        if stored != computed {
-            // The CRC covers the whole header: the damage is somewhere from byte 0 on.
-            return Err((
-                0,
-                CorruptionKind::ChecksumMismatch {
-                    stored: u64::from(stored),
-                    computed: u64::from(computed),
-                },
-            ));
-        }
-        let version = get_u16(b, SEG_VERSION_OFFSET);
-        if version != FORMAT_VERSION {
-            return Err((
-                SEG_VERSION_OFFSET as u64,
-                CorruptionKind::UnsupportedVersion { found: i64::from(version) },
-            ));
-        }
+        let stored = SEGMENT_HEADER.check(b).map_err(|e| (e.offset, e.kind))?;
         let header_len = get_u16(b, SEG_HEADER_LEN_OFFSET);
         if usize::from(header_len) != SEGMENT_HEADER_LEN {
             return Err((
@@ -530,16 +516,13 @@ impl MetaRecord {
     /// Encodes the metadata file.
     pub fn encode(&self) -> [u8; META_LEN] {
         let mut b = [0u8; META_LEN];
-        b[..8].copy_from_slice(&META_MAGIC);
-        put_u16(&mut b, META_VERSION_OFFSET, FORMAT_VERSION);
         put_u16(&mut b, META_LEN_OFFSET, META_LEN_U16);
         put_u32(&mut b, META_FLAGS_OFFSET, if self.vote.is_some() { META_FLAG_VOTE } else { 0 });
         put_u64(&mut b, META_LOG_ID_OFFSET, self.log_id);
         put_u64(&mut b, META_TERM_OFFSET, self.term);
         put_u64(&mut b, META_VOTE_OFFSET, self.vote.unwrap_or(0));
         put_u64(&mut b, META_PURGED_OFFSET, self.purged);
-        let crc = crc32fast::hash(&b[..META_CRC_OFFSET]);
-        put_u32(&mut b, META_CRC_OFFSET, crc);
+        META_HEADER.seal(&mut b);
         debug_assert_eq!(MetaRecord::decode(&b), Ok(*self));
         b
     }
@@ -552,33 +535,7 @@ impl MetaRecord {
                 CorruptionKind::LengthOutOfRange { len: b.len() as i64, max: META_LEN as u64 },
             ));
         }
-        if b[..8] != META_MAGIC {
-            return Err((
-                0,
-                CorruptionKind::BadMagic {
-                    expected: u64::from_le_bytes(META_MAGIC),
-                    found: get_u64(b, 0),
-                },
-            ));
-        }
-        let stored = get_u32(b, META_CRC_OFFSET);
-        let computed = crc32fast::hash(&b[..META_CRC_OFFSET]);
-        if stored != computed {
-            return Err((
-                0,
-                CorruptionKind::ChecksumMismatch {
-                    stored: u64::from(stored),
-                    computed: u64::from(computed),
-                },
-            ));
-        }
-        let version = get_u16(b, META_VERSION_OFFSET);
-        if version != FORMAT_VERSION {
-            return Err((
-                META_VERSION_OFFSET as u64,
-                CorruptionKind::UnsupportedVersion { found: i64::from(version) },
-            ));
-        }
+        META_HEADER.check(b).map_err(|e| (e.offset, e.kind))?;
         let flags = get_u32(b, META_FLAGS_OFFSET);
         if usize::from(get_u16(b, META_LEN_OFFSET)) != META_LEN
             || flags & !META_FLAG_VOTE != 0
