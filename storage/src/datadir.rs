@@ -107,10 +107,9 @@ pub(crate) enum Source {
     ZooKeeperDir(ZkLayout),
     /// A single ZooKeeper snapshot or log file.
     ZooKeeperFile(PathBuf),
-    /// A ClickHouse Keeper coordination directory (or a snapshot file).
+    /// A ClickHouse Keeper coordination directory, log or snapshot directory, or a
+    /// single changelog or snapshot file.
     ClickHouse(ChLayout),
-    /// A single ClickHouse Keeper changelog file.
-    ClickHouseLog(PathBuf),
     /// A native data directory, or a bare native WAL directory.
     NativeDir {
         /// `snapshots/` (may not exist).
@@ -177,12 +176,7 @@ pub fn open<'a>(
         }
         Dialect::ZooKeeper => Source::ZooKeeperFile(path.to_path_buf()),
         Dialect::ClickHouse => {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if !md.is_dir && name.trim_start_matches("tmp_").starts_with("changelog") {
-                Source::ClickHouseLog(path.to_path_buf())
-            } else {
-                Source::ClickHouse(ChLayout::locate(fs, path, options.log_dir.as_deref())?)
-            }
+            Source::ClickHouse(ChLayout::locate(fs, path, options.log_dir.as_deref())?)
         }
         Dialect::Native if md.is_dir => crate::native::dir::locate(fs, path)?,
         Dialect::Native => {
@@ -211,7 +205,7 @@ impl<'a> DataDir<'a> {
     pub fn dialect(&self) -> Dialect {
         match self.source {
             Source::ZooKeeperDir(_) | Source::ZooKeeperFile(_) => Dialect::ZooKeeper,
-            Source::ClickHouse(_) | Source::ClickHouseLog(_) => Dialect::ClickHouse,
+            Source::ClickHouse(_) => Dialect::ClickHouse,
             Source::NativeDir { .. } | Source::NativeFile(_) | Source::NativeSegment(_) => {
                 Dialect::Native
             }
@@ -279,11 +273,6 @@ impl<'a> DataDir<'a> {
                     _ => None,
                 },
             ),
-            (Source::ClickHouseLog(file), _) => Err(StorageError::Unsupported(format!(
-                "{} is a single changelog file, which holds no state; give the coordination \
-                 directory (with logs/ and snapshots/) or the log directory",
-                file.display()
-            ))),
             (Source::NativeDir { snap_dir, wal_dir, .. }, p) => crate::native::dir::recover(
                 self.fs,
                 snap_dir,
@@ -308,7 +297,6 @@ impl<'a> DataDir<'a> {
     /// server does when it starts from them. Exit 0 of a tool means no finding is an
     /// error ([`crate::findings::exit_status`]).
     pub fn check(&self) -> Result<CheckReport, StorageError> {
-        let log_dir = self.options.log_dir.as_deref();
         match &self.source {
             Source::ZooKeeperDir(layout) => crate::zookeeper::check::check(
                 self.fs,
@@ -319,8 +307,8 @@ impl<'a> DataDir<'a> {
             Source::ZooKeeperFile(_) => {
                 crate::zookeeper::check::check(self.fs, &self.path, None, None)
             }
-            Source::ClickHouse(_) | Source::ClickHouseLog(_) => {
-                crate::clickhouse::check::check(self.fs, &self.path, log_dir)
+            Source::ClickHouse(layout) => {
+                crate::clickhouse::check::check(self.fs, layout)
             }
             Source::NativeDir { snap_dir, wal_dir } => {
                 crate::native::check::check(self.fs, &self.path, snap_dir, wal_dir)
@@ -339,8 +327,8 @@ impl<'a> DataDir<'a> {
                 crate::zookeeper::inspect::inspect(fs, &self.path, Some(layout))
             }
             Source::ZooKeeperFile(_) => crate::zookeeper::inspect::inspect(fs, &self.path, None),
-            Source::ClickHouse(_) | Source::ClickHouseLog(_) => {
-                crate::clickhouse::inspect::inspect(fs, &self.path, self.options.log_dir.as_deref())
+            Source::ClickHouse(layout) => {
+                crate::clickhouse::inspect::inspect(fs, layout)
             }
             Source::NativeDir { snap_dir, wal_dir } => {
                 let snaps = crate::native::check::snapshot_files(fs, snap_dir)?;
@@ -410,10 +398,9 @@ impl<'a> DataDir<'a> {
                 }
                 crate::zookeeper::log::read_log(fs, None, p, zx(from), zx(to), sink)
             }
-            Source::ClickHouse(_) | Source::ClickHouseLog(_) => crate::clickhouse::log::read_log(
+            Source::ClickHouse(layout) => crate::clickhouse::log::read_log(
                 fs,
-                &self.path,
-                self.options.log_dir.as_deref(),
+                layout,
                 ix(from),
                 ix(to),
                 sink,
@@ -457,8 +444,8 @@ impl<'a> DataDir<'a> {
                     if moves.is_empty() { PlanInner::Nothing } else { PlanInner::Moves(moves) };
                 (actions, refused, notes, inner)
             }
-            Source::ClickHouse(_) | Source::ClickHouseLog(_) => {
-                let (a, r, n, inner) = crate::clickhouse::check::plan(fs, &self.path, &backup_dir)?;
+            Source::ClickHouse(layout) => {
+                let (a, r, n, inner) = crate::clickhouse::check::plan(fs, layout, &backup_dir)?;
                 (a, r, n, PlanInner::ClickHouse(inner))
             }
             Source::NativeDir { snap_dir, wal_dir } => {

@@ -42,121 +42,8 @@ use keeperkit_snapshot::clickhouse::Severity as ContentSeverity;
 /// file is appended to or followed by a new one.
 pub(crate) const COMPRESS_LOGS: bool = false;
 
-pub(crate) fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-fn is_dir(fs: &dyn FileSystem, p: &Path) -> bool {
-    fs.metadata(p).map(|m| m.is_dir).unwrap_or(false)
-}
-
-// ---------------------------------------------------------------------------------
-// Where the files are.
-
-/// The files a ClickHouse Keeper path holds.
-#[derive(Debug, Clone)]
-pub(crate) struct ChPaths {
-    /// What the user gave.
-    pub(crate) root: PathBuf,
-    /// The log dir, when the path has changelogs.
-    pub(crate) log_dir: Option<PathBuf>,
-    /// The snapshot dir, when the path has snapshots.
-    pub(crate) snap_dir: Option<PathBuf>,
-    /// Where the last committed index comes from (the snapshot dir, or the sibling
-    /// `snapshots/` of a log dir).
-    pub(crate) plan_snap_dir: Option<PathBuf>,
-    /// A single changelog file.
-    pub(crate) changelog: Option<PathBuf>,
-    /// A single snapshot file.
-    pub(crate) snapshot: Option<PathBuf>,
-}
-
-fn is_changelog_name(name: &str) -> bool {
-    name.starts_with("changelog") && ChangelogName::parse(name).is_some()
-}
-
-pub(crate) fn locate(
-    fs: &dyn FileSystem,
-    path: &Path,
-    log_dir: Option<&Path>,
-) -> Result<ChPaths, StorageError> {
-    let mut p = ChPaths {
-        root: path.to_path_buf(),
-        log_dir: None,
-        snap_dir: None,
-        plan_snap_dir: None,
-        changelog: None,
-        snapshot: None,
-    };
-    if !fs.exists(path) {
-        return Err(StorageError::NotFound(path.to_path_buf()));
-    }
-    if !is_dir(fs, path) {
-        let name = file_name(path);
-        if is_changelog_name(&name) {
-            p.changelog = Some(path.to_path_buf());
-        } else if chsnap::parse_snapshot_name(&name).is_some() {
-            p.snapshot = Some(path.to_path_buf());
-        } else {
-            return Err(StorageError::NotADataDir {
-                path: path.to_path_buf(),
-                what: "ClickHouse Keeper changelog or snapshot file",
-                reason: "the name is neither changelog_<from>_<to>.bin[.zstd] nor \
-                         snapshot_<N>.bin[.zstd] (a tmp_ file is a marker Keeper deletes at \
-                         startup)"
-                    .into(),
-            });
-        }
-        return Ok(p);
-    }
-    crate::dialect::check_subdirs(fs, path, &["logs", "log", "snapshots"])?;
-    // Keeper's defaults: `<path>/logs` (standalone) or `coordination/log` (in server).
-    let logs = ["logs", "log"].map(|n| path.join(n)).into_iter().find(|d| is_dir(fs, d));
-    let snaps = path.join("snapshots");
-    if logs.is_some() || is_dir(fs, &snaps) {
-        p.log_dir = logs;
-        p.snap_dir = is_dir(fs, &snaps).then_some(snaps);
-    } else {
-        let entries =
-            fs.read_dir(path).map_err(|source| StorageError::Io { path: path.into(), source })?;
-        let stem = |n: &str| n.strip_prefix(TMP_PREFIX).unwrap_or(n).to_string();
-        if entries.iter().any(|e| !e.is_dir && stem(&e.name).starts_with("changelog")) {
-            p.log_dir = Some(path.to_path_buf());
-        }
-        if entries.iter().any(|e| !e.is_dir && stem(&e.name).starts_with("snapshot_")) {
-            p.snap_dir = Some(path.to_path_buf());
-        }
-        let name = file_name(path);
-        if p.log_dir.is_none() && p.snap_dir.is_none() {
-            match name.as_str() {
-                "logs" | "log" => p.log_dir = Some(path.to_path_buf()),
-                "snapshots" => p.snap_dir = Some(path.to_path_buf()),
-                _ => {
-                    return Err(StorageError::NotADataDir {
-                        path: path.to_path_buf(),
-                        what: "ClickHouse Keeper coordination directory",
-                        reason: "it holds no changelogs or snapshots".into(),
-                    })
-                }
-            }
-        }
-        if p.log_dir.is_some() && p.snap_dir.is_none() {
-            // A log dir next to its snapshots: Keeper's last committed index is there.
-            if let Some(sib) = path.parent().map(|d| d.join("snapshots")) {
-                if is_dir(fs, &sib) && sib != path {
-                    p.plan_snap_dir = Some(sib);
-                }
-            }
-        }
-    }
-    if let Some(l) = log_dir {
-        p.log_dir = Some(l.to_path_buf());
-    }
-    if p.plan_snap_dir.is_none() {
-        p.plan_snap_dir.clone_from(&p.snap_dir);
-    }
-    Ok(p)
-}
+pub(crate) use super::layout::file_name;
+use super::layout::ChLayout;
 
 // ---------------------------------------------------------------------------------
 // Reading everything.
@@ -186,7 +73,7 @@ pub(crate) enum LogScan {
 
 #[derive(Debug)]
 pub(crate) struct Scan {
-    pub(crate) paths: ChPaths,
+    pub(crate) layout: ChLayout,
     /// Keeper's last committed index (the newest complete snapshot's index, 0 if none).
     pub(crate) last_committed: u64,
     /// The snapshot that index comes from.
@@ -249,12 +136,12 @@ type SnapScanRead = Result<(SnapshotInfo, Vec<ContentProblem>), Corruption>;
 
 pub(crate) fn scan(
     fs: &dyn FileSystem,
-    paths: ChPaths,
+    layout: ChLayout,
     read_snapshots: bool,
 ) -> Result<Scan, StorageError> {
     let mut snapshots = Vec::new();
     let mut snap_markers = Vec::new();
-    if let Some(dir) = &paths.snap_dir {
+    if let Some(dir) = &layout.snapshot_dir {
         let (files, lone) = snapshot_listing(fs, dir)?;
         snap_markers = lone;
         for (index, path, incomplete) in files {
@@ -271,7 +158,7 @@ pub(crate) fn scan(
                 read: None,
             });
         }
-    } else if let Some(path) = &paths.snapshot {
+    } else if let Some(path) = &layout.snapshot_file {
         let index = chsnap::parse_snapshot_name(&file_name(path)).unwrap_or(0);
         let file_len = fs
             .metadata(path)
@@ -288,13 +175,13 @@ pub(crate) fn scan(
     }
     // Keeper's last committed index: its newest complete snapshot.
     let (mut last_committed, mut plan_snapshot) = (0, None);
-    if paths.snap_dir.is_some() && paths.plan_snap_dir == paths.snap_dir {
+    if layout.snapshot_dir.is_some() && layout.committed_snapshot_dir == layout.snapshot_dir {
         if let Some(s) = snapshots.iter_mut().rev().find(|s| !s.incomplete) {
             s.newest = true;
             last_committed = s.index;
             plan_snapshot = Some(s.path.clone());
         }
-    } else if let Some(dir) = &paths.plan_snap_dir {
+    } else if let Some(dir) = &layout.committed_snapshot_dir {
         let (files, _) = snapshot_listing(fs, dir)?;
         if let Some((i, p, _)) = files.iter().rev().find(|f| !f.2) {
             last_committed = *i;
@@ -307,7 +194,7 @@ pub(crate) fn scan(
         }
     }
     let mut listing = Listing::default();
-    let logs = if let Some(dir) = &paths.log_dir {
+    let logs = if let Some(dir) = &layout.log_dir {
         listing = list_changelogs(fs, dir)?;
         match startup::verify_dir(
             fs,
@@ -318,7 +205,7 @@ pub(crate) fn scan(
             ReadOptions::default(),
         ) {
             Ok(mut r) => {
-                if paths.snap_dir.as_ref() == Some(dir) {
+                if layout.snapshot_dir.as_ref() == Some(dir) {
                     // A dir of both kinds: snapshot markers are the snapshot side's.
                     r.problems.retain(|p| {
                         p.kind != ProblemKind::TmpMarker
@@ -336,12 +223,12 @@ pub(crate) fn scan(
             Err(WalError::Corrupt(c)) => Some(LogScan::Fatal(c)),
             Err(e) => return Err(e.into()),
         }
-    } else if let Some(path) = &paths.changelog {
+    } else if let Some(path) = &layout.changelog_file {
         Some(single_changelog(fs, path)?)
     } else {
         None
     };
-    Ok(Scan { paths, last_committed, plan_snapshot, snapshots, snap_markers, logs, listing })
+    Ok(Scan { layout, last_committed, plan_snapshot, snapshots, snap_markers, logs, listing })
 }
 
 /// One changelog file alone, checked as if a snapshot covered everything before it.
@@ -455,7 +342,7 @@ fn log_problems(scan: &Scan) -> Vec<JsonProblem> {
         plan.map(|p| p.entries.iter().map(|e| e.0).collect()).unwrap_or_default();
     let file_of = |p: &Path| report.files.iter().find(|f| f.path == p);
     let read_past: Vec<&Path> =
-        read_past(report).into_iter().map(|i| report.files[i].path.as_path()).collect();
+        report.read_past().into_iter().map(|i| report.files[i].path.as_path()).collect();
     for p in &report.problems {
         let file = p.file.display().to_string();
         let f = file_of(&p.file);
@@ -639,7 +526,7 @@ fn log_problems(scan: &Scan) -> Vec<JsonProblem> {
         for w in &plan.warnings {
             out.push(JsonProblem {
                 severity: Severity::Warning,
-                file: scan.paths.log_dir.as_ref().unwrap_or(&scan.paths.root).display().to_string(),
+                file: scan.layout.log_dir.as_ref().unwrap_or(&scan.layout.root).display().to_string(),
                 offset: None,
                 index: None,
                 kind: Code::StartupWarning,
@@ -757,17 +644,11 @@ pub(crate) fn all_problems(scan: &Scan) -> Vec<JsonProblem> {
 /// Checks ClickHouse Keeper data at `path`: every changelog record and snapshot, Keeper's
 /// startup decisions, then (when nothing so far stops Keeper) the replay of the log on
 /// the newest snapshot as Keeper starts.
-pub(crate) fn check(
-    fs: &dyn FileSystem,
-    path: &Path,
-    log_dir: Option<&Path>,
-) -> Result<CheckReport, StorageError> {
-    let paths = locate(fs, path, log_dir)?;
-    let single_file = paths.changelog.is_some() || paths.snapshot.is_some();
-    let scan = scan(fs, paths, true)?;
-    let mut r = verify_report(fs, &scan, path);
-    if r.findings.iter().all(|f| f.severity != Severity::Error) && !single_file {
-        replay_problems(fs, path, log_dir, &mut r);
+pub(crate) fn check(fs: &dyn FileSystem, layout: &ChLayout) -> Result<CheckReport, StorageError> {
+    let scan = scan(fs, layout.clone(), true)?;
+    let mut r = verify_report(fs, &scan, &layout.root);
+    if r.findings.iter().all(|f| f.severity != Severity::Error) && !layout.is_single_file() {
+        replay_problems(fs, layout, &mut r);
     }
     Ok(r.finish())
 }
@@ -790,8 +671,8 @@ fn verify_report(fs: &dyn FileSystem, scan: &Scan, path: &Path) -> CheckReport {
         let n = n.strip_prefix(TMP_PREFIX).unwrap_or(n);
         n.starts_with("changelog_") || n.starts_with("snapshot_")
     };
-    let mut dirs: Vec<&PathBuf> = scan.paths.log_dir.iter().collect();
-    dirs.extend(scan.paths.snap_dir.iter().filter(|d| Some(*d) != scan.paths.log_dir.as_ref()));
+    let mut dirs: Vec<&PathBuf> = scan.layout.log_dir.iter().collect();
+    dirs.extend(scan.layout.snapshot_dir.iter().filter(|d| Some(*d) != scan.layout.log_dir.as_ref()));
     for d in dirs {
         r.findings.extend(crate::findings::data_named_dirs(fs, d, data_like));
     }
@@ -799,7 +680,7 @@ fn verify_report(fs: &dyn FileSystem, scan: &Scan, path: &Path) -> CheckReport {
     if scan.snapshots.is_empty()
         && scan.files().is_empty()
         && !fatal
-        && scan.paths.changelog.is_none()
+        && scan.layout.changelog_file.is_none()
     {
         r.findings.push(
             Finding::new(
@@ -818,11 +699,11 @@ fn verify_report(fs: &dyn FileSystem, scan: &Scan, path: &Path) -> CheckReport {
 /// Replays the log on the newest snapshot as Keeper starts ([`super::recover`]): an
 /// entry Keeper could not execute, or whose digest disagrees with the tree after it, is
 /// an error.
-fn replay_problems(fs: &dyn FileSystem, path: &Path, log_dir: Option<&Path>, r: &mut CheckReport) {
-    use super::{recover, ChLayout, ChRecoverOptions};
-    let Ok(layout) = ChLayout::locate(fs, path, log_dir) else { return };
+fn replay_problems(fs: &dyn FileSystem, layout: &ChLayout, r: &mut CheckReport) {
+    use super::{recover, ChRecoverOptions};
+    let path = layout.root.as_path();
     let log = layout.log_dir.clone().unwrap_or_else(|| path.to_path_buf());
-    match recover(fs, &layout, &ChRecoverOptions::default()) {
+    match recover(fs, layout, &ChRecoverOptions::default()) {
         Ok(rec) => {
             r.entries_replayed = rec.entries_applied;
             r.digests_checked += rec.digests_checked;
@@ -954,37 +835,23 @@ fn log_plan(scan: &Scan) -> (Option<RepairPlan>, Vec<(JsonProblem, String)>) {
                     paths.sort_by_key(|p| file_name(p).starts_with(TMP_PREFIX));
                 }
             }
-            // A torn file that Keeper reads past (the next file continues the log, as
-            // Keeper writes it after a torn tail) needs nothing.
-            let ok_as_is: Vec<String> = read_past(r)
-                .into_iter()
-                .map(|fi| format!("{}:", r.files[fi].path.display()))
-                .collect();
-            plan.refusals.retain(|why| !ok_as_is.iter().any(|f| why.starts_with(f)));
+            // `log_problems` lists the report's problems first, one finding each and in
+            // order: a refusal's problem is the finding at the same position.
             let problems = log_problems(scan);
             let refused = plan
                 .refusals
                 .iter()
                 .map(|why| {
-                    let errors = || problems.iter().filter(|p| p.severity == Severity::Error);
-                    let p = errors()
-                        .find(|p| why.starts_with(&format!("{}:", p.file)))
-                        .or_else(|| errors().next())
-                        .cloned()
-                        .unwrap_or_else(|| JsonProblem {
+                    let p = why.problem.and_then(|i| problems.get(i)).cloned().unwrap_or_else(
+                        || JsonProblem {
                             severity: Severity::Error,
-                            file: scan
-                                .paths
-                                .log_dir
-                                .as_ref()
-                                .unwrap_or(&scan.paths.root)
-                                .display()
-                                .to_string(),
+                            file: why.file.display().to_string(),
                             offset: None,
                             index: None,
                             kind: Code::StartupRefused,
-                            message: why.clone(),
-                        });
+                            message: why.to_string(),
+                        },
+                    );
                     (
                         p,
                         format!(
@@ -999,37 +866,18 @@ fn log_plan(scan: &Scan) -> (Option<RepairPlan>, Vec<(JsonProblem, String)>) {
     }
 }
 
-/// Files that end in a torn write (a partial record or zstd block) which Keeper reads
-/// past: entries of later files are loaded after them.
-fn read_past(r: &VerifyReport) -> Vec<usize> {
-    let Ok(plan) = &r.plan else { return Vec::new() };
-    r.files
-        .iter()
-        .enumerate()
-        .filter(|(fi, f)| {
-            let torn = match &f.broken {
-                Some(b) => matches!(b.kind, CorruptionKind::Truncated { .. }),
-                None => f.zstd.as_ref().is_some_and(|z| z.stop.as_ref().is_some_and(|s| s.at_eof)),
-            };
-            torn && !plan.detach.contains(fi) && plan.entries.iter().any(|e| e.1.file > *fi)
-        })
-        .map(|(fi, _)| fi)
-        .collect()
-}
-
 /// Plans a repair of ClickHouse Keeper data: only what Keeper itself does at startup
 /// (end an unterminated zstd frame, set a torn tail and the files after a broken one
 /// aside, remove `tmp_` markers with their incomplete file), everything removed moved to
 /// a backup first.
 pub(crate) fn plan(
     fs: &dyn FileSystem,
-    path: &Path,
+    layout: &ChLayout,
     backup_dir: &Path,
 ) -> Result<crate::repair::Planned<ChRepair>, StorageError> {
-    let paths = locate(fs, path, None)?;
-    let root = crate::repair::root_of(fs, path);
+    let root = crate::repair::root_of(fs, &layout.root);
     crate::repair::check_backup_dir(&root, backup_dir)?;
-    let scan = scan(fs, paths, true)?;
+    let scan = scan(fs, layout.clone(), true)?;
     let (plan, mut refused) = log_plan(&scan);
     refused.extend(snapshot_refusals(&scan));
     let mut moves = snapshot_moves(&scan);
@@ -1071,7 +919,7 @@ pub(crate) fn plan(
     let notes = scan
         .report()
         .map(|r| {
-            read_past(r)
+            r.read_past()
                 .into_iter()
                 .map(|i| {
                     format!(
@@ -1089,8 +937,8 @@ pub(crate) fn plan(
         _ => backup_dir.to_path_buf(),
     };
     let inner = ChRepair {
-        log_backup: side(&scan.paths.log_dir),
-        snap_backup: side(&scan.paths.snap_dir),
+        log_backup: side(&scan.layout.log_dir),
+        snap_backup: side(&scan.layout.snapshot_dir),
         plan,
         moves,
     };

@@ -16,18 +16,16 @@ use keeperkit_wal::clickhouse::{
 };
 use serde::Serialize;
 
-use super::check::{all_problems, file_name, locate, scan, LogScan, Scan, SnapScan, COMPRESS_LOGS};
+use super::check::{all_problems, file_name, scan, LogScan, Scan, SnapScan, COMPRESS_LOGS};
+use super::layout::ChLayout;
 use crate::findings::{Code, Finding};
 use crate::report::{InspectDetails, Inspection};
 use crate::{Dialect, StorageError};
 
 /// Inspects ClickHouse Keeper data at `path`.
-pub(crate) fn inspect(
-    fs: &dyn FileSystem,
-    path: &Path,
-    log_dir: Option<&Path>,
-) -> Result<Inspection, StorageError> {
-    let scan = scan(fs, locate(fs, path, log_dir)?, true)?;
+pub(crate) fn inspect(fs: &dyn FileSystem, layout: &ChLayout) -> Result<Inspection, StorageError> {
+    let path = layout.root.as_path();
+    let scan = scan(fs, layout.clone(), true)?;
     let findings: Vec<Finding> = all_problems(&scan).into_iter().map(Finding::from).collect();
     let j = inspect_json(&scan);
     let ok = j.checksums_ok;
@@ -325,7 +323,7 @@ fn resume_name(from: u64, compress: bool) -> String {
 }
 
 fn startup_json(scan: &Scan) -> Option<JsonStartup> {
-    scan.paths.log_dir.as_ref()?;
+    scan.layout.log_dir.as_ref()?;
     let mut j = JsonStartup {
         last_committed: scan.last_committed,
         snapshot: scan.plan_snapshot.as_ref().map(|p| p.display().to_string()),
@@ -344,7 +342,7 @@ fn startup_json(scan: &Scan) -> Option<JsonStartup> {
         warnings: Vec::new(),
         refusal: None,
     };
-    let dir = scan.paths.log_dir.as_deref().unwrap_or(Path::new("."));
+    let dir = scan.layout.log_dir.as_deref().unwrap_or(Path::new("."));
     for m in &scan.listing.tmp_markers {
         j.deletes.push(dir.join(m).display().to_string());
         let partner = dir.join(m.trim_start_matches(TMP_PREFIX));
@@ -395,7 +393,7 @@ fn keeper_fate(scan: &Scan, fi: usize) -> String {
     let Some(r) = scan.report() else { return String::new() };
     let f = &r.files[fi];
     let Ok(plan) = &r.plan else { return "Keeper refuses to start".into() };
-    if scan.paths.changelog.is_some() {
+    if scan.layout.changelog_file.is_some() {
         return match (&f.broken, f.records.is_empty()) {
             (Some(_), false) => "read up to the damage; the rest is ignored".into(),
             (Some(_), true) => "no readable record".into(),
@@ -425,7 +423,7 @@ fn inspect_json(scan: &Scan) -> ChInspect {
         files.iter().enumerate().map(|(i, f)| changelog_json(f, keeper_fate(scan, i))).collect();
     let lo = files.iter().filter_map(|f| f.records.iter().map(|r| r.record.index).min()).min();
     let hi = files.iter().filter_map(|f| f.records.iter().map(|r| r.record.index).max()).max();
-    let dir = scan.paths.log_dir.as_deref().unwrap_or(Path::new("."));
+    let dir = scan.layout.log_dir.as_deref().unwrap_or(Path::new("."));
     let mut markers: Vec<String> =
         scan.listing.tmp_markers.iter().map(|m| dir.join(m).display().to_string()).collect();
     markers.extend(scan.snap_markers.iter().map(|p| p.display().to_string()));
@@ -434,9 +432,9 @@ fn inspect_json(scan: &Scan) -> ChInspect {
     }) && scan.snapshots.iter().all(|s| !matches!(s.read, Some(Err(_))))
         && !matches!(scan.logs, Some(LogScan::Fatal(_)));
     ChInspect {
-        path: scan.paths.root.display().to_string(),
-        log_dir: scan.paths.log_dir.as_ref().map(|p| p.display().to_string()),
-        snapshot_dir: scan.paths.snap_dir.as_ref().map(|p| p.display().to_string()),
+        path: scan.layout.root.display().to_string(),
+        log_dir: scan.layout.log_dir.as_ref().map(|p| p.display().to_string()),
+        snapshot_dir: scan.layout.snapshot_dir.as_ref().map(|p| p.display().to_string()),
         snapshots: scan.snapshots.iter().map(snapshot_json).collect(),
         changelogs,
         tmp_markers: markers,

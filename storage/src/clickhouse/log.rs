@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use keeperkit_model::keeper::nuraft::ClusterConfig;
 use keeperkit_model::keeper::{KeeperLogEntry, KeeperRequest};
@@ -13,7 +13,7 @@ use keeperkit_wal::clickhouse::{
     VALUE_TYPE_APP_LOG,
 };
 
-use super::check::{file_name, locate};
+use super::layout::{file_name, ChLayout};
 use crate::findings::{Code, Finding, Severity};
 use crate::report::{LogEntry, LogOp};
 use crate::StorageError;
@@ -170,17 +170,16 @@ fn stream_note(f: &ChangelogFile) -> &'static str {
 /// file, as in Keeper, and is an error finding; so is an entry that cannot be decoded.
 pub(crate) fn read_log(
     fs: &dyn FileSystem,
-    path: &Path,
-    log_dir: Option<&Path>,
+    layout: &ChLayout,
     from: Option<u64>,
     to: Option<u64>,
     sink: &mut dyn FnMut(LogEntry) -> ControlFlow<()>,
 ) -> Result<Vec<Finding>, StorageError> {
-    let paths = locate(fs, path, log_dir)?;
+    let path = layout.root.as_path();
     let mut findings = Vec::new();
-    let files: Vec<PathBuf> = if let Some(f) = &paths.changelog {
+    let files: Vec<PathBuf> = if let Some(f) = &layout.changelog_file {
         vec![f.clone()]
-    } else if let Some(dir) = &paths.log_dir {
+    } else if let Some(dir) = &layout.log_dir {
         let listing = list_changelogs(fs, dir)?;
         let copies: HashSet<String> = listing
             .tmp_markers

@@ -5,8 +5,10 @@
 pub(crate) mod check;
 pub mod dir;
 pub mod inspect;
+pub mod layout;
 pub(crate) mod log;
 pub mod recover;
 pub mod snapshot;
 
-pub use recover::{recover, ChLayout, ChRecoverOptions, ChRecovery};
+pub use layout::ChLayout;
+pub use recover::{recover, ChRecoverOptions, ChRecovery};

@@ -21,84 +21,8 @@ use keeperkit_wal::clickhouse::{
 use super::snapshot::{load_snapshot, open_acl, LoadedChSnapshot};
 use crate::findings::{Code, Finding, Position, Severity};
 pub use crate::zookeeper::SkippedSnapshot;
+use super::layout::ChLayout;
 use crate::StorageError;
-
-/// Where a Keeper coordination directory keeps its files.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ChLayout {
-    /// The snapshot directory, if any.
-    pub snapshot_dir: Option<PathBuf>,
-    /// The changelog directory, if any.
-    pub log_dir: Option<PathBuf>,
-    /// A single snapshot file given on its own (no changelogs read).
-    pub snapshot_file: Option<PathBuf>,
-}
-
-fn has_files(fs: &dyn FileSystem, dir: &Path, prefix: &str) -> bool {
-    fs.read_dir(dir).is_ok_and(|es| es.iter().any(|e| !e.is_dir && e.name.starts_with(prefix)))
-}
-
-impl ChLayout {
-    /// Finds the files under `path`: a coordination dir (`logs/` or `log/`, and
-    /// `snapshots/`), a directory holding `snapshot_*` and/or `changelog_*` files, or a
-    /// single snapshot file. `log_dir` overrides where changelogs are read from.
-    pub fn locate(
-        fs: &dyn FileSystem,
-        path: &Path,
-        log_dir: Option<&Path>,
-    ) -> Result<ChLayout, StorageError> {
-        let not = |reason: String| StorageError::NotADataDir {
-            path: path.to_path_buf(),
-            what: "ClickHouse Keeper coordination directory",
-            reason,
-        };
-        let md =
-            fs.metadata(path).map_err(|e| StorageError::Io { path: path.into(), source: e })?;
-        if !md.is_dir {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if ch::parse_snapshot_name(name).is_some() {
-                return Ok(ChLayout {
-                    snapshot_file: Some(path.to_path_buf()),
-                    log_dir: log_dir.map(Path::to_path_buf),
-                    ..ChLayout::default()
-                });
-            }
-            return Err(not(
-                "a single changelog file holds no state; give the coordination directory \
-                 (with logs/ and snapshots/) or the log directory"
-                    .into(),
-            ));
-        }
-        crate::dialect::check_subdirs(fs, path, &["logs", "log", "snapshots"])?;
-        let mut layout = ChLayout::default();
-        let snaps = path.join("snapshots");
-        if fs.metadata(&snaps).is_ok_and(|m| m.is_dir) {
-            layout.snapshot_dir = Some(snaps);
-        } else if has_files(fs, path, "snapshot_") {
-            layout.snapshot_dir = Some(path.to_path_buf());
-        }
-        if let Some(l) = log_dir {
-            layout.log_dir = Some(l.to_path_buf());
-        } else {
-            for sub in ["logs", "log"] {
-                let d = path.join(sub);
-                if fs.metadata(&d).is_ok_and(|m| m.is_dir) {
-                    layout.log_dir = Some(d);
-                    break;
-                }
-            }
-            if layout.log_dir.is_none() && has_files(fs, path, "changelog_") {
-                layout.log_dir = Some(path.to_path_buf());
-            }
-        }
-        if layout.snapshot_dir.is_none() && layout.log_dir.is_none() {
-            return Err(
-                not("no snapshots/ or logs/ and no snapshot_* or changelog_* files".into()),
-            );
-        }
-        Ok(layout)
-    }
-}
 
 /// Options of [`recover`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,6 +135,13 @@ pub fn recover(
     layout: &ChLayout,
     opts: &ChRecoverOptions,
 ) -> Result<ChRecovery, StorageError> {
+    if let Some(file) = &layout.changelog_file {
+        return Err(StorageError::Unsupported(format!(
+            "{} is a single changelog file, which holds no state; give the coordination \
+             directory (with logs/ and snapshots/) or the log directory",
+            file.display()
+        )));
+    }
     let mut notes = Vec::new();
     let mut skipped = Vec::new();
     let at = opts.at_index.unwrap_or(u64::MAX);

@@ -439,7 +439,84 @@ pub struct RepairPlan {
     pub actions: Vec<RepairAction>,
     /// Why no repair is offered (Keeper itself would refuse to start, or the damage is
     /// not at the end of the log), empty when the plan is usable.
-    pub refusals: Vec<String>,
+    pub refusals: Vec<Refusal>,
+}
+
+/// A repair [`plan_repair`] refuses, and the problem it refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Position in [`VerifyReport::problems`] of the problem refused (`None` only for a
+    /// report that does not list it, one not built by [`verify_dir`]).
+    pub problem: Option<usize>,
+    /// The file it concerns.
+    pub file: PathBuf,
+    /// Why.
+    pub reason: RefusalReason,
+}
+
+/// Why a repair is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// Keeper itself refuses to start on these files ([`ProblemKind::Refusal`]).
+    KeeperRefuses(Corruption),
+    /// A name starting with `changelog` that does not parse ([`ProblemKind::BadName`]).
+    BadName,
+    /// The file is damaged (not a torn write) and Keeper reads entries of later files
+    /// after it: cutting it is not what Keeper does.
+    DamagedBeforeEnd {
+        /// Where the damage starts (stream offset for `.zstd` files).
+        offset: u64,
+    },
+    /// The zstd stream cannot be cut just after the last good record (no block ends
+    /// there).
+    NoCutPoint {
+        /// The last good record's index (0 if none).
+        last_index: u64,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let file = self.file.display();
+        match &self.reason {
+            RefusalReason::KeeperRefuses(c) => write!(f, "Keeper would refuse to start: {c}"),
+            RefusalReason::BadName => write!(f, "{file}: not a valid changelog name"),
+            RefusalReason::DamagedBeforeEnd { offset } => write!(
+                f,
+                "{file}: damaged at stream offset {offset}, and Keeper reads entries of later \
+                 files after it"
+            ),
+            RefusalReason::NoCutPoint { last_index } => write!(
+                f,
+                "{file}: the zstd stream cannot be cut at the end of record {last_index}"
+            ),
+        }
+    }
+}
+
+/// Whether a file ends in a torn write (a partial record, or a zstd stream that ends
+/// inside a block), as opposed to damage inside.
+fn is_torn(f: &ChangelogFile) -> bool {
+    match &f.broken {
+        Some(b) => matches!(b.kind, CorruptionKind::Truncated { .. }),
+        None => f.zstd.as_ref().is_some_and(|z| z.stop.as_ref().is_some_and(|s| s.at_eof)),
+    }
+}
+
+impl VerifyReport {
+    /// The files (positions in [`VerifyReport::files`]) that end in a torn write which
+    /// Keeper reads past: the loaded log goes on in a later file (Keeper's own layout
+    /// after a torn tail and a restart). They need no repair.
+    pub fn read_past(&self) -> Vec<usize> {
+        let Ok(plan) = &self.plan else { return Vec::new() };
+        (0..self.files.len())
+            .filter(|&fi| {
+                is_torn(&self.files[fi])
+                    && !plan.detach.contains(&fi)
+                    && plan.entries.iter().any(|e| e.1.file > fi)
+            })
+            .collect()
+    }
 }
 
 /// Builds a repair that does only what Keeper itself would do at startup: set aside
@@ -447,41 +524,64 @@ pub struct RepairPlan {
 /// unterminated zstd frame; set a torn or broken tail of the last file read aside
 /// (Keeper keeps those bytes and ignores them; here they go to the backup so the file
 /// is clean again); set aside the files Keeper would move to `detached/`. Nothing is
-/// recomputed over bad bytes. Refused: anything Keeper refuses to start on (gaps, bad
-/// names, record versions > 2), and a zstd tail that cannot be cut at a record
-/// boundary.
+/// recomputed over bad bytes. A torn file Keeper reads past (the log goes on in a later
+/// file) needs nothing ([`VerifyReport::read_past`]). Refused: anything Keeper refuses
+/// to start on (gaps, bad names, record versions > 2), damage (not a torn write) in a
+/// file Keeper reads later entries after, and a zstd tail that cannot be cut at a
+/// record boundary. Each refusal points at the problem of `report` it refuses.
 pub fn plan_repair(report: &VerifyReport) -> RepairPlan {
     let mut actions = Vec::new();
     let mut refusals = Vec::new();
+    let problem_of = |file: &Path, what: &dyn Fn(&ProblemKind) -> bool| {
+        report.problems.iter().position(|p| p.file == file && what(&p.kind))
+    };
     let plan = match &report.plan {
         Ok(p) => p,
         Err(c) => {
-            refusals.push(format!("Keeper would refuse to start: {c}"));
+            refusals.push(Refusal {
+                problem: report
+                    .problems
+                    .iter()
+                    .position(|p| matches!(p.kind, ProblemKind::Refusal(_))),
+                file: c.file.clone(),
+                reason: RefusalReason::KeeperRefuses(c.clone()),
+            });
             return RepairPlan { actions, refusals };
         }
     };
-    for p in &report.problems {
+    for (pi, p) in report.problems.iter().enumerate() {
         if p.kind == ProblemKind::BadName {
-            refusals.push(format!("{}: not a valid changelog name", p.file.display()));
+            refusals.push(Refusal {
+                problem: Some(pi),
+                file: p.file.clone(),
+                reason: RefusalReason::BadName,
+            });
         }
     }
     let loaded: std::collections::HashSet<u64> = plan.entries.iter().map(|e| e.0).collect();
-    let broken_or_torn = |f: &ChangelogFile| {
-        f.broken.is_some()
-            || f.zstd.as_ref().is_some_and(|z| z.stop.as_ref().is_some_and(|s| s.at_eof))
-    };
+    let damage = |k: &ProblemKind| matches!(k, ProblemKind::Broken(_) | ProblemKind::TornZstdBlock);
+    let read_past = report.read_past();
     for (fi, f) in report.files.iter().enumerate() {
-        if plan.detach.contains(&fi) {
+        if plan.detach.contains(&fi) || read_past.contains(&fi) {
             continue;
         }
-        let is_last_read = plan.entries.last().is_some_and(|e| e.1.file == fi);
-        if broken_or_torn(f) {
-            if !is_last_read && plan.broken_file != Some(fi) {
-                refusals.push(format!(
-                    "{}: damaged at stream offset {} but not the last file Keeper reads",
-                    f.path.display(),
-                    f.good_len()
-                ));
+        let broken_or_torn = f.broken.is_some() || is_torn(f);
+        if broken_or_torn {
+            // The last file Keeper reads: no entry it loads comes from a later file (a
+            // file whose only records are torn yields none, and is still the last).
+            let last_read = !plan.entries.iter().any(|e| e.1.file > fi);
+            if !last_read && plan.broken_file != Some(fi) {
+                refusals.push(Refusal {
+                    problem: problem_of(&f.path, &damage),
+                    file: f.path.clone(),
+                    reason: RefusalReason::DamagedBeforeEnd { offset: f.good_len() },
+                });
+                continue;
+            }
+            if f.records.is_empty() {
+                // Nothing readable in it: set the whole file aside (with a backup)
+                // rather than leave an empty changelog behind.
+                actions.push(RepairAction::SetAside { paths: vec![f.path.clone()], entries_lost: 0 });
                 continue;
             }
             match cut_point(f) {
@@ -499,11 +599,13 @@ pub fn plan_repair(report: &VerifyReport) -> RepairPlan {
                         });
                     }
                 }
-                None => refusals.push(format!(
-                    "{}: the zstd stream cannot be cut at the end of record {}",
-                    f.path.display(),
-                    f.records.last().map_or(0, |r| r.record.index)
-                )),
+                None => refusals.push(Refusal {
+                    problem: problem_of(&f.path, &damage),
+                    file: f.path.clone(),
+                    reason: RefusalReason::NoCutPoint {
+                        last_index: f.records.last().map_or(0, |r| r.record.index),
+                    },
+                }),
             }
         } else if f.zstd.as_ref().is_some_and(super::ZstdLayout::last_frame_unterminated) {
             actions.push(RepairAction::TerminateFrame { path: f.path.clone(), at: f.file_len });
@@ -560,13 +662,8 @@ pub fn apply_repair(
     backup_dir: &Path,
 ) -> Result<RepairLog, WalError> {
     if !plan.refusals.is_empty() {
-        return Err(WalError::io(
-            backup_dir,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("repair refused: {}", plan.refusals.join("; ")),
-            ),
-        ));
+        let why: Vec<String> = plan.refusals.iter().map(ToString::to_string).collect();
+        return Err(WalError::InvalidArgument(format!("repair refused: {}", why.join("; "))));
     }
     fs.create_dir_all(backup_dir).map_err(|e| WalError::io(backup_dir, e))?;
     let mut log = Vec::new();
