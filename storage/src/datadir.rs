@@ -26,7 +26,8 @@ use std::ops::ControlFlow;
 use crate::findings::{Finding, Position};
 use crate::repair::PlanInner;
 use crate::report::{CheckReport, Inspection, LogEntry, LogRange, RepairPlan, RepairReport};
-use crate::zookeeper::{Progress, ZkLayout};
+use crate::progress::{NoProgress, Progress};
+use crate::zookeeper::ZkLayout;
 use crate::StorageError;
 
 /// How to open a data directory.
@@ -191,6 +192,21 @@ pub fn open<'a>(
     Ok(DataDir { fs, path: path.to_path_buf(), options: options.clone(), source })
 }
 
+/// A load of one file, reported as one step of its size.
+fn single_file<T>(
+    fs: &dyn FileSystem,
+    path: &Path,
+    progress: &mut dyn Progress,
+    load: impl FnOnce() -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
+    let len = crate::progress::file_len(fs, path);
+    progress.set_total(len);
+    progress.phase(&path.display().to_string());
+    let r = load()?;
+    progress.advance(len);
+    Ok(r)
+}
+
 /// How a dialect is named in sentences.
 pub fn dialect_name(d: Dialect) -> &'static str {
     match d {
@@ -236,7 +252,7 @@ impl<'a> DataDir<'a> {
     /// report of everything it did, skipped or doubted. A point after the last one the
     /// files hold is [`StorageError::PastEnd`], naming the last one.
     pub fn recover(&self, point: Point) -> Result<Recovered, StorageError> {
-        self.recover_with(point, &mut crate::zookeeper::NoProgress)
+        self.recover_with(point, &mut NoProgress)
     }
 
     /// [`DataDir::recover`] reporting progress (bytes read) to `progress`.
@@ -260,9 +276,9 @@ impl<'a> DataDir<'a> {
                 },
                 progress,
             ),
-            (Source::ZooKeeperFile(path), p) => {
+            (Source::ZooKeeperFile(path), p) => single_file(self.fs, path, progress, || {
                 crate::zookeeper::dir::recover_file(self.fs, path, p != Point::Latest)
-            }
+            }),
             (_, Point::Zxid(_)) => Err(wrong("log index", "zxid")),
             (Source::ClickHouse(layout), p) => crate::clickhouse::dir::recover(
                 self.fs,
@@ -272,6 +288,7 @@ impl<'a> DataDir<'a> {
                     Point::Index(i) => Some(i),
                     _ => None,
                 },
+                progress,
             ),
             (Source::NativeDir { snap_dir, wal_dir, .. }, p) => crate::native::dir::recover(
                 self.fs,
@@ -281,10 +298,11 @@ impl<'a> DataDir<'a> {
                     Point::Index(i) => Some(i),
                     _ => None,
                 },
+                progress,
             ),
-            (Source::NativeFile(path), p) => {
+            (Source::NativeFile(path), p) => single_file(self.fs, path, progress, || {
                 crate::native::dir::recover_file(self.fs, path, p != Point::Latest)
-            }
+            }),
             (Source::NativeSegment(path), _) => Err(StorageError::Unsupported(format!(
                 "{} is a single WAL segment, which holds no state; give the data directory \
                  (with snapshots/ and wal/)",
@@ -297,21 +315,26 @@ impl<'a> DataDir<'a> {
     /// server does when it starts from them. Exit 0 of a tool means no finding is an
     /// error ([`crate::findings::exit_status`]).
     pub fn check(&self) -> Result<CheckReport, StorageError> {
+        self.check_with(&mut NoProgress)
+    }
+
+    /// [`DataDir::check`] reporting progress to `progress`: the files checked, then the
+    /// bytes of the replay.
+    pub fn check_with(&self, progress: &mut dyn Progress) -> Result<CheckReport, StorageError> {
         match &self.source {
             Source::ZooKeeperDir(layout) => crate::zookeeper::check::check(
                 self.fs,
                 &self.path,
                 Some(layout),
                 self.options.snapshot.as_deref(),
+                progress,
             ),
             Source::ZooKeeperFile(_) => {
-                crate::zookeeper::check::check(self.fs, &self.path, None, None)
+                crate::zookeeper::check::check(self.fs, &self.path, None, None, progress)
             }
-            Source::ClickHouse(layout) => {
-                crate::clickhouse::check::check(self.fs, layout)
-            }
+            Source::ClickHouse(layout) => crate::clickhouse::check::check(self.fs, layout, progress),
             Source::NativeDir { snap_dir, wal_dir } => {
-                crate::native::check::check(self.fs, &self.path, snap_dir, wal_dir)
+                crate::native::check::check(self.fs, &self.path, snap_dir, wal_dir, progress)
             }
             Source::NativeFile(p) => crate::native::check::check_file(self.fs, p),
             Source::NativeSegment(p) => crate::native::check::check_segment(self.fs, p),

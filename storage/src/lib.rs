@@ -74,6 +74,7 @@ pub mod engine;
 pub mod error;
 pub mod findings;
 pub mod native;
+pub mod progress;
 mod repair;
 pub mod report;
 pub mod traits;
@@ -87,4 +88,4 @@ pub use report::{
     default_backup_dir, CheckReport, Inspection, LogEntry, LogRange, Refusal, RepairPlan,
     RepairReport, StateCount,
 };
-pub use zookeeper::{NoProgress, Progress};
+pub use progress::{NoProgress, Progress};

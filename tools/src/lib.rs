@@ -543,6 +543,18 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 pub fn run(cli: Cli, out: &mut dyn Write) -> CmdResult {
     let fs = keeperkit_vfs::std_fs();
     let v = cli.verbose;
+    progress::hide(match &cli.command {
+        Command::Dump(a) => a.json,
+        Command::Sessions(a) => a.json,
+        Command::Log(a) => a.json,
+        Command::Inspect(a) => a.json,
+        Command::Verify(a) => a.json,
+        Command::Diff(a) => a.json,
+        Command::Stats(a) => a.json,
+        Command::Repair(a) => a.json,
+        Command::Convert(a) => a.json,
+        _ => false,
+    });
     match cli.command {
         Command::Dump(a) => cmd::dump::run(&*fs, &a, v, out),
         Command::Sessions(a) => cmd::sessions::run(&*fs, &a, v, out),

@@ -43,7 +43,7 @@ pub fn load(
     keep_orphan_ephemerals: bool,
 ) -> Result<Recovered, Failure> {
     let dir = open_source(fs, source, keep_orphan_ephemerals)?;
-    let mut bar = Bar::for_load();
+    let mut bar = Bar::new("loading");
     let r = dir.recover_with(point, &mut bar)?;
     bar.finish();
     Ok(r)

@@ -1,34 +1,41 @@
-//! Progress bars on a terminal, nothing when stderr is piped.
+//! The one renderer of the seam's [`Progress`]: a bar on stderr while a state loads, a
+//! check runs or a conversion writes; nothing when stderr is not a terminal or the
+//! command prints JSON.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use keeperkit_storage::zookeeper::Progress;
+use keeperkit_storage::Progress;
 
-/// A progress bar on stderr that only shows on a terminal.
+/// Set once per run: the command prints JSON, so no bar is drawn.
+static HIDDEN: AtomicBool = AtomicBool::new(false);
+
+/// Hides every bar of this run (`--json`).
+pub fn hide(hidden: bool) {
+    HIDDEN.store(hidden, Ordering::Relaxed);
+}
+
+/// A progress display on stderr: a spinner naming the phase until a total is known,
+/// then a bar of bytes. Hidden unless stderr is a terminal and the output is not JSON.
 #[derive(Debug)]
 pub struct Bar {
     bar: Option<ProgressBar>,
 }
 
 impl Bar {
-    /// A bar for loading a state; hidden unless stderr is a terminal.
-    pub fn for_load() -> Bar {
-        if !std::io::stderr().is_terminal() {
+    /// Starts a display with `label` (what is being done).
+    pub fn new(label: &str) -> Bar {
+        if HIDDEN.load(Ordering::Relaxed) || !std::io::stderr().is_terminal() {
             return Bar { bar: None };
         }
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {msg:40!} [{bar:30}] {bytes}/{total_bytes} {elapsed}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
+        let bar = ProgressBar::new_spinner();
+        bar.set_message(label.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
         Bar { bar: Some(bar) }
     }
 
-    /// Removes the bar.
+    /// Removes the display.
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
@@ -39,6 +46,15 @@ impl Bar {
 impl Progress for Bar {
     fn set_total(&mut self, total: u64) {
         if let Some(b) = &self.bar {
+            if b.length().is_none() {
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} {msg:40!} [{bar:30}] {bytes}/{total_bytes} {elapsed}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+            }
             b.set_length(total);
         }
     }
@@ -57,39 +73,6 @@ impl Progress for Bar {
 }
 
 impl Drop for Bar {
-    fn drop(&mut self) {
-        self.finish();
-    }
-}
-
-/// A spinner on stderr for work whose size is not known ahead (a check), only on a
-/// terminal.
-#[derive(Debug)]
-pub struct Spinner {
-    bar: Option<ProgressBar>,
-}
-
-impl Spinner {
-    /// Starts a spinner with `label`; nothing unless stderr is a terminal.
-    pub fn new(label: &str) -> Spinner {
-        if !std::io::stderr().is_terminal() {
-            return Spinner { bar: None };
-        }
-        let bar = ProgressBar::new_spinner();
-        bar.set_message(label.to_string());
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        Spinner { bar: Some(bar) }
-    }
-
-    /// Removes the spinner.
-    pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
-}
-
-impl Drop for Spinner {
     fn drop(&mut self) {
         self.finish();
     }

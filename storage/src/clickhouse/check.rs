@@ -644,11 +644,16 @@ pub(crate) fn all_problems(scan: &Scan) -> Vec<JsonProblem> {
 /// Checks ClickHouse Keeper data at `path`: every changelog record and snapshot, Keeper's
 /// startup decisions, then (when nothing so far stops Keeper) the replay of the log on
 /// the newest snapshot as Keeper starts.
-pub(crate) fn check(fs: &dyn FileSystem, layout: &ChLayout) -> Result<CheckReport, StorageError> {
+pub(crate) fn check(
+    fs: &dyn FileSystem,
+    layout: &ChLayout,
+    progress: &mut dyn crate::progress::Progress,
+) -> Result<CheckReport, StorageError> {
+    progress.phase("checking every file");
     let scan = scan(fs, layout.clone(), true)?;
     let mut r = verify_report(fs, &scan, &layout.root);
     if r.findings.iter().all(|f| f.severity != Severity::Error) && !layout.is_single_file() {
-        replay_problems(fs, layout, &mut r);
+        replay_problems(fs, layout, &mut r, progress);
     }
     Ok(r.finish())
 }
@@ -699,11 +704,16 @@ fn verify_report(fs: &dyn FileSystem, scan: &Scan, path: &Path) -> CheckReport {
 /// Replays the log on the newest snapshot as Keeper starts ([`super::recover`]): an
 /// entry Keeper could not execute, or whose digest disagrees with the tree after it, is
 /// an error.
-fn replay_problems(fs: &dyn FileSystem, layout: &ChLayout, r: &mut CheckReport) {
-    use super::{recover, ChRecoverOptions};
+fn replay_problems(
+    fs: &dyn FileSystem,
+    layout: &ChLayout,
+    r: &mut CheckReport,
+    progress: &mut dyn crate::progress::Progress,
+) {
+    use super::{recover_with, ChRecoverOptions};
     let path = layout.root.as_path();
     let log = layout.log_dir.clone().unwrap_or_else(|| path.to_path_buf());
-    match recover(fs, layout, &ChRecoverOptions::default()) {
+    match recover_with(fs, layout, &ChRecoverOptions::default(), progress) {
         Ok(rec) => {
             r.entries_replayed = rec.entries_applied;
             r.digests_checked += rec.digests_checked;

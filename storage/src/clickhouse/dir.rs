@@ -5,7 +5,8 @@ use std::path::Path;
 
 use keeperkit_vfs::FileSystem;
 
-use super::{recover as ch_recover, ChLayout, ChRecoverOptions};
+use super::{recover_with as ch_recover, ChLayout, ChRecoverOptions};
+use crate::progress::Progress;
 use crate::convert::clickhouse::ChPosition;
 use crate::datadir::{Recovered, RecoveryReport};
 use crate::findings::{Code, Finding, Severity};
@@ -17,9 +18,10 @@ pub(crate) fn recover(
     layout: &ChLayout,
     path: &Path,
     at_index: Option<u64>,
+    progress: &mut dyn Progress,
 ) -> Result<Recovered, StorageError> {
     let opts = ChRecoverOptions { at_index, ..ChRecoverOptions::default() };
-    let r = ch_recover(fs, layout, &opts)?;
+    let r = ch_recover(fs, layout, &opts, progress)?;
     let mut out: Vec<Finding> = Vec::new();
     for s in &r.skipped {
         let name = s.path.file_name().and_then(|n| n.to_str()).unwrap_or("");

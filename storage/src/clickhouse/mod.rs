@@ -11,4 +11,4 @@ pub mod recover;
 pub mod snapshot;
 
 pub use layout::ChLayout;
-pub use recover::{recover, ChRecoverOptions, ChRecovery};
+pub use recover::{recover, recover_with, ChRecoverOptions, ChRecovery};

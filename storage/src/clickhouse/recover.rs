@@ -21,7 +21,8 @@ use keeperkit_wal::clickhouse::{
 use super::snapshot::{load_snapshot, open_acl, LoadedChSnapshot};
 use crate::findings::{Code, Finding, Position, Severity};
 pub use crate::zookeeper::SkippedSnapshot;
-use super::layout::ChLayout;
+use super::layout::{file_name, ChLayout};
+use crate::progress::{file_len, NoProgress, Progress};
 use crate::StorageError;
 
 /// Options of [`recover`].
@@ -135,6 +136,16 @@ pub fn recover(
     layout: &ChLayout,
     opts: &ChRecoverOptions,
 ) -> Result<ChRecovery, StorageError> {
+    recover_with(fs, layout, opts, &mut NoProgress)
+}
+
+/// [`recover`] reporting progress (bytes of the snapshot and changelogs read).
+pub fn recover_with(
+    fs: &dyn FileSystem,
+    layout: &ChLayout,
+    opts: &ChRecoverOptions,
+    progress: &mut dyn Progress,
+) -> Result<ChRecovery, StorageError> {
     if let Some(file) = &layout.changelog_file {
         return Err(StorageError::Unsupported(format!(
             "{} is a single changelog file, which holds no state; give the coordination \
@@ -172,6 +183,8 @@ pub fn recover(
     }
     let mut loaded: Option<LoadedChSnapshot> = None;
     let mut later: Option<u64> = None;
+    let mut total = candidates.iter().rev().find(|(n, _)| *n <= at).map_or(0, |(_, p)| file_len(fs, p));
+    progress.set_total(total);
     for (n, p) in candidates.into_iter().rev() {
         if n > at {
             later = Some(later.map_or(n, |l: u64| l.min(n)));
@@ -182,8 +195,10 @@ pub fn recover(
             });
             continue;
         }
+        progress.phase(&file_name(&p));
         match load_snapshot(fs, &p) {
             Ok(l) => {
+                progress.advance(file_len(fs, &p));
                 loaded = Some(l);
                 break;
             }
@@ -278,8 +293,14 @@ pub fn recover(
             });
         }
         let start = last_index.saturating_add(1).saturating_sub(opts.reserved_log_items).max(1);
-        for f in listing.files.iter().filter(|f| f.name.to >= start) {
-            files.push(chwal::read_file(fs, &f.path, ReadOptions::default())?);
+        let to_read: Vec<&PathBuf> =
+            listing.files.iter().filter(|f| f.name.to >= start).map(|f| &f.path).collect();
+        total += to_read.iter().map(|p| file_len(fs, p)).sum::<u64>();
+        progress.set_total(total);
+        for path in to_read {
+            progress.phase(&file_name(path));
+            files.push(chwal::read_file(fs, path, ReadOptions::default())?);
+            progress.advance(file_len(fs, path));
         }
         let p = plan_startup(&files, last_index, opts.reserved_log_items, opts.compress_logs)
             .map_err(StorageError::Corrupt)?;

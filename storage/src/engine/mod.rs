@@ -49,7 +49,8 @@ mod recover;
 pub mod server_state;
 
 pub use recover::{
-    config_entry, parse_config_entry, recover_readonly, recover_readonly_in, ReadOnlyState,
+    config_entry, parse_config_entry, recover_readonly, recover_readonly_in, recover_readonly_with,
+    ReadOnlyState,
     ReplayEnd, SkippedSnapshot, CONFIG_ENTRY_HEADER_LEN, CONFIG_ENTRY_TYPE,
 };
 

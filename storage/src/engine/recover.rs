@@ -11,7 +11,12 @@ use keeperkit_wal::WalError;
 use super::layout::{snapshot_files, SNAPSHOT_DIR, WAL_DIR};
 use crate::native::snapshot::load_tree;
 use crate::traits::{LogPosition, SnapshotInfo};
+use crate::progress::{NoProgress, Progress};
 use crate::StorageError;
+
+/// Bytes a log entry takes in a segment beside its payload (term and length), for
+/// progress.
+const ENTRY_OVERHEAD: u64 = 12;
 
 /// A snapshot that was not used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,15 +250,34 @@ pub fn recover_readonly_in(
     wal_dir: &Path,
     upto: Option<u64>,
 ) -> Result<ReadOnlyState, StorageError> {
+    recover_readonly_with(fs, snap_dir, wal_dir, upto, &mut NoProgress)
+}
+
+/// [`recover_readonly_in`] reporting progress: the snapshot's bytes, then the log's
+/// entry bytes as they are replayed.
+pub fn recover_readonly_with(
+    fs: &dyn FileSystem,
+    snap_dir: &Path,
+    wal_dir: &Path,
+    upto: Option<u64>,
+    progress: &mut dyn Progress,
+) -> Result<ReadOnlyState, StorageError> {
     let wal_dir = wal_dir.to_path_buf();
-    let (purged, last) = if fs.exists(&wal_dir) {
+    progress.phase(&wal_dir.display().to_string());
+    let (purged, last, log_bytes) = if fs.exists(&wal_dir) {
         let info = keeperkit_wal::native::inspect(fs, &wal_dir)?;
-        (info.meta.map_or(0, |m| m.purged), info.last_index)
+        let bytes = info.segments.iter().map(|s| s.data_end).sum::<u64>();
+        (info.meta.map_or(0, |m| m.purged), info.last_index, bytes)
     } else {
-        (0, None)
+        (0, None, 0)
     };
+    progress.phase(&snap_dir.display().to_string());
     let Start { mut tree, mut position, mut cluster_config, snapshot, skipped } =
         choose_snapshot(fs, snap_dir, purged, last)?;
+    let snap_bytes = snapshot.as_ref().map_or(0, |s| s.file_len);
+    progress.set_total(snap_bytes + log_bytes);
+    progress.advance(snap_bytes);
+    progress.phase(&wal_dir.display().to_string());
     let mut replayed = 0;
     let mut end = ReplayEnd::Complete;
     let to = upto.unwrap_or(u64::MAX);
@@ -266,6 +290,7 @@ pub fn recover_readonly_in(
                         break;
                     }
                     apply_payload(&mut tree, &mut cluster_config, &wal_dir, e.index, &e.payload)?;
+                    progress.advance(e.payload.len() as u64 + ENTRY_OVERHEAD);
                     position = LogPosition { index: e.index, term: e.term };
                     replayed += 1;
                 }

@@ -86,7 +86,9 @@ pub(crate) fn check(
     path: &Path,
     snap_dir: &Path,
     wal_dir: &Path,
+    progress: &mut dyn crate::progress::Progress,
 ) -> Result<CheckReport, StorageError> {
+    progress.phase("checking every file");
     let mut r = CheckReport::new(Dialect::Native, path);
     let snaps = snapshot_files(fs, snap_dir)?;
     for p in &snaps {
@@ -116,7 +118,7 @@ pub(crate) fn check(
     // A bare WAL directory holds any payloads; only a data directory holds a tree.
     let data_dir = fs.exists(&path.join(layout::MARKER_FILE)) || fs.exists(snap_dir);
     if data_dir && !crate::findings::has_errors(&r.findings) {
-        match super::dir::recover(fs, snap_dir, wal_dir, None) {
+        match super::dir::recover(fs, snap_dir, wal_dir, None, progress) {
             Ok(rec) => {
                 r.entries_replayed = rec.report.entries_replayed;
                 r.findings.extend(

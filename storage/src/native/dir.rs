@@ -7,7 +7,7 @@ use keeperkit_vfs::FileSystem;
 
 use crate::convert::clickhouse::ChPosition;
 use crate::datadir::{Recovered, RecoveryReport, Source};
-use crate::engine::{layout, recover_readonly_in, ReplayEnd};
+use crate::engine::{layout, recover_readonly_with, ReplayEnd};
 use crate::findings::{Code, Finding, Position, Severity};
 use crate::{Dialect, StorageError};
 
@@ -97,8 +97,9 @@ pub(crate) fn recover(
     snap_dir: &Path,
     wal_dir: &Path,
     upto: Option<u64>,
+    progress: &mut dyn crate::progress::Progress,
 ) -> Result<Recovered, StorageError> {
-    let r = recover_readonly_in(fs, snap_dir, wal_dir, upto)?;
+    let r = recover_readonly_with(fs, snap_dir, wal_dir, upto, progress)?;
     if let Some(n) = upto.filter(|&n| r.position.index > n) {
         return Err(StorageError::Unreachable {
             what: format!("index {n}"),

@@ -8,7 +8,7 @@ use keeperkit_wal::zookeeper::LogEnd;
 
 use super::dir::torn_reason_text;
 use super::scan::{self as zkscan, DirScan};
-use super::{recover, NoProgress, RecoverOptions, ZkLayout};
+use super::{recover, RecoverOptions, ZkLayout};
 use crate::findings::{Code, Finding, Severity};
 use crate::report::{CheckReport, Refusal};
 use crate::{Dialect, StorageError};
@@ -227,7 +227,9 @@ pub(crate) fn check(
     path: &Path,
     layout: Option<&ZkLayout>,
     snapshot: Option<&Path>,
+    progress: &mut dyn crate::progress::Progress,
 ) -> Result<CheckReport, StorageError> {
+    progress.phase("checking every file");
     let scan = scan_source(fs, path, layout)?;
     let mut r = CheckReport::new(Dialect::ZooKeeper, path);
     r.findings = check_scan(&scan);
@@ -237,7 +239,7 @@ pub(crate) fn check(
     if let Some(layout) = layout {
         let opts =
             RecoverOptions { snapshot: snapshot.map(Path::to_path_buf), ..Default::default() };
-        match recover(fs, layout, &opts, &mut NoProgress) {
+        match recover(fs, layout, &opts, progress) {
             Ok(rec) => {
                 r.digests_checked = rec.report.digests_checked;
                 r.entries_replayed = rec.report.txns_applied;

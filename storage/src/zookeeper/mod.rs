@@ -326,20 +326,7 @@ pub struct Recovered {
     pub report: RecoveryReport,
 }
 
-/// Progress callbacks for long loads.
-pub trait Progress {
-    /// Total amount of work units (bytes of snapshot + log records) when known.
-    fn set_total(&mut self, _total: u64) {}
-    /// Units done so far.
-    fn advance(&mut self, _delta: u64) {}
-    /// A short phase label ("snapshot.177", "log.1cb").
-    fn phase(&mut self, _label: &str) {}
-}
-
-/// A progress sink that ignores everything.
-#[derive(Debug, Default)]
-pub struct NoProgress;
-impl Progress for NoProgress {}
+pub use crate::progress::{NoProgress, Progress};
 
 /// Loads snapshot records into a tree, resolving ACL ids through the snapshot's map.
 struct TreeSink {

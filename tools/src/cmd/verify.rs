@@ -7,15 +7,15 @@ use keeperkit_vfs::FileSystem;
 
 use super::{escape, outcome};
 use crate::load::open_source;
-use crate::progress::Spinner;
+use crate::progress::Bar;
 use crate::{CmdResult, VerifyArgs};
 
 /// Runs the command.
 pub fn run(fs: &dyn FileSystem, args: &VerifyArgs, out: &mut dyn Write) -> CmdResult {
     let dir = open_source(fs, &args.source, false)?;
-    let spinner = Spinner::new("verifying");
-    let r = dir.check()?;
-    spinner.finish();
+    let mut bar = Bar::new("verifying");
+    let r = dir.check_with(&mut bar)?;
+    bar.finish();
     if args.json {
         super::json_doc(out, &r)?;
     } else {
