@@ -726,3 +726,65 @@ fn finding_03_a_damaged_changelog_is_never_a_silently_smaller_state() {
         assert!(!dst.exists());
     }
 }
+
+/// Finding 14 of the damaged-input review (the ClickHouse part): a `.zstd` changelog
+/// missing its last bytes that is the last file Keeper reads is never refused as "not
+/// the last file Keeper reads"; repair's refusals and actions agree with what verify
+/// says of that file (a torn tail Keeper ignores is cut with a backup, not refused).
+#[test]
+fn finding_14_zstd_last_changelog_refusal_matches_verify() {
+    // (first index of the last file's entries, last index, cut bytes, frame finished)
+    for (last_index, cut, finish) in [(15u64, 3usize, false), (15, 3, true), (11, 3, false)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("coordination");
+        std::fs::create_dir_all(dir.join("snapshots")).unwrap();
+        write_logs(&dir.join("logs"), 1..=last_index, true, finish);
+        let last = dir.join("logs/changelog_11_20.bin.zstd");
+        let full = std::fs::read(&last).unwrap();
+        std::fs::write(&last, &full[..full.len() - cut]).unwrap();
+        let case = format!("entries 1..={last_index}, {cut} bytes cut, finished {finish}");
+
+        let out = run(&["verify", s(&dir), "--json"]);
+        let verify = json(&out);
+        let findings = problems_of(&verify);
+        let of_last: Vec<&Value> = findings.iter().filter(|f| f["file"] == s(&last)).collect();
+        assert!(!of_last.is_empty(), "{case}: verify says nothing of the cut file: {findings:?}");
+        // The cut file is the newest: nothing verify reports may call it anything else.
+        for f in &findings {
+            let m = f["message"].as_str().unwrap();
+            assert!(!m.contains("not the last file"), "{case}: {f}");
+        }
+
+        let plan = json(&run(&["repair", s(&dir), "--json"]));
+        for r in plan["refused"].as_array().unwrap() {
+            let reason = r["reason"].as_str().unwrap();
+            assert!(!reason.contains("not the last file Keeper reads"), "{case}: {r}");
+            // A refusal points at a finding verify reports, by code and file.
+            assert!(
+                findings.iter().any(|f| f["code"] == r["finding"]["code"]
+                    && f["file"] == r["finding"]["file"]),
+                "{case}: refusal {r} points at no finding of verify: {findings:?}"
+            );
+        }
+        if out.status.code() == Some(0) {
+            // Verify found only what Keeper handles itself: repair refuses nothing, and
+            // applying it leaves a directory verify calls clean, with every entry
+            // that was readable before.
+            assert_eq!(plan["refused"], Value::Array(vec![]), "{case}: {plan}");
+            let before: Vec<u64> = lines(&run(&["log", s(&dir), "--json"]))
+                .iter()
+                .map(|e| e["index"].as_u64().unwrap())
+                .collect();
+            let backup = tmp.path().join("backup");
+            let out = run(&["repair", s(&dir), "--apply", "--backup", s(&backup), "--json"]);
+            assert_eq!(out.status.code(), Some(0), "{case}: {}", String::from_utf8_lossy(&out.stdout));
+            let v = json(&run(&["verify", s(&dir), "--json"]));
+            assert_eq!(problems_of(&v), Vec::<Value>::new(), "{case}");
+            let after: Vec<u64> = lines(&run(&["log", s(&dir), "--json"]))
+                .iter()
+                .map(|e| e["index"].as_u64().unwrap())
+                .collect();
+            assert_eq!(after, before, "{case}");
+        }
+    }
+}
