@@ -24,9 +24,9 @@ use crate::dialect::{detect, present, Dialect};
 use std::ops::ControlFlow;
 
 use crate::findings::{Finding, Position};
+use crate::progress::{NoProgress, Progress};
 use crate::repair::PlanInner;
 use crate::report::{CheckReport, Inspection, LogEntry, LogRange, RepairPlan, RepairReport};
-use crate::progress::{NoProgress, Progress};
 use crate::zookeeper::ZkLayout;
 use crate::StorageError;
 
@@ -332,7 +332,9 @@ impl<'a> DataDir<'a> {
             Source::ZooKeeperFile(_) => {
                 crate::zookeeper::check::check(self.fs, &self.path, None, None, progress)
             }
-            Source::ClickHouse(layout) => crate::clickhouse::check::check(self.fs, layout, progress),
+            Source::ClickHouse(layout) => {
+                crate::clickhouse::check::check(self.fs, layout, progress)
+            }
             Source::NativeDir { snap_dir, wal_dir } => {
                 crate::native::check::check(self.fs, &self.path, snap_dir, wal_dir, progress)
             }
@@ -350,9 +352,7 @@ impl<'a> DataDir<'a> {
                 crate::zookeeper::inspect::inspect(fs, &self.path, Some(layout))
             }
             Source::ZooKeeperFile(_) => crate::zookeeper::inspect::inspect(fs, &self.path, None),
-            Source::ClickHouse(layout) => {
-                crate::clickhouse::inspect::inspect(fs, layout)
-            }
+            Source::ClickHouse(layout) => crate::clickhouse::inspect::inspect(fs, layout),
             Source::NativeDir { snap_dir, wal_dir } => {
                 let snaps = crate::native::check::snapshot_files(fs, snap_dir)?;
                 crate::native::inspect::inspect(fs, &self.path, &snaps, Some(wal_dir))
@@ -421,13 +421,9 @@ impl<'a> DataDir<'a> {
                 }
                 crate::zookeeper::log::read_log(fs, None, p, zx(from), zx(to), sink)
             }
-            Source::ClickHouse(layout) => crate::clickhouse::log::read_log(
-                fs,
-                layout,
-                ix(from),
-                ix(to),
-                sink,
-            ),
+            Source::ClickHouse(layout) => {
+                crate::clickhouse::log::read_log(fs, layout, ix(from), ix(to), sink)
+            }
             Source::NativeDir { wal_dir, .. } => {
                 crate::native::log::read_log(fs, wal_dir, ix(from), ix(to), sink)
             }

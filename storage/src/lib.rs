@@ -84,8 +84,8 @@ pub use datadir::{open, DataDir, OpenOptions, Point, Recovered, RecoveryReport};
 pub use dialect::{detect, Dialect};
 pub use error::StorageError;
 pub use findings::{Code, Finding, Position, Severity};
+pub use progress::{NoProgress, Progress};
 pub use report::{
     default_backup_dir, CheckReport, Inspection, LogEntry, LogRange, Refusal, RepairPlan,
     RepairReport, StateCount,
 };
-pub use progress::{NoProgress, Progress};

@@ -777,7 +777,12 @@ fn finding_14_zstd_last_changelog_refusal_matches_verify() {
                 .collect();
             let backup = tmp.path().join("backup");
             let out = run(&["repair", s(&dir), "--apply", "--backup", s(&backup), "--json"]);
-            assert_eq!(out.status.code(), Some(0), "{case}: {}", String::from_utf8_lossy(&out.stdout));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{case}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
             let v = json(&run(&["verify", s(&dir), "--json"]));
             assert_eq!(problems_of(&v), Vec::<Value>::new(), "{case}");
             let after: Vec<u64> = lines(&run(&["log", s(&dir), "--json"]))

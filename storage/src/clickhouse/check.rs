@@ -526,7 +526,13 @@ fn log_problems(scan: &Scan) -> Vec<JsonProblem> {
         for w in &plan.warnings {
             out.push(JsonProblem {
                 severity: Severity::Warning,
-                file: scan.layout.log_dir.as_ref().unwrap_or(&scan.layout.root).display().to_string(),
+                file: scan
+                    .layout
+                    .log_dir
+                    .as_ref()
+                    .unwrap_or(&scan.layout.root)
+                    .display()
+                    .to_string(),
                 offset: None,
                 index: None,
                 kind: Code::StartupWarning,
@@ -677,7 +683,9 @@ fn verify_report(fs: &dyn FileSystem, scan: &Scan, path: &Path) -> CheckReport {
         n.starts_with("changelog_") || n.starts_with("snapshot_")
     };
     let mut dirs: Vec<&PathBuf> = scan.layout.log_dir.iter().collect();
-    dirs.extend(scan.layout.snapshot_dir.iter().filter(|d| Some(*d) != scan.layout.log_dir.as_ref()));
+    dirs.extend(
+        scan.layout.snapshot_dir.iter().filter(|d| Some(*d) != scan.layout.log_dir.as_ref()),
+    );
     for d in dirs {
         r.findings.extend(crate::findings::data_named_dirs(fs, d, data_like));
     }
@@ -848,29 +856,29 @@ fn log_plan(scan: &Scan) -> (Option<RepairPlan>, Vec<(JsonProblem, String)>) {
             // `log_problems` lists the report's problems first, one finding each and in
             // order: a refusal's problem is the finding at the same position.
             let problems = log_problems(scan);
-            let refused = plan
-                .refusals
-                .iter()
-                .map(|why| {
-                    let p = why.problem.and_then(|i| problems.get(i)).cloned().unwrap_or_else(
-                        || JsonProblem {
-                            severity: Severity::Error,
-                            file: why.file.display().to_string(),
-                            offset: None,
-                            index: None,
-                            kind: Code::StartupRefused,
-                            message: why.to_string(),
-                        },
-                    );
-                    (
-                        p,
-                        format!(
-                            "{why}; repair only does what Keeper itself would do at startup: \
+            let refused =
+                plan.refusals
+                    .iter()
+                    .map(|why| {
+                        let p = why.problem.and_then(|i| problems.get(i)).cloned().unwrap_or_else(
+                            || JsonProblem {
+                                severity: Severity::Error,
+                                file: why.file.display().to_string(),
+                                offset: None,
+                                index: None,
+                                kind: Code::StartupRefused,
+                                message: why.to_string(),
+                            },
+                        );
+                        (
+                            p,
+                            format!(
+                                "{why}; repair only does what Keeper itself would do at startup: \
                              restore the missing or damaged file from another replica"
-                        ),
-                    )
-                })
-                .collect();
+                            ),
+                        )
+                    })
+                    .collect();
             (Some(plan), refused)
         }
     }

@@ -6,10 +6,10 @@ use std::path::Path;
 use keeperkit_vfs::FileSystem;
 
 use super::{recover_with as ch_recover, ChLayout, ChRecoverOptions};
-use crate::progress::Progress;
 use crate::convert::clickhouse::ChPosition;
 use crate::datadir::{Recovered, RecoveryReport};
 use crate::findings::{Code, Finding, Severity};
+use crate::progress::Progress;
 use crate::{Dialect, StorageError};
 
 /// Recovers the state as Keeper starts, up to log index `at_index` when given.

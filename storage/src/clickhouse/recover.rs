@@ -18,11 +18,11 @@ use keeperkit_wal::clickhouse::{
     self as chwal, ChangelogFile, ReadOptions, RecordPayload, RESERVED_LOG_ITEMS_DEFAULT,
 };
 
+use super::layout::{file_name, ChLayout};
 use super::snapshot::{load_snapshot, open_acl, LoadedChSnapshot};
 use crate::findings::{Code, Finding, Position, Severity};
-pub use crate::zookeeper::SkippedSnapshot;
-use super::layout::{file_name, ChLayout};
 use crate::progress::{file_len, NoProgress, Progress};
+pub use crate::zookeeper::SkippedSnapshot;
 use crate::StorageError;
 
 /// Options of [`recover`].
@@ -183,7 +183,8 @@ pub fn recover_with(
     }
     let mut loaded: Option<LoadedChSnapshot> = None;
     let mut later: Option<u64> = None;
-    let mut total = candidates.iter().rev().find(|(n, _)| *n <= at).map_or(0, |(_, p)| file_len(fs, p));
+    let mut total =
+        candidates.iter().rev().find(|(n, _)| *n <= at).map_or(0, |(_, p)| file_len(fs, p));
     progress.set_total(total);
     for (n, p) in candidates.into_iter().rev() {
         if n > at {

@@ -50,8 +50,7 @@ pub mod server_state;
 
 pub use recover::{
     config_entry, parse_config_entry, recover_readonly, recover_readonly_in, recover_readonly_with,
-    ReadOnlyState,
-    ReplayEnd, SkippedSnapshot, CONFIG_ENTRY_HEADER_LEN, CONFIG_ENTRY_TYPE,
+    ReadOnlyState, ReplayEnd, SkippedSnapshot, CONFIG_ENTRY_HEADER_LEN, CONFIG_ENTRY_TYPE,
 };
 
 use crate::native::snapshot::{load_tree, save_tree, SnapshotPosition};

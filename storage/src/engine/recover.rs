@@ -10,8 +10,8 @@ use keeperkit_wal::WalError;
 
 use super::layout::{snapshot_files, SNAPSHOT_DIR, WAL_DIR};
 use crate::native::snapshot::load_tree;
-use crate::traits::{LogPosition, SnapshotInfo};
 use crate::progress::{NoProgress, Progress};
+use crate::traits::{LogPosition, SnapshotInfo};
 use crate::StorageError;
 
 /// Bytes a log entry takes in a segment beside its payload (term and length), for

@@ -486,10 +486,9 @@ impl std::fmt::Display for Refusal {
                 "{file}: damaged at stream offset {offset}, and Keeper reads entries of later \
                  files after it"
             ),
-            RefusalReason::NoCutPoint { last_index } => write!(
-                f,
-                "{file}: the zstd stream cannot be cut at the end of record {last_index}"
-            ),
+            RefusalReason::NoCutPoint { last_index } => {
+                write!(f, "{file}: the zstd stream cannot be cut at the end of record {last_index}")
+            }
         }
     }
 }
@@ -581,7 +580,8 @@ pub fn plan_repair(report: &VerifyReport) -> RepairPlan {
             if f.records.is_empty() {
                 // Nothing readable in it: set the whole file aside (with a backup)
                 // rather than leave an empty changelog behind.
-                actions.push(RepairAction::SetAside { paths: vec![f.path.clone()], entries_lost: 0 });
+                actions
+                    .push(RepairAction::SetAside { paths: vec![f.path.clone()], entries_lost: 0 });
                 continue;
             }
             match cut_point(f) {
