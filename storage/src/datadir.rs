@@ -147,6 +147,11 @@ pub fn open<'a>(
     options: &OpenOptions,
 ) -> Result<DataDir<'a>, StorageError> {
     let md = fs.metadata(path).map_err(|_| StorageError::NotFound(path.to_path_buf()))?;
+    if !md.is_dir {
+        // A FIFO, a device or a socket given as the path: refused here, without blocking.
+        fs.open(path, keeperkit_vfs::OpenMode::Read)
+            .map_err(|source| StorageError::Io { path: path.to_path_buf(), source })?;
+    }
     let dialect = match options.format {
         Some(d) => {
             let found = present(fs, path);

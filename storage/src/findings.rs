@@ -341,7 +341,7 @@ pub(crate) fn data_named_dirs(
                 format!(
                     "{} is a directory named like a data file: it is not read; move it out of \
                      the directory",
-                    e.name
+                    dir.join(&e.name).display()
                 ),
             )
             .file(dir.join(&e.name))

@@ -621,6 +621,13 @@ fn parse_stream(
             Ok(Some(SnapshotNode { path: node_path, data, acl_id, stat }))
         })?;
         let Some(node) = node else { break };
+        if node_count > 0 && !node.path.starts_with('/') {
+            // Only the first node is the root (""); ZooKeeper would take any later path
+            // without a '/' for a new root. Refused here, a stream of zeros (a
+            // decompression bomb) stops at its second node instead of being scanned.
+            let msg = format!("node path {:?} after the root does not start with '/'", node.path);
+            return Err(Corruption::new(path, at, CorruptionKind::bad_tree(msg)).into());
+        }
         sink.node(node).map_err(|msg| Corruption::new(path, at, CorruptionKind::bad_tree(msg)))?;
         node_count += 1;
     }

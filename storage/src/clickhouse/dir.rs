@@ -55,6 +55,7 @@ pub(crate) fn recover(
         );
     }
     out.extend(r.notes.iter().cloned());
+    out.extend(data_named_dirs(fs, layout));
     let used = r.snapshot.as_ref().map_or_else(
         || "an empty Keeper tree (no snapshot)".to_string(),
         |s| format!("snapshot {} (index {})", s.path.display(), s.header.meta.last_log_idx),
@@ -139,6 +140,32 @@ pub(crate) fn recover(
                 .map(|x| x.record.index)
                 .filter(|i| *i > committed && !loaded.contains(i))
                 .collect();
+            // A damaged file's unreadable part may hold entries past the state.
+            let named_to = f
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(keeperkit_wal::clickhouse::ChangelogName::parse)
+                .map_or(u64::MAX, |n| n.to);
+            let unreadable = f.broken.as_ref().map(|c| c.offset);
+            if let Some(at) = unreadable.filter(|_| lost.is_empty() && named_to > committed) {
+                out.push(
+                    Finding::new(
+                        Severity::Error,
+                        Code::WouldDetach,
+                        format!(
+                            "Keeper would move {} to detached/ at startup; it is damaged from \
+                             byte {at} on, so the entries it held there cannot be read and \
+                             are not in this state (index {})",
+                            f.path.display(),
+                            r.last_index
+                        ),
+                    )
+                    .file(&f.path)
+                    .offset(at),
+                );
+                continue;
+            }
             out.push(
                 Finding::new(
                     if lost.is_empty() { Severity::Warning } else { Severity::Error },
@@ -179,4 +206,17 @@ pub(crate) fn recover(
         },
         tree: r.tree,
     })
+}
+
+/// Error findings for directories named like changelogs or snapshots (`tmp_` markers
+/// included) in the layout's directories: Keeper fails on them, and recovering the state
+/// never passes over them silently (verify reports them the same way).
+fn data_named_dirs(fs: &dyn FileSystem, layout: &ChLayout) -> Vec<Finding> {
+    let data_like = |n: &str| {
+        let n = n.strip_prefix(keeperkit_wal::clickhouse::TMP_PREFIX).unwrap_or(n);
+        n.starts_with("changelog_") || n.starts_with("snapshot_")
+    };
+    let mut dirs: Vec<&std::path::PathBuf> = layout.log_dir.iter().collect();
+    dirs.extend(layout.snapshot_dir.iter().filter(|d| Some(*d) != layout.log_dir.as_ref()));
+    dirs.into_iter().flat_map(|d| crate::findings::data_named_dirs(fs, d, data_like)).collect()
 }

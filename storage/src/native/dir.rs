@@ -191,6 +191,12 @@ pub(crate) fn recover(
             .index(*found),
         ),
     }
+    out.extend(crate::findings::data_named_dirs(fs, snap_dir, |n| {
+        keeperkit_snapshot::native::parse_snapshot_file_name(n).is_some()
+    }));
+    out.extend(crate::findings::data_named_dirs(fs, wal_dir, |n| {
+        keeperkit_wal::native::parse_segment_file_name(n).is_some()
+    }));
     let raft = ChPosition {
         last_log_idx: r.position.index,
         last_log_term: r.position.term,

@@ -134,7 +134,27 @@ pub fn findings_of(r: &RecoveryReport, layout: &ZkLayout) -> Vec<Finding> {
             "the initial empty tree (the directory has no snapshot)".to_string()
         });
     for s in &r.skipped_snapshots {
-        if s.damaged {
+        let name = s.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let zxid = keeperkit_snapshot::zookeeper::parse_snapshot_name(name).map(|(z, _)| z);
+        if let Some(z) = zxid.filter(|&z| s.damaged && z > r.last_zxid) {
+            // The fallback loses what the snapshot held past the log's end.
+            out.push(
+                Finding::new(
+                    Severity::Error,
+                    Code::SnapshotSkipped,
+                    format!(
+                        "snapshot {} (zxid {z}) is damaged and was skipped ({}), and the log \
+                         does not reach its zxid: the state stops at zxid {}, without what \
+                         the snapshot held; recovered from {used}",
+                        s.path.display(),
+                        s.reason,
+                        r.last_zxid
+                    ),
+                )
+                .file(&s.path)
+                .zxid(z),
+            );
+        } else if s.damaged {
             out.push(
                 Finding::new(
                     Severity::Warning,

@@ -1,0 +1,168 @@
+//! What the damaged-input tests share: running the built `keeperkit` binary with a time
+//! and memory bound, and the fixtures of the three dialects.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The peak resident size every run must stay under: what the files' real content needs
+/// (a few MiB for the fixtures) plus the fixed bound the decoders promise.
+pub const RSS_BOUND: u64 = 256 << 20;
+
+/// How long one run may take before it counts as a hang (a debug build on a loaded
+/// 2-core machine reads every fixture in well under a second).
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One finished (or stopped) run of the binary.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit code; `None` when killed by a signal (ours included).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// The highest `VmHWM` seen while it ran, in bytes.
+    pub peak_rss: u64,
+    pub elapsed: Duration,
+    /// Stopped because it ran past the time limit.
+    pub timed_out: bool,
+    /// Stopped because its resident size passed the memory bound.
+    pub over_memory: bool,
+}
+
+impl Run {
+    /// Whether it panicked (Rust's exit code 101, or a panic message).
+    pub fn panicked(&self) -> bool {
+        self.code == Some(101) || self.stderr.contains("panicked")
+    }
+
+    /// Asserts no panic, no hang, no signal and memory under the bound; `what` names the
+    /// run in the message.
+    pub fn assert_sane(&self, what: &str) {
+        assert!(!self.panicked(), "{what}: panicked: {}", self.stderr);
+        assert!(!self.timed_out, "{what}: still running after {:?} (a hang)", TIMEOUT);
+        assert!(
+            !self.over_memory,
+            "{what}: resident size passed {} MiB (stopped)",
+            RSS_BOUND >> 20
+        );
+        assert!(self.code.is_some(), "{what}: killed by a signal: {}", self.stderr);
+    }
+}
+
+fn vm_hwm(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.read_to_end(&mut v);
+        v
+    })
+}
+
+/// Runs `keeperkit ARGS` with the default time limit and memory bound.
+pub fn run(args: &[&str]) -> Run {
+    run_bounded(args, TIMEOUT, RSS_BOUND)
+}
+
+/// Runs `keeperkit ARGS`, watching its resident size (`/proc/PID/status`, every
+/// millisecond) and its time: past `timeout` or `rss_bound` it is killed and the run
+/// says so, so that a hang or a runaway allocation fails the test instead of the
+/// machine.
+pub fn run_bounded(args: &[&str], timeout: Duration, rss_bound: u64) -> Run {
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keeperkit"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = drain(child.stdout.take().unwrap());
+    let err = drain(child.stderr.take().unwrap());
+    let pid = child.id();
+    let (mut peak, mut timed_out, mut over_memory) = (0u64, false, false);
+    let status = loop {
+        if let Some(h) = vm_hwm(pid) {
+            peak = peak.max(h);
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if peak > rss_bound {
+            over_memory = true;
+        } else if start.elapsed() > timeout {
+            timed_out = true;
+        }
+        if over_memory || timed_out {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let stdout = String::from_utf8_lossy(&out.join().unwrap()).into_owned();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+    Run {
+        code: status.code(),
+        stdout,
+        stderr,
+        peak_rss: peak,
+        elapsed: start.elapsed(),
+        timed_out,
+        over_memory,
+    }
+}
+
+/// `p` as a `&str` (test paths are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A ZooKeeper fixture set's data directory (`basic`, `gz`, `snappy`, ...).
+pub fn zk_fixture(set: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/zookeeper-3.8.0").join(set).join("data")
+}
+
+/// Copies every file of `src` (one level) into `dst`, created.
+pub fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Every regular file under `dir`, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Makes a FIFO at `path` (`mkfifo`, from coreutils).
+#[cfg(unix)]
+pub fn mkfifo(path: &Path) {
+    let st = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(st.success(), "mkfifo {}", path.display());
+}
