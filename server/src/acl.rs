@@ -108,9 +108,10 @@ pub fn check(acl: &[Acl], perm: Perms, auths: &[Id]) -> Result<(), ErrorCode> {
     Err(ErrorCode::NoAuth)
 }
 
-/// `fixupACL`: duplicates removed, `auth` entries expanded to the connection's
-/// authenticated ids (the `ip` id included, as every ZooKeeper connection has one),
-/// every other id checked by its provider. Empty or invalid: InvalidACL.
+/// `fixupACL`: duplicates removed, each `auth` entry expanded to the connection's
+/// authenticated digest ids in the order of `auths` (ZooKeeper's auth set order:
+/// [`crate::javahash::AuthIds`]), every other id checked by its provider. Empty or
+/// invalid: InvalidACL.
 pub fn fixup(acl: &[Acl], auths: &[Id]) -> Result<AclList, ErrorCode> {
     let mut uniq: Vec<&Acl> = Vec::with_capacity(acl.len());
     for a in acl {

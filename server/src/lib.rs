@@ -55,6 +55,7 @@ mod commit;
 pub mod config;
 pub mod fourlw;
 mod http;
+pub mod javahash;
 pub mod loadgen;
 pub mod prep;
 pub mod proto;

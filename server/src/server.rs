@@ -530,7 +530,9 @@ struct Conn {
     id: ConnId,
     addr: SocketAddr,
     out: Out,
+    /// The authenticated ids in ZooKeeper's order (`auth_set`'s), shared with the requests.
     auths: Arc<Vec<Id>>,
+    auth_set: crate::javahash::AuthIds,
     shared_auths: Arc<Mutex<Arc<Vec<Id>>>>,
     session: Option<SessionId>,
     outstanding: Arc<Semaphore>,
@@ -538,11 +540,12 @@ struct Conn {
     received: Arc<AtomicU64>,
 }
 
+/// The address as Java's `InetAddress.getHostAddress` writes it (IPv6 uncompressed).
 fn ip_string(ip: IpAddr) -> String {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),
-            None => v6.to_string(),
+            None => v6.segments().map(|g| format!("{g:x}")).join(":"),
         },
         IpAddr::V4(v4) => v4.to_string(),
     }
@@ -600,7 +603,9 @@ where
     let close = Arc::new(Notify::new());
     let outstanding = Arc::new(Semaphore::new(shared.cfg.max_outstanding));
     let received = Arc::new(AtomicU64::new(0));
-    let auths = Arc::new(vec![Id { scheme: "ip".into(), id: ip.clone() }]);
+    let mut auth_set = crate::javahash::AuthIds::new();
+    auth_set.insert(Id { scheme: "ip".into(), id: ip.clone() });
+    let auths = Arc::new(auth_set.to_vec());
     let shared_auths = Arc::new(Mutex::new(auths.clone()));
     {
         let mut conns = lock(&shared.conns);
@@ -629,6 +634,7 @@ where
         addr,
         out: tx.clone(),
         auths,
+        auth_set,
         shared_auths,
         session: None,
         outstanding,
@@ -900,25 +906,26 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, frame: &[u8]) -> Result<(
             let ok = match scheme.as_str() {
                 "digest" => match crate::acl::digest_id(auth) {
                     Some(d) => {
-                        let mut ids = (*conn.auths).clone();
+                        // DigestAuthenticationProvider: the super id first, then the digest.
                         if shared.cfg.super_digest.as_deref() == Some(d.as_str()) {
                             let s =
                                 Id { scheme: crate::acl::SUPER_SCHEME.into(), id: String::new() };
-                            if !ids.contains(&s) {
-                                ids.push(s);
-                            }
+                            conn.auth_set.insert(s);
                         }
-                        let id = Id { scheme: "digest".into(), id: d };
-                        if !ids.contains(&id) {
-                            ids.push(id);
-                        }
-                        conn.auths = Arc::new(ids);
+                        conn.auth_set.insert(Id { scheme: "digest".into(), id: d });
+                        conn.auths = Arc::new(conn.auth_set.to_vec());
                         *lock(&conn.shared_auths) = conn.auths.clone();
                         true
                     }
                     None => false,
                 },
-                "ip" => true,
+                "ip" => {
+                    // IPAuthenticationProvider adds the connection's address again.
+                    conn.auth_set.insert(Id { scheme: "ip".into(), id: ip_string(conn.addr.ip()) });
+                    conn.auths = Arc::new(conn.auth_set.to_vec());
+                    *lock(&conn.shared_auths) = conn.auths.clone();
+                    true
+                }
                 _ => false,
             };
             if ok {

@@ -4,6 +4,9 @@ use keeperkit_model::SessionId;
 
 use crate::proto::PASSWORD_LEN;
 
+/// The order a closing session's ephemerals are deleted in (ZooKeeper's `HashSet` order).
+pub use crate::javahash::close_order;
+
 /// `ZooKeeperServer.superSecret`: the seed of every session password.
 const SUPER_SECRET: i64 = 0xB341_5C00;
 
@@ -81,61 +84,5 @@ mod tests {
         assert_eq!(id >> 56, 1);
         assert_eq!(id & 0xffff, 0);
         assert_eq!(first_session_id(1, 1_700_000_000_000, i64::MAX), i64::MAX);
-    }
-}
-
-/// Java's `String.hashCode` (over UTF-16 code units).
-fn java_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
-}
-
-/// `HashMap.tableSizeFor`.
-fn table_size_for(n: usize) -> usize {
-    n.max(1).next_power_of_two()
-}
-
-/// The order in which ZooKeeper lists (and deletes) a closing session's ephemerals:
-/// the iteration order of a clone of its `HashSet<String>` of ephemeral paths. Each
-/// path comes with its insertion rank (its czxid: ephemerals are added when created).
-/// The clone's table is sized for its count (`HashMap.putMapEntries`); the original's
-/// is 16, doubled while the count passed 3/4 of it; Java iterates bucket by bucket,
-/// each bucket in insertion order.
-pub fn close_order(mut paths: Vec<(String, i64)>) -> Vec<String> {
-    let n = paths.len();
-    // (int) (n / 0.75f + 1.0f)
-    let clone_cap = table_size_for(4 * n / 3 + 1);
-    let mut orig_cap = 16usize;
-    while n * 4 > orig_cap * 3 {
-        orig_cap *= 2;
-    }
-    paths.sort_by_key(|(p, rank)| {
-        let h = java_hash(p);
-        let spread = (h ^ ((h as u32) >> 16) as i32) as u32 as usize;
-        (spread & (clone_cap - 1), spread & (orig_cap - 1), *rank)
-    });
-    paths.into_iter().map(|(p, _)| p).collect()
-}
-
-#[cfg(test)]
-mod order_tests {
-    use super::*;
-
-    #[test]
-    fn java_string_hashes() {
-        assert_eq!(java_hash(""), 0);
-        assert_eq!(java_hash("a"), 97);
-        assert_eq!(java_hash("hello"), 99_162_322);
-        assert_eq!(java_hash("/t/d/d"), 1_454_196_367);
-    }
-
-    #[test]
-    fn close_order_is_bucket_order() {
-        // What ZooKeeper 3.8 did with these (seen in a differential run).
-        let v = ["/t/b/a", "/t/b/c", "/t/d/d", "/t/d/a/d", "/t/d/s0000000014"];
-        let ranked = v.iter().enumerate().map(|(i, p)| (p.to_string(), i as i64)).collect();
-        assert_eq!(
-            close_order(ranked),
-            ["/t/b/c", "/t/d/d", "/t/d/a/d", "/t/d/s0000000014", "/t/b/a"]
-        );
     }
 }
