@@ -236,6 +236,7 @@ impl DataTree {
             }
             p.f.cversion = client_cversion(p.f.seq, n);
         });
+        self.quota_created(path, c.data.as_deref().map_or(0, <[u8]>::len));
         Ok(())
     }
 
@@ -274,7 +275,9 @@ impl DataTree {
             });
         }
         let id = removed.ok_or(ErrorCode::NoNode)?;
+        let data_len = self.nodes[id as usize].data().map_or(0, <[u8]>::len);
         self.drop_subtree(id, path);
+        self.quota_deleted(path, data_len);
         Ok(())
     }
 
@@ -282,12 +285,14 @@ impl DataTree {
     fn set_data(&mut self, s: &SetDataTxn, zxid: i64, time: i64) -> Result<(), ErrorCode> {
         let id = self.lookup(&s.path).ok_or(ErrorCode::NoNode)?;
         let data = s.data.as_deref();
+        let old_len = self.nodes[id as usize].data().map_or(0, <[u8]>::len);
         self.modify(id, digest_path(&s.path), |n| {
             n.blob = new_blob(n.acl(), n.name(), data);
             n.f.mtime = time;
             n.f.mzxid = zxid;
             n.f.version = s.version;
         });
+        self.quota_data_changed(&s.path, old_len, data.map_or(0, <[u8]>::len));
         Ok(())
     }
 

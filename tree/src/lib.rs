@@ -12,6 +12,10 @@
 //!   missing child still raises the parent's pzxid; a `create` (type 1 only) hitting
 //!   NodeExists still raises the parent's cversion and pzxid). `lastProcessedZxid`
 //!   rises to every applied txn's zxid, error txns included.
+//! - Quotas: the `zookeeper_stats` node of each quota under `/zookeeper/quota` is
+//!   kept current by creates, deletes and setData under the quota's path, as
+//!   ZooKeeper's `DataTree` does (no version, mzxid or watch changes), and
+//!   [`DataTree::setup_quota`] recounts them after a snapshot is loaded.
 //! - Snapshot loading: [`DataTree::empty`] then [`DataTree::insert_loaded`] (ZooKeeper
 //!   stored stats) or [`DataTree::insert_loaded_full`] (dialects storing client stats),
 //!   [`DataTree::add_session`], [`DataTree::set_last_processed_zxid`], and after log
@@ -163,6 +167,7 @@ mod error;
 mod iter;
 pub mod keeper;
 mod node;
+mod quota;
 mod tree;
 
 pub use apply::TxnResult;

@@ -403,6 +403,8 @@ pub fn load_snapshot(fs: &dyn FileSystem, path: &Path) -> Result<LoadedSnapshot,
     }
     let mut tree = sink.tree;
     tree.set_last_processed_zxid(zxid);
+    // DataTree.deserialize ends with setupQuota: quota stats recounted from the tree.
+    tree.setup_quota();
     Ok(LoadedSnapshot { tree, info: Some(info), zxid, max_node_zxid: Zxid(sink.max_zxid) })
 }
 
