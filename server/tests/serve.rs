@@ -1,6 +1,6 @@
 //! `keeperkit serve` over TCP, spoken to with the codec: operations and their error
 //! codes, watches and their order, sessions across restarts and expiry, group commit,
-//! and hostile clients.
+//! container and TTL expiry, and hostile clients.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -541,5 +541,60 @@ fn snapshots_in_the_background_and_a_restart_recovers() {
         c.call(Request::GetAllChildrenNumber { path: "/".into() }),
         Ok(Response::AllChildrenNumber(163))
     );
+    srv.stop();
+}
+
+#[test]
+fn empty_containers_and_expired_ttl_nodes_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(dir.path(), 22111, |c| c.container_check_ms = 100);
+    let mut c = Client::connect(srv.addr);
+    let container = |c: &mut Client, p: &str| {
+        c.call(Request::CreateContainer(create_req(p, b"", create_mode::CONTAINER))).unwrap();
+    };
+    let ttl = |c: &mut Client, p: &str, ms: i64| {
+        let r =
+            CreateRequest { ttl: Some(ms), ..create_req(p, b"", create_mode::PERSISTENT_WITH_TTL) };
+        c.call(Request::CreateTtl(r)).unwrap();
+    };
+    container(&mut c, "/emptied");
+    c.create("/emptied/child", b"", 0).unwrap();
+    container(&mut c, "/never-had-children");
+    container(&mut c, "/still-full");
+    c.create("/still-full/child", b"", 0).unwrap();
+    ttl(&mut c, "/short", 300);
+    ttl(&mut c, "/long", 3_600_000);
+    ttl(&mut c, "/short-with-child", 300);
+    c.create("/short-with-child/child", b"", 0).unwrap();
+    // A watch on the container sees the server's own delete.
+    assert!(c.get("/emptied", true).is_ok());
+    c.delete("/emptied/child", -1).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (c.get("/emptied", false).is_ok() || c.get("/short", false).is_ok())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(c.get("/emptied", false), Err(ErrorCode::NoNode), "an emptied container goes");
+    assert_eq!(c.get("/short", false), Err(ErrorCode::NoNode), "an expired TTL node goes");
+    // Several check intervals later, the others are still there.
+    std::thread::sleep(Duration::from_millis(500));
+    for p in ["/never-had-children", "/still-full", "/long", "/short-with-child"] {
+        assert!(c.get(p, false).is_ok(), "{p} stays");
+    }
+    assert!(
+        c.events
+            .iter()
+            .any(|(_, e)| e.path == "/emptied" && e.event_type == event_type::NODE_DELETED),
+        "{:?}",
+        c.events
+    );
+    // A TTL node whose time is up goes as soon as its last child does.
+    c.delete("/short-with-child/child", -1).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.get("/short-with-child", false).is_ok() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(c.get("/short-with-child", false), Err(ErrorCode::NoNode));
     srv.stop();
 }
