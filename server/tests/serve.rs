@@ -598,3 +598,58 @@ fn empty_containers_and_expired_ttl_nodes_are_deleted() {
     assert_eq!(c.get("/short-with-child", false), Err(ErrorCode::NoNode));
     srv.stop();
 }
+
+/// One connect with `read_only` as given; the response frame's payload.
+fn connect_raw(addr: std::net::SocketAddr, read_only: Option<bool>) -> Vec<u8> {
+    use keeperkit_server::proto::{encode_connect, ConnectRequest, FrameBuffer, DEFAULT_MAX_FRAME};
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 5000,
+        session_id: 0,
+        passwd: vec![0; 16],
+        read_only,
+    };
+    s.write_all(&encode_connect(&req)).unwrap();
+    let mut fb = FrameBuffer::new(DEFAULT_MAX_FRAME);
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(f) = fb.next_frame().unwrap() {
+            return f;
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "a connect response");
+        fb.extend(&buf[..n]);
+    }
+}
+
+#[test]
+fn the_connect_reply_and_half_open_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(dir.path(), 22112, |_| {});
+    // ZooKeeper writes the read-only flag (false: a standalone server is never read-only)
+    // only when the client sent one: 4 + 4 + 8 + (4 + 16) bytes, then 1 more.
+    assert_eq!(connect_raw(srv.addr, None).len(), 36);
+    for ro in [false, true] {
+        let f = connect_raw(srv.addr, Some(ro));
+        assert_eq!(f.len(), 37, "read-only {ro}");
+        assert_eq!(f[36], 0, "a standalone server answers readOnly=false");
+    }
+    assert_eq!(srv.word("isro"), "rw");
+    // Half-open: a client that connected, then closed its sending side. The server closes
+    // the connection; the session lives on until it expires, and others are served.
+    let mut c = Client::connect(srv.addr);
+    c.create("/half", b"", create_mode::EPHEMERAL).unwrap();
+    c.s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(c.frame().is_none(), "the server closes a connection whose client stopped sending");
+    let mut other = Client::connect(srv.addr);
+    assert!(other.get("/half", false).is_ok(), "the session outlives its connection");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while other.get("/half", false).is_ok() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(other.get("/half", false), Err(ErrorCode::NoNode), "and expires");
+    srv.stop();
+}
