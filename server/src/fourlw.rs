@@ -15,8 +15,13 @@ pub const WORDS: &[&str] = &[
     "crst", "srst", "lgif", "csnp",
 ];
 
-/// The version line, ZooKeeper's format.
-pub const VERSION: &str = concat!("3.8.4-keeperkit-", env!("CARGO_PKG_VERSION"));
+/// The version `srvr`, `stat`, `mntr` (`zk_version`) and `envi` report, in ZooKeeper's
+/// shape `MAJOR.MINOR.PATCH-<build>`: tools (kazoo's `server_version`, exporters, zkCli
+/// users) read the `X.Y.Z` prefix to know which protocol and features to expect, so it
+/// names the ZooKeeper release whose behaviour this server reproduces and is
+/// differentially tested against (3.8.0); where ZooKeeper puts its git hash comes
+/// `keeperkit-` and keeperkit's own version.
+pub const VERSION: &str = concat!("3.8.0-keeperkit-", env!("CARGO_PKG_VERSION"));
 
 /// Whether `w` is a four-letter word.
 pub fn is_word(w: &str) -> bool {
