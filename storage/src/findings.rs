@@ -229,6 +229,25 @@ impl Finding {
         }
     }
 
+    /// A damaged snapshot recovery skipped, falling back to `used` (the older snapshot
+    /// or the empty tree it recovered from instead): the same warning in every dialect.
+    pub(crate) fn damaged_snapshot_skipped(
+        path: &std::path::Path,
+        reason: &str,
+        used: &str,
+    ) -> Finding {
+        Finding::new(
+            Severity::Warning,
+            Code::SnapshotSkipped,
+            format!(
+                "snapshot {} is damaged and was skipped ({reason}); recovered from {used} \
+                 instead",
+                path.display()
+            ),
+        )
+        .file(path)
+    }
+
     /// An error finding for corrupt bytes, prefixed by `what` ("damaged snapshot").
     pub fn corruption(c: &Corruption, what: &str) -> Finding {
         Finding {

@@ -124,18 +124,7 @@ pub(crate) fn recover(
         |s| format!("snapshot {} (index {})", s.path.display(), s.position.index),
     );
     for s in &r.skipped {
-        out.push(
-            Finding::new(
-                Severity::Warning,
-                Code::SnapshotSkipped,
-                format!(
-                    "snapshot {} is damaged and was skipped ({}); recovered from {used} instead",
-                    s.path.display(),
-                    s.reason
-                ),
-            )
-            .file(&s.path),
-        );
+        out.push(Finding::damaged_snapshot_skipped(&s.path, &s.reason, &used));
     }
     out.push(
         Finding::new(

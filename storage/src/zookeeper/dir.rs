@@ -155,19 +155,7 @@ pub fn findings_of(r: &RecoveryReport, layout: &ZkLayout) -> Vec<Finding> {
                 .zxid(z),
             );
         } else if s.damaged {
-            out.push(
-                Finding::new(
-                    Severity::Warning,
-                    Code::SnapshotSkipped,
-                    format!(
-                        "snapshot {} is damaged and was skipped ({}); recovered from {used} \
-                         instead",
-                        s.path.display(),
-                        s.reason
-                    ),
-                )
-                .file(&s.path),
-            );
+            out.push(Finding::damaged_snapshot_skipped(&s.path, &s.reason, &used));
         }
     }
     out.push(
