@@ -343,10 +343,29 @@ fn log_problems(scan: &Scan) -> Vec<JsonProblem> {
     let file_of = |p: &Path| report.files.iter().find(|f| f.path == p);
     let read_past: Vec<&Path> =
         report.read_past().into_iter().map(|i| report.files[i].path.as_path()).collect();
+    let last_file = report.files.last().map(|f| f.path.as_path());
     for p in &report.problems {
         let file = p.file.display().to_string();
         let f = file_of(&p.file);
+        // A write cut short can only be in the last file, or in one the next file
+        // continues (Keeper restarted and wrote on); any other cut lost entries.
+        let cut_not_torn = Some(p.file.as_path()) != last_file
+            && !read_past.contains(&p.file.as_path())
+            && matches!(
+                p.kind,
+                ProblemKind::Broken(CorruptionKind::Truncated { .. }) | ProblemKind::TornZstdBlock
+            );
         let (severity, kind, message) = match &p.kind {
+            _ if cut_not_torn => (
+                Severity::Error,
+                Code::Truncated,
+                format!(
+                    "the file is cut short{} though later files exist and none continues it: \
+                     the entries it held after the cut are lost from the log (Keeper sets \
+                     the file aside); restore it from another replica",
+                    p.index.map(|i| format!(" at index {i}")).unwrap_or_default()
+                ),
+            ),
             ProblemKind::Broken(k @ CorruptionKind::Truncated { .. })
                 if read_past.contains(&p.file.as_path()) =>
             {

@@ -188,6 +188,22 @@ pub(crate) fn read_log(
             .collect();
         let mut keep = Vec::new();
         for f in listing.files {
+            if !matches!(f.name.extension.as_str(), "bin" | "bin.zstd") {
+                findings.push(
+                    Finding::new(
+                        Severity::Error,
+                        Code::BadName,
+                        format!(
+                            "{} has parts after its extension: a stray copy, not listed; Keeper \
+                             may read it as a changelog of that range: move it out of the \
+                             directory",
+                            f.path.display()
+                        ),
+                    )
+                    .file(&f.path),
+                );
+                continue;
+            }
             if copies.contains(&file_name(&f.path)) {
                 findings.push(
                     Finding::new(
@@ -216,6 +232,7 @@ pub(crate) fn read_log(
             reason: "it holds no changelogs".into(),
         });
     };
+    let last = files.last().cloned();
     for p in &files {
         let f = read_file(fs, p, ReadOptions::default())?;
         for r in &f.records {
@@ -240,8 +257,35 @@ pub(crate) fn read_log(
                 return Ok(findings);
             }
         }
+        // Only the last file can end in a write cut short, or one the next file
+        // continues (Keeper restarted and wrote on); any other cut lost entries.
+        let next_from = files
+            .iter()
+            .skip_while(|x| *x != p)
+            .nth(1)
+            .and_then(|n| keeperkit_wal::clickhouse::ChangelogName::parse(&file_name(n)))
+            .map(|n| n.from);
+        let continued = f.records.last().map(|r| r.record.index + 1) == next_from;
+        let torn = layout.changelog_file.is_some() || last.as_ref() == Some(p) || continued;
+        let zstd_cut = f.zstd.as_ref().and_then(|z| z.stop.as_ref()).filter(|s| s.at_eof);
+        if let (Some(stop), None, false) = (zstd_cut, &f.broken, torn) {
+            findings.push(
+                Finding::new(
+                    Severity::Error,
+                    Code::Truncated,
+                    format!(
+                        "{} is cut short inside a zstd block at file offset {} though later \
+                         files exist and none continues it: the entries after the cut are lost",
+                        p.display(),
+                        stop.file_offset
+                    ),
+                )
+                .file(p)
+                .offset(stop.file_offset),
+            );
+        }
         if let Some(b) = &f.broken {
-            if matches!(b.kind, CorruptionKind::Truncated { .. }) {
+            if torn && matches!(b.kind, CorruptionKind::Truncated { .. }) {
                 findings.push(
                     Finding::new(
                         Severity::Warning,

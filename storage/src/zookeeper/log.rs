@@ -155,8 +155,12 @@ pub(crate) fn read_log(
         None => vec![file.to_path_buf()],
     };
     let mut findings = Vec::new();
+    let newest = layout.and_then(|l| l.logs.last()).map(|(_, p)| p.clone());
     for path in files {
         let mut reader = LogReader::open(fs, &path)?;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name_zxid = keeperkit_wal::zookeeper::parse_log_name(name);
+        let mut first = true;
         loop {
             let rec = match reader.next_record() {
                 Ok(Some(r)) => r,
@@ -173,6 +177,25 @@ pub(crate) fn read_log(
                 }
             };
             let z = rec.zxid();
+            if std::mem::take(&mut first) && name_zxid.is_some_and(|n| n != z) {
+                // A log is named after its first txn: another name is a stray or
+                // renamed copy, which ZooKeeper would replay out of order.
+                findings.push(
+                    Finding::new(
+                        Severity::Error,
+                        Code::NameMismatch,
+                        format!(
+                            "{} starts with zxid {z}, not the zxid its name gives: a copy \
+                             under another name, not a log of this history",
+                            path.display()
+                        ),
+                    )
+                    .file(&path)
+                    .offset(rec.offset)
+                    .zxid(z),
+                );
+                return Ok(findings);
+            }
             if from.is_some_and(|f| z < f) {
                 continue;
             }
@@ -187,19 +210,50 @@ pub(crate) fn read_log(
             }
         }
         if let Some(LogEnd::Torn { offset, reason }) = reader.end() {
+            // Only the newest log can end in a write cut short; an older one lost txns.
+            let torn = layout.is_none() || newest.as_ref() == Some(&path);
             findings.push(
                 Finding::new(
-                    Severity::Warning,
-                    Code::TornTail,
+                    if torn { Severity::Warning } else { Severity::Error },
+                    if torn { Code::TornTail } else { Code::Truncated },
                     format!(
-                        "{} ends with a partial record at byte {offset} ({})",
+                        "{} ends with a partial record at byte {offset} ({}){}",
                         path.display(),
-                        torn_reason_text(reason)
+                        torn_reason_text(reason),
+                        if torn {
+                            ""
+                        } else {
+                            ": it is not the newest log, so txns it held are lost"
+                        }
                     ),
                 )
                 .file(&path)
                 .offset(*offset),
             );
+        }
+        if let Some(a) = reader.end().and_then(|end| super::scan::search_after_end(fs, &path, end))
+        {
+            findings.push(
+                Finding::new(
+                    Severity::Error,
+                    Code::RecordsAfterEnd,
+                    format!(
+                        "{} ends at byte {} ({}) but {} complete, checksum-valid records follow \
+                         from byte {} (zxid {} ..): they are not listed, and ZooKeeper would \
+                         not load them either",
+                        path.display(),
+                        a.end_offset,
+                        a.end,
+                        a.records,
+                        a.first_offset,
+                        a.first_zxid
+                    ),
+                )
+                .file(&path)
+                .offset(a.end_offset)
+                .zxid(a.first_zxid),
+            );
+            return Ok(findings);
         }
     }
     Ok(findings)
