@@ -77,6 +77,7 @@ pub mod native;
 pub mod progress;
 mod repair;
 pub mod report;
+pub mod stats;
 pub mod traits;
 pub mod zookeeper;
 

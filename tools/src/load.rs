@@ -35,17 +35,24 @@ pub fn point(at: Option<&str>, at_index: Option<u64>) -> Result<Point, Failure> 
     })
 }
 
-/// Recovers a source to a point, with a progress bar on a terminal.
+/// Recovers a source to a point, with a progress bar on a terminal. With the
+/// environment variable `KEEPERKIT_TIMINGS` set, prints how long that took on stderr
+/// (`timing: recover SECONDS PATH`; `scripts/speed-state.sh` reads it).
 pub fn load(
     fs: &dyn FileSystem,
     source: &Source,
     point: Point,
     keep_orphan_ephemerals: bool,
 ) -> Result<Recovered, Failure> {
+    let started = std::time::Instant::now();
     let dir = open_source(fs, source, keep_orphan_ephemerals)?;
     let mut bar = Bar::new("loading");
     let r = dir.recover_with(point, &mut bar)?;
     bar.finish();
+    if std::env::var_os("KEEPERKIT_TIMINGS").is_some() {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("timing: recover {secs:.3} {}", source.path.display());
+    }
     Ok(r)
 }
 

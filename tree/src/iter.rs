@@ -18,6 +18,61 @@ enum Step {
     Expand(NodeId, usize),
 }
 
+/// One difference found by [`DataTree::diff_sorted`].
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'t> {
+    /// The path is only in A.
+    Removed(NodeRef<'t>),
+    /// The path is only in B.
+    Added(NodeRef<'t>),
+    /// The path is in both, with other data, client stat or ACL (A, B).
+    Changed(NodeRef<'t>, NodeRef<'t>),
+}
+
+/// A walk over a tree in full-path byte order; see [`DataTree::sorted_walk`].
+/// Memory: the current path and one pending step per sibling along it.
+pub struct SortedWalk<'a> {
+    tree: &'a DataTree,
+    /// The path of the node last returned (`/` for the root).
+    path: String,
+    stack: Vec<Step>,
+    started: bool,
+}
+
+impl<'a> SortedWalk<'a> {
+    /// Moves to the next node; `None` once every node was returned.
+    pub fn advance(&mut self) -> Option<NodeRef<'a>> {
+        let t = self.tree;
+        if !self.started {
+            self.started = true;
+            if t.root == NO_NODE {
+                return None;
+            }
+            self.path.push('/');
+            t.push_sorted_steps(t.root, 0, &mut self.stack);
+            return Some(t.node_ref(t.root));
+        }
+        while let Some(step) = self.stack.pop() {
+            let (id, parent_len) = match step {
+                Step::Visit(id, l) | Step::Expand(id, l) => (id, l),
+            };
+            self.path.truncate(parent_len);
+            self.path.push('/');
+            self.path.push_str(name_str(&t.nodes[id as usize]));
+            match step {
+                Step::Visit(..) => return Some(t.node_ref(id)),
+                Step::Expand(..) => t.push_sorted_steps(id, self.path.len(), &mut self.stack),
+            }
+        }
+        None
+    }
+
+    /// The path of the node [`SortedWalk::advance`] returned last (`/` for the root).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
 impl DataTree {
     /// Calls `f` for every node, parents before their children (the root first, as
     /// `/`), siblings in name order. No global sort: O(n) plus the stack.
@@ -53,23 +108,69 @@ impl DataTree {
     /// all its descendants, which share that prefix); sorting those keys gives the
     /// exact byte order of the full paths without sorting the whole tree.
     pub fn for_each_sorted(&self, mut f: impl FnMut(&str, NodeRef<'_>)) {
-        if self.root == NO_NODE {
-            return;
+        let mut walk = self.sorted_walk();
+        while let Some(node) = walk.advance() {
+            f(walk.path(), node);
         }
-        f("/", self.node_ref(self.root));
-        let mut path = String::new();
-        let mut stack: Vec<Step> = Vec::new();
-        self.push_sorted_steps(self.root, 0, &mut stack);
-        while let Some(step) = stack.pop() {
-            let (id, parent_len) = match step {
-                Step::Visit(id, l) | Step::Expand(id, l) => (id, l),
-            };
-            path.truncate(parent_len);
-            path.push('/');
-            path.push_str(name_str(&self.nodes[id as usize]));
-            match step {
-                Step::Visit(..) => f(&path, self.node_ref(id)),
-                Step::Expand(..) => self.push_sorted_steps(id, path.len(), &mut stack),
+    }
+
+    /// A pull-based [`DataTree::for_each_sorted`]: [`SortedWalk::advance`] moves to the
+    /// next node in full-path byte order and [`SortedWalk::path`] is its path. Two
+    /// walks over two trees merge into a diff without listing either tree.
+    pub fn sorted_walk(&self) -> SortedWalk<'_> {
+        SortedWalk { tree: self, path: String::new(), stack: Vec::new(), started: false }
+    }
+
+    /// Calls `f` with every difference between this tree (A) and `other` (B) that a
+    /// client could see, in full-path byte order: nodes only in A, only in B, and nodes
+    /// at the same path whose data, client stat or ACL differ. Paths for which `skip`
+    /// is true are left out on both sides. The two trees are walked together (a merge
+    /// of two [`DataTree::sorted_walk`]s): nothing is listed or copied, so memory stays
+    /// O(depth + siblings) beyond the two trees. An `Err` from `f` stops the walk.
+    pub fn diff_sorted<'t, E>(
+        &'t self,
+        other: &'t DataTree,
+        skip: impl Fn(&str) -> bool,
+        mut f: impl FnMut(&str, Change<'t>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let next = |w: &mut SortedWalk<'t>| loop {
+            let n = w.advance()?;
+            if !skip(w.path()) {
+                return Some(n);
+            }
+        };
+        let (mut wa, mut wb) = (self.sorted_walk(), other.sorted_walk());
+        let (mut na, mut nb) = (next(&mut wa), next(&mut wb));
+        loop {
+            match (na, nb) {
+                (None, None) => return Ok(()),
+                (Some(a), None) => {
+                    f(wa.path(), Change::Removed(a))?;
+                    na = next(&mut wa);
+                }
+                (None, Some(b)) => {
+                    f(wb.path(), Change::Added(b))?;
+                    nb = next(&mut wb);
+                }
+                (Some(a), Some(b)) => match wa.path().as_bytes().cmp(wb.path().as_bytes()) {
+                    Ordering::Less => {
+                        f(wa.path(), Change::Removed(a))?;
+                        na = next(&mut wa);
+                    }
+                    Ordering::Greater => {
+                        f(wb.path(), Change::Added(b))?;
+                        nb = next(&mut wb);
+                    }
+                    Ordering::Equal => {
+                        let same =
+                            a.data() == b.data() && a.stat() == b.stat() && a.acl() == b.acl();
+                        if !same {
+                            f(wa.path(), Change::Changed(a, b))?;
+                        }
+                        na = next(&mut wa);
+                        nb = next(&mut wb);
+                    }
+                },
             }
         }
     }
@@ -204,5 +305,121 @@ impl DataTree {
             return Err(format!("{free} free + {} live != {} slots", self.live, self.nodes.len()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use keeperkit_model::{Acl, Perms, StatPersisted};
+
+    use super::*;
+
+    fn tree(nodes: &[(&str, Option<&[u8]>, i32)], acl: &[Acl]) -> DataTree {
+        let mut t = DataTree::new();
+        for (i, (p, d, v)) in nodes.iter().enumerate() {
+            let z = i as i64 + 1;
+            let stat = StatPersisted { czxid: z, mzxid: z, version: *v, ..Default::default() };
+            t.insert_loaded(p, *d, acl, stat).unwrap();
+        }
+        t
+    }
+
+    /// (path, data, client stat, ACL) of every node, in path byte order.
+    type Listed = Vec<(String, Option<Vec<u8>>, keeperkit_model::Stat, Vec<Acl>)>;
+
+    fn listed(t: &DataTree, skip: &dyn Fn(&str) -> bool) -> Listed {
+        let mut v = Vec::new();
+        t.for_each_sorted(|p, n| {
+            if !skip(p) {
+                v.push((p.to_owned(), n.data().map(<[u8]>::to_vec), n.stat(), n.acl().to_vec()));
+            }
+        });
+        v
+    }
+
+    /// The diff of two full listings, merged by path.
+    fn naive(a: &Listed, b: &Listed) -> Vec<(String, char)> {
+        let (mut i, mut j, mut out) = (0, 0, Vec::new());
+        while i < a.len() || j < b.len() {
+            let ord = match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) => x.0.as_bytes().cmp(y.0.as_bytes()),
+                (Some(_), None) => Ordering::Less,
+                _ => Ordering::Greater,
+            };
+            match ord {
+                Ordering::Less => {
+                    out.push((a[i].0.clone(), '-'));
+                    i += 1;
+                }
+                Ordering::Greater => {
+                    out.push((b[j].0.clone(), '+'));
+                    j += 1;
+                }
+                Ordering::Equal => {
+                    if a[i] != b[j] {
+                        out.push((a[i].0.clone(), '~'));
+                    }
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn diff_walks_both_trees_in_path_order() {
+        let open = Acl::open_unsafe();
+        let a = tree(
+            &[
+                ("/a", Some(b"x"), 0),
+                ("/a/b", None, 0),
+                ("/a-b", Some(b""), 0),
+                ("/c", Some(b"same"), 2),
+                ("/d", Some(b"1"), 0),
+                ("/d/e", Some(b"1"), 0),
+                ("/zookeeper/quota/q", None, 0),
+            ],
+            &open,
+        );
+        let mut b = tree(
+            &[
+                ("/a", Some(b"y"), 1),
+                ("/a-b", None, 0),
+                ("/a0", Some(b""), 0),
+                ("/c", Some(b"same"), 2),
+                ("/d", Some(b"1"), 0),
+                ("/d/f", Some(b"1"), 0),
+            ],
+            &open,
+        );
+        let read_only = [Acl { perms: Perms::READ, ..open[0].clone() }];
+        b.insert_loaded("/g", None, &read_only, StatPersisted::default()).unwrap();
+        let quota = |p: &str| p.starts_with("/zookeeper/quota/");
+        let none = |_: &str| false;
+        for skip in [&quota as &dyn Fn(&str) -> bool, &none] {
+            let mut got = Vec::new();
+            a.diff_sorted(&b, skip, |p, c| -> Result<(), ()> {
+                got.push((
+                    p.to_owned(),
+                    match c {
+                        Change::Removed(_) => '-',
+                        Change::Added(_) => '+',
+                        Change::Changed(..) => '~',
+                    },
+                ));
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(got, naive(&listed(&a, skip), &listed(&b, skip)));
+            for kind in ['-', '+', '~'] {
+                assert!(got.iter().any(|(_, k)| *k == kind), "{got:?}");
+            }
+        }
+        // A tree against its own clone, and an early stop.
+        a.diff_sorted(&a.clone(), none, |p, _| Err(p.to_owned())).unwrap();
+        // The roots differ (their children).
+        assert_eq!(a.diff_sorted(&b, none, |p, _| Err(p.to_owned())), Err("/".to_owned()));
     }
 }

@@ -172,6 +172,7 @@ mod tree;
 
 pub use apply::TxnResult;
 pub use error::TreeError;
+pub use iter::{Change, SortedWalk};
 pub use keeper::{
     keeper_digest_id, DigestCheck, KeeperApplyError, KeeperExecOptions, KeeperOutcome,
     KeeperResponse,

@@ -1,16 +1,15 @@
 //! `keeperkit diff`.
 
-use std::cmp::Ordering;
 use std::io::Write;
 
-use keeperkit_tree::DataTree;
+use keeperkit_tree::Change;
 use keeperkit_vfs::FileSystem;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::json::JsonNode;
 use crate::load::{load, point, print_findings};
-use crate::{CmdResult, DiffArgs, Outcome, Source};
+use crate::{CmdResult, DiffArgs, Failure, Outcome, Source};
 
 /// One differing field.
 #[derive(Debug, Serialize, PartialEq, Eq, Clone)]
@@ -32,17 +31,6 @@ pub struct NodeDiff {
     pub change: &'static str,
     /// The fields that differ (for `changed`).
     pub fields: Vec<FieldDiff>,
-}
-
-fn nodes(tree: &DataTree, ignore_system: bool) -> Vec<JsonNode> {
-    let mut v = Vec::with_capacity(tree.node_count());
-    tree.for_each_sorted(|p, n| {
-        if ignore_system && (p == "/zookeeper/config" || p.starts_with("/zookeeper/quota/")) {
-            return;
-        }
-        v.push(JsonNode::from_node(p, &n));
-    });
-    v
 }
 
 fn to_map(n: &JsonNode) -> serde_json::Map<String, Value> {
@@ -80,38 +68,6 @@ fn field_diffs(a: &JsonNode, b: &JsonNode) -> Vec<FieldDiff> {
     out
 }
 
-/// Differences between two sorted node lists.
-pub fn diff_nodes(a: &[JsonNode], b: &[JsonNode]) -> Vec<NodeDiff> {
-    let (mut i, mut j) = (0, 0);
-    let mut out = Vec::new();
-    while i < a.len() || j < b.len() {
-        let ord = match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) => x.path.as_bytes().cmp(y.path.as_bytes()),
-            (Some(_), None) => Ordering::Less,
-            _ => Ordering::Greater,
-        };
-        match ord {
-            Ordering::Less => {
-                out.push(NodeDiff { path: a[i].path.clone(), change: "removed", fields: vec![] });
-                i += 1;
-            }
-            Ordering::Greater => {
-                out.push(NodeDiff { path: b[j].path.clone(), change: "added", fields: vec![] });
-                j += 1;
-            }
-            Ordering::Equal => {
-                let f = field_diffs(&a[i], &b[j]);
-                if !f.is_empty() {
-                    out.push(NodeDiff { path: a[i].path.clone(), change: "changed", fields: f });
-                }
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out
-}
-
 fn source(path: &std::path::Path) -> Source {
     Source { path: path.to_path_buf(), format: None, log_dir: None, snapshot: None }
 }
@@ -122,11 +78,28 @@ pub fn run(fs: &dyn FileSystem, args: &DiffArgs, verbose: bool, out: &mut dyn Wr
     print_findings(&a.report.findings, verbose);
     let b = load(fs, &source(&args.b), point(args.at_b.as_deref(), args.at_index_b)?, false)?;
     print_findings(&b.report.findings, verbose);
-    let diffs =
-        diff_nodes(&nodes(&a.tree, args.ignore_system), &nodes(&b.tree, args.ignore_system));
-    for d in &diffs {
+    let system = |p: &str| p == "/zookeeper/config" || p.starts_with("/zookeeper/quota/");
+    let skip = |p: &str| args.ignore_system && system(p);
+    let (mut added, mut removed, mut changed) = (0usize, 0usize, 0usize);
+    a.tree.diff_sorted(&b.tree, skip, |path, change| -> Result<(), Failure> {
+        let d = match change {
+            Change::Removed(_) => {
+                removed += 1;
+                NodeDiff { path: path.to_owned(), change: "removed", fields: vec![] }
+            }
+            Change::Added(_) => {
+                added += 1;
+                NodeDiff { path: path.to_owned(), change: "added", fields: vec![] }
+            }
+            Change::Changed(x, y) => {
+                changed += 1;
+                let fields =
+                    field_diffs(&JsonNode::from_node(path, &x), &JsonNode::from_node(path, &y));
+                NodeDiff { path: path.to_owned(), change: "changed", fields }
+            }
+        };
         if args.json {
-            super::json_line(out, d)?;
+            super::json_line(out, &d)?;
         } else {
             let sign = match d.change {
                 "added" => "+",
@@ -139,19 +112,13 @@ pub fn run(fs: &dyn FileSystem, args: &DiffArgs, verbose: bool, out: &mut dyn Wr
             }
             writeln!(out)?;
         }
-    }
+        Ok(())
+    })?;
+    let total = added + removed + changed;
     if !args.json {
-        let count = |c: &str| diffs.iter().filter(|d| d.change == c).count();
-        writeln!(
-            out,
-            "{} differences: {} added, {} removed, {} changed",
-            diffs.len(),
-            count("added"),
-            count("removed"),
-            count("changed")
-        )?;
+        writeln!(out, "{total} differences: {added} added, {removed} removed, {changed} changed")?;
     }
     // Identical only when both states are everything their files hold.
     let complete = !a.report.has_errors() && !b.report.has_errors();
-    Ok(if diffs.is_empty() && complete { Outcome::Clean } else { Outcome::Found })
+    Ok(if total == 0 && complete { Outcome::Clean } else { Outcome::Found })
 }
