@@ -450,6 +450,16 @@ impl Window<'_> {
         &mut self,
         f: impl Fn(&mut Reader<'_>) -> Result<T, DecodeError>,
     ) -> Result<T, SnapshotError> {
+        // Fast path: the record is already in the window (nearly always). A parse that
+        // succeeds on what is there is the parse of the full stream; only a record that
+        // runs past the window's end goes through the refill below (which moves the
+        // unparsed tail to the front: doing that for every record would copy the window
+        // over and over).
+        let mut r = Reader::new(&self.buf[self.pos..]);
+        if let Ok(v) = f(&mut r) {
+            self.pos += r.position();
+            return Ok(v);
+        }
         let mut want = WINDOW_LEN;
         loop {
             self.fill(want)?;
