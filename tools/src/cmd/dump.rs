@@ -1,5 +1,7 @@
 //! `keeperkit dump`.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::Write;
 
 use keeperkit_vfs::FileSystem;
@@ -14,19 +16,28 @@ pub fn run(fs: &dyn FileSystem, args: &DumpArgs, verbose: bool, out: &mut dyn Wr
     let state = load(fs, &args.source, p, args.keep_orphan_ephemerals)?;
     print_findings(&state.report.findings, verbose);
     let mut err = None;
+    // Nodes share interned ACL lists: each list is rendered once.
+    let mut acls: HashMap<u32, String> = HashMap::new();
+    let mut b64 = String::new();
     state.tree.for_each_sorted(|path, node| {
         if err.is_some() {
             return;
         }
         let r = if args.json {
-            super::json_line(out, &JsonNode::from_node(path, &node))
+            let acl = acls.entry(node.acl_id()).or_insert_with(|| JsonNode::acl_json(&node));
+            JsonNode::write_line(out, path, &node, acl, &mut b64).map_err(Failure::from)
         } else {
             let s = node.stat();
             writeln!(
                 out,
                 "{}  data={} czxid={:#x} mzxid={:#x} pzxid={:#x} version={} cversion={} \
                  aversion={} owner={:#x} children={} acl={}",
-                super::escape(path),
+                // Escaped only when needed (nearly never): no copy per line.
+                if path.chars().any(char::is_control) {
+                    Cow::Owned(super::escape(path))
+                } else {
+                    Cow::Borrowed(path)
+                },
                 super::preview(node.data(), 40),
                 s.czxid,
                 s.mzxid,
@@ -36,11 +47,12 @@ pub fn run(fs: &dyn FileSystem, args: &DumpArgs, verbose: bool, out: &mut dyn Wr
                 s.aversion,
                 s.ephemeral_owner,
                 s.num_children,
-                node.acl()
+                acls.entry(node.acl_id()).or_insert_with(|| node
+                    .acl()
                     .iter()
                     .map(|a| super::escape(&format!("{}:{}:{}", a.id.scheme, a.id.id, a.perms)))
                     .collect::<Vec<_>>()
-                    .join(",")
+                    .join(","))
             )
             .map_err(Failure::from)
         };
