@@ -384,7 +384,7 @@ mod tests {
             assert_eq!(compute(&t, top), naive(&t, top), "top {top}");
         }
         let s = compute(&t, 5);
-        assert_eq!(s.node_count as usize, t.node_count());
+        assert_eq!(s.node_count, t.node_count() as u64);
         assert_eq!(s.kinds.get("ephemeral"), Some(&9));
         assert_eq!(s.kinds.get("container"), Some(&5));
         assert_eq!(s.ephemerals_per_session.len(), 2);
