@@ -43,10 +43,11 @@ use openraft::{AnyError, BasicNode, StorageError, StorageIOError};
 
 pub mod codec;
 mod log_store;
+pub mod net;
 mod state_machine;
 
 pub use log_store::{KeeperLogReader, KeeperLogStore};
-pub use state_machine::{KeeperSnapshotBuilder, KeeperStateMachine};
+pub use state_machine::{Applied, KeeperSnapshotBuilder, KeeperStateMachine};
 
 openraft::declare_raft_types!(
     /// openraft's type configuration for a Keeper server on keeperkit storage.

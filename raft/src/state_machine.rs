@@ -1,6 +1,10 @@
 //! openraft's `RaftStateMachine` over the native engine's tree and snapshots.
 
 use std::io::Cursor;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+
+use keeperkit_model::Txn;
 
 use keeperkit_storage::engine::NativeEngine;
 use keeperkit_storage::traits::{
@@ -20,11 +24,48 @@ use crate::{blocking, engine_err, io_err, Entry, KeeperRaft, NodeId, StoreError}
 #[derive(Clone)]
 pub struct KeeperStateMachine {
     engine: NativeEngine,
+    observer: Arc<Mutex<Option<Sender<Applied>>>>,
+}
+
+/// What the state machine tells its observer ([`KeeperStateMachine::observe`]), in
+/// apply order, once the engine has applied it.
+#[derive(Debug, Clone)]
+pub enum Applied {
+    /// The txn of the entry at Raft index `index`.
+    Txn {
+        /// The entry's Raft index.
+        index: u64,
+        /// The txn.
+        txn: Txn,
+    },
+    /// A blank or membership entry at Raft index `index`.
+    Other {
+        /// The entry's Raft index.
+        index: u64,
+    },
+    /// A snapshot replaced the whole tree.
+    Installed,
 }
 
 impl KeeperStateMachine {
     pub(crate) fn new(engine: NativeEngine) -> KeeperStateMachine {
-        KeeperStateMachine { engine }
+        KeeperStateMachine { engine, observer: Arc::default() }
+    }
+
+    /// Sends every applied entry to `tx` from now on (one observer; a new one replaces
+    /// it). A server mirrors the tree with it to fire watches and answer clients after
+    /// their txn is applied.
+    pub fn observe(&self, tx: Sender<Applied>) {
+        *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    }
+
+    fn tell(&self, a: Applied) {
+        let mut o = self.observer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = o.as_ref() {
+            if tx.send(a).is_err() {
+                *o = None;
+            }
+        }
     }
 
     /// The engine underneath: reads (`get`, `children`, `exists`, `acl` of
@@ -137,6 +178,10 @@ impl RaftStateMachine<KeeperRaft> for KeeperStateMachine {
                 .apply(EntryRef { index: pos.index, term: pos.term, payload: &payload })
                 .map_err(fail)?;
             out.push(r);
+            match entry.payload {
+                EntryPayload::Normal(txn) => self.tell(Applied::Txn { index: log_id.index, txn }),
+                _ => self.tell(Applied::Other { index: log_id.index }),
+            }
         }
         Ok(out)
     }
@@ -178,6 +223,7 @@ impl RaftStateMachine<KeeperRaft> for KeeperStateMachine {
                 ),
             ));
         }
+        self.tell(Applied::Installed);
         Ok(())
     }
 

@@ -22,15 +22,15 @@ use keeperkit_model::{AclList, ErrorCode, Id, OpCode, SessionId, Txn, TxnBody, T
 use keeperkit_storage::engine::NativeEngine;
 use keeperkit_storage::traits::{LogStore, SnapshotStore, SnapshotTicket, StateMachine};
 use keeperkit_tree::{DataTree, TxnResult};
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
-use tracing::{error, info};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tracing::{error, info, warn};
 
 use crate::prep::{self, Ctx, Prepared};
 use crate::proto::{
     self, add_watch_mode, encode_event, op, watcher_type, xid, Request, Response, WatcherEvent,
 };
 use crate::read::{self, ReadCtx};
-use crate::server::{lock, now_ms, reply_frame, Out, Outgoing, Sess, Shared};
+use crate::server::{lock, now_ms, reply_frame, Out, Outbox, Outgoing, Sess, Shared};
 use crate::session;
 use crate::watch::{ConnId, Mode, Table, Watches};
 
@@ -49,8 +49,80 @@ pub(crate) trait TxnLog: Send + 'static {
     fn commit(&mut self) -> Result<(), String>;
     /// The tree with every committed txn applied: what the batch publishes.
     fn committed_tree(&self) -> DataTree;
-    /// Starts a snapshot of the committed state.
-    fn start_snapshot(&mut self) -> Result<SnapshotTicket, String>;
+    /// Starts a snapshot of the committed state: its ticket, or `None` when the
+    /// snapshot is taken elsewhere (Raft's).
+    fn start_snapshot(&mut self) -> Result<Option<SnapshotTicket>, String>;
+    /// Called before each batch: whether this server preps the batch's writes itself
+    /// or forwards them to the leader.
+    fn begin(&mut self) -> Begin {
+        Begin::Prep
+    }
+    /// Whether the committer fires watches, tracks sessions and publishes the tree
+    /// (a single node), or the log's own applier does (a replica: it does so for every
+    /// txn applied, whoever prepped it).
+    fn publishes(&self) -> bool {
+        true
+    }
+    /// A `sync` was answered in this batch: the commit must confirm that what it
+    /// answered is current (a leader checks it still leads).
+    fn note_sync(&mut self) {}
+    /// Whether [`TxnLog::commit`] is due even with no txn appended.
+    fn commit_due(&self) -> bool {
+        false
+    }
+    /// In [`Begin::Forward`]: sends writes to the leader, waits until this server has
+    /// applied everything the leader answered, and returns the answers in order.
+    fn forward(&mut self, items: Vec<FwdItem>) -> Result<Vec<FwdAnswer>, String> {
+        let _ = items;
+        Err("this server has no leader to forward writes to".into())
+    }
+}
+
+/// How a batch is handled ([`TxnLog::begin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Begin {
+    /// Writes are prepped and appended here.
+    Prep,
+    /// Writes go to the leader.
+    Forward,
+}
+
+/// A write a follower forwards to the leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FwdItem {
+    /// A client request: its session, xid, authenticated ids and the request frame
+    /// (as the client sent it).
+    Request {
+        /// The session.
+        session: SessionId,
+        /// The request id.
+        xid: i32,
+        /// The connection's authenticated ids.
+        auths: Vec<Id>,
+        /// The framed request.
+        frame: Vec<u8>,
+    },
+    /// A write whose body could not be decoded (an error txn on the leader).
+    Failed {
+        /// The session.
+        session: SessionId,
+        /// The request id.
+        xid: i32,
+    },
+    /// A new session.
+    CreateSession {
+        /// The negotiated timeout.
+        timeout_ms: i32,
+    },
+}
+
+/// The leader's answer to one [`FwdItem`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FwdAnswer {
+    /// The reply frame to send to the client.
+    Frame(Vec<u8>),
+    /// The new session (`None`: it could not be created).
+    Session(Option<SessionId>),
 }
 
 /// The single-node log: the native engine's WAL, written without a sync per txn and
@@ -93,8 +165,8 @@ impl TxnLog for LocalLog {
         self.engine.view().0
     }
 
-    fn start_snapshot(&mut self) -> Result<SnapshotTicket, String> {
-        self.engine.start_snapshot().map_err(|e| e.to_string())
+    fn start_snapshot(&mut self) -> Result<Option<SnapshotTicket>, String> {
+        self.engine.start_snapshot().map(Some).map_err(|e| e.to_string())
     }
 }
 
@@ -140,6 +212,12 @@ pub(crate) enum Job {
     Snapshot {
         reply: Option<oneshot::Sender<String>>,
     },
+    /// Writes a follower forwarded (on the leader): answered with the last zxid after
+    /// them and their answers in order.
+    Forwarded {
+        items: Vec<FwdItem>,
+        reply: oneshot::Sender<(i64, Vec<FwdAnswer>)>,
+    },
     Stop,
 }
 
@@ -178,6 +256,13 @@ pub(crate) enum Publish {
     },
     SessionClosed {
         id: SessionId,
+    },
+    /// The answers of a forwarded batch, collected once its replies are published.
+    Forwarded {
+        kinds: Vec<bool>,
+        frames: mpsc::UnboundedReceiver<Outgoing>,
+        sessions: Vec<oneshot::Receiver<Option<SessionId>>>,
+        reply: oneshot::Sender<(i64, Vec<FwdAnswer>)>,
     },
 }
 
@@ -223,6 +308,10 @@ impl<L: TxnLog> Committer<L> {
                     Err(_) => break,
                 }
             }
+            if self.txns.begin() == Begin::Forward {
+                stop = self.forward_batch(batch);
+                continue;
+            }
             let mut pubs = Vec::with_capacity(batch.len());
             let mut logged = 0u64;
             let mut snapshot_replies = Vec::new();
@@ -233,7 +322,7 @@ impl<L: TxnLog> Committer<L> {
                     j => logged += self.job(j, &mut pubs),
                 }
             }
-            if logged > 0 {
+            if logged > 0 || self.txns.commit_due() {
                 if let Err(e) = self.txns.commit() {
                     // The outcome of the batch's writes is unknown: their connections are
                     // closed without an answer (the client sees a connection loss).
@@ -250,7 +339,8 @@ impl<L: TxnLog> Committer<L> {
             }
             self.publish(pubs);
             self.since_snapshot += logged;
-            let due = self.since_snapshot >= self.shared.cfg.snap_count;
+            // A replica's snapshots are Raft's (its snapshot policy).
+            let due = self.txns.publishes() && self.since_snapshot >= self.shared.cfg.snap_count;
             if due || !snapshot_replies.is_empty() {
                 self.take_snapshot(snapshot_replies);
             }
@@ -277,7 +367,14 @@ impl<L: TxnLog> Committer<L> {
         }
         self.since_snapshot = 0;
         match self.txns.start_snapshot() {
-            Ok(t) => {
+            Ok(None) => {
+                info!("snapshot requested from Raft");
+                self.shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
+                for r in replies.into_iter().flatten() {
+                    let _ = r.send("snapshot requested".into());
+                }
+            }
+            Ok(Some(t)) => {
                 let msg = format!("snapshot at index {} started", t.position.index);
                 info!("{msg}");
                 self.shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
@@ -327,6 +424,9 @@ impl<L: TxnLog> Committer<L> {
                     return 0;
                 }
                 if read::is_read(&req) {
+                    if matches!(req, Request::Sync { .. }) {
+                        self.txns.note_sync();
+                    }
                     let rctx = ReadCtx { session, auths: &auths };
                     let (resp, watch, zxid) = self.txns.with_tree(|t| {
                         let (r, w) = read::read(t, &rctx, &req);
@@ -421,8 +521,194 @@ impl<L: TxnLog> Committer<L> {
                 pubs.push(Publish::SessionClosed { id: session });
                 n
             }
+            Job::Forwarded { items, reply } => self.forwarded(items, reply, pubs),
             Job::Snapshot { .. } | Job::Stop => 0,
         }
+    }
+
+    /// A follower's forwarded writes, handled as this server's own requests; their
+    /// answers are collected when the batch is published.
+    fn forwarded(
+        &mut self,
+        items: Vec<FwdItem>,
+        reply: oneshot::Sender<(i64, Vec<FwdAnswer>)>,
+        pubs: &mut Vec<Publish>,
+    ) -> u64 {
+        let (out, frames) = Outbox::new();
+        let slots = Arc::new(Semaphore::new(items.len().max(1)));
+        let mut kinds = Vec::with_capacity(items.len());
+        let mut sessions = Vec::new();
+        let mut n = 0;
+        let started = Instant::now();
+        for item in items {
+            let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+            match item {
+                FwdItem::Request { session, xid, auths, frame } => {
+                    kinds.push(false);
+                    let body = frame.get(4..).unwrap_or_default();
+                    let job = match proto::decode_request(body, self.shared.cfg.max_frame) {
+                        Ok((_, req)) => Job::Request {
+                            conn: 0,
+                            session,
+                            xid,
+                            req,
+                            auths: Arc::new(auths),
+                            out: out.clone(),
+                            permit,
+                            started,
+                        },
+                        Err(_) => Job::Failed { session, xid, out: out.clone(), permit, started },
+                    };
+                    n += self.job(job, pubs);
+                }
+                FwdItem::Failed { session, xid } => {
+                    kinds.push(false);
+                    n += self
+                        .job(Job::Failed { session, xid, out: out.clone(), permit, started }, pubs);
+                }
+                FwdItem::CreateSession { timeout_ms } => {
+                    kinds.push(true);
+                    let (tx, rx) = oneshot::channel();
+                    sessions.push(rx);
+                    n += self.job(Job::CreateSession { timeout_ms, reply: tx }, pubs);
+                }
+            }
+        }
+        pubs.push(Publish::Forwarded { kinds, frames, sessions, reply });
+        n
+    }
+
+    /// A follower's batch: runs of writes go to the leader (one call each), and what
+    /// follows a run (reads, replies decided by the connection) waits until this
+    /// server has applied the run, so every connection sees its own writes in its
+    /// request order. Returns whether the batch held the stop.
+    fn forward_batch(&mut self, batch: Vec<Job>) -> bool {
+        let mut stop = false;
+        let mut writes: Vec<Job> = Vec::new();
+        let mut rest: Vec<Job> = Vec::new();
+        for job in batch {
+            let job = match job {
+                Job::Stop => {
+                    stop = true;
+                    continue;
+                }
+                Job::Snapshot { reply } => {
+                    if let Some(r) = reply {
+                        let _ = r.send("a follower takes snapshots by Raft's policy".into());
+                    }
+                    continue;
+                }
+                // Only a leader expires sessions and deletes containers; forwarded
+                // writes sent here while this server stopped leading are refused (the
+                // follower closes its clients' connections; they reconnect).
+                Job::Expire { .. } | Job::Internal { .. } | Job::Forwarded { .. } => continue,
+                j => j,
+            };
+            let is_write = match &job {
+                Job::Request { req, .. } => {
+                    matches!(req, Request::Sync { .. }) || !(read::is_read(req) || is_watch_op(req))
+                }
+                Job::Failed { .. } | Job::CreateSession { .. } => true,
+                _ => false,
+            };
+            if is_write && !rest.is_empty() {
+                self.forward_run(std::mem::take(&mut writes), std::mem::take(&mut rest));
+            }
+            if is_write {
+                writes.push(job);
+            } else {
+                rest.push(job);
+            }
+        }
+        if !writes.is_empty() || !rest.is_empty() {
+            self.forward_run(writes, rest);
+        }
+        stop
+    }
+
+    fn forward_run(&mut self, writes: Vec<Job>, rest: Vec<Job>) {
+        let mut pubs = Vec::with_capacity(writes.len() + rest.len());
+        if !writes.is_empty() {
+            let items: Vec<FwdItem> = writes
+                .iter()
+                .map(|j| match j {
+                    Job::Request { session, xid, req, auths, .. } => FwdItem::Request {
+                        session: *session,
+                        xid: *xid,
+                        auths: auths.as_ref().clone(),
+                        frame: proto::encode_request(*xid, req),
+                    },
+                    Job::Failed { session, xid, .. } => {
+                        FwdItem::Failed { session: *session, xid: *xid }
+                    }
+                    Job::CreateSession { timeout_ms, .. } => {
+                        FwdItem::CreateSession { timeout_ms: *timeout_ms }
+                    }
+                    _ => unreachable!("only writes are forwarded"),
+                })
+                .collect();
+            match self.txns.forward(items) {
+                Ok(answers) if answers.len() == writes.len() => {
+                    for (job, answer) in writes.into_iter().zip(answers) {
+                        match (job, answer) {
+                            (
+                                Job::Request { conn, session, req, out, permit, started, .. },
+                                FwdAnswer::Frame(frame),
+                            ) => {
+                                let close = matches!(req, Request::CloseSession);
+                                pubs.push(Publish::Reply {
+                                    conn: Some(conn),
+                                    out: Some(out),
+                                    frame,
+                                    close,
+                                    started: Some(started),
+                                    permit: Some(permit),
+                                });
+                                if close {
+                                    pubs.push(Publish::SessionClosed { id: session });
+                                }
+                            }
+                            (Job::Failed { out, permit, started, .. }, FwdAnswer::Frame(frame)) => {
+                                pubs.push(Publish::Reply {
+                                    conn: None,
+                                    out: Some(out),
+                                    frame,
+                                    close: false,
+                                    started: Some(started),
+                                    permit: Some(permit),
+                                });
+                            }
+                            (
+                                Job::CreateSession { timeout_ms, reply },
+                                FwdAnswer::Session(Some(id)),
+                            ) => {
+                                pubs.push(Publish::SessionCreated { id, timeout_ms, reply });
+                            }
+                            (job, _) => abandon(job),
+                        }
+                    }
+                }
+                Ok(answers) => {
+                    error!(
+                        "the leader answered {} of {} forwarded writes",
+                        answers.len(),
+                        writes.len()
+                    );
+                    writes.into_iter().for_each(abandon);
+                }
+                Err(e) => {
+                    warn!(
+                        "forwarding {} writes to the leader failed: {e}; closing their connections",
+                        writes.len()
+                    );
+                    writes.into_iter().for_each(abandon);
+                }
+            }
+        }
+        for job in rest {
+            self.job(job, &mut pubs);
+        }
+        self.publish(pubs);
     }
 
     /// Preps, logs and applies a write; returns (txns logged, reply zxid, answer).
@@ -538,6 +824,7 @@ impl<L: TxnLog> Committer<L> {
     }
 
     fn publish(&mut self, pubs: Vec<Publish>) {
+        let own = self.txns.publishes();
         let shared = &*self.shared;
         let mut published = shared.published.write().unwrap_or_else(|e| e.into_inner());
         let mut watches = lock(&shared.watches);
@@ -546,28 +833,34 @@ impl<L: TxnLog> Committer<L> {
             match p {
                 Publish::Changes { zxid, changes } => {
                     let _ = zxid;
-                    for c in changes {
-                        match c.kind {
-                            ChangeKind::Created => watches.created(&c.path, &mut events),
-                            ChangeKind::Deleted => watches.deleted(&c.path, &mut events),
-                            ChangeKind::Data => watches.changed(&c.path, &mut events),
-                        }
-                        if events.is_empty() {
+                    if own {
+                        fire(shared, &mut watches, changes, &mut events);
+                    }
+                }
+                Publish::Forwarded { kinds, mut frames, sessions, reply } => {
+                    let mut answers = Vec::with_capacity(kinds.len());
+                    let mut sessions = sessions.into_iter();
+                    for is_session in kinds {
+                        if is_session {
+                            let id = sessions.next().and_then(|mut r| r.try_recv().ok()).flatten();
+                            answers.push(FwdAnswer::Session(id));
                             continue;
                         }
-                        let conns = lock(&shared.conns);
-                        for (conn, ev) in events.drain(..) {
-                            let Some(ci) = conns.get(&conn) else { continue };
-                            let acl = if ev.path == c.path { &c.acl } else { &c.parent_acl };
-                            let auths = lock(&ci.auths).clone();
-                            if crate::acl::check(acl, Perms::READ, &auths).is_err() {
-                                continue;
+                        loop {
+                            match frames.try_recv() {
+                                Ok(Outgoing::Frame(f)) => {
+                                    answers.push(FwdAnswer::Frame(f));
+                                    break;
+                                }
+                                Ok(Outgoing::Close) => continue,
+                                Err(_) => {
+                                    answers.push(FwdAnswer::Frame(Vec::new()));
+                                    break;
+                                }
                             }
-                            // ZooKeeper 3.8 sends notifications with zxid -1.
-                            let _ = ci.out.send(Outgoing::Frame(encode_event(-1, &ev)));
-                            shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                         }
                     }
+                    let _ = reply.send((self.txns.last_zxid().0, answers));
                 }
                 Publish::Reply { conn, out, frame, close, started, permit } => {
                     if let Some(out) = out {
@@ -628,8 +921,9 @@ impl<L: TxnLog> Committer<L> {
                 }
             }
         }
-        let tree = self.txns.committed_tree();
-        *published = tree;
+        if own {
+            *published = self.txns.committed_tree();
+        }
     }
 }
 
@@ -646,7 +940,7 @@ fn parent_path(p: &str) -> &str {
 
 /// ACLs before a txn's subs are applied: of the nodes it deletes or changes, and of
 /// their parents.
-fn pre_acls(t: &DataTree, subs: &[TxnBody]) -> HashMap<String, AclList> {
+pub(crate) fn pre_acls(t: &DataTree, subs: &[TxnBody]) -> HashMap<String, AclList> {
     let mut m = HashMap::new();
     for b in subs {
         if let Some(p) = b.path() {
@@ -663,7 +957,11 @@ fn pre_acls(t: &DataTree, subs: &[TxnBody]) -> HashMap<String, AclList> {
 }
 
 /// The watch changes of applied subs, with their ACLs (`after`: the tree after them).
-fn changes_of(subs: &[TxnBody], pre: &HashMap<String, AclList>, after: &DataTree) -> Vec<Change> {
+pub(crate) fn changes_of(
+    subs: &[TxnBody],
+    pre: &HashMap<String, AclList>,
+    after: &DataTree,
+) -> Vec<Change> {
     let mut created: HashMap<&str, &AclList> = HashMap::new();
     let mut out = Vec::new();
     for b in subs {
@@ -795,5 +1093,65 @@ pub(crate) fn watch_op(
             }
         }
         _ => Err(ErrorCode::BadArguments),
+    }
+}
+
+/// Fires the watches of `changes` (events go only to connections that may READ the
+/// node, the parent for NodeChildrenChanged). The caller holds the published tree's
+/// write lock, so no read adds a watch in between.
+pub(crate) fn fire(
+    shared: &Shared,
+    watches: &mut Watches,
+    changes: Vec<Change>,
+    events: &mut Vec<(ConnId, WatcherEvent)>,
+) {
+    for c in changes {
+        match c.kind {
+            ChangeKind::Created => watches.created(&c.path, events),
+            ChangeKind::Deleted => watches.deleted(&c.path, events),
+            ChangeKind::Data => watches.changed(&c.path, events),
+        }
+        if events.is_empty() {
+            continue;
+        }
+        let conns = lock(&shared.conns);
+        for (conn, ev) in events.drain(..) {
+            let Some(ci) = conns.get(&conn) else { continue };
+            let acl = if ev.path == c.path { &c.acl } else { &c.parent_acl };
+            let auths = lock(&ci.auths).clone();
+            if crate::acl::check(acl, Perms::READ, &auths).is_err() {
+                continue;
+            }
+            // ZooKeeper 3.8 sends notifications with zxid -1.
+            let _ = ci.out.send(Outgoing::Frame(encode_event(-1, &ev)));
+            shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// setWatches, setWatches2, addWatch, removeWatches, checkWatches.
+pub(crate) fn is_watch_op(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::SetWatches { .. }
+            | Request::SetWatches2 { .. }
+            | Request::AddWatch { .. }
+            | Request::RemoveWatches { .. }
+            | Request::CheckWatches { .. }
+    )
+}
+
+/// A write whose outcome is unknown (the leader could not be reached or lost its
+/// leadership meanwhile): its connection is closed without an answer, as after a
+/// failed fdatasync; the client reconnects and its session goes on.
+fn abandon(job: Job) {
+    match job {
+        Job::Request { out, .. } | Job::Failed { out, .. } => {
+            let _ = out.send(Outgoing::Close);
+        }
+        Job::CreateSession { reply, .. } => {
+            let _ = reply.send(None);
+        }
+        _ => {}
     }
 }

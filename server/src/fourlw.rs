@@ -65,9 +65,9 @@ pub(crate) fn metrics(shared: &Shared) -> Vec<(&'static str, String)> {
         })
         .sum();
     let s = &shared.stats;
-    vec![
+    let mut v = vec![
         ("zk_version", VERSION.to_string()),
-        ("zk_server_state", "standalone".into()),
+        ("zk_server_state", server_state(shared).into()),
         ("zk_avg_latency", format!("{avg:.4}")),
         ("zk_max_latency", max.to_string()),
         ("zk_min_latency", min.to_string()),
@@ -86,7 +86,20 @@ pub(crate) fn metrics(shared: &Shared) -> Vec<(&'static str, String)> {
         ("zk_txn_count", s.txns.load(Ordering::Relaxed).to_string()),
         ("zk_snapshot_count", s.snapshots.load(Ordering::Relaxed).to_string()),
         ("zk_uptime", shared.started.elapsed().as_millis().to_string()),
-    ]
+    ];
+    // As ZooKeeper's leader reports them: voters besides itself, and those holding
+    // every entry it has.
+    if let Some((followers, synced)) = shared.replica.as_ref().and_then(|r| r.followers()) {
+        v.push(("zk_followers", followers.to_string()));
+        v.push(("zk_synced_followers", synced.to_string()));
+    }
+    v
+}
+
+/// `standalone`, or a replica's `leader` / `follower` / `observer` (a learner) /
+/// `looking` (an election).
+fn server_state(shared: &Shared) -> &'static str {
+    shared.replica.as_ref().map_or("standalone", |r| r.state_name())
 }
 
 fn srvr(shared: &Shared, with_clients: bool) -> String {
@@ -115,10 +128,11 @@ fn srvr(shared: &Shared, with_clients: bool) -> String {
     };
     let _ = write!(
         o,
-        "Latency min/avg/max: {min}/{avg:.4}/{max}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: 0\nZxid: 0x{zxid:x}\nMode: standalone\nNode count: {nodes}\n",
+        "Latency min/avg/max: {min}/{avg:.4}/{max}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: 0\nZxid: 0x{zxid:x}\nMode: {}\nNode count: {nodes}\n",
         s.packets_received.load(Ordering::Relaxed),
         s.packets_sent.load(Ordering::Relaxed),
         conns.len(),
+        server_state(shared),
     );
     o
 }
@@ -129,7 +143,13 @@ pub(crate) fn answer(shared: &Shared, w: &str) -> String {
         return format!("{w} is not executed because it is not in the whitelist.\n");
     }
     match w {
-        "ruok" => "imok".into(),
+        // A replica answers only while it is part of a working quorum (it sees a
+        // leader that hears from a majority); otherwise nothing, as a ZooKeeper server
+        // that is not serving.
+        "ruok" => match &shared.replica {
+            Some(r) if !r.ready().0 => String::new(),
+            _ => "imok".into(),
+        },
         "isro" => "rw".into(),
         "srvr" => srvr(shared, false),
         "stat" => srvr(shared, true),

@@ -1,4 +1,5 @@
-//! `--http-port`: `/livez`, `/ready` (JSON: role and whether it serves) and
+//! `--http-port`: `/livez`, `/ready` (JSON: role and whether it serves; a replica is
+//! ready only in a working quorum), `/status` (JSON; a replica's Raft state) and
 //! `/metrics` (Prometheus text format, with ZooKeeper's `mntr` names). A minimal
 //! HTTP/1.1 responder: one GET per connection, bounded request size and time.
 
@@ -65,11 +66,37 @@ async fn one(shared: Arc<Shared>, mut s: TcpStream) -> std::io::Result<()> {
     let serving = shared.serving.load(Ordering::SeqCst);
     let (status, ctype, body) = match (method, path) {
         ("GET", "/livez") => ("200 OK", "text/plain", "ok\n".to_string()),
-        ("GET", "/ready") => (
-            if serving { "200 OK" } else { "503 Service Unavailable" },
-            "application/json",
-            format!("{{\"role\":\"standalone\",\"serving\":{serving}}}\n"),
-        ),
+        ("GET", "/ready") => match &shared.replica {
+            None => (
+                if serving { "200 OK" } else { "503 Service Unavailable" },
+                "application/json",
+                format!("{{\"role\":\"standalone\",\"serving\":{serving}}}\n"),
+            ),
+            Some(r) => {
+                let (ready, why) = r.ready();
+                let ready = ready && serving;
+                (
+                    if ready { "200 OK" } else { "503 Service Unavailable" },
+                    "application/json",
+                    format!(
+                        "{{\"role\":\"{}\",\"serving\":{serving},\"ready\":{ready},\"reason\":\"{}\"}}\n",
+                        r.state_name(),
+                        why.replace('"', "'")
+                    ),
+                )
+            }
+        },
+        ("GET", "/status") => match &shared.replica {
+            Some(r) => ("200 OK", "application/json", r.status_json()),
+            None => (
+                "200 OK",
+                "application/json",
+                format!(
+                    "{{\"state\":\"standalone\",\"applied_zxid\":\"{:#x}\"}}\n",
+                    shared.last_zxid()
+                ),
+            ),
+        },
         ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", prometheus(&shared)),
         ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
         _ => ("405 Method Not Allowed", "text/plain", "GET only\n".to_string()),

@@ -60,6 +60,7 @@ pub mod loadgen;
 pub mod prep;
 pub mod proto;
 pub mod read;
+pub mod replica;
 pub mod server;
 pub mod session;
 pub mod watch;

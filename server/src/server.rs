@@ -37,7 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, info, warn};
 
-use crate::commit::{watch_op, Committer, Job, LocalLog};
+use crate::commit::{watch_op, Committer, Job, LocalLog, TxnLog};
 use crate::config::ServerConfig;
 use crate::proto::{
     self, encode_connect_response, encode_event, encode_reply, op, xid, ConnectRequest,
@@ -73,7 +73,7 @@ impl Outbox {
     /// The connection is closed above this many.
     pub(crate) const HARD_LIMIT: usize = 64 << 20;
 
-    fn new() -> (Outbox, mpsc::UnboundedReceiver<Outgoing>) {
+    pub(crate) fn new() -> (Outbox, mpsc::UnboundedReceiver<Outgoing>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Outbox { tx, backlog: Arc::new(AtomicUsize::new(0)), drained: Arc::new(Notify::new()) },
@@ -254,6 +254,8 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     pub(crate) serving: std::sync::atomic::AtomicBool,
     stop: Notify,
+    /// The replica, when this server is one of a replicated service.
+    pub(crate) replica: Option<Arc<crate::replica::Replica>>,
 }
 
 impl Shared {
@@ -261,6 +263,12 @@ impl Shared {
         if lock(&self.jobs).send(job).is_err() {
             debug!("the committer has stopped; job dropped");
         }
+    }
+
+    /// Whether this server decides session expiry and container deletion: a single
+    /// node, or the leader of a replicated service.
+    pub(crate) fn leads(&self) -> bool {
+        self.replica.as_ref().is_none_or(|r| r.is_leader())
     }
 
     fn touch(&self, s: SessionId) {
@@ -323,6 +331,52 @@ impl Server {
             zxid = format_args!("{:#x}", tree.last_processed_zxid().0),
             "data directory opened"
         );
+        let (shared, rx, tls, local, listener) = Self::prepare(cfg, engine, tree, None).await?;
+        let log = LocalLog::new(shared.engine.clone());
+        Self::spawn(shared, rx, tls, local, listener, log)
+    }
+
+    /// Starts a replica of a replicated service (see [`crate::replica`]): the data
+    /// directory is a Raft store; writes are committed through the leader.
+    pub async fn start_replicated(
+        fs: Arc<dyn FileSystem>,
+        dir: &std::path::Path,
+        cfg: ServerConfig,
+        rc: crate::replica::ReplicaConfig,
+    ) -> Result<Server, ServeError> {
+        let opened = crate::replica::open(fs, dir, &cfg, &rc).await?;
+        let (engine, tree, replica) =
+            (opened.engine.clone(), opened.tree.clone(), opened.replica.clone());
+        info!(
+            dir = %dir.display(),
+            id = rc.id,
+            nodes = tree.node_count(),
+            zxid = format_args!("{:#x}", tree.last_processed_zxid().0),
+            "replica opened"
+        );
+        let (shared, rx, tls, local, listener) =
+            Self::prepare(cfg, engine, tree, Some(replica.clone())).await?;
+        opened.run(&shared)?;
+        let log = crate::replica::RaftLog::new(replica, shared.engine.clone(), shared.clone());
+        Self::spawn(shared, rx, tls, local, listener, log)
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn prepare(
+        cfg: ServerConfig,
+        engine: NativeEngine,
+        tree: DataTree,
+        replica: Option<Arc<crate::replica::Replica>>,
+    ) -> Result<
+        (
+            Arc<Shared>,
+            stdmpsc::Receiver<Job>,
+            Option<tokio_rustls::TlsAcceptor>,
+            SocketAddr,
+            TcpListener,
+        ),
+        ServeError,
+    > {
         let tls = match &cfg.tls {
             Some((cert, key)) => Some(tls_acceptor(cert, key).map_err(ServeError::Tls)?),
             None => None,
@@ -346,7 +400,8 @@ impl Server {
                 },
             );
         }
-        sessions.next_id = session::first_session_id(1, now_ms(), max_id.saturating_add(1));
+        let server_id = replica.as_ref().map_or(1, |r| u8::try_from(r.id).unwrap_or(u8::MAX));
+        sessions.next_id = session::first_session_id(server_id, now_ms(), max_id.saturating_add(1));
         let (tx, rx) = stdmpsc::channel();
         let shared = Arc::new(Shared {
             cfg,
@@ -361,12 +416,25 @@ impl Server {
             started: now,
             serving: std::sync::atomic::AtomicBool::new(false),
             stop: Notify::new(),
+            replica,
         });
+        Ok((shared, rx, tls, local, listener))
+    }
+
+    // Startup only: the error is the engine's (large).
+    #[allow(clippy::result_large_err)]
+    fn spawn<L: TxnLog>(
+        shared: Arc<Shared>,
+        rx: stdmpsc::Receiver<Job>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        local: SocketAddr,
+        listener: TcpListener,
+        log: L,
+    ) -> Result<Server, ServeError> {
         let s2 = shared.clone();
-        let log_engine = shared.engine.clone();
         let committer = std::thread::Builder::new()
             .name("keeperkit-committer".into())
-            .spawn(move || Committer::new(s2, LocalLog::new(log_engine)).run(rx))
+            .spawn(move || Committer::new(s2, log).run(rx))
             .map_err(|e| ServeError::Other(format!("starting the committer: {e}")))?;
         Ok(Server { shared, tls, committer: Some(committer), local, listener: Some(listener) })
     }
@@ -449,6 +517,11 @@ impl Server {
             let _ = c.out.send(Outgoing::Close);
             c.close.notify_one();
         }
+        if let Some(r) = &shared.replica {
+            if let Err(e) = r.raft.shutdown().await {
+                error!("stopping raft: {e}");
+            }
+        }
         if let Err(e) = shared.engine.sync() {
             error!("final sync failed: {e}");
         }
@@ -473,6 +546,9 @@ async fn expiry_loop(shared: Arc<Shared>) {
     let mut iv = tokio::time::interval(period);
     loop {
         iv.tick().await;
+        if !shared.leads() {
+            continue;
+        }
         let now = Instant::now();
         let mut expired = Vec::new();
         {
@@ -499,6 +575,9 @@ async fn container_loop(shared: Arc<Shared>) {
     iv.tick().await;
     loop {
         iv.tick().await;
+        if !shared.leads() {
+            continue;
+        }
         let now = now_ms();
         let mut doomed = Vec::new();
         {
@@ -961,7 +1040,9 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, frame: &[u8]) -> Result<(
             | Request::RemoveWatches { .. }
             | Request::CheckWatches { .. }
     );
-    if !in_flight(conn) && (read::is_read(&req) || watch_op) {
+    // A replica's `sync` goes through the committer to the leader.
+    let sync_here = shared.replica.is_none() || !matches!(req, Request::Sync { .. });
+    if !in_flight(conn) && sync_here && (read::is_read(&req) || watch_op) {
         // Inline, on the published tree, under its read lock (see the module docs).
         let t = shared.published.read().unwrap_or_else(|e| e.into_inner());
         let zxid = t.last_processed_zxid().0;

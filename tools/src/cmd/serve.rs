@@ -14,7 +14,12 @@ use crate::{CmdResult, ConvertArgs, Failure, Outcome};
 #[command(after_help = "Examples:\n  \
     keeperkit serve /var/lib/keeperkit\n  \
     keeperkit serve /var/lib/keeperkit --port 2181 --config zoo.cfg\n  \
-    keeperkit serve /var/lib/keeperkit --import /var/lib/zookeeper   (first start only)\n\n\
+    keeperkit serve /var/lib/keeperkit --import /var/lib/zookeeper   (first start only)\n  \
+    keeperkit serve /var/lib/kk1 --id 1 --peers 1=127.0.0.1:24001:24101,2=127.0.0.1:24002:24102,3=127.0.0.1:24003:24103 --bootstrap\n\n\
+    Replicated: every member runs with its own --id and the same --peers (or server.N=HOST:RAFT_PORT:CLIENT_PORT \
+    lines in the config file, ZooKeeper's server.N=HOST:QUORUM_PORT:ELECTION_PORT;CLIENT_PORT too). \
+    --bootstrap creates the cluster on the first start of its first members (given again later it is \
+    ignored); a member started without it waits for a leader to contact it.\n\n\
     The config file takes zoo.cfg's names: tickTime, minSessionTimeout, maxSessionTimeout, \
     jute.maxbuffer, maxClientCnxns, superDigest, 4lw.commands.whitelist, snapCount, \
     clientPort, clientPortAddress, extendedTypesEnabled, containerCheckInterval. \
@@ -44,6 +49,20 @@ pub struct ServeArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Run as member N (1..=255) of a replicated service.
+    #[arg(long, value_name = "N", conflicts_with = "import")]
+    pub id: Option<u64>,
+    /// The members: ID=HOST:RAFT_PORT:CLIENT_PORT, comma-separated [default: the config's
+    /// server.N lines].
+    #[arg(long, value_name = "LIST", requires = "id")]
+    pub peers: Option<String>,
+    /// Create the cluster (first start of its first members only).
+    #[arg(long, requires = "id")]
+    pub bootstrap: bool,
+    /// Raft heartbeat interval (ms); an election starts after 6 to 12 heartbeats
+    /// without a leader.
+    #[arg(long, value_name = "MS", default_value_t = 100, requires = "id")]
+    pub heartbeat_ms: u64,
 }
 
 fn init_logging() {
@@ -70,6 +89,27 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write) -> CmdResult {
             tracing::warn!("{w}");
         }
     }
+    let replica = match args.id {
+        None => None,
+        Some(id) => {
+            let peers = match (&args.peers, &args.config) {
+                (Some(p), _) => keeperkit_server::replica::parse_peers(p),
+                (None, Some(f)) => std::fs::read_to_string(f)
+                    .map_err(|e| format!("{}: {e}", f.display()))
+                    .and_then(|t| keeperkit_server::replica::peers_from_config(&t))
+                    .map_err(|e| format!("{}: {e}", f.display())),
+                (None, None) => Err("--id needs --peers (or server.N lines in --config)".into()),
+            }
+            .map_err(|e| Failure::usage(anyhow!("{e}")))?;
+            let me = peers.get(&id).ok_or_else(|| {
+                Failure::usage(anyhow!("the members ({:?}) do not include --id {id}", peers.keys()))
+            })?;
+            if args.port.is_none() {
+                cfg.listen.set_port(me.client_port);
+            }
+            Some((id, peers))
+        }
+    };
     let ip = args.bind.unwrap_or(cfg.listen.ip());
     let port = args.port.unwrap_or(cfg.listen.port());
     cfg.listen = SocketAddr::new(ip, port);
@@ -115,7 +155,20 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write) -> CmdResult {
         .build()?;
     let fs = keeperkit_vfs::std_fs();
     rt.block_on(async move {
-        let server = Server::start(fs, &args.data_dir, cfg).await.map_err(Failure::usage)?;
+        let server = match replica {
+            None => Server::start(fs, &args.data_dir, cfg).await,
+            Some((id, peers)) => {
+                let rc = keeperkit_server::replica::ReplicaConfig {
+                    id,
+                    peers,
+                    bootstrap: args.bootstrap,
+                    raft_bind: ip,
+                    heartbeat_ms: args.heartbeat_ms.max(10),
+                };
+                Server::start_replicated(fs, &args.data_dir, cfg, rc).await
+            }
+        }
+        .map_err(Failure::usage)?;
         writeln!(out, "serving {} on {}", args.data_dir.display(), server.local_addr())?;
         out.flush()?;
         server.serve(shutdown_signal()).await.map_err(Failure::usage)?;

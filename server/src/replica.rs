@@ -1,0 +1,1104 @@
+//! A replica of a replicated Keeper service on openraft (`keeperkit serve --id N
+//! --peers ...`).
+//!
+//! # The write path
+//!
+//! A client's write reaches the committer of the server it is connected to. On a
+//! **follower** the committer forwards each run of writes to the leader in one call
+//! (the request frames as the client sent them, with the session, xid and the
+//! connection's authenticated ids). On the **leader** the committer preps every write
+//! into a txn exactly as the single-node server does (zxid, time, session and ACL
+//! checks, against a tree holding everything appended so far), and proposes the
+//! batch's txns to Raft, one entry each. Raft appends them to the leader's WAL and
+//! replicates them; an entry is committed once a majority has it durable (each node's
+//! log store acknowledges only after `fsync`). Every replica applies committed entries
+//! in log order to its engine tree; the replica's **applier** mirrors each applied txn
+//! to the tree clients read, fires the watches of its own connections, and tracks the
+//! sessions. The answer goes to the client only when the server it is connected to
+//! has applied the write: a client reads its own writes there, and every watch event
+//! is queued before the reply that shows its change.
+//!
+//! So before a client hears that its write succeeded: the txn is durable in the WAL of
+//! a majority of the replicas, and applied on the leader and on the client's server.
+//!
+//! # Sessions
+//!
+//! Creating, closing and expiring a session are txns the leader logs; every replica
+//! applies them, so a client reconnecting to another server keeps its session and its
+//! ephemerals. Followers report the sessions connected to them to the leader every
+//! half tick; only the leader expires sessions (a new leader gives every session a
+//! full timeout first, as ZooKeeper's does).
+//!
+//! # Identity
+//!
+//! Every data directory holds `cluster-identity` (the cluster id and this node's id).
+//! A cluster exists only through an explicit `--bootstrap` on its first start; a node
+//! started without it waits until a leader of a cluster contacts it, and takes that
+//! cluster's id. Raft connections start with a hello naming the cluster and the node
+//! called: a node of another cluster, or a caller that mistakes it for another node,
+//! is refused. The membership and the log id of its entry (its epoch) are in the
+//! engine's cluster config, which every snapshot carries.
+
+// Startup errors (once per process) carry openraft's and the engine's large errors.
+#![allow(clippy::result_large_err)]
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::mpsc as stdmpsc;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use keeperkit_model::{Id, SessionId, Txn, TxnBody, Zxid};
+use keeperkit_raft::net::{self, Identity, Peers, Reader, Writer, APP};
+use keeperkit_raft::{Applied, Raft};
+use keeperkit_storage::engine::NativeEngine;
+use keeperkit_storage::traits::{SnapshotTicket, StateMachine};
+use keeperkit_tree::{DataTree, TxnResult};
+use openraft::{BasicNode, ServerState};
+use tokio::sync::{oneshot, watch};
+use tracing::{error, info, warn};
+
+use crate::commit::{self, Begin, FwdAnswer, FwdItem, Job, TxnLog};
+use crate::server::{lock, now_ms, Outgoing, Sess, Shared};
+use crate::session;
+
+/// The file naming the cluster and the node a data directory belongs to.
+pub const IDENTITY_FILE: &str = "cluster-identity";
+
+/// How long a forwarded batch or a proposal may take before its clients' connections
+/// are closed (outcome unknown).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A member as `--peers` and `server.N=` name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddr {
+    /// Host name or address.
+    pub host: String,
+    /// The port Raft traffic goes to.
+    pub raft_port: u16,
+    /// The port clients connect to.
+    pub client_port: u16,
+}
+
+impl PeerAddr {
+    /// `host:raft_port`.
+    pub fn raft_addr(&self) -> String {
+        format!("{}:{}", self.host, self.raft_port)
+    }
+}
+
+/// How a replica runs.
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    /// This node's id (1..=255: it is the high byte of the session ids it creates).
+    pub id: u64,
+    /// Every member, this one included.
+    pub peers: BTreeMap<u64, PeerAddr>,
+    /// Create the cluster (first start of its first members only).
+    pub bootstrap: bool,
+    /// The address the Raft port binds.
+    pub raft_bind: IpAddr,
+    /// Raft heartbeat (ms); elections start after 6 to 12 of them without a leader.
+    pub heartbeat_ms: u64,
+}
+
+/// Parses one member: `HOST:RAFT_PORT:CLIENT_PORT`, or ZooKeeper's
+/// `HOST:QUORUM_PORT:ELECTION_PORT[:ROLE];[ADDR:]CLIENT_PORT` (the quorum port
+/// carries Raft).
+pub fn parse_peer(spec: &str) -> Result<PeerAddr, String> {
+    let port = |p: &str| p.trim().parse::<u16>().map_err(|_| format!("{spec:?}: bad port {p:?}"));
+    let (left, client) = match spec.split_once(';') {
+        Some((l, r)) => (l, Some(r.rsplit(':').next().unwrap_or(r))),
+        None => (spec, None),
+    };
+    let parts: Vec<&str> = left.split(':').collect();
+    if parts.len() < 3 || parts[0].is_empty() {
+        return Err(format!("{spec:?}: expected HOST:RAFT_PORT:CLIENT_PORT"));
+    }
+    let raft_port = port(parts[1])?;
+    let client_port = match client {
+        Some(c) => port(c)?,
+        None if parts.len() == 3 => port(parts[2])?,
+        None => return Err(format!("{spec:?}: no client port")),
+    };
+    Ok(PeerAddr { host: parts[0].to_string(), raft_port, client_port })
+}
+
+/// Parses `--peers 1=HOST:RAFT:CLIENT,2=...`.
+pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, PeerAddr>, String> {
+    let mut out = BTreeMap::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (id, spec) = item
+            .split_once('=')
+            .ok_or_else(|| format!("{item:?}: expected ID=HOST:RAFT:CLIENT"))?;
+        let id = parse_id(id)?;
+        if out.insert(id, parse_peer(spec)?).is_some() {
+            return Err(format!("node {id} is named twice"));
+        }
+    }
+    Ok(out)
+}
+
+/// The `server.N=` lines of a zoo.cfg-style file.
+pub fn peers_from_config(text: &str) -> Result<BTreeMap<u64, PeerAddr>, String> {
+    let mut out = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some(id) = k.trim().strip_prefix("server.") else { continue };
+        let id = parse_id(id).map_err(|e| format!("line {}: {e}", i + 1))?;
+        let p = parse_peer(v.trim()).map_err(|e| format!("line {}: {e}", i + 1))?;
+        if out.insert(id, p).is_some() {
+            return Err(format!("line {}: node {id} is named twice", i + 1));
+        }
+    }
+    Ok(out)
+}
+
+fn parse_id(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=255).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: a node id is 1..=255")),
+    }
+}
+
+/// Reads `cluster-identity`: (cluster id, node id), `None` when absent.
+pub fn read_identity(dir: &Path) -> Result<Option<(String, u64)>, String> {
+    let p = dir.join(IDENTITY_FILE);
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", p.display())),
+    };
+    let (mut cluster, mut node) = (None, None);
+    for line in text.lines() {
+        match line.split_once('=') {
+            Some(("cluster", v)) if !v.is_empty() => cluster = Some(v.to_string()),
+            Some(("node", v)) => node = v.parse::<u64>().ok(),
+            _ => {}
+        }
+    }
+    match (cluster, node) {
+        (Some(c), Some(n)) => Ok(Some((c, n))),
+        _ => Err(format!("{}: damaged (expected cluster=... and node=... lines)", p.display())),
+    }
+}
+
+/// Writes `cluster-identity` durably (a temporary file, fsync, rename, fsync of the
+/// directory).
+pub fn write_identity(dir: &Path, cluster: &str, node: u64) -> Result<(), String> {
+    let tmp = dir.join(format!("{IDENTITY_FILE}.tmp"));
+    let io = |e: std::io::Error| format!("{}: {e}", tmp.display());
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(format!("cluster={cluster}\nnode={node}\n").as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, dir.join(IDENTITY_FILE)).map_err(io)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok(())
+}
+
+/// The id of the cluster `--bootstrap` creates: a hash (FNV-1a, 64 bits) of its
+/// members, so that every first member, started with the same `--peers`, names the same
+/// cluster.
+pub fn cluster_id_of(peers: &BTreeMap<u64, PeerAddr>) -> String {
+    let canon: Vec<String> = peers
+        .iter()
+        .map(|(id, p)| format!("{id}={}:{}:{}", p.host, p.raft_port, p.client_port))
+        .collect();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in canon.join(",").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// A replica's state shared by the server's tasks.
+pub(crate) struct Replica {
+    pub(crate) id: u64,
+    pub(crate) raft: Raft,
+    pub(crate) peers: Peers,
+    pub(crate) members: BTreeMap<u64, PeerAddr>,
+    pub(crate) ident: Arc<Identity>,
+    rt: tokio::runtime::Handle,
+    /// What the applier has applied: (Raft index, zxid).
+    applied: watch::Sender<(u64, i64)>,
+    shared: OnceLock<Weak<Shared>>,
+}
+
+/// openraft's metrics of this node.
+pub(crate) type Metrics = openraft::RaftMetrics<u64, BasicNode>;
+
+impl Replica {
+    pub(crate) fn metrics(&self) -> Metrics {
+        self.raft.metrics().borrow().clone()
+    }
+
+    pub(crate) fn is_leader(&self) -> bool {
+        let m = self.metrics();
+        m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    /// ZooKeeper's name of this node's state (`mntr`'s zk_server_state).
+    pub(crate) fn state_name(&self) -> &'static str {
+        match self.metrics().state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Learner => "observer",
+            ServerState::Candidate => "looking",
+            ServerState::Shutdown => "shutdown",
+        }
+    }
+
+    /// The leader and its Raft address, when one is known (and is not this node).
+    fn leader(&self) -> Option<(u64, String)> {
+        let m = self.metrics();
+        let l = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&l)?;
+        Some((l, node.addr.clone()))
+    }
+
+    /// The Raft index and zxid the applier has applied.
+    pub(crate) fn applied(&self) -> (u64, i64) {
+        *self.applied.borrow()
+    }
+
+    async fn wait_applied(&self, zxid: i64) -> Result<(), String> {
+        let mut rx = self.applied.subscribe();
+        let r = tokio::time::timeout(CALL_TIMEOUT, rx.wait_for(|(_, z)| *z >= zxid))
+            .await
+            .map(|w| w.map(|_| ()));
+        match r {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err("the applier stopped".into()),
+            Err(_) => Err(format!("zxid {zxid:#x} not applied here within {CALL_TIMEOUT:?}")),
+        }
+    }
+
+    /// Followers (voters other than this node) and how many of them have every entry
+    /// the leader has, when this node leads.
+    pub(crate) fn followers(&self) -> Option<(usize, usize)> {
+        let m = self.metrics();
+        if m.state != ServerState::Leader {
+            return None;
+        }
+        let last = m.last_log_index;
+        let rep = m.replication.as_ref()?;
+        let mut total = 0;
+        let mut synced = 0;
+        for (id, matched) in rep.iter() {
+            if *id == self.id {
+                continue;
+            }
+            total += 1;
+            if matched.map(|l| l.index) == last {
+                synced += 1;
+            }
+        }
+        Some((total, synced))
+    }
+
+    /// Whether this node is in a working quorum: it sees a leader that heard from a
+    /// majority lately, and it has applied nearly everything committed. With the
+    /// reason when not.
+    pub(crate) fn ready(&self) -> (bool, String) {
+        let m = self.metrics();
+        if m.running_state.is_err() {
+            return (false, "raft stopped".into());
+        }
+        let Some(leader) = m.current_leader else { return (false, "no leader".into()) };
+        if !m.membership_config.membership().voter_ids().any(|v| v == self.id) {
+            return (false, "not a voting member".into());
+        }
+        if leader == self.id {
+            let limit = self.election_ms() * 2;
+            match m.millis_since_quorum_ack {
+                Some(ms) if ms <= limit => {}
+                Some(ms) => return (false, format!("no quorum heard from for {ms} ms")),
+                None => return (false, "no quorum heard from yet".into()),
+            }
+        }
+        let applied = m.last_applied.map_or(0, |l| l.index + 1);
+        let last = m.last_log_index.map_or(0, |i| i + 1);
+        let lag = last.saturating_sub(applied);
+        if lag > 1000 {
+            return (false, format!("{lag} entries behind"));
+        }
+        (true, format!("member of a quorum, leader {leader}"))
+    }
+
+    fn election_ms(&self) -> u64 {
+        self.raft.config().election_timeout_max
+    }
+
+    /// `/status`: JSON.
+    pub(crate) fn status_json(&self) -> String {
+        let m = self.metrics();
+        let (ready, why) = self.ready();
+        let mut followers = Vec::new();
+        if let Some(rep) = &m.replication {
+            for (id, matched) in rep.iter() {
+                if *id == self.id {
+                    continue;
+                }
+                let lag = match (m.last_log_index, matched) {
+                    (Some(last), Some(l)) => last.saturating_sub(l.index),
+                    (Some(last), None) => last + 1,
+                    (None, _) => 0,
+                };
+                followers.push(format!(
+                    "{{\"id\":{id},\"matched\":{},\"lag\":{lag}}}",
+                    matched.map_or("null".to_string(), |l| l.index.to_string())
+                ));
+            }
+        }
+        let mem = m.membership_config.membership();
+        let voters: Vec<String> = mem.voter_ids().map(|v| v.to_string()).collect();
+        let learners: Vec<String> = mem.learner_ids().map(|v| v.to_string()).collect();
+        let (_, zxid) = self.applied();
+        let members: Vec<String> = self
+            .members
+            .iter()
+            .map(|(id, p)| {
+                format!(
+                    "{{\"id\":{id},\"raft\":\"{}\",\"client_port\":{}}}",
+                    p.raft_addr(),
+                    p.client_port
+                )
+            })
+            .collect();
+        format!(
+            "{{\"id\":{},\"cluster\":\"{}\",\"state\":\"{}\",\"term\":{},\"leader\":{},\"last_log_index\":{},\"commit_index\":{},\"applied_index\":{},\"applied_zxid\":\"{:#x}\",\"membership_log_id\":{},\"voters\":[{}],\"learners\":[{}],\"ready\":{ready},\"reason\":\"{}\",\"followers\":[{}],\"members\":[{}]}}\n",
+            self.id,
+            self.ident.cluster.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default(),
+            self.state_name(),
+            m.current_term,
+            m.current_leader.map_or("null".into(), |l| l.to_string()),
+            m.last_log_index.map_or("null".into(), |i| i.to_string()),
+            m.last_applied.map_or("null".into(), |l| l.index.to_string()),
+            m.last_applied.map_or("null".into(), |l| l.index.to_string()),
+            zxid,
+            m.membership_config.log_id().map_or("null".into(), |l| format!("\"{}-{}\"", l.leader_id.term, l.index)),
+            voters.join(","),
+            learners.join(","),
+            why.replace('"', "'"),
+            followers.join(","),
+            members.join(","),
+        )
+    }
+}
+
+// ---------------------------------------------------------------- the log
+
+/// The replicated [`TxnLog`]: on the leader, txns are prepped against a speculative
+/// copy of the tree and proposed to Raft at commit; on a follower, writes are
+/// forwarded.
+pub(crate) struct RaftLog {
+    replica: Arc<Replica>,
+    engine: NativeEngine,
+    shared: Arc<Shared>,
+    /// The tree writes are prepped against: the applied tree plus what this batch
+    /// appended.
+    spec: DataTree,
+    pending: Vec<Txn>,
+    /// The term this node last led in, once its predecessors' entries are applied.
+    led: Option<u64>,
+    sync_due: bool,
+}
+
+impl RaftLog {
+    pub(crate) fn new(replica: Arc<Replica>, engine: NativeEngine, shared: Arc<Shared>) -> RaftLog {
+        let spec = engine.view().0;
+        RaftLog { replica, engine, shared, spec, pending: Vec::new(), led: None, sync_due: false }
+    }
+
+    /// Leadership just began (term `term`): everything committed before is applied,
+    /// sessions get a full timeout, new session ids are this node's.
+    fn take_lead(&mut self, term: u64) -> Result<(), String> {
+        let raft = self.replica.raft.clone();
+        self.replica
+            .rt
+            .block_on(async move {
+                tokio::time::timeout(CALL_TIMEOUT, raft.ensure_linearizable()).await
+            })
+            .map_err(|_| "leadership not confirmed in time".to_string())?
+            .map_err(|e| e.to_string())?;
+        let tree = self.engine.view().0;
+        let now = Instant::now();
+        {
+            let mut ss = lock(&self.shared.sessions);
+            let mut max_id = 0i64;
+            for s in tree.sessions() {
+                max_id = max_id.max(s.id.0);
+                let deadline =
+                    now + Duration::from_millis(u64::try_from(s.timeout_ms).unwrap_or(0));
+                ss.map
+                    .entry(s.id.0)
+                    .and_modify(|e| {
+                        e.deadline = deadline;
+                        e.closing = false;
+                    })
+                    .or_insert(Sess {
+                        timeout_ms: s.timeout_ms,
+                        deadline,
+                        conn: None,
+                        closing: false,
+                    });
+            }
+            let id = u8::try_from(self.replica.id).unwrap_or(u8::MAX);
+            ss.next_id =
+                ss.next_id.max(session::first_session_id(id, now_ms(), max_id.saturating_add(1)));
+        }
+        info!(term, "leading: {} sessions carried over", tree.sessions().len());
+        self.led = Some(term);
+        Ok(())
+    }
+}
+
+impl TxnLog for RaftLog {
+    fn with_tree<R>(&self, f: impl FnOnce(&DataTree) -> R) -> R {
+        f(&self.spec)
+    }
+
+    fn last_zxid(&self) -> Zxid {
+        self.spec.last_processed_zxid()
+    }
+
+    fn append(&mut self, txn: &Txn) -> Option<TxnResult> {
+        let r = self.spec.apply(txn);
+        self.pending.push(txn.clone());
+        Some(r)
+    }
+
+    fn commit(&mut self) -> Result<(), String> {
+        let txns = std::mem::take(&mut self.pending);
+        let sync = std::mem::take(&mut self.sync_due);
+        let raft = self.replica.raft.clone();
+        let replica = self.replica.clone();
+        let last = txns.last().map(|t| t.header.zxid.0);
+        let r = self.replica.rt.block_on(async move {
+            let mut answers = Vec::with_capacity(txns.len());
+            for t in txns {
+                answers.push(raft.client_write_ff(t).await.map_err(|e| e.to_string())?);
+            }
+            let all = async {
+                for a in answers {
+                    match a.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return Err(e.to_string()),
+                        Err(_) => return Err("raft dropped the proposal".to_string()),
+                    }
+                }
+                if sync && last.is_none() {
+                    raft.ensure_linearizable().await.map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            };
+            tokio::time::timeout(CALL_TIMEOUT, all)
+                .await
+                .map_err(|_| format!("not committed within {CALL_TIMEOUT:?}"))??;
+            if let Some(z) = last {
+                replica.wait_applied(z).await?;
+            }
+            Ok::<(), String>(())
+        });
+        if r.is_err() {
+            // What was proposed may still commit: start over from what is applied.
+            self.led = None;
+        }
+        r
+    }
+
+    fn committed_tree(&self) -> DataTree {
+        self.spec.clone()
+    }
+
+    /// Raft decides snapshots (every `snapCount` entries, and then purges the log);
+    /// this asks it for one now.
+    fn start_snapshot(&mut self) -> Result<Option<SnapshotTicket>, String> {
+        let raft = self.replica.raft.clone();
+        self.replica
+            .rt
+            .block_on(async move { raft.trigger().snapshot().await })
+            .map_err(|e| e.to_string())?;
+        Ok(None)
+    }
+
+    fn begin(&mut self) -> Begin {
+        let m = self.replica.metrics();
+        if m.state == ServerState::Leader && m.current_leader == Some(self.replica.id) {
+            if self.led != Some(m.current_term) {
+                if let Err(e) = self.take_lead(m.current_term) {
+                    warn!("cannot lead yet: {e}");
+                    self.led = None;
+                    self.spec = self.engine.view().0;
+                    return Begin::Forward;
+                }
+            }
+            self.spec = self.engine.view().0;
+            self.pending.clear();
+            Begin::Prep
+        } else {
+            self.led = None;
+            self.spec = self.shared.published.read().unwrap_or_else(|e| e.into_inner()).clone();
+            Begin::Forward
+        }
+    }
+
+    fn publishes(&self) -> bool {
+        false
+    }
+
+    fn note_sync(&mut self) {
+        self.sync_due = true;
+    }
+
+    fn commit_due(&self) -> bool {
+        self.sync_due
+    }
+
+    fn forward(&mut self, items: Vec<FwdItem>) -> Result<Vec<FwdAnswer>, String> {
+        let wait_until = Instant::now() + Duration::from_millis(self.replica.election_ms() * 3);
+        let (leader, addr) = loop {
+            match self.replica.leader() {
+                Some(l) => break l,
+                None if Instant::now() < wait_until => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                None => return Err("no leader".into()),
+            }
+        };
+        if leader == self.replica.id {
+            return Err("this node became the leader meanwhile".into());
+        }
+        let body = encode_forward(&items);
+        let replica = self.replica.clone();
+        let answers = self.replica.rt.block_on(async move {
+            let mut msg = vec![FORWARD];
+            msg.extend_from_slice(&body);
+            let b = replica
+                .peers
+                .call(leader, &addr, APP, &msg, CALL_TIMEOUT)
+                .await
+                .map_err(|e| format!("node {leader}: {e}"))?;
+            let (zxid, answers) = decode_answers(&b).map_err(|e| format!("node {leader}: {e}"))?;
+            replica.wait_applied(zxid).await?;
+            Ok::<_, String>(answers)
+        })?;
+        self.spec = self.shared.published.read().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(answers)
+    }
+}
+
+// ---------------------------------------------------------------- forwarding
+
+/// An application call: forwarded writes.
+const FORWARD: u8 = 1;
+/// An application call: the sessions connected to a follower.
+const TOUCH: u8 = 2;
+
+fn encode_forward(items: &[FwdItem]) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.0.extend_from_slice(&u32::try_from(items.len()).unwrap_or(u32::MAX).to_le_bytes());
+    for it in items {
+        match it {
+            FwdItem::Request { session, xid, auths, frame } => {
+                w.u8(0);
+                w.u64(session.0 as u64);
+                w.u64(u64::from(*xid as u32));
+                w.0.extend_from_slice(
+                    &u32::try_from(auths.len()).unwrap_or(u32::MAX).to_le_bytes(),
+                );
+                for a in auths {
+                    w.bytes(a.scheme.as_bytes());
+                    w.bytes(a.id.as_bytes());
+                }
+                w.bytes(frame);
+            }
+            FwdItem::Failed { session, xid } => {
+                w.u8(1);
+                w.u64(session.0 as u64);
+                w.u64(u64::from(*xid as u32));
+            }
+            FwdItem::CreateSession { timeout_ms } => {
+                w.u8(2);
+                w.u64(u64::from(*timeout_ms as u32));
+            }
+        }
+    }
+    w.0
+}
+
+fn text(r: &mut Reader<'_>) -> Result<String, String> {
+    let b = r.bytes().map_err(|e| e.0)?;
+    String::from_utf8(b.to_vec()).map_err(|_| "a text is not UTF-8".to_string())
+}
+
+fn decode_forward(b: &[u8]) -> Result<Vec<FwdItem>, String> {
+    let mut r = Reader::new(b);
+    let n = r.count(9).map_err(|e| e.0)?;
+    let mut out = Vec::with_capacity(n);
+    let i32_of = |v: u64| -> Result<i32, String> {
+        u32::try_from(v).map(|x| x as i32).map_err(|_| format!("{v} is not a 32-bit value"))
+    };
+    for _ in 0..n {
+        let item = match r.u8().map_err(|e| e.0)? {
+            0 => {
+                let session = SessionId(r.u64().map_err(|e| e.0)? as i64);
+                let xid = i32_of(r.u64().map_err(|e| e.0)?)?;
+                let na = r.count(8).map_err(|e| e.0)?;
+                let mut auths = Vec::with_capacity(na);
+                for _ in 0..na {
+                    let scheme = text(&mut r)?;
+                    let id = text(&mut r)?;
+                    auths.push(Id { scheme, id });
+                }
+                let frame = r.bytes().map_err(|e| e.0)?.to_vec();
+                FwdItem::Request { session, xid, auths, frame }
+            }
+            1 => {
+                let session = SessionId(r.u64().map_err(|e| e.0)? as i64);
+                let xid = i32_of(r.u64().map_err(|e| e.0)?)?;
+                FwdItem::Failed { session, xid }
+            }
+            2 => FwdItem::CreateSession { timeout_ms: i32_of(r.u64().map_err(|e| e.0)?)? },
+            k => return Err(format!("unknown forwarded item kind {k}")),
+        };
+        out.push(item);
+    }
+    r.end().map_err(|e| e.0)?;
+    Ok(out)
+}
+
+fn encode_answers(zxid: i64, answers: &[FwdAnswer]) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u64(zxid as u64);
+    w.0.extend_from_slice(&u32::try_from(answers.len()).unwrap_or(u32::MAX).to_le_bytes());
+    for a in answers {
+        match a {
+            FwdAnswer::Frame(f) => {
+                w.u8(0);
+                w.bytes(f);
+            }
+            FwdAnswer::Session(None) => w.u8(1),
+            FwdAnswer::Session(Some(id)) => {
+                w.u8(2);
+                w.u64(id.0 as u64);
+            }
+        }
+    }
+    w.0
+}
+
+fn decode_answers(b: &[u8]) -> Result<(i64, Vec<FwdAnswer>), String> {
+    let mut r = Reader::new(b);
+    let zxid = r.u64().map_err(|e| e.0)? as i64;
+    let n = r.count(1).map_err(|e| e.0)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(match r.u8().map_err(|e| e.0)? {
+            0 => FwdAnswer::Frame(r.bytes().map_err(|e| e.0)?.to_vec()),
+            1 => FwdAnswer::Session(None),
+            2 => FwdAnswer::Session(Some(SessionId(r.u64().map_err(|e| e.0)? as i64))),
+            k => return Err(format!("unknown answer kind {k}")),
+        });
+    }
+    r.end().map_err(|e| e.0)?;
+    Ok((zxid, out))
+}
+
+/// The leader's side of the application calls.
+async fn app_call(replica: Arc<Replica>, from: u64, body: Vec<u8>) -> Result<Vec<u8>, String> {
+    let shared = replica.shared.get().and_then(Weak::upgrade).ok_or("the server is not running")?;
+    let (kind, rest) = body.split_first().ok_or("empty call")?;
+    match *kind {
+        FORWARD => {
+            if !replica.is_leader() {
+                return Err(format!("node {} is not the leader", replica.id));
+            }
+            let items = decode_forward(rest)?;
+            let (tx, rx) = oneshot::channel();
+            shared.submit(Job::Forwarded { items, reply: tx });
+            let (zxid, answers) =
+                rx.await.map_err(|_| "the writes could not be committed".to_string())?;
+            Ok(encode_answers(zxid, &answers))
+        }
+        TOUCH => {
+            let mut r = Reader::new(rest);
+            let n = r.count(8).map_err(|e| e.0)?;
+            let now = Instant::now();
+            let mut ss = lock(&shared.sessions);
+            for _ in 0..n {
+                let id = r.u64().map_err(|e| e.0)? as i64;
+                if let Some(s) = ss.map.get_mut(&id) {
+                    if !s.closing {
+                        s.deadline =
+                            now + Duration::from_millis(u64::try_from(s.timeout_ms).unwrap_or(0));
+                    }
+                }
+            }
+            let _ = from;
+            Ok(Vec::new())
+        }
+        k => Err(format!("unknown application call {k}")),
+    }
+}
+
+/// A follower reports the sessions connected to it to the leader, every half tick.
+async fn touch_loop(replica: Arc<Replica>, shared: Weak<Shared>, period: Duration) {
+    let mut iv = tokio::time::interval(period);
+    loop {
+        iv.tick().await;
+        let Some(shared) = shared.upgrade() else { return };
+        if replica.is_leader() {
+            continue;
+        }
+        let Some((leader, addr)) = replica.leader() else { continue };
+        let ids: Vec<i64> = lock(&shared.sessions)
+            .map
+            .iter()
+            .filter(|(_, s)| s.conn.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        drop(shared);
+        if ids.is_empty() {
+            continue;
+        }
+        let mut w = Writer::default();
+        w.u8(TOUCH);
+        w.0.extend_from_slice(&u32::try_from(ids.len()).unwrap_or(u32::MAX).to_le_bytes());
+        for id in ids {
+            w.u64(id as u64);
+        }
+        if let Err(e) = replica.peers.call(leader, &addr, APP, &w.0, period * 2).await {
+            warn!("reporting sessions to node {leader}: {e}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the applier
+
+/// Mirrors every applied txn into the published tree, fires this server's watches,
+/// tracks sessions; then tells who waits (`applied`).
+fn applier(
+    shared: Weak<Shared>,
+    engine: NativeEngine,
+    mut tree: DataTree,
+    rx: stdmpsc::Receiver<Applied>,
+    applied: watch::Sender<(u64, i64)>,
+) {
+    let mut index = applied.borrow().0;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok(a) => batch.push(a),
+                Err(_) => break,
+            }
+        }
+        let Some(shared) = shared.upgrade() else { return };
+        let mut changes = Vec::new();
+        let mut created = Vec::new();
+        let mut closed = Vec::new();
+        let mut reset = false;
+        for a in batch {
+            match a {
+                Applied::Txn { index: i, txn } => {
+                    index = i;
+                    let subs: Vec<TxnBody> = match &txn.body {
+                        TxnBody::Multi(s) => s.clone(),
+                        TxnBody::CloseSession { paths } => paths
+                            .iter()
+                            .flatten()
+                            .map(|p| TxnBody::Delete { path: p.clone() })
+                            .collect(),
+                        b => vec![b.clone()],
+                    };
+                    let pre = commit::pre_acls(&tree, &subs);
+                    let r = tree.apply(&txn);
+                    if !r.is_ok() && !matches!(txn.body, TxnBody::Error { .. } | TxnBody::Multi(_))
+                    {
+                        error!("txn {:#x} applied with {r:?} on the mirror", txn.header.zxid.0);
+                    }
+                    changes.extend(commit::changes_of(&subs, &pre, &tree));
+                    match &txn.body {
+                        TxnBody::CreateSession { timeout_ms } => {
+                            created.push((txn.header.client_id, *timeout_ms))
+                        }
+                        // An expiry (the server's own closeSession, xid 0) closes the
+                        // session's connection here; a client's closeSession is answered
+                        // first and then closed by its committer.
+                        TxnBody::CloseSession { .. } => {
+                            closed.push((txn.header.client_id, txn.header.cxid == 0))
+                        }
+                        _ => {}
+                    }
+                }
+                Applied::Other { index: i } => index = i,
+                Applied::Installed => {
+                    tree = engine.view().0;
+                    reset = true;
+                }
+            }
+        }
+        {
+            let mut published = shared.published.write().unwrap_or_else(|e| e.into_inner());
+            let mut watches = lock(&shared.watches);
+            let mut events = Vec::new();
+            commit::fire(&shared, &mut watches, changes, &mut events);
+            *published = tree.clone();
+        }
+        {
+            let now = Instant::now();
+            let mut ss = lock(&shared.sessions);
+            if reset {
+                let live: std::collections::HashSet<i64> =
+                    tree.sessions().iter().map(|s| s.id.0).collect();
+                ss.map.retain(|id, _| live.contains(id));
+                for s in tree.sessions() {
+                    ss.map.entry(s.id.0).or_insert(Sess {
+                        timeout_ms: s.timeout_ms,
+                        deadline: now
+                            + Duration::from_millis(u64::try_from(s.timeout_ms).unwrap_or(0)),
+                        conn: None,
+                        closing: false,
+                    });
+                }
+            }
+            for (id, timeout_ms) in created {
+                ss.map.entry(id.0).or_insert(Sess {
+                    timeout_ms,
+                    deadline: now + Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0)),
+                    conn: None,
+                    closing: false,
+                });
+            }
+            for (id, expired) in closed {
+                let conn = ss.map.remove(&id.0).and_then(|s| s.conn);
+                if let Some(c) = conn.filter(|_| expired) {
+                    if let Some(ci) = lock(&shared.conns).get(&c) {
+                        let _ = ci.out.send(Outgoing::Close);
+                        ci.close.notify_one();
+                    }
+                }
+            }
+        }
+        applied.send_replace((index, tree.last_processed_zxid().0));
+    }
+}
+
+// ---------------------------------------------------------------- starting
+
+/// What [`open`] prepared: the replica, and what the server starts around it.
+pub(crate) struct Opened {
+    pub(crate) replica: Arc<Replica>,
+    pub(crate) engine: NativeEngine,
+    pub(crate) tree: DataTree,
+    raft_listener: tokio::net::TcpListener,
+    applied_rx: stdmpsc::Receiver<Applied>,
+}
+
+/// Why a replica could not start.
+pub(crate) fn open_err(msg: impl Into<String>) -> crate::ServeError {
+    crate::ServeError::Other(msg.into())
+}
+
+/// Opens the data directory as a Raft store, checks or creates its identity, starts
+/// Raft and binds the Raft port.
+pub(crate) async fn open(
+    fs: Arc<dyn keeperkit_vfs::FileSystem>,
+    dir: &Path,
+    cfg: &crate::ServerConfig,
+    rc: &ReplicaConfig,
+) -> Result<Opened, crate::ServeError> {
+    let me = rc
+        .peers
+        .get(&rc.id)
+        .ok_or_else(|| open_err(format!("--peers does not name this node ({})", rc.id)))?;
+    let identity = read_identity(dir).map_err(open_err)?;
+    let cluster = match &identity {
+        Some((c, n)) if *n == rc.id => Some(c.clone()),
+        Some((_, n)) => {
+            return Err(open_err(format!(
+                "{} belongs to node {n}, not node {} (--id)",
+                dir.display(),
+                rc.id
+            )))
+        }
+        None => None,
+    };
+    let opts = keeperkit_raft::engine_options(dir);
+    let (log, sm) = tokio::task::spawn_blocking(move || keeperkit_raft::open(fs, opts))
+        .await
+        .map_err(|e| open_err(e.to_string()))?
+        .map_err(|e| crate::ServeError::Other(format!("opening {}: {e}", dir.display())))?;
+    let engine = sm.engine().clone();
+    let fresh = engine.server_state().is_empty() && engine.applied().index == 0;
+    let cluster = match (cluster, rc.bootstrap) {
+        (Some(c), true) => {
+            info!("{} is already part of cluster {c}: --bootstrap ignored", dir.display());
+            Some(c)
+        }
+        (Some(c), false) => Some(c),
+        (None, true) if fresh => {
+            let c = cluster_id_of(&rc.peers);
+            write_identity(dir, &c, rc.id).map_err(open_err)?;
+            info!("bootstrapping cluster {c}");
+            Some(c)
+        }
+        (None, true) => {
+            return Err(open_err(format!(
+                "{} holds Raft state but no {IDENTITY_FILE}: refusing to bootstrap a new cluster over it",
+                dir.display()
+            )))
+        }
+        (None, false) => {
+            info!("no cluster yet: waiting for a leader to add this node (start the first members with --bootstrap)");
+            None
+        }
+    };
+    let d2 = dir.to_path_buf();
+    let node = rc.id;
+    let ident = Arc::new(Identity {
+        node,
+        cluster: Mutex::new(cluster),
+        adopt: Box::new(move |c| {
+            info!("joining cluster {c}");
+            write_identity(&d2, c, node)
+        }),
+    });
+    let (atx, arx) = stdmpsc::channel();
+    sm.observe(atx);
+    let (tree, pos) = engine.view();
+    let election = rc.heartbeat_ms * 6;
+    let config = openraft::Config {
+        cluster_name: "keeperkit".into(),
+        heartbeat_interval: rc.heartbeat_ms,
+        election_timeout_min: election,
+        election_timeout_max: election * 2,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snap_count),
+        max_in_snapshot_log_to_keep: 1000,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| open_err(e.to_string()))?;
+    let peers = Peers::new(ident.clone());
+    let raft = Raft::new(rc.id, Arc::new(config), peers.clone(), log, sm.clone())
+        .await
+        .map_err(|e| open_err(format!("starting raft: {e}")))?;
+    let raft_addr = SocketAddr::new(rc.raft_bind, me.raft_port);
+    let raft_listener = tokio::net::TcpListener::bind(raft_addr)
+        .await
+        .map_err(|source| crate::ServeError::Bind { addr: raft_addr, source })?;
+    let initialized = raft.is_initialized().await.map_err(|e| open_err(e.to_string()))?;
+    if rc.bootstrap && !initialized {
+        let members: BTreeMap<u64, BasicNode> =
+            rc.peers.iter().map(|(id, p)| (*id, BasicNode::new(p.raft_addr()))).collect();
+        raft.initialize(members).await.map_err(|e| open_err(format!("bootstrapping: {e}")))?;
+    }
+    let (applied, _) = watch::channel((pos.index.saturating_sub(1), tree.last_processed_zxid().0));
+    let replica = Arc::new(Replica {
+        id: rc.id,
+        raft,
+        peers,
+        members: rc.peers.clone(),
+        ident,
+        rt: tokio::runtime::Handle::current(),
+        applied,
+        shared: OnceLock::new(),
+    });
+    Ok(Opened { replica, engine, tree, raft_listener, applied_rx: arx })
+}
+
+impl Opened {
+    /// Starts the applier, the Raft port and the session reports, once the server's
+    /// shared state exists.
+    pub(crate) fn run(self, shared: &Arc<Shared>) -> Result<(), crate::ServeError> {
+        let Opened { replica, engine, tree, raft_listener, applied_rx } = self;
+        let _ = replica.shared.set(Arc::downgrade(shared));
+        let weak = Arc::downgrade(shared);
+        let applied = replica.applied.clone();
+        std::thread::Builder::new()
+            .name("keeperkit-applier".into())
+            .spawn(move || applier(weak, engine, tree, applied_rx, applied))
+            .map_err(|e| open_err(format!("starting the applier: {e}")))?;
+        let r2 = replica.clone();
+        let handler: net::AppHandler = Arc::new(move |from, body| {
+            let r = r2.clone();
+            Box::pin(app_call(r, from, body))
+        });
+        tokio::spawn(net::serve(
+            raft_listener,
+            replica.raft.clone(),
+            replica.ident.clone(),
+            handler,
+        ));
+        let period =
+            (shared.cfg.tick() / 2).clamp(Duration::from_millis(50), Duration::from_millis(1000));
+        tokio::spawn(touch_loop(replica.clone(), Arc::downgrade(shared), period));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_both_forms() {
+        let p = parse_peers("1=127.0.0.1:24001:24101, 2=h2:24002:24102").unwrap();
+        assert_eq!(
+            p[&1],
+            PeerAddr { host: "127.0.0.1".into(), raft_port: 24001, client_port: 24101 }
+        );
+        assert_eq!(p[&2].raft_addr(), "h2:24002");
+        let c = peers_from_config("tickTime=2000\nserver.3=zk3:2888:3888;2181\nserver.4=zk4:2889:3889:participant;0.0.0.0:2182\n").unwrap();
+        assert_eq!(c[&3], PeerAddr { host: "zk3".into(), raft_port: 2888, client_port: 2181 });
+        assert_eq!(c[&4].client_port, 2182);
+        assert!(parse_peers("1=h:1").is_err());
+        assert!(parse_peers("0=h:1:2").is_err());
+        assert!(parse_peers("1=h:1:2,1=h:3:4").is_err());
+        assert!(parse_peer("h:x:2").is_err());
+    }
+
+    #[test]
+    fn forwarded_writes_round_trip_and_truncation_fails() {
+        let items = vec![
+            FwdItem::Request {
+                session: SessionId(0x0100_0000_0000_0001),
+                xid: -7,
+                auths: vec![Id { scheme: "ip".into(), id: "127.0.0.1".into() }],
+                frame: vec![0, 0, 0, 3, 1, 2, 3],
+            },
+            FwdItem::Failed { session: SessionId(5), xid: 9 },
+            FwdItem::CreateSession { timeout_ms: 30000 },
+        ];
+        let b = encode_forward(&items);
+        assert_eq!(decode_forward(&b).unwrap(), items);
+        for cut in 0..b.len() {
+            assert!(decode_forward(&b[..cut]).is_err(), "cut at {cut}");
+        }
+        let answers = vec![
+            FwdAnswer::Frame(vec![1, 2]),
+            FwdAnswer::Session(None),
+            FwdAnswer::Session(Some(SessionId(-3))),
+        ];
+        let b = encode_answers(0x1_0000_0005, &answers);
+        assert_eq!(decode_answers(&b).unwrap(), (0x1_0000_0005, answers));
+        for cut in 0..b.len() {
+            assert!(decode_answers(&b[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn identity_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(read_identity(d.path()).unwrap(), None);
+        write_identity(d.path(), "abc", 2).unwrap();
+        assert_eq!(read_identity(d.path()).unwrap(), Some(("abc".into(), 2)));
+        std::fs::write(d.path().join(IDENTITY_FILE), "garbage").unwrap();
+        assert!(read_identity(d.path()).is_err());
+    }
+}
