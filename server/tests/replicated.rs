@@ -180,7 +180,7 @@ fn three_replicas_keep_sessions_and_writes_across_a_leader_stop() {
         ok(&mut b, &Request::Sync { path: "/r".into() }).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let _ = b.call(&Request::Ping).await;
+            b.ping().await.unwrap();
             let (events, _) = b.take_events();
             if events.iter().any(|(_, e)| e.path == "/r") {
                 break;
@@ -198,7 +198,7 @@ fn three_replicas_keep_sessions_and_writes_across_a_leader_stop() {
             let r = a.recv().await.unwrap();
             assert_eq!(r.header.err, 0);
         }
-        drop(b);
+        b.close().await.unwrap();
         let sid = a.session_id();
         let passwd = a.password().to_vec();
         // The connection drops without closing the session (as a client losing it).
