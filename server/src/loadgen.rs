@@ -290,23 +290,19 @@ pub enum LoadError {
     Runtime(std::io::Error),
 }
 
-/// splitmix64: a small, good enough generator for picking ops and nodes.
+/// The workspace's splitmix64, picking ops and nodes.
 #[derive(Debug, Clone)]
-struct Rng(u64);
+struct Rng(keeperkit_vfs::SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: usize) -> usize {
         // n is at most 100 million: the modulo bias is far below what is measured
         let n = u64::try_from(n.max(1)).unwrap_or(u64::MAX);
-        usize::try_from(self.next() % n).unwrap_or(0)
+        usize::try_from(self.0.below(n)).unwrap_or(0)
     }
 }
 
@@ -400,7 +396,8 @@ async fn client_loop(
     deadline: Instant,
 ) -> Result<Samples, LoadError> {
     let mut s = Samples::default();
-    let mut rng = Rng(0x5EED ^ (client as u64).wrapping_mul(0x1000_0000_01B3));
+    let mut rng =
+        Rng(keeperkit_vfs::SplitMix64(0x5EED ^ (client as u64).wrapping_mul(0x1000_0000_01B3)));
     let mut created: Vec<u64> = Vec::new();
     let mut seq = 0u64;
     let dir = format!("{base}/c{client}");

@@ -194,7 +194,83 @@ pub fn open<'a>(
             }
         }
     };
+    refuse_special_files(fs, &source)?;
     Ok(DataDir { fs, path: path.to_path_buf(), options: options.clone(), source })
+}
+
+/// Fails, naming it, on an entry of the source's directories that is named like one of
+/// the dialect's data files but is not a regular file or a directory: a FIFO, a socket,
+/// a device, a symbolic link that loops or leads nowhere. Such an entry cannot be read
+/// as what its name says (a FIFO would block a reader forever), so the call cannot be
+/// carried out: every command refuses it the same way, before reading anything.
+/// (Directories named like data files are findings of their own.) Opening does not
+/// block: the file system opens without waiting for a FIFO's writer and refuses
+/// whatever is not a regular file.
+fn refuse_special_files(fs: &dyn FileSystem, source: &Source) -> Result<(), StorageError> {
+    let zookeeper = |n: &str| n.starts_with("log.") || n.starts_with("snapshot.");
+    let clickhouse = |n: &str| {
+        let n = n.strip_prefix(keeperkit_wal::clickhouse::TMP_PREFIX).unwrap_or(n);
+        n.starts_with("changelog_") || n.starts_with("snapshot_")
+    };
+    let native = |n: &str| {
+        n.starts_with("seg-")
+            || n.starts_with("snap-")
+            || n == keeperkit_wal::native::META_FILE_NAME
+    };
+    type DataLike<'f> = &'f dyn Fn(&str) -> bool;
+    let (dirs, data_like): (Vec<&Path>, DataLike<'_>) = match source {
+        Source::ZooKeeperDir(l) => (vec![&l.snap_dir, &l.log_dir], &zookeeper),
+        Source::ClickHouse(l) => (
+            [&l.log_dir, &l.snapshot_dir, &l.committed_snapshot_dir]
+                .into_iter()
+                .flatten()
+                .map(PathBuf::as_path)
+                .collect(),
+            &clickhouse,
+        ),
+        // (The marker is checked where the directory is located.)
+        Source::NativeDir { snap_dir, wal_dir } => (vec![snap_dir, wal_dir], &native),
+        Source::ZooKeeperFile(_) | Source::NativeFile(_) | Source::NativeSegment(_) => {
+            return Ok(())
+        }
+    };
+    let mut seen: Vec<&Path> = Vec::new();
+    for dir in dirs {
+        if seen.contains(&dir) {
+            continue;
+        }
+        seen.push(dir);
+        let Ok(entries) = fs.read_dir(dir) else { continue };
+        for e in entries.iter().filter(|e| !e.is_dir && data_like(&e.name)) {
+            let p = dir.join(&e.name);
+            match fs.open(&p, keeperkit_vfs::OpenMode::Read) {
+                Ok(_) => {}
+                // Deleted since the listing (a live server's purge): nothing to refuse.
+                // A link that leads nowhere is still listed.
+                Err(err)
+                    if err.kind() == std::io::ErrorKind::NotFound
+                        && fs.read_dir(dir).is_ok_and(|es| es.iter().all(|x| x.name != e.name)) => {
+                }
+                Err(err) => {
+                    // The file system says what it is: "not a regular file (a FIFO)".
+                    let msg = err.to_string();
+                    let found = msg
+                        .strip_prefix("not a regular file (")
+                        .and_then(|k| k.strip_suffix(')'))
+                        .map_or_else(
+                            || format!("an entry that cannot be opened ({msg})"),
+                            str::to_string,
+                        );
+                    return Err(StorageError::WrongKind {
+                        path: p,
+                        expected: "the regular file its name says it is",
+                        found,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A load of one file, reported as one step of its size.

@@ -54,21 +54,17 @@ use common::{s, Run};
 // Random numbers: splitmix64, so that a seed and a case number give the same case on
 // every machine.
 
-struct Rng(u64);
+struct Rng(keeperkit_vfs::SplitMix64);
 
 impl Rng {
     fn new(seed: u64, case: u64) -> Rng {
-        let mut r = Rng(seed ^ case.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut r = Rng(keeperkit_vfs::SplitMix64(seed ^ case.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
         r.next();
         r
     }
 
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// A number in `0..n` (`n > 0`).
@@ -545,94 +541,8 @@ fn native_set(root: &Path) -> DataSet {
     DataSet::new("native", "native", dir, "zookeeper")
 }
 
-/// A ClickHouse Keeper coordination directory: changelogs of 55 entries (a config, a
-/// session, then creates, sets and removes), 20 per file, and snapshots at index 20 (LZ4
-/// compressed blocks) and 40 (zstd) of the state the changelogs give there.
 fn clickhouse_set(root: &Path, name: &'static str, compress: bool) -> DataSet {
-    use keeperkit_model::keeper::nuraft::{ClusterConfig, ServerConfig};
-    use keeperkit_model::keeper::{CreateRequest, KeeperLogEntry, KeeperRequest, ZxidDigest};
-    use keeperkit_snapshot::clickhouse::container::METHOD_LZ4;
-    use keeperkit_snapshot::clickhouse::{write_snapshot, Container, WriteOptions};
-    use keeperkit_wal::clickhouse::{
-        ChangelogRecord, ChangelogWriter, WriterOptions, VALUE_TYPE_APP_LOG, VALUE_TYPE_CONF,
-    };
-
-    let dir = root.join(name);
-    let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let fs = keeperkit_vfs::StdFs;
-    let mut w = ChangelogWriter::new(
-        &fs,
-        &logs,
-        WriterOptions { rotate_interval: 20, compress, sync: false },
-    );
-    for i in 1..=55u64 {
-        let ii = i64::try_from(i).unwrap();
-        let rec = if i == 1 {
-            let c = ClusterConfig {
-                log_idx: 1,
-                prev_log_idx: 0,
-                async_replication: 0,
-                user_ctx: vec![],
-                servers: vec![ServerConfig {
-                    id: 1,
-                    dc_id: 0,
-                    endpoint: "k1:9234".into(),
-                    aux: String::new(),
-                    flags: 0,
-                    priority: 1,
-                }],
-            };
-            ChangelogRecord::new(i, 1, VALUE_TYPE_CONF, c.encode())
-        } else {
-            let req = match (i, i % 4) {
-                (2, _) => KeeperRequest::SessionId {
-                    internal_id: 1,
-                    session_timeout_ms: 30_000,
-                    server_id: 1,
-                },
-                (_, 3) => KeeperRequest::Create(CreateRequest {
-                    path: format!("/n{i}"),
-                    data: format!("data of {i}").into_bytes(),
-                    acls: vec![],
-                    flags: 0,
-                }),
-                (_, 0) => KeeperRequest::Set {
-                    path: format!("/n{}", i - 1),
-                    data: vec![b'x'; usize::try_from(i).unwrap()],
-                    version: -1,
-                },
-                (_, 1) => KeeperRequest::Create(CreateRequest {
-                    path: format!("/n{}/c", i - 2),
-                    data: vec![],
-                    acls: vec![],
-                    flags: 0,
-                }),
-                _ => KeeperRequest::Remove { path: format!("/n{}/c", i - 3), version: -1 },
-            };
-            let session = if i == 2 { -1 } else { 0x10 };
-            let mut e = KeeperLogEntry::new(session, ii, req, 1_700_000_000_000 + ii);
-            e.trailer.zxid_digest =
-                Some(ZxidDigest { zxid: 100 + ii, digest_version: 0, digest: Some(0) });
-            ChangelogRecord::new(i, 1, VALUE_TYPE_APP_LOG, e.encode())
-        };
-        w.append(&rec).unwrap();
-    }
-    w.finish().unwrap();
-    let snaps = dir.join("snapshots");
-    std::fs::create_dir_all(&snaps).unwrap();
-    for (index, container) in [(20u64, Container::Blocks(METHOD_LZ4)), (40, Container::Zstd)] {
-        let src = keeperkit_storage::open(&fs, &dir, &Default::default()).unwrap();
-        let state = src.recover(keeperkit_storage::Point::Index(index)).unwrap();
-        let pos = state.report.raft.clone().unwrap();
-        assert_eq!(pos.last_log_idx, index);
-        let source =
-            keeperkit_storage::convert::clickhouse::TreeChSource::new(&state.tree, &pos, 6);
-        let opts =
-            WriteOptions { container, compute_digest: Some(4), sync: false, ..Default::default() };
-        write_snapshot(&fs, &snaps, &source, opts).unwrap();
-    }
-    DataSet::new(name, "clickhouse", dir, "native")
+    DataSet::new(name, "clickhouse", common::clickhouse_dir(root, name, compress), "native")
 }
 
 // ---------------------------------------------------------------------------------

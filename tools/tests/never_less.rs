@@ -570,3 +570,147 @@ fn finding_17_convert_into_its_own_source_is_refused() {
     assert_eq!(code(&o), Some(2), "{}", stderr(&o));
     assert!(!inside.exists());
 }
+
+/// A V6 ClickHouse Keeper snapshot body's start: version, metadata at `index`, zxid, no
+/// digest, the session counter, an empty ACL map, then a node count of `nodes`.
+fn ch_body_prefix(index: u64, nodes: u64) -> Vec<u8> {
+    use keeperkit_model::keeper::nuraft::SnapshotMeta;
+    let meta = SnapshotMeta::new(index, 1).encode();
+    let mut b = vec![6u8, u8::try_from(meta.len()).unwrap()];
+    b.extend_from_slice(&meta);
+    b.extend_from_slice(&i64::try_from(index).unwrap().to_le_bytes());
+    b.push(0);
+    b.extend_from_slice(&1i64.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&nodes.to_le_bytes());
+    b
+}
+
+/// Found by the campaign after the review: a ClickHouse Keeper snapshot (zstd) whose
+/// body after a sound header is zeros (a zeroed volume, or a bomb: 512 MiB of zeros in
+/// under 100 KiB) reads as millions of nodes with empty paths. They never become part
+/// of a tree, but were kept while they waited for a root that never came: every command
+/// went past the memory bound. Such a node is refused at once, naming the file.
+#[test]
+fn finding_18_a_zeroed_keeper_snapshot_body_costs_bounded_memory() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::clickhouse_dir(tmp.path(), "k", false);
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    enc.write_all(&ch_body_prefix(60, 1 << 40)).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..512 {
+        enc.write_all(&zeros).unwrap();
+    }
+    let bomb = enc.finish().unwrap();
+    assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+    let snap = dir.join("snapshots/snapshot_60.bin.zstd");
+    std::fs::write(&snap, &bomb).unwrap();
+    for target in [&dir, &snap] {
+        for cmd in ["verify", "dump", "stats", "inspect"] {
+            let what = format!("{cmd} {}", target.display());
+            let r = common::run(&[cmd, s(target)]);
+            r.assert_sane(&what);
+            assert!(r.peak_rss < common::RSS_BOUND, "{what}: {} MiB", r.peak_rss >> 20);
+            assert_eq!(r.code, Some(1), "{what}: {}{}", r.stdout, r.stderr);
+            let said = format!("{}{}", r.stdout, r.stderr);
+            assert!(said.contains("snapshot_60.bin.zstd"), "{what}: {said}");
+        }
+    }
+}
+
+/// Found by the campaign after the review: in the newest zstd changelog, one flipped
+/// bit in the size field of a block header (not the last block) made the block claim
+/// more bytes than the file holds. It read as a write cut short, so every block after
+/// it was dropped as a torn tail: `dump`, `stats`, `convert` exited 0 with a smaller
+/// state and no message. A block larger than the format allows is damage: exit 1,
+/// naming the file (`verify`: and the block's file offset).
+#[test]
+fn finding_19_a_damaged_zstd_block_size_is_not_a_torn_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::clickhouse_dir(tmp.path(), "k", true);
+    let log = dir.join("logs/changelog_41_60.bin.zstd");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let layout = keeperkit_wal::clickhouse::zstd_stream::decode(&bytes, 1 << 30).unwrap();
+    assert!(layout.stop.is_none() && layout.block_ends.len() > 6);
+    // The header of the third block: its size's top bit (adds 1 MiB).
+    let at = usize::try_from(layout.block_ends[1].file_offset).unwrap();
+    bytes[at + 2] ^= 0x80;
+    std::fs::write(&log, &bytes).unwrap();
+    let out = tmp.path().join("out");
+    for args in [
+        vec!["verify", s(&dir)],
+        vec!["dump", s(&dir)],
+        vec!["stats", s(&dir)],
+        vec!["log", s(&dir)],
+        vec!["convert", s(&dir), s(&out), "--to", "native"],
+    ] {
+        let what = args.join(" ");
+        let r = common::run(&args);
+        r.assert_sane(&what);
+        assert_eq!(r.code, Some(1), "{what}: {}{}", r.stdout, r.stderr);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(said.contains("changelog_41_60.bin.zstd"), "{what}: {said}");
+        if args[0] == "verify" {
+            // The finding's offset is in the decompressed stream; its message also
+            // gives the block's file offset.
+            assert!(said.contains(&format!("file offset {at}")), "{what}: {said}");
+        }
+    }
+    assert!(!out.exists());
+}
+
+/// Found by the campaign after the review: a FIFO named like a data file inside a data
+/// directory made `verify`, `inspect` and `repair` exit 1 (an unreadable file among the
+/// findings) where the other commands exit 2. It is a wrong kind of input, refused the
+/// same way by every command: exit 2 naming it, without blocking on it.
+#[cfg(unix)]
+#[test]
+fn finding_20_a_fifo_in_a_data_directory_is_exit_2_for_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zk = zk_copy(&tmp.path().join("zk"));
+    let keeper = common::clickhouse_dir(tmp.path(), "k", true);
+    let native = converted(tmp.path(), "n", "native");
+    let fifos = [
+        (zk.clone(), zk.join("log.600")),
+        (zk.clone(), zk.join("snapshot.600")),
+        (keeper.clone(), keeper.join("logs/changelog_41_60.bin.zstd")),
+        (keeper.clone(), keeper.join("snapshots/snapshot_99999.bin.zstd")),
+        (native.clone(), native.join("wal/seg-00000000000000ff.wal")),
+        (native.clone(), native.join("snapshots/snap-00000000000fffff.kks")),
+    ];
+    let mut bad = Vec::new();
+    for (n, (dir, fifo)) in fifos.iter().enumerate() {
+        let saved = std::fs::read(fifo).ok();
+        if saved.is_some() {
+            std::fs::remove_file(fifo).unwrap();
+        }
+        common::mkfifo(fifo);
+        let name = fifo.file_name().unwrap().to_str().unwrap();
+        let out = tmp.path().join(format!("out{n}"));
+        let mut runs: Vec<Vec<&str>> = ["verify", "dump", "stats", "sessions", "log", "inspect"]
+            .iter()
+            .map(|c| vec![*c, s(dir)])
+            .collect();
+        runs.push(vec!["repair", s(dir)]);
+        runs.push(vec!["repair", s(dir), "--apply"]);
+        runs.push(vec!["convert", s(dir), s(&out), "--to", "zookeeper", "--lossy"]);
+        for args in runs {
+            let what = args.join(" ");
+            let r =
+                common::run_bounded(&args, std::time::Duration::from_secs(10), common::RSS_BOUND);
+            r.assert_sane(&what);
+            if r.code != Some(2) || !r.stderr.contains(name) || !r.stderr.contains("FIFO") {
+                bad.push(format!("{what}: exit {:?}: {}", r.code, r.stderr.trim()));
+            }
+        }
+        if out.exists() {
+            bad.push(format!("convert with {} there wrote {}", fifo.display(), out.display()));
+        }
+        std::fs::remove_file(fifo).unwrap();
+        if let Some(b) = saved {
+            std::fs::write(fifo, b).unwrap();
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}

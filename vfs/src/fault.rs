@@ -180,28 +180,6 @@ fn to_usize(v: u64) -> io::Result<usize> {
     usize::try_from(v).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))
 }
 
-/// SplitMix64: a tiny deterministic generator for crash decisions.
-#[derive(Debug)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-}
-
 fn write_into(buf: &mut Vec<u8>, offset: usize, data: &[u8]) {
     let end = offset + data.len();
     if buf.len() < end {
@@ -402,7 +380,7 @@ impl FaultFs {
     /// become stale. Scheduled faults are cancelled; the space budget stays.
     pub fn crash(&self, seed: u64) {
         let mut st = self.lock();
-        let mut rng = SplitMix(seed);
+        let mut rng = crate::SplitMix64(seed);
         let torn = st.config.torn_writes;
         st.generation += 1;
         st.halted = false;

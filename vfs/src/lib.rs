@@ -16,12 +16,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod durable;
+mod splitmix;
 mod std_fs;
 
 pub use durable::{
     copy_to_backup, create_dir_all_durable, move_to_backup, parent_dir, write_atomically,
     write_atomically_bytes, write_new_durable, PathError, Step,
 };
+pub use splitmix::SplitMix64;
 pub use std_fs::StdFs;
 
 #[cfg(feature = "testing")]

@@ -31,26 +31,11 @@ use keeperkit_wal::native::{
 };
 use keeperkit_wal::WalError;
 
-struct Rng(u64);
+use keeperkit_vfs::SplitMix64 as Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
+/// `percent` in 100.
+fn chance(rng: &mut Rng, percent: u64) -> bool {
+    rng.below(100) < percent
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -102,9 +87,9 @@ fn payload_for(rng: &mut Rng) -> Vec<u8> {
         1 => 0,
         _ => rng.below(300),
     } as usize;
-    let fill = rng.next();
+    let fill = rng.next_u64();
     // Compressible half the time.
-    if rng.chance(50) {
+    if chance(rng, 50) {
         vec![fill as u8; len]
     } else {
         (0..len).map(|i| (fill.wrapping_mul(i as u64 + 1) >> 7) as u8).collect()
@@ -114,8 +99,10 @@ fn payload_for(rng: &mut Rng) -> Vec<u8> {
 impl Case {
     fn new(seed: u64) -> Case {
         let mut rng = Rng(seed);
-        let config =
-            FaultConfig { torn_writes: rng.chance(70), partial_write_on_enospc: rng.chance(50) };
+        let config = FaultConfig {
+            torn_writes: chance(&mut rng, 70),
+            partial_write_on_enospc: chance(&mut rng, 50),
+        };
         let fault = FaultFs::new(config);
         let fs: Arc<dyn FileSystem> = Arc::new(fault.clone());
         let mut opts = NativeWalOptions::new("/data/log");
@@ -126,8 +113,8 @@ impl Case {
         };
         opts.recovery = RecoveryMode::TolerateTornTail;
         opts.segment_len = 4096 * (1 + rng.below(4));
-        opts.preallocate = rng.chance(60);
-        opts.compress_threshold = if rng.chance(50) { Some(1024) } else { None };
+        opts.preallocate = chance(&mut rng, 60);
+        opts.compress_threshold = if chance(&mut rng, 50) { Some(1024) } else { None };
         fault.create_dir_all(Path::new("/data")).unwrap();
         fault.sync_dir(Path::new("/")).unwrap();
         let mut case = Case {
@@ -240,7 +227,7 @@ impl Case {
     /// Power loss, then open: everything found is durable from now on.
     fn crash(&mut self) {
         self.wal = None;
-        let seed = self.rng.next();
+        let seed = self.rng.next_u64();
         self.note(format!("crash seed {seed}"));
         self.fault.crash(seed);
         self.open_after_crash();
@@ -268,7 +255,7 @@ impl Case {
         m.acked_last = log.keys().last().copied().unwrap_or(purged);
         m.term = m.term.max(last_term).max(1);
         // The log must accept appends again (there is no fault scheduled now).
-        if !self.fault.config().partial_write_on_enospc || self.rng.chance(100) {
+        if !self.fault.config().partial_write_on_enospc || chance(&mut self.rng, 100) {
             self.append_batch(true);
         }
     }
@@ -285,7 +272,7 @@ impl Case {
 
     fn append_batch(&mut self, must_succeed: bool) {
         let n = 1 + self.rng.below(4);
-        if self.rng.chance(5) {
+        if chance(&mut self.rng, 5) {
             self.model.term += 1;
         }
         let term = self.model.term;
@@ -334,7 +321,7 @@ impl Case {
                 self.fail(&format!("poisoned writer accepted an append: {r:?}"));
             }
             self.model.allow(next, (self.model.term, b"p".to_vec()));
-            if self.rng.chance(50) {
+            if chance(&mut self.rng, 50) {
                 self.crash();
             } else {
                 self.reopen();
@@ -397,7 +384,7 @@ impl Case {
             65..=67 => {
                 let hs = HardState {
                     term: self.model.term + self.rng.below(3),
-                    vote: if self.rng.chance(50) { Some(self.rng.below(5)) } else { None },
+                    vote: if chance(&mut self.rng, 50) { Some(self.rng.below(5)) } else { None },
                 };
                 self.model.hard_states.push(hs);
                 let r = self.wal().set_hard_state(hs);

@@ -19,7 +19,7 @@
 //!   whose parent has not been seen yet waits until the end, where the waiting nodes
 //!   are inserted parents first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use keeperkit_model::acl::Perms;
@@ -69,6 +69,10 @@ pub struct TreeSink {
     header: Option<SnapshotHeader>,
     acls: HashMap<u64, AclList>,
     waiting: Vec<Waiting>,
+    /// The paths in `waiting`: a path repeated while it waits is refused at once, so
+    /// that waiting costs what distinct nodes cost (a bomb repeating one record would
+    /// otherwise queue it millions of times).
+    waiting_paths: HashSet<String>,
     sessions: Vec<SessionRecord>,
     cluster_config: Option<ClusterConfig>,
     /// Sum of the stored numChildren of non-ephemeral nodes (`/keeper` excluded):
@@ -92,6 +96,7 @@ impl TreeSink {
             header: None,
             acls: HashMap::new(),
             waiting: Vec::new(),
+            waiting_paths: HashSet::new(),
             sessions: Vec::new(),
             cluster_config: None,
             stored_children: 0,
@@ -181,6 +186,13 @@ impl ClickHouseSnapshotSink for TreeSink {
 
     fn node(&mut self, n: &NodeRecord<'_>) -> Result<(), String> {
         let path = n.path;
+        // Refused at once, before anything is kept for it: a node with no place in a tree
+        // (a zeroed body gives empty paths, millions of them).
+        let malformed = !path.starts_with('/')
+            || (path.len() > 1 && (path.ends_with('/') || path.contains("//")));
+        if malformed {
+            return Err(format!("node {path:?}: not a path (Keeper has no such node)"));
+        }
         if path == KEEPER_SYSTEM_NODE {
             if !n.data.is_empty() || n.stat.mzxid != 0 {
                 self.notes.push(
@@ -245,6 +257,9 @@ impl ClickHouseSnapshotSink for TreeSink {
         if self.saw_root && self.tree.get(parent).is_some() {
             self.insert(w)
         } else {
+            if !self.waiting_paths.insert(w.path.clone()) {
+                return Err(format!("node {path} appears twice in the snapshot"));
+            }
             self.waiting.push(w);
             Ok(())
         }
