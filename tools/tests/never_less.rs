@@ -714,3 +714,32 @@ fn finding_20_a_fifo_in_a_data_directory_is_exit_2_for_every_command() {
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+/// Found by the campaign after the review: a stray copy of a changelog under a newer
+/// file's name (`changelog_61_80.bin` holding entries 41..55, or 1..20): `verify` and
+/// `dump` exit 1 (Keeper refuses to start: records lost), but `log` listed its entries
+/// as if they were the next ones and exited 0. A changelog that does not start at the
+/// index its name gives is an error naming it; its entries are not listed.
+#[test]
+fn finding_21_a_stray_changelog_under_a_newer_name_is_an_error_for_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (compress, ext) in [(false, "bin"), (true, "bin.zstd")] {
+        let dir = common::clickhouse_dir(tmp.path(), &format!("k-{compress}"), compress);
+        let logs = dir.join("logs");
+        let intact = run(&["log", s(&dir), "--json"]);
+        assert_eq!(code(&intact), Some(0), "{}", stderr(&intact));
+        for src in ["changelog_1_20", "changelog_41_60"] {
+            let stray = logs.join(format!("changelog_61_80.{ext}"));
+            std::fs::copy(logs.join(format!("{src}.{ext}")), &stray).unwrap();
+            for cmd in ["verify", "dump", "log"] {
+                let o = run(&[cmd, s(&dir)]);
+                let said = format!("{}{}", stdout(&o), stderr(&o));
+                assert_eq!(code(&o), Some(1), "{cmd} with a copy of {src}: {said}");
+                assert!(said.contains("changelog_61_80"), "{cmd} with a copy of {src}: {said}");
+            }
+            let o = run(&["log", s(&dir), "--json"]);
+            assert_eq!(stdout(&o), stdout(&intact), "only the real entries are listed");
+            std::fs::remove_file(&stray).unwrap();
+        }
+    }
+}

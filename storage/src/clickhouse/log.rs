@@ -235,6 +235,32 @@ pub(crate) fn read_log(
     let last = files.last().cloned();
     for p in &files {
         let f = read_file(fs, p, ReadOptions::default())?;
+        let name = keeperkit_wal::clickhouse::ChangelogName::parse(&file_name(p));
+        if let (Some(name), Some(first)) = (&name, f.records.first()) {
+            if first.record.index != name.from {
+                // Keeper names a changelog after the first index written into it:
+                // another start is a stray or renamed copy, which Keeper would read as
+                // entries of the range its name gives (verify: it refuses to start).
+                findings.push(
+                    Finding::new(
+                        Severity::Error,
+                        Code::NameMismatch,
+                        format!(
+                            "{} starts with index {}, not the index {} its name gives: a \
+                             copy under another name, not a changelog of this history; its \
+                             entries are not listed: move it out of the directory",
+                            p.display(),
+                            first.record.index,
+                            name.from
+                        ),
+                    )
+                    .file(p)
+                    .offset(first.offset)
+                    .index(first.record.index),
+                );
+                continue;
+            }
+        }
         for r in &f.records {
             let i = r.record.index;
             if from.is_some_and(|fr| i < fr) || to.is_some_and(|t| i > t) {
