@@ -7,14 +7,14 @@
 //! dry run, doing more than Keeper would, or removing bytes without a backup.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use keeperkit_model::keeper::nuraft::{ClusterConfig, ServerConfig, SnapshotMeta};
-use keeperkit_model::keeper::{
-    CreateRequest, KeeperLogEntry, KeeperRequest, KeeperStat, ZxidDigest,
-};
+use keeperkit_model::keeper::nuraft::SnapshotMeta;
+use keeperkit_model::keeper::{CreateRequest, KeeperRequest, KeeperStat};
 use keeperkit_snapshot::clickhouse::container::METHOD_LZ4;
 use keeperkit_snapshot::clickhouse::{
     write_snapshot, Container, OwnedNode, SessionRecord, SnapshotContents, SnapshotHeader,
@@ -24,7 +24,6 @@ use keeperkit_vfs::StdFs;
 use keeperkit_wal::clickhouse::zstd_stream::FRAME_TERMINATOR;
 use keeperkit_wal::clickhouse::{
     read_file, ChangelogRecord, ChangelogWriter, ReadOptions, WriterOptions, VALUE_TYPE_APP_LOG,
-    VALUE_TYPE_CONF,
 };
 use serde_json::Value;
 
@@ -87,35 +86,18 @@ fn request(i: u64) -> KeeperRequest {
 /// checked in tests/clickhouse_state.rs).
 fn record(i: u64) -> ChangelogRecord {
     let ii = i64::try_from(i).unwrap();
-    if i == 1 {
-        let c = ClusterConfig {
-            log_idx: 1,
-            prev_log_idx: 0,
-            async_replication: 0,
-            user_ctx: vec![],
-            servers: vec![ServerConfig {
-                id: 1,
-                dc_id: 0,
-                endpoint: "k1:9234".into(),
-                aux: String::new(),
-                flags: 0,
-                priority: 1,
-            }],
-        };
-        return ChangelogRecord::new(i, 1, VALUE_TYPE_CONF, c.encode());
-    }
-    let mut e = if i == 2 {
-        KeeperLogEntry::new(
+    match i {
+        1 => common::ch_config_record(i),
+        2 => common::ch_request_record(
+            i,
             -1,
             0,
             KeeperRequest::SessionId { internal_id: 1, session_timeout_ms: 30_000, server_id: 1 },
-            1_700_000_000_000,
-        )
-    } else {
-        KeeperLogEntry::new(SESSION, ii - 2, request(i), 1_700_000_000_000 + ii)
-    };
-    e.trailer.zxid_digest = Some(ZxidDigest { zxid: 100 + ii, digest_version: 0, digest: Some(0) });
-    ChangelogRecord::new(i, 1, VALUE_TYPE_APP_LOG, e.encode())
+            0,
+            100 + ii,
+        ),
+        _ => common::ch_request_record(i, SESSION, ii - 2, request(i), ii, 100 + ii),
+    }
 }
 
 fn write_logs(dir: &Path, range: std::ops::RangeInclusive<u64>, compress: bool, finish: bool) {

@@ -436,14 +436,6 @@ pub(crate) fn read_body_from(
         c.bytes_into(&mut path_buf)?;
         let path = std::str::from_utf8(&path_buf)
             .map_err(|_| DecodeError::new(at as u64, CorruptionKind::InvalidUtf8))?;
-        if !path.starts_with('/') {
-            // Keeper creates only absolute paths: this is damage (a zeroed body reads as
-            // millions of empty paths), refused before any sink keeps it.
-            return Err(DecodeError::new(
-                at as u64,
-                CorruptionKind::bad_tree(format!("node path {path:?} does not start with /")),
-            ));
-        }
         c.bytes_into(&mut data_buf)?;
         let data = &data_buf[..];
         let acl_id = if version == 0 {

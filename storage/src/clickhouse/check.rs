@@ -15,7 +15,7 @@
 //! Keeper records them); zstd framing problems carry file offsets. Offsets of snapshot
 //! body problems are offsets in the decompressed body.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use keeperkit_model::{Corruption, CorruptionKind};
@@ -124,9 +124,102 @@ fn snapshot_listing(
     Ok((out, lone))
 }
 
+/// Collects a snapshot's contents for [`check_contents`], keeping one record per path
+/// (the last, as Keeper does): memory follows the distinct nodes, so a body that
+/// repeats one record millions of times (a zeroed body reads as empty paths) costs one
+/// record. The repeats become the warnings `check_contents` would give.
+struct Distinct {
+    contents: SnapshotContents,
+    at: HashMap<String, usize>,
+    repeated: Vec<String>,
+    repeats: u64,
+}
+
+/// Repeated paths named one by one in the findings; the rest are counted.
+const REPEATS_NAMED: usize = 20;
+
+impl chsnap::ClickHouseSnapshotSink for Distinct {
+    fn header(&mut self, header: &chsnap::SnapshotHeader) -> Result<(), String> {
+        self.contents.header(header)
+    }
+    fn acl(&mut self, id: u64, acls: keeperkit_model::AclList) -> Result<(), String> {
+        self.contents.acl(id, acls)
+    }
+    fn node(&mut self, node: &chsnap::NodeRecord<'_>) -> Result<(), String> {
+        match self.at.get(node.path) {
+            Some(&i) => {
+                self.repeats += 1;
+                if self.repeated.len() < REPEATS_NAMED
+                    && !self.repeated.iter().any(|p| p == node.path)
+                {
+                    self.repeated.push(node.path.to_owned());
+                }
+                // The last record wins; it takes the place of the first.
+                self.contents.nodes[i] = chsnap::OwnedNode {
+                    path: node.path.to_owned(),
+                    data: node.data.to_vec(),
+                    acl_id: node.acl_id,
+                    stat: node.stat,
+                    seq_num: node.seq_num,
+                    ttl_ms: node.ttl_ms,
+                };
+                Ok(())
+            }
+            None => {
+                self.at.insert(node.path.to_owned(), self.contents.nodes.len());
+                self.contents.node(node)
+            }
+        }
+    }
+    fn session(&mut self, session: chsnap::SessionRecord) -> Result<(), String> {
+        self.contents.session(session)
+    }
+    fn cluster_config(
+        &mut self,
+        config: keeperkit_model::keeper::nuraft::ClusterConfig,
+    ) -> Result<(), String> {
+        self.contents.cluster_config(config)
+    }
+}
+
 fn read_snapshot(fs: &dyn FileSystem, path: &Path) -> Result<SnapScanRead, StorageError> {
-    match SnapshotContents::read(fs, path) {
-        Ok((contents, info)) => Ok(Ok((info, check_contents(&contents)))),
+    let mut sink = Distinct {
+        contents: SnapshotContents::new(chsnap::SnapshotHeader {
+            version: 0,
+            meta: Default::default(),
+            zxid: None,
+            digest_version: 0,
+            digest: None,
+            session_id_counter: 0,
+        }),
+        at: HashMap::new(),
+        repeated: Vec::new(),
+        repeats: 0,
+    };
+    match chsnap::read_snapshot(fs, path, &mut sink, chsnap::ReadOptions::default()) {
+        Ok(info) => {
+            let mut problems: Vec<ContentProblem> = sink
+                .repeated
+                .iter()
+                .map(|p| ContentProblem {
+                    severity: ContentSeverity::Warning,
+                    path: Some(p.clone()),
+                    message: "path appears more than once; the last record wins".into(),
+                })
+                .collect();
+            let unnamed = sink.repeats.saturating_sub(sink.repeated.len() as u64);
+            if unnamed > 0 {
+                problems.push(ContentProblem {
+                    severity: ContentSeverity::Warning,
+                    path: None,
+                    message: format!(
+                        "{unnamed} more records repeat a path; the last record of each wins"
+                    ),
+                });
+            }
+            problems.extend(check_contents(&sink.contents));
+            Ok(Ok((info, problems)))
+        }
         Err(SnapshotError::Corrupt(c)) => Ok(Err(c)),
         Err(e) => Err(StorageError::from(e)),
     }

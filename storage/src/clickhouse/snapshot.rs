@@ -186,13 +186,6 @@ impl ClickHouseSnapshotSink for TreeSink {
 
     fn node(&mut self, n: &NodeRecord<'_>) -> Result<(), String> {
         let path = n.path;
-        // Refused at once, before anything is kept for it: a node with no place in a tree
-        // (a zeroed body gives empty paths, millions of them).
-        let malformed = !path.starts_with('/')
-            || (path.len() > 1 && (path.ends_with('/') || path.contains("//")));
-        if malformed {
-            return Err(format!("node {path:?}: not a path (Keeper has no such node)"));
-        }
         if path == KEEPER_SYSTEM_NODE {
             if !n.data.is_empty() || n.stat.mzxid != 0 {
                 self.notes.push(

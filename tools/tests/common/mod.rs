@@ -167,18 +167,63 @@ pub fn mkfifo(path: &Path) {
     assert!(st.success(), "mkfifo {}", path.display());
 }
 
+/// Entry `i` of a ClickHouse Keeper test changelog when it is the cluster config: one
+/// server, `k1:9234`.
+pub fn ch_config_record(i: u64) -> keeperkit_wal::clickhouse::ChangelogRecord {
+    use keeperkit_model::keeper::nuraft::{ClusterConfig, ServerConfig};
+    let c = ClusterConfig {
+        log_idx: 1,
+        prev_log_idx: 0,
+        async_replication: 0,
+        user_ctx: vec![],
+        servers: vec![ServerConfig {
+            id: 1,
+            dc_id: 0,
+            endpoint: "k1:9234".into(),
+            aux: String::new(),
+            flags: 0,
+            priority: 1,
+        }],
+    };
+    keeperkit_wal::clickhouse::ChangelogRecord::new(
+        i,
+        1,
+        keeperkit_wal::clickhouse::VALUE_TYPE_CONF,
+        c.encode(),
+    )
+}
+
+/// Entry `i` (term 1) of a ClickHouse Keeper test changelog holding `req` of `session`
+/// with `xid`, as the leader stores it: time `1_700_000_000_000 + time`, zxid `zxid` in
+/// the trailer, digest version 0.
+pub fn ch_request_record(
+    i: u64,
+    session: i64,
+    xid: i64,
+    req: keeperkit_model::keeper::KeeperRequest,
+    time: i64,
+    zxid: i64,
+) -> keeperkit_wal::clickhouse::ChangelogRecord {
+    use keeperkit_model::keeper::{KeeperLogEntry, ZxidDigest};
+    let mut e = KeeperLogEntry::new(session, xid, req, 1_700_000_000_000 + time);
+    e.trailer.zxid_digest = Some(ZxidDigest { zxid, digest_version: 0, digest: Some(0) });
+    keeperkit_wal::clickhouse::ChangelogRecord::new(
+        i,
+        1,
+        keeperkit_wal::clickhouse::VALUE_TYPE_APP_LOG,
+        e.encode(),
+    )
+}
+
 /// A ClickHouse Keeper coordination directory `root/name`: changelogs of 55 entries (a
 /// config, a session, then creates, sets and removes), 20 per file (`.bin.zstd` when
 /// `compress`), and snapshots at index 20 (LZ4 compressed blocks) and 40 (zstd) of the
 /// state the changelogs give there. Returns the directory.
 pub fn clickhouse_dir(root: &Path, name: &str, compress: bool) -> PathBuf {
-    use keeperkit_model::keeper::nuraft::{ClusterConfig, ServerConfig};
-    use keeperkit_model::keeper::{CreateRequest, KeeperLogEntry, KeeperRequest, ZxidDigest};
+    use keeperkit_model::keeper::{CreateRequest, KeeperRequest};
     use keeperkit_snapshot::clickhouse::container::METHOD_LZ4;
     use keeperkit_snapshot::clickhouse::{write_snapshot, Container, WriteOptions};
-    use keeperkit_wal::clickhouse::{
-        ChangelogRecord, ChangelogWriter, WriterOptions, VALUE_TYPE_APP_LOG, VALUE_TYPE_CONF,
-    };
+    use keeperkit_wal::clickhouse::{ChangelogWriter, WriterOptions};
 
     let dir = root.join(name);
     let logs = dir.join("logs");
@@ -192,21 +237,7 @@ pub fn clickhouse_dir(root: &Path, name: &str, compress: bool) -> PathBuf {
     for i in 1..=55u64 {
         let ii = i64::try_from(i).unwrap();
         let rec = if i == 1 {
-            let c = ClusterConfig {
-                log_idx: 1,
-                prev_log_idx: 0,
-                async_replication: 0,
-                user_ctx: vec![],
-                servers: vec![ServerConfig {
-                    id: 1,
-                    dc_id: 0,
-                    endpoint: "k1:9234".into(),
-                    aux: String::new(),
-                    flags: 0,
-                    priority: 1,
-                }],
-            };
-            ChangelogRecord::new(i, 1, VALUE_TYPE_CONF, c.encode())
+            ch_config_record(i)
         } else {
             let req = match (i, i % 4) {
                 (2, _) => KeeperRequest::SessionId {
@@ -234,10 +265,7 @@ pub fn clickhouse_dir(root: &Path, name: &str, compress: bool) -> PathBuf {
                 _ => KeeperRequest::Remove { path: format!("/n{}/c", i - 3), version: -1 },
             };
             let session = if i == 2 { -1 } else { 0x10 };
-            let mut e = KeeperLogEntry::new(session, ii, req, 1_700_000_000_000 + ii);
-            e.trailer.zxid_digest =
-                Some(ZxidDigest { zxid: 100 + ii, digest_version: 0, digest: Some(0) });
-            ChangelogRecord::new(i, 1, VALUE_TYPE_APP_LOG, e.encode())
+            ch_request_record(i, session, ii, req, ii, 100 + ii)
         };
         w.append(&rec).unwrap();
     }
