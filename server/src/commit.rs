@@ -290,11 +290,13 @@ pub(crate) struct Committer<L: TxnLog> {
     txns: L,
     since_snapshot: u64,
     snapshot: Option<SnapshotTicket>,
+    ephemerals: session::EphemeralSets,
 }
 
 impl<L: TxnLog> Committer<L> {
     pub(crate) fn new(shared: Arc<Shared>, txns: L) -> Committer<L> {
-        Committer { shared, txns, since_snapshot: 0, snapshot: None }
+        let ephemerals = txns.with_tree(session::EphemeralSets::from_tree);
+        Committer { shared, txns, since_snapshot: 0, snapshot: None, ephemerals }
     }
 
     pub(crate) fn run(mut self, rx: stdmpsc::Receiver<Job>) {
@@ -394,7 +396,12 @@ impl<L: TxnLog> Committer<L> {
 
     /// Logs and applies one txn; returns its result, or `None` when the log refused it.
     fn log(&mut self, header: TxnHeader, body: TxnBody) -> Option<TxnResult> {
-        self.txns.append(&Txn { header, body, digest: None })
+        let txn = Txn { header, body, digest: None };
+        let r = self.txns.append(&txn);
+        if r.as_ref().is_some_and(TxnResult::is_ok) {
+            self.ephemerals.apply(txn.header.client_id, &txn.body);
+        }
+        r
     }
 
     fn header(&self, session: SessionId, xid: i32, opcode: OpCode) -> TxnHeader {
@@ -721,17 +728,7 @@ impl<L: TxnLog> Committer<L> {
     ) -> (u64, i64, Result<Response, ErrorCode>) {
         let session = ctx.session;
         if let Request::CloseSession = req {
-            let paths = self.txns.with_tree(|t| {
-                let ranked = t
-                    .ephemerals(session)
-                    .into_iter()
-                    .map(|p| {
-                        let czxid = prep::node(t, &p).map_or(0, |n| n.stat().czxid);
-                        (p, czxid)
-                    })
-                    .collect();
-                session::close_order(ranked)
-            });
+            let paths = self.txns.with_tree(|t| self.ephemerals.close_order(session, t));
             let h = self.header(session, xid, OpCode::CLOSE_SESSION);
             let zxid = h.zxid.0;
             let dels: Vec<TxnBody> =

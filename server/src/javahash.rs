@@ -2,7 +2,8 @@
 //! show to clients.
 //!
 //! - A closing session's ephemerals are deleted (and their events sent) in the order of
-//!   a `java.util.HashSet<String>` of their paths ([`close_order`]).
+//!   a clone of the session's `java.util.HashSet<String>` of their paths
+//!   ([`JavaStringSet`]).
 //! - A connection's authenticated ids live in a `ConcurrentHashMap`-backed `Set<Id>`
 //!   (`ServerCnxn.authInfo`): `whoAmI` lists them and an `auth` ACL entry expands to
 //!   them in that set's order ([`AuthIds`]).
@@ -41,25 +42,129 @@ fn table_size_for(n: usize) -> usize {
     n.max(1).next_power_of_two()
 }
 
-/// The order in which ZooKeeper lists (and deletes) a closing session's ephemerals:
-/// the iteration order of a clone of its `HashSet<String>` of ephemeral paths. Each
-/// path comes with its insertion rank (its czxid: ephemerals are added when created).
-/// The clone's table is sized for its count (`HashMap.putMapEntries`); the original's
-/// is 16, doubled while the count passed 3/4 of it; Java iterates bucket by bucket,
-/// each bucket in insertion order (a `HashMap` resize keeps that order).
-pub fn close_order(mut paths: Vec<(String, i64)>) -> Vec<String> {
-    let n = paths.len();
-    // (int) (n / 0.75f + 1.0f)
-    let clone_cap = table_size_for(4 * n / 3 + 1);
-    let mut orig_cap = 16usize;
-    while n * 4 > orig_cap * 3 {
-        orig_cap *= 2;
+/// `HashMap.TREEIFY_THRESHOLD`: a bin that reaches 9 entries grows a table under
+/// `MIN_TREEIFY_CAPACITY` buckets (`treeifyBin` → `resize`).
+const HASH_MAP_TREEIFY: usize = 8;
+
+/// A `java.util.HashSet<String>` as ZooKeeper's `DataTree` keeps one per session for
+/// its ephemeral paths: only what decides its iteration order. The table starts at 16
+/// buckets on the first add and doubles when the count passes 3/4 of it, or when a bin
+/// of a table under 64 buckets gets its 9th entry (`treeifyBin`); a doubling splits
+/// each bin keeping its order; a removal keeps the order of the rest; the table never
+/// shrinks. Bins become red-black trees only in tables of 64+ buckets with 9+ entries
+/// in one bin (below one in a million bins at these loads): they are kept as lists
+/// here, so a new entry goes last where Java would put it after its tree parent.
+#[derive(Debug, Clone, Default)]
+pub struct JavaStringSet {
+    /// Bins of (spread hash, path), in iteration order; empty before the first add.
+    table: Vec<Vec<(u32, String)>>,
+    len: usize,
+}
+
+impl JavaStringSet {
+    /// An empty set (`new HashSet<>()`: no table until the first add).
+    pub fn new() -> JavaStringSet {
+        JavaStringSet::default()
     }
-    paths.sort_by_cached_key(|(p, rank)| {
-        let spread = hash_map_spread(string_hash(p)) as usize;
-        (spread & (clone_cap - 1), spread & (orig_cap - 1), *rank)
-    });
-    paths.into_iter().map(|(p, _)| p).collect()
+
+    /// `HashSet.add`: false when `path` was there already.
+    pub fn insert(&mut self, path: String) -> bool {
+        if self.table.is_empty() {
+            self.table = vec![Vec::new(); 16];
+        }
+        let h = hash_map_spread(string_hash(&path));
+        let at = h as usize & (self.table.len() - 1);
+        let bin = &mut self.table[at];
+        if bin.iter().any(|(_, p)| *p == path) {
+            return false;
+        }
+        let before = bin.len();
+        bin.push((h, path));
+        if before >= HASH_MAP_TREEIFY && self.table.len() < MIN_TREEIFY_CAPACITY {
+            self.double();
+        }
+        self.len += 1;
+        // The threshold: (int) (capacity * 0.75f).
+        if self.len as f32 > self.table.len() as f32 * 0.75f32 {
+            self.double();
+        }
+        true
+    }
+
+    /// `HashSet.remove`: false when `path` was not there.
+    pub fn remove(&mut self, path: &str) -> bool {
+        if self.table.is_empty() {
+            return false;
+        }
+        let h = hash_map_spread(string_hash(path));
+        let at = h as usize & (self.table.len() - 1);
+        let bin = &mut self.table[at];
+        match bin.iter().position(|(_, p)| p == path) {
+            Some(i) => {
+                bin.remove(i);
+                self.len -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `HashMap.resize` to twice the buckets: each bin splits into the same index and
+    /// index + old size, both in the bin's order.
+    fn double(&mut self) {
+        let n = self.table.len();
+        let mut next = vec![Vec::new(); 2 * n];
+        for (i, bin) in std::mem::take(&mut self.table).into_iter().enumerate() {
+            for (h, p) in bin {
+                let to = if h as usize & n == 0 { i } else { i + n };
+                next[to].push((h, p));
+            }
+        }
+        self.table = next;
+    }
+
+    /// Whether `path` is in the set.
+    pub fn contains(&self, path: &str) -> bool {
+        if self.table.is_empty() {
+            return false;
+        }
+        let h = hash_map_spread(string_hash(path));
+        self.table[h as usize & (self.table.len() - 1)].iter().any(|(_, p)| p == path)
+    }
+
+    /// Number of paths.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The paths in this set's own iteration order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.table.iter().flat_map(|b| b.iter().map(|(_, p)| p.as_str()))
+    }
+
+    /// The iteration order of `clone()` (what `DataTree.getEphemerals` returns):
+    /// `HashMap.putMapEntries` sizes the copy's table for the count
+    /// (`tableSizeFor((int) (size / 0.75f + 1.0f))`) and adds the entries in this
+    /// set's order.
+    pub fn clone_order(&self) -> Vec<String> {
+        if self.len == 0 {
+            return Vec::new();
+        }
+        // Java's float arithmetic, then the (int) cast (a positive float far below
+        // usize::MAX: nothing to truncate but the fraction).
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        let t = (self.len as f32 / 0.75f32 + 1.0f32) as usize;
+        let mut copy = JavaStringSet { table: vec![Vec::new(); table_size_for(t)], len: 0 };
+        for p in self.iter() {
+            copy.insert(p.to_string());
+        }
+        copy.iter().map(str::to_string).collect()
+    }
 }
 
 /// `ConcurrentHashMap.TREEIFY_THRESHOLD`, `UNTREEIFY_THRESHOLD`, `MIN_TREEIFY_CAPACITY`.
@@ -230,18 +335,57 @@ mod tests {
         assert_eq!(string_hash("\u{1F600}"), 1_772_899);
     }
 
+    fn clone_order_after(added: &[&str]) -> Vec<String> {
+        let mut set = JavaStringSet::new();
+        for p in added {
+            set.insert(p.to_string());
+        }
+        set.clone_order()
+    }
+
     #[test]
     fn close_order_is_bucket_order() {
         // What ZooKeeper 3.8 did with these (seen in a differential run).
         let v = ["/t/b/a", "/t/b/c", "/t/d/d", "/t/d/a/d", "/t/d/s0000000014"];
-        let ranked = v.iter().enumerate().map(|(i, p)| (p.to_string(), i as i64)).collect();
         assert_eq!(
-            close_order(ranked),
+            clone_order_after(&v),
             ["/t/b/c", "/t/d/d", "/t/d/a/d", "/t/d/s0000000014", "/t/b/a"]
         );
         // Seen too: /t/a/c's NodeDeleted before /t/a/b's.
-        let ranked = vec![("/t/a/b".to_string(), 1), ("/t/a/c".to_string(), 2)];
-        assert_eq!(close_order(ranked), ["/t/a/c", "/t/a/b"]);
+        assert_eq!(clone_order_after(&["/t/a/b", "/t/a/c"]), ["/t/a/c", "/t/a/b"]);
+    }
+
+    /// Orders printed by Java 17's `HashSet<String>.clone()` after seeded adds and
+    /// removes (`tests/data/HashSetOrder.java`): each line is the operations, `|`, the
+    /// clone's order. Among them: tables grown by the count and by a bin of 9, and
+    /// tables left large by removals.
+    #[test]
+    fn ephemeral_orders_match_java() {
+        let text = include_str!("../tests/data/java_ephemeral_order.txt");
+        let (mut grown, mut by_bin, mut sparse) = (0, 0, 0);
+        for (n, line) in text.lines().enumerate() {
+            let (ops, order) = line.split_once('|').expect("a | in every line");
+            let mut set = JavaStringSet::new();
+            for op in ops.split_whitespace() {
+                let (sign, p) = op.split_at(1);
+                match sign {
+                    "+" => {
+                        set.insert(p.to_string());
+                    }
+                    "-" => assert!(set.remove(p), "line {}: {p} not there", n + 1),
+                    _ => panic!("line {}: bad operation {op}", n + 1),
+                }
+            }
+            let want: Vec<&str> = order.split_whitespace().collect();
+            assert_eq!(set.clone_order(), want, "line {}", n + 1);
+            grown += usize::from(set.table.len() >= 64);
+            by_bin += usize::from(set.len() <= 12 && set.table.len() > 16);
+            sparse += usize::from(set.len() * 4 < set.table.len());
+        }
+        assert!(
+            grown >= 20 && by_bin >= 5 && sparse >= 10,
+            "coverage: {grown} grown to 64+, {by_bin} grown by a bin, {sparse} sparse"
+        );
     }
 
     #[test]

@@ -1,11 +1,99 @@
 //! Session ids and passwords as ZooKeeper makes them.
 
-use keeperkit_model::SessionId;
+use std::collections::HashMap;
 
+use keeperkit_model::{SessionId, TxnBody};
+use keeperkit_tree::DataTree;
+
+use crate::javahash::JavaStringSet;
 use crate::proto::PASSWORD_LEN;
 
-/// The order a closing session's ephemerals are deleted in (ZooKeeper's `HashSet` order).
-pub use crate::javahash::close_order;
+/// Each session's ephemeral paths as ZooKeeper's `DataTree.ephemerals` holds them: a
+/// `HashSet<String>` per session, added to by every ephemeral create, removed from by
+/// every delete, dropped when the session closes. A closing session's ephemerals are
+/// deleted, and their events sent, in the iteration order of a clone of that set
+/// (`PrepRequestProcessor` takes `getEphemerals`, a clone, and logs its order in the
+/// closeSession txn), which depends on the whole history of the set: what was added
+/// and removed, in which order, and how large its table grew.
+#[derive(Debug, Default)]
+pub(crate) struct EphemeralSets {
+    sets: HashMap<i64, JavaStringSet>,
+    owner: HashMap<String, i64>,
+}
+
+impl EphemeralSets {
+    /// The sets of the ephemerals of `tree`'s live sessions, each added in creation
+    /// order (czxid, then path). That history is unknown after a restart; ZooKeeper
+    /// rebuilds its sets from its snapshot in its own order too.
+    pub(crate) fn from_tree(tree: &DataTree) -> EphemeralSets {
+        let mut s = EphemeralSets::default();
+        for info in tree.sessions() {
+            for p in by_czxid(tree, tree.ephemerals(info.id)) {
+                s.add(info.id.0, p);
+            }
+        }
+        s
+    }
+
+    fn add(&mut self, session: i64, path: String) {
+        if self.sets.entry(session).or_default().insert(path.clone()) {
+            self.owner.insert(path, session);
+        }
+    }
+
+    /// Follows a txn of `session` that the tree applied.
+    pub(crate) fn apply(&mut self, session: SessionId, body: &TxnBody) {
+        match body {
+            TxnBody::Create(c) | TxnBody::Create2(c) if c.ephemeral => {
+                self.add(session.0, c.path.clone());
+            }
+            TxnBody::Delete { path } | TxnBody::DeleteContainer { path } => {
+                if let Some(o) = self.owner.remove(path) {
+                    if let Some(set) = self.sets.get_mut(&o) {
+                        set.remove(path);
+                    }
+                }
+            }
+            TxnBody::Multi(subs) => {
+                for b in subs {
+                    self.apply(session, b);
+                }
+            }
+            TxnBody::CloseSession { .. } => {
+                if let Some(set) = self.sets.remove(&session.0) {
+                    for p in set.iter() {
+                        self.owner.remove(p);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The order in which `session`'s ephemerals in `tree` are deleted when it closes.
+    /// Paths the set does not know (none, unless the tree changed behind it) follow in
+    /// creation order.
+    pub(crate) fn close_order(&self, session: SessionId, tree: &DataTree) -> Vec<String> {
+        let mut in_tree = tree.ephemerals(session);
+        let mut out = Vec::with_capacity(in_tree.len());
+        if let Some(set) = self.sets.get(&session.0) {
+            for p in set.clone_order() {
+                if let Ok(i) = in_tree.binary_search(&p) {
+                    in_tree.remove(i);
+                    out.push(p);
+                }
+            }
+        }
+        out.extend(by_czxid(tree, in_tree));
+        out
+    }
+}
+
+/// `paths` by creation (czxid, then path).
+fn by_czxid(tree: &DataTree, mut paths: Vec<String>) -> Vec<String> {
+    paths.sort_by_cached_key(|p| (tree.get(p).map_or(0, |n| n.stat().czxid), p.clone()));
+    paths
+}
 
 /// `ZooKeeperServer.superSecret`: the seed of every session password.
 const SUPER_SECRET: i64 = 0xB341_5C00;

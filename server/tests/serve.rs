@@ -317,6 +317,41 @@ fn watches_fire_once_and_before_the_data_they_announce() {
     srv.stop();
 }
 
+/// A closing session's ephemerals go in the order of ZooKeeper's per-session
+/// `HashSet`: here three of them created by one multi share a czxid, and /t/e19 and
+/// /t/e0 share a bucket, where the one added first comes first. ZooKeeper 3.8 sent
+/// these events in this order (kazoo, the same requests).
+#[test]
+fn closing_session_deletes_ephemerals_in_zookeeper_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(dir.path(), 22113, |_| {});
+    let mut a = Client::connect(srv.addr);
+    let mut b = Client::connect(srv.addr);
+    b.create("/t", b"", 0).unwrap();
+    let eph = create_mode::EPHEMERAL;
+    a.call(Request::Multi(vec![
+        Request::Create(create_req("/t/e19", b"", eph)),
+        Request::Create(create_req("/t/e0", b"", eph)),
+        Request::Create(create_req("/t/e1", b"", eph)),
+    ]))
+    .unwrap();
+    a.create("/t/e16", b"", eph).unwrap();
+    for p in ["/t/e0", "/t/e1", "/t/e16", "/t/e19"] {
+        b.call(Request::Exists { path: p.into(), watch: true }).unwrap();
+    }
+    a.close();
+    // The events come before the reply to this read, which follows the close.
+    assert_eq!(b.get("/t", false).map(|_| ()), Ok(()));
+    let deleted: Vec<&str> = b
+        .events
+        .iter()
+        .inspect(|(_, e)| assert_eq!(e.event_type, event_type::NODE_DELETED))
+        .map(|(_, e)| e.path.as_str())
+        .collect();
+    assert_eq!(deleted, ["/t/e1", "/t/e16", "/t/e19", "/t/e0"]);
+    srv.stop();
+}
+
 #[test]
 fn sessions_survive_restarts_and_expire() {
     let dir = tempfile::tempdir().unwrap();
