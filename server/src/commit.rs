@@ -4,8 +4,11 @@
 //! write into a txn against the tree of everything logged so far ([`crate::prep`]) and
 //! appends it to a [`TxnLog`], or runs a queued read on that tree. Then the log is asked
 //! to **commit** the whole batch at once, and only then the batch is **published**
-//! (replies, watches, the published tree). Should the commit fail, the outcome of the
-//! batch's writes is unknown and their connections are closed without an answer.
+//! (replies, watches, the published tree). Should the commit fail (a full disk), the
+//! outcome of the batch's writes is unknown: their connections are closed without an
+//! answer, and the committer is **blocked**: it refuses every write (`THROTTLEDOP`:
+//! "not executed at all"; nothing is logged) and serves reads from the published tree
+//! until a retried commit succeeds, which publishes what the failed batches did.
 //!
 //! [`TxnLog`] is the seam between the committer and where txns become durable:
 //! [`LocalLog`] is the single-node server's (the native WAL, one `fdatasync` per batch:
@@ -13,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc as stdmpsc;
+use std::sync::mpsc::{self as stdmpsc, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +26,7 @@ use keeperkit_storage::engine::NativeEngine;
 use keeperkit_storage::traits::{LogStore, SnapshotStore, SnapshotTicket, StateMachine};
 use keeperkit_tree::{DataTree, TxnResult};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::prep::{self, Ctx, Prepared};
 use crate::proto::{
@@ -291,18 +294,45 @@ pub(crate) struct Committer<L: TxnLog> {
     since_snapshot: u64,
     snapshot: Option<SnapshotTicket>,
     ephemerals: session::EphemeralSets,
+    /// Why the last commit failed; writes are refused while set.
+    blocked: Option<String>,
+    /// What the batches whose commit failed did (events, sessions), published once
+    /// a retried commit succeeds.
+    held: Vec<Publish>,
 }
+
+/// How often a blocked committer retries the commit.
+const RETRY_COMMIT: Duration = Duration::from_millis(100);
 
 impl<L: TxnLog> Committer<L> {
     pub(crate) fn new(shared: Arc<Shared>, txns: L) -> Committer<L> {
         let ephemerals = txns.with_tree(session::EphemeralSets::from_tree);
-        Committer { shared, txns, since_snapshot: 0, snapshot: None, ephemerals }
+        Committer {
+            shared,
+            txns,
+            since_snapshot: 0,
+            snapshot: None,
+            ephemerals,
+            blocked: None,
+            held: Vec::new(),
+        }
     }
 
     pub(crate) fn run(mut self, rx: stdmpsc::Receiver<Job>) {
         let mut stop = false;
         while !stop {
-            let Ok(first) = rx.recv() else { break };
+            let first = if self.blocked.is_some() {
+                let j = rx.recv_timeout(RETRY_COMMIT);
+                self.retry_commit();
+                match j {
+                    Ok(j) => j,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                let Ok(j) = rx.recv() else { break };
+                j
+            };
             let mut batch = vec![first];
             while batch.len() < 8192 {
                 match rx.try_recv() {
@@ -326,13 +356,9 @@ impl<L: TxnLog> Committer<L> {
             }
             if logged > 0 || self.txns.commit_due() {
                 if let Err(e) = self.txns.commit() {
-                    // The outcome of the batch's writes is unknown: their connections are
-                    // closed without an answer (the client sees a connection loss).
-                    error!("{e}; closing the connections of {} jobs", pubs.len());
-                    for p in pubs {
-                        if let Publish::Reply { out: Some(out), .. } = p {
-                            let _ = out.send(Outgoing::Close);
-                        }
+                    self.stall(e, pubs);
+                    for r in snapshot_replies.into_iter().flatten() {
+                        let _ = r.send("the log cannot be written: no snapshot".into());
                     }
                     continue;
                 }
@@ -343,11 +369,65 @@ impl<L: TxnLog> Committer<L> {
             self.since_snapshot += logged;
             // A replica's snapshots are Raft's (its snapshot policy).
             let due = self.txns.publishes() && self.since_snapshot >= self.shared.cfg.snap_count;
-            if due || !snapshot_replies.is_empty() {
+            if self.blocked.is_some() {
+                for r in snapshot_replies.into_iter().flatten() {
+                    let _ = r.send("the log cannot be written: no snapshot".into());
+                }
+            } else if due || !snapshot_replies.is_empty() {
                 self.take_snapshot(snapshot_replies);
             }
         }
         info!("committer stopped");
+    }
+
+    /// A failed commit: the batch's replies are not sent (their outcome is unknown:
+    /// the connections are closed, as on a connection loss), what else it did is held,
+    /// and writes are refused until a commit succeeds.
+    /// A replica's failed commit (leadership lost, no quorum) only closes the
+    /// connections: what its log holds is Raft's to decide.
+    fn stall(&mut self, e: String, pubs: Vec<Publish>) {
+        let single = self.txns.publishes();
+        if single {
+            error!("{e}; writes are refused until the log can be written again");
+        } else {
+            error!("{e}; closing the connections of {} jobs", pubs.len());
+        }
+        for p in pubs {
+            match p {
+                Publish::Reply { out: Some(out), .. } | Publish::WatchOp { out, .. } => {
+                    let _ = out.send(Outgoing::Close);
+                }
+                Publish::Reply { out: None, .. } => {}
+                held if single => self.held.push(held),
+                _ => {}
+            }
+        }
+        if single {
+            self.blocked = Some(e);
+        }
+    }
+
+    /// Retries the commit of a blocked committer; on success publishes what was held.
+    fn retry_commit(&mut self) {
+        match self.txns.commit() {
+            Ok(()) => {
+                info!("the log is written again: writes are accepted");
+                self.blocked = None;
+                self.shared.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                let held = std::mem::take(&mut self.held);
+                self.publish(held);
+            }
+            Err(e) => debug!("the log still cannot be written: {e}"),
+        }
+    }
+
+    /// The zxid of a refused request's reply: the last one clients can see.
+    fn refused_zxid(&self) -> i64 {
+        if self.blocked.is_some() {
+            self.shared.last_zxid()
+        } else {
+            self.txns.last_zxid().0
+        }
     }
 
     fn take_snapshot(&mut self, replies: Vec<Option<oneshot::Sender<String>>>) {
@@ -396,6 +476,9 @@ impl<L: TxnLog> Committer<L> {
 
     /// Logs and applies one txn; returns its result, or `None` when the log refused it.
     fn log(&mut self, header: TxnHeader, body: TxnBody) -> Option<TxnResult> {
+        if self.blocked.is_some() {
+            return None;
+        }
         let txn = Txn { header, body, digest: None };
         let r = self.txns.append(&txn);
         if r.as_ref().is_some_and(TxnResult::is_ok) {
@@ -435,10 +518,16 @@ impl<L: TxnLog> Committer<L> {
                         self.txns.note_sync();
                     }
                     let rctx = ReadCtx { session, auths: &auths };
-                    let (resp, watch, zxid) = self.txns.with_tree(|t| {
+                    let run = |t: &DataTree| {
                         let (r, w) = read::read(t, &rctx, &req);
                         (r, w, t.last_processed_zxid().0)
-                    });
+                    };
+                    // Blocked, the prep tree holds txns that are not durable.
+                    let (resp, watch, zxid) = if self.blocked.is_some() {
+                        run(&self.shared.published.read().unwrap_or_else(|e| e.into_inner()))
+                    } else {
+                        self.txns.with_tree(run)
+                    };
                     if let Some((table, path)) = watch {
                         pubs.push(Publish::Watch { conn, table, path });
                     }
@@ -453,10 +542,11 @@ impl<L: TxnLog> Committer<L> {
                     });
                     return 0;
                 }
-                let close = matches!(req, Request::CloseSession);
                 let ctx =
                     Ctx { session, auths: &auths, extended_types: self.shared.cfg.extended_types };
                 let (n, zxid, resp) = self.write(&ctx, xid, &req, pubs);
+                // A refused closeSession leaves the session open.
+                let close = matches!(req, Request::CloseSession) && resp.is_ok();
                 pubs.push(Publish::Reply {
                     conn: Some(conn),
                     out: Some(out),
@@ -524,8 +614,14 @@ impl<L: TxnLog> Committer<L> {
                     return 0;
                 }
                 let ctx = Ctx { session, auths: &[], extended_types: true };
-                let (n, _, _) = self.write(&ctx, 0, &Request::CloseSession, pubs);
-                pubs.push(Publish::SessionClosed { id: session });
+                let (n, _, r) = self.write(&ctx, 0, &Request::CloseSession, pubs);
+                if r.is_ok() {
+                    pubs.push(Publish::SessionClosed { id: session });
+                } else if let Some(s) = lock(&self.shared.sessions).map.get_mut(&session.0) {
+                    // Not logged (a full disk): expired again a tick later.
+                    s.closing = false;
+                    s.deadline = Instant::now() + self.shared.cfg.tick();
+                }
                 n
             }
             Job::Forwarded { items, reply } => self.forwarded(items, reply, pubs),
@@ -740,7 +836,7 @@ impl<L: TxnLog> Committer<L> {
                     pubs.push(Publish::Changes { zxid, changes });
                     (1, zxid, Ok(Response::Empty))
                 }
-                None => (0, self.txns.last_zxid().0, Err(ErrorCode::SystemError)),
+                None => (0, self.refused_zxid(), Err(ErrorCode::Throttled)),
             };
         }
         if let Request::Reconfig { .. } = req {
@@ -779,7 +875,7 @@ impl<L: TxnLog> Committer<L> {
                         pubs.push(Publish::Changes { zxid, changes });
                         (1, zxid, Ok(resp))
                     }
-                    None => (0, self.txns.last_zxid().0, Err(ErrorCode::SystemError)),
+                    None => (0, self.refused_zxid(), Err(ErrorCode::Throttled)),
                 }
             }
             Ok(Prepared::Multi { body, results, ok }) => {
@@ -797,7 +893,7 @@ impl<L: TxnLog> Committer<L> {
                         }
                         (1, zxid, Ok(Response::Multi(results)))
                     }
-                    None => (0, self.txns.last_zxid().0, Err(ErrorCode::SystemError)),
+                    None => (0, self.refused_zxid(), Err(ErrorCode::Throttled)),
                 }
             }
         }
@@ -816,12 +912,13 @@ impl<L: TxnLog> Committer<L> {
         let zxid = h.zxid.0;
         match self.log(h, TxnBody::Error { err: e }) {
             Some(_) => (1, zxid, Err(e)),
-            None => (0, self.txns.last_zxid().0, Err(ErrorCode::SystemError)),
+            None => (0, self.refused_zxid(), Err(ErrorCode::Throttled)),
         }
     }
 
     fn publish(&mut self, pubs: Vec<Publish>) {
         let own = self.txns.publishes();
+        let blocked = self.blocked.is_some();
         let shared = &*self.shared;
         let mut published = shared.published.write().unwrap_or_else(|e| e.into_inner());
         let mut watches = lock(&shared.watches);
@@ -882,14 +979,16 @@ impl<L: TxnLog> Committer<L> {
                     }
                 }
                 Publish::WatchOp { conn, xid, req, out, started, permit } => {
-                    let (resp, zxid) = self.txns.with_tree(|t| {
+                    let mut run = |t: &DataTree| {
                         let mut evs = Vec::new();
                         let r = watch_op(t, &mut watches, conn, &req, &mut evs);
                         for ev in evs {
                             let _ = out.send(Outgoing::Frame(encode_event(-1, &ev)));
                         }
                         (r, t.last_processed_zxid().0)
-                    });
+                    };
+                    let (resp, zxid) =
+                        if blocked { run(&published) } else { self.txns.with_tree(run) };
                     let _ = out.send(Outgoing::Frame(reply_frame(xid, zxid, resp)));
                     shared.stats.latency(started);
                     drop(permit);
@@ -918,7 +1017,8 @@ impl<L: TxnLog> Committer<L> {
                 }
             }
         }
-        if own {
+        // Blocked, what the log holds is not all durable: the published tree stays.
+        if own && !blocked {
             *published = self.txns.committed_tree();
         }
     }

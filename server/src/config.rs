@@ -43,8 +43,13 @@ pub struct ServerConfig {
     pub max_frame: usize,
     /// `maxClientCnxns`: connections per client address (0: no limit).
     pub max_client_cnxns: usize,
-    /// `maxOutstandingRequests` per connection (reading stops beyond it).
+    /// `maxOutstandingRequests`: requests of one connection in flight (its reading
+    /// stops beyond it).
     pub max_outstanding: usize,
+    /// `globalOutstandingLimit`: requests of all connections in flight; beyond it no
+    /// connection's requests are read until some are answered (ZooKeeper's
+    /// throttling; default 1000 as there).
+    pub global_outstanding: usize,
     /// `superDigest` (`super:<base64 sha1>`), as
     /// `zookeeper.DigestAuthenticationProvider.superDigest`.
     pub super_digest: Option<String>,
@@ -52,6 +57,10 @@ pub struct ServerConfig {
     pub four_letter_words: Vec<String>,
     /// `snapCount`: a snapshot every this many txns.
     pub snap_count: u64,
+    /// `preAllocSize` (KiB): the log's segment files are created this large (zeros),
+    /// so appends do not grow them; 0: segments are not preallocated and grow as
+    /// written. `None`: 64 MiB, preallocated.
+    pub pre_alloc_kib: Option<u64>,
     /// `extendedTypesEnabled`: TTL nodes (ZooKeeper's
     /// `zookeeper.extendedTypesEnabled`; on by default here).
     pub extended_types: bool,
@@ -74,9 +83,11 @@ impl Default for ServerConfig {
             max_frame: crate::proto::DEFAULT_MAX_FRAME,
             max_client_cnxns: 60,
             max_outstanding: 1000,
+            global_outstanding: 1000,
             super_digest: None,
             four_letter_words: vec!["srvr".into(), "ruok".into(), "mntr".into(), "isro".into()],
             snap_count: 100_000,
+            pre_alloc_kib: None,
             extended_types: true,
             container_check_ms: 60_000,
             http_listen: None,
@@ -160,8 +171,13 @@ impl ServerConfig {
                 "maxClientCnxns" => {
                     self.max_client_cnxns = usize::try_from(num(v)?).unwrap_or(usize::MAX)
                 }
-                "maxOutstandingRequests" | "globalOutstandingLimit" => {
+                "maxOutstandingRequests" => {
                     self.max_outstanding = usize::try_from(num(v)?).unwrap_or(usize::MAX).max(1)
+                }
+                "globalOutstandingLimit" | "zookeeper.globalOutstandingLimit" => {
+                    let n = usize::try_from(num(v)?).unwrap_or(usize::MAX);
+                    // tokio's semaphores hold at most usize::MAX >> 3 permits.
+                    self.global_outstanding = n.clamp(1, 1 << 30);
                 }
                 "superDigest" | "zookeeper.DigestAuthenticationProvider.superDigest" => {
                     if !v.contains(':') {
@@ -177,6 +193,15 @@ impl ServerConfig {
                         .collect();
                 }
                 "snapCount" => self.snap_count = num(v)?.max(2),
+                "preAllocSize" | "zookeeper.preAllocSize" => {
+                    let n = num(v)?;
+                    if n != 0 && !(4..=(1 << 20)).contains(&n) {
+                        return Err(bad(format!(
+                            "preAllocSize {n} out of range 4..=1048576 (KiB), or 0"
+                        )));
+                    }
+                    self.pre_alloc_kib = Some(n);
+                }
                 "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
                     self.extended_types = match v {
                         "true" => true,
@@ -204,7 +229,6 @@ impl ServerConfig {
                 | "admin.serverPort"
                 | "standaloneEnabled"
                 | "reconfigEnabled"
-                | "preAllocSize"
                 | "forceSync"
                 | "metricsProvider.className"
                 | "metricsProvider.httpPort" => {}
@@ -240,6 +264,14 @@ mod tests {
         assert!(c.allows("stat") && !c.allows("dump"));
         assert_eq!(c.listen.port(), 22001);
         assert_eq!(c.snap_count, 10);
+        assert_eq!(c.pre_alloc_kib, None);
+        assert_eq!((c.max_outstanding, c.global_outstanding), (1000, 1000));
+        c.apply_text(Path::new("zoo.cfg"), "globalOutstandingLimit=5\nmaxOutstandingRequests=3\n")
+            .unwrap();
+        assert_eq!((c.max_outstanding, c.global_outstanding), (3, 5));
+        c.apply_text(Path::new("zoo.cfg"), "preAllocSize=128\n").unwrap();
+        assert_eq!(c.pre_alloc_kib, Some(128));
+        assert!(c.apply_text(Path::new("zoo.cfg"), "preAllocSize=2\n").is_err());
         let w = c.apply_text(Path::new("zoo.cfg"), "\nbogus=1\n").unwrap();
         assert_eq!(w, vec!["zoo.cfg:2: unknown setting \"bogus\" ignored".to_string()]);
         let e = c.apply_text(Path::new("zoo.cfg"), "\ntickTime=0\n").unwrap_err();

@@ -22,8 +22,15 @@
 //! opcodes (answered `Unimplemented` first) close the connection with a logged
 //! reason; a connect must arrive within the minimum session timeout; at most
 //! `maxClientCnxns` connections per address; at most `maxOutstandingRequests`
-//! requests of a connection in flight; a client that does not read its replies is
-//! not read from either, and is closed when 64 MiB wait for it.
+//! requests of a connection and `globalOutstandingLimit` of all connections in flight
+//! (beyond them requests are not read: the clients are throttled); a client that does
+//! not read its replies is not read from either, and is closed when 64 MiB wait for it.
+//!
+//! # A full disk
+//!
+//! Writes the log cannot take are answered `THROTTLEDOP` (not executed at all; the
+//! client may retry), reads go on, and writes are taken again once there is room; the
+//! server never aborts and never loses an acknowledged write (see [`server`]).
 //!
 //! # What a client can rely on
 //!

@@ -319,6 +319,11 @@ impl Server {
     ) -> Result<Server, ServeError> {
         let mut opts = NativeEngineOptions::new(dir);
         opts.sync = SyncPolicy::Never;
+        match cfg.pre_alloc_kib {
+            Some(0) => opts.preallocate = false,
+            Some(kib) => opts.segment_len = kib << 10,
+            None => {}
+        }
         let d = dir.display().to_string();
         let engine = tokio::task::block_in_place(|| NativeEngine::open(fs, opts))
             .map_err(|source| ServeError::Open { dir: d.clone(), source })?;

@@ -25,6 +25,16 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(dir: &Path, port: u16, tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        TestServer::start_on(keeperkit_vfs::std_fs(), dir, port, tweak)
+    }
+
+    /// A server on the file system `fs` (a fault-injecting one, say).
+    pub fn start_on(
+        fs: std::sync::Arc<dyn keeperkit_vfs::FileSystem>,
+        dir: &Path,
+        port: u16,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
         let mut cfg = ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], port)),
             tick_time_ms: 100,
@@ -44,7 +54,7 @@ impl TestServer {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let s = Server::start(keeperkit_vfs::std_fs(), &d, cfg).await.unwrap();
+                let s = Server::start(fs, &d, cfg).await.unwrap();
                 atx.send(s.local_addr()).unwrap();
                 s.serve(async {
                     let _ = srx.await;
@@ -182,6 +192,30 @@ impl Client {
                         Err(ErrorCode::from_i32(h.err))
                     };
                     return (h, r);
+                }
+            }
+        }
+    }
+
+    /// A request whose connection may be closed under it: `None` when it was (the
+    /// outcome of the request is unknown).
+    pub fn try_call(&mut self, req: Request) -> Option<Res> {
+        self.xid += 1;
+        self.pending.insert(self.xid, req.op());
+        self.s.write_all(&encode_request(self.xid, &req)).ok()?;
+        loop {
+            let f = self.frame()?;
+            let pending = &self.pending;
+            match decode_reply(&f, DEFAULT_MAX_FRAME, |x| pending.get(&x).copied()).unwrap() {
+                Reply::Event(h, e) => self.events.push((h.zxid, e)),
+                Reply::Response(h, body) => {
+                    assert_eq!(h.xid, self.xid, "replies come in request order");
+                    self.pending.remove(&h.xid);
+                    return Some(if h.err == 0 {
+                        Ok(body.unwrap())
+                    } else {
+                        Err(ErrorCode::from_i32(h.err))
+                    });
                 }
             }
         }
