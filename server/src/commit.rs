@@ -25,7 +25,7 @@ use keeperkit_model::{AclList, ErrorCode, Id, OpCode, SessionId, Txn, TxnBody, T
 use keeperkit_storage::engine::NativeEngine;
 use keeperkit_storage::traits::{LogStore, SnapshotStore, SnapshotTicket, StateMachine};
 use keeperkit_tree::{DataTree, TxnResult};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{debug, error, info, warn};
 
 use crate::prep::{self, Ctx, Prepared};
@@ -33,7 +33,7 @@ use crate::proto::{
     self, add_watch_mode, encode_event, op, watcher_type, xid, Request, Response, WatcherEvent,
 };
 use crate::read::{self, ReadCtx};
-use crate::server::{lock, now_ms, reply_frame, Out, Outbox, Outgoing, Sess, Shared};
+use crate::server::{lock, now_ms, reply_frame, Out, Outbox, Outgoing, Permit, Sess, Shared};
 use crate::session;
 use crate::watch::{ConnId, Mode, Table, Watches};
 
@@ -182,7 +182,7 @@ pub(crate) enum Job {
         req: Request,
         auths: Arc<Vec<Id>>,
         out: Out,
-        permit: OwnedSemaphorePermit,
+        permit: Permit,
         started: Instant,
     },
     /// A write whose body could not be decoded: an error txn (MarshallingError), as
@@ -191,7 +191,7 @@ pub(crate) enum Job {
         session: SessionId,
         xid: i32,
         out: Out,
-        permit: OwnedSemaphorePermit,
+        permit: Permit,
         started: Instant,
     },
     /// A frame to send in order (an error reply decided by the connection).
@@ -199,7 +199,7 @@ pub(crate) enum Job {
         out: Out,
         frame: Vec<u8>,
         close: bool,
-        permit: OwnedSemaphorePermit,
+        permit: Permit,
     },
     CreateSession {
         timeout_ms: i32,
@@ -233,7 +233,7 @@ pub(crate) enum Publish {
         frame: Vec<u8>,
         close: bool,
         started: Option<Instant>,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: Option<Permit>,
     },
     Changes {
         zxid: i64,
@@ -250,7 +250,7 @@ pub(crate) enum Publish {
         req: Request,
         out: Out,
         started: Instant,
-        permit: OwnedSemaphorePermit,
+        permit: Permit,
     },
     SessionCreated {
         id: SessionId,
@@ -644,7 +644,7 @@ impl<L: TxnLog> Committer<L> {
         let mut n = 0;
         let started = Instant::now();
         for item in items {
-            let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+            let Ok(permit) = slots.clone().try_acquire_owned().map(Permit::from) else { break };
             match item {
                 FwdItem::Request { session, xid, auths, frame } => {
                     kinds.push(false);

@@ -57,13 +57,7 @@ pub(crate) fn metrics(shared: &Shared) -> Vec<(&'static str, String)> {
     };
     let (watches, paths) = shared.watches.lock().unwrap_or_else(|e| e.into_inner()).counts();
     let conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
-    let outstanding: usize = conns
-        .values()
-        .map(|c| {
-            shared.cfg.max_outstanding
-                - c.outstanding.available_permits().min(shared.cfg.max_outstanding)
-        })
-        .sum();
+    let outstanding = outstanding(shared);
     let s = &shared.stats;
     let mut v = vec![
         ("zk_version", VERSION.to_string()),
@@ -102,6 +96,12 @@ fn server_state(shared: &Shared) -> &'static str {
     shared.replica.as_ref().map_or("standalone", |r| r.state_name())
 }
 
+/// Requests in flight (`globalOutstandingLimit` permits taken).
+fn outstanding(shared: &Shared) -> usize {
+    let limit = shared.cfg.global_outstanding;
+    limit - shared.global.available_permits().min(limit)
+}
+
 fn srvr(shared: &Shared, with_clients: bool) -> String {
     let (avg, min, max) = latency(shared);
     let mut o = format!("Zookeeper version: {VERSION}, built on keeperkit\n");
@@ -128,10 +128,11 @@ fn srvr(shared: &Shared, with_clients: bool) -> String {
     };
     let _ = write!(
         o,
-        "Latency min/avg/max: {min}/{avg:.4}/{max}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: 0\nZxid: 0x{zxid:x}\nMode: {}\nNode count: {nodes}\n",
+        "Latency min/avg/max: {min}/{avg:.4}/{max}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{zxid:x}\nMode: {}\nNode count: {nodes}\n",
         s.packets_received.load(Ordering::Relaxed),
         s.packets_sent.load(Ordering::Relaxed),
         conns.len(),
+        outstanding(shared),
         server_state(shared),
     );
     o

@@ -47,6 +47,21 @@ use crate::read::{self, ReadCtx};
 use crate::session;
 use crate::watch::{ConnId, Mode, Watches};
 
+/// A request's slots among those in flight: its connection's (`maxOutstandingRequests`)
+/// and the server's (`globalOutstandingLimit`), both released when it is answered. A
+/// write a follower forwarded holds only a slot of its batch, on the leader.
+#[derive(Debug)]
+pub(crate) struct Permit {
+    _conn: OwnedSemaphorePermit,
+    _global: Option<OwnedSemaphorePermit>,
+}
+
+impl From<OwnedSemaphorePermit> for Permit {
+    fn from(p: OwnedSemaphorePermit) -> Permit {
+        Permit { _conn: p, _global: None }
+    }
+}
+
 /// What a connection's writer task is given.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
@@ -248,6 +263,8 @@ pub(crate) struct Shared {
     pub(crate) watches: Mutex<Watches>,
     pub(crate) sessions: Mutex<Sessions>,
     pub(crate) conns: Mutex<HashMap<ConnId, ConnInfo>>,
+    /// `globalOutstandingLimit` permits.
+    pub(crate) global: Arc<Semaphore>,
     jobs: Mutex<stdmpsc::Sender<Job>>,
     next_conn: AtomicU64,
     pub(crate) stats: Stats,
@@ -408,7 +425,9 @@ impl Server {
         let server_id = replica.as_ref().map_or(1, |r| u8::try_from(r.id).unwrap_or(u8::MAX));
         sessions.next_id = session::first_session_id(server_id, now_ms(), max_id.saturating_add(1));
         let (tx, rx) = stdmpsc::channel();
+        let global = Arc::new(Semaphore::new(cfg.global_outstanding));
         let shared = Arc::new(Shared {
+            global,
             cfg,
             engine,
             published: RwLock::new(tree),
@@ -918,8 +937,12 @@ fn is_txn_op(o: i32) -> bool {
     )
 }
 
-async fn permit(conn: &Conn) -> Result<OwnedSemaphorePermit, String> {
-    conn.outstanding.clone().acquire_owned().await.map_err(|e| format!("closed: {e}"))
+/// Waits for a slot of the connection, then for one of the server: reading from this
+/// connection stops meanwhile (TCP pushes back on the client).
+async fn permit(shared: &Shared, conn: &Conn) -> Result<Permit, String> {
+    let c = conn.outstanding.clone().acquire_owned().await.map_err(|e| format!("closed: {e}"))?;
+    let g = shared.global.clone().acquire_owned().await.map_err(|e| format!("closed: {e}"))?;
+    Ok(Permit { _conn: c, _global: Some(g) })
 }
 
 fn in_flight(conn: &Conn) -> bool {
@@ -934,7 +957,7 @@ async fn reply_in_order(
     close: bool,
 ) -> Result<(), String> {
     if in_flight(conn) {
-        let p = permit(conn).await?;
+        let p = permit(shared, conn).await?;
         shared.submit(Job::Reply { out: conn.out.clone(), frame, close, permit: p });
     } else {
         let _ = conn.out.send(Outgoing::Frame(frame));
@@ -963,7 +986,7 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, frame: &[u8]) -> Result<(
                 h.xid,
                 op::name(h.op)
             );
-            let p = permit(conn).await?;
+            let p = permit(shared, conn).await?;
             shared.submit(Job::Failed {
                 session,
                 xid: h.xid,
@@ -1074,7 +1097,7 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, frame: &[u8]) -> Result<(
         shared.stats.latency(started);
         return Ok(());
     }
-    let p = permit(conn).await?;
+    let p = permit(shared, conn).await?;
     shared.submit(Job::Request {
         conn: conn.id,
         session,

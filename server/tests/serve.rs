@@ -504,6 +504,83 @@ fn a_client_that_does_not_read_is_held_back_and_others_are_served() {
     srv.stop();
 }
 
+/// `globalOutstandingLimit`: clients flooding the server with pipelined writes are
+/// throttled (their requests are not read while the limit's worth are in flight), so
+/// what the server holds stays bounded; every request is still answered, in order,
+/// and another client is served meanwhile.
+#[test]
+fn flooding_clients_are_throttled() {
+    use keeperkit_server::proto::{decode_reply, encode_request, op, Reply, DEFAULT_MAX_FRAME};
+    let limit = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(dir.path(), 22116, |c| c.global_outstanding = limit);
+    let n = 3000;
+    let flooders: Vec<_> = (0..3)
+        .map(|k| {
+            let mut c = Client::connect(srv.addr);
+            let path = format!("/flood{k}");
+            c.create(&path, b"", 0).unwrap();
+            let mut w = c.s.try_clone().unwrap();
+            let writer = std::thread::spawn(move || {
+                for x in 1..=n {
+                    let req = Request::SetData {
+                        path: path.clone(),
+                        data: Some(vec![u8::try_from(k).unwrap(); 100]),
+                        version: -1,
+                    };
+                    w.write_all(&encode_request(1000 + x, &req)).unwrap();
+                }
+            });
+            let reader = std::thread::spawn(move || {
+                let mut last = 0;
+                for x in 1..=n {
+                    let f = c.frame().expect("a reply");
+                    match decode_reply(&f, DEFAULT_MAX_FRAME, |_| Some(op::SET_DATA)).unwrap() {
+                        Reply::Response(h, Some(Response::Stat(st))) => {
+                            assert_eq!((h.xid, h.err), (1000 + x, 0));
+                            assert!(st.version > last, "versions grow");
+                            last = st.version;
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+                last
+            });
+            (writer, reader)
+        })
+        .collect();
+    let outstanding = || {
+        let m = srv.word("mntr");
+        m.lines()
+            .find_map(|l| l.strip_prefix("zk_outstanding_requests\t"))
+            .expect("zk_outstanding_requests")
+            .parse::<usize>()
+            .unwrap()
+    };
+    let (mut max, mut samples) = (0, 0);
+    let mut other = Client::connect(srv.addr);
+    let mut served = None;
+    while flooders.iter().any(|(_, r)| !r.is_finished()) {
+        max = max.max(outstanding());
+        samples += 1;
+        if served.is_none() {
+            let t = Instant::now();
+            other.create("/other", b"", 0).unwrap();
+            served = Some(t.elapsed());
+        }
+    }
+    for (w, r) in flooders {
+        w.join().unwrap();
+        assert_eq!(r.join().unwrap(), n, "every setData answered once");
+    }
+    assert!(samples > 3, "the flood was sampled ({samples} times)");
+    assert!(max <= limit, "{max} requests in flight, beyond the limit of {limit}");
+    assert!(max > 0, "requests were seen in flight");
+    assert!(served.unwrap() < Duration::from_secs(10), "another client waited {served:?}");
+    assert_eq!(outstanding(), 0);
+    srv.stop();
+}
+
 #[test]
 fn http_endpoints() {
     let dir = tempfile::tempdir().unwrap();

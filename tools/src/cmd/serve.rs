@@ -21,8 +21,9 @@ use crate::{CmdResult, ConvertArgs, Failure, Outcome};
     --bootstrap creates the cluster on the first start of its first members (given again later it is \
     ignored); a member started without it waits for a leader to contact it.\n\n\
     The config file takes zoo.cfg's names: tickTime, minSessionTimeout, maxSessionTimeout, \
-    jute.maxbuffer, maxClientCnxns, superDigest, 4lw.commands.whitelist, snapCount, \
-    clientPort, clientPortAddress, extendedTypesEnabled, containerCheckInterval. \
+    jute.maxbuffer, maxClientCnxns, globalOutstandingLimit, maxOutstandingRequests, \
+    superDigest, 4lw.commands.whitelist, snapCount, preAllocSize, clientPort, \
+    clientPortAddress, extendedTypesEnabled, containerCheckInterval. \
     Logs go to stderr (RUST_LOG=debug for more). SIGTERM or SIGINT stops the server \
     cleanly; sessions survive a restart within their timeout.")]
 pub struct ServeArgs {
