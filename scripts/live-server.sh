@@ -18,6 +18,10 @@
 #   chdb   scripts/lib/clients/chdb_suite.py: ClickHouse's own client (chdb) with a
 #          KeeperMap and a ReplicatedMergeTree table, the server restarted twice in
 #          between (same data directory, same port), nothing lost
+#   fourlw scripts/lib/clients/fourlw_suite.py: the four-letter words cons, dump and envi
+#          with two kazoo sessions, line by line in ZooKeeper 3.8's shape with the values
+#          a test can know (sessions, last operations, timeouts, ephemerals, expiry
+#          dates, OS and user)
 #   diff   scripts/diff-zookeeper.sh: the differential test, ZooKeeper 3.8 against the
 #          target (against ZooKeeper itself: proves the test deterministic)
 #   bench  `keeperkit bench server`, 2 s of every op kind from 4 clients: no error answer,
@@ -25,7 +29,7 @@
 #
 # Options:
 #   --target T       zookeeper, keeperkit or both (default both)
-#   --suites LIST    comma-separated (default kazoo,zkcli,java,chdb,diff,bench)
+#   --suites LIST    comma-separated (default kazoo,zkcli,java,chdb,fourlw,diff,bench)
 #   --allow-fail L   comma-separated TARGET:SUITE whose failure is reported as a known
 #                    failure and does not fail the script (it still runs)
 #   --diff-ops N     operations of the differential run (default $KEEPERKIT_DIFF_OPS or 2000)
@@ -41,7 +45,7 @@ ROOT="$(cd "$HERE/.." && pwd)"
 . "$HERE/lib/target.sh"
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 
-TARGETS=both SUITES=kazoo,zkcli,java,chdb,diff,bench ALLOW="" DIFF_OPS=${KEEPERKIT_DIFF_OPS:-2000} KEEP=0
+TARGETS=both SUITES=kazoo,zkcli,java,chdb,fourlw,diff,bench ALLOW="" DIFF_OPS=${KEEPERKIT_DIFF_OPS:-2000} KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --target) TARGETS="$2"; shift 2;;
@@ -60,7 +64,7 @@ case "$TARGETS" in
 esac
 IFS=, read -r -a SUITE_LIST <<< "$SUITES"
 for s in "${SUITE_LIST[@]}"; do
-  case "$s" in kazoo|zkcli|java|chdb|diff|bench) ;; *) echo "live-server: unknown suite $s" >&2; exit 2;; esac
+  case "$s" in kazoo|zkcli|java|chdb|fourlw|diff|bench) ;; *) echo "live-server: unknown suite $s" >&2; exit 2;; esac
 done
 
 zk_check_deps || exit 2
@@ -108,6 +112,7 @@ run_suite() {
   case "$suite" in
     kazoo) timeout 300 python3 "$HERE/lib/clients/kazoo_suite.py" --port "$TGT_PORT" 2>"$dir/stderr" || rc=$?;;
     zkcli) timeout 300 "$HERE/lib/clients/zkcli_suite.sh" "$TGT_PORT" || rc=$?;;
+    fourlw) timeout 120 python3 "$HERE/lib/clients/fourlw_suite.py" --port "$TGT_PORT" || rc=$?;;
     java) timeout 300 java -cp "$WORK/java:$JAVA_CP" JavaClients "127.0.0.1:$TGT_PORT" 2>"$dir/stderr" || rc=$?;;
     bench)
       timeout 120 "$KEEPERKIT" bench server --connect "127.0.0.1:$TGT_PORT" --clients 4 --duration 2 \

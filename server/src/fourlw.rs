@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 
 use keeperkit_storage::traits::{LogStore, SnapshotStore, StateMachine};
 
-use crate::server::Shared;
+use crate::server::{ConnInfo, Shared};
+use crate::watch::ConnId;
 
 /// Every word known.
 pub const WORDS: &[&str] = &[
@@ -139,7 +140,8 @@ fn srvr(shared: &Shared, with_clients: bool) -> String {
 }
 
 /// The answer to word `w` (the connection closes after it).
-pub(crate) fn answer(shared: &Shared, w: &str) -> String {
+/// `me` is the connection asking.
+pub(crate) fn answer(shared: &Shared, w: &str, me: ConnId) -> String {
     if !shared.cfg.allows(w) {
         return format!("{w} is not executed because it is not in the whitelist.\n");
     }
@@ -169,35 +171,15 @@ pub(crate) fn answer(shared: &Shared, w: &str) -> String {
                 c.snap_count
             )
         }
-        "cons" => {
-            let conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
-            let mut o = String::new();
-            let mut v: Vec<_> = conns.iter().collect();
-            v.sort_by_key(|(id, _)| **id);
-            for (_, c) in v {
-                let _ = writeln!(
-                    o,
-                    " /{}[1](queued=0,recved={},sent={},sid=0x{:x})",
-                    c.addr,
-                    c.received.load(Ordering::Relaxed),
-                    c.sent.load(Ordering::Relaxed),
-                    c.session.map_or(0, |s| s.0)
-                );
-            }
-            o.push('\n');
-            o
-        }
-        "envi" => format!(
-            "Environment:\nzookeeper.version={VERSION}\nhost.name={}\nos.name={}\nos.arch={}\nuser.dir={}\n",
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
-            std::env::consts::OS,
-            std::env::consts::ARCH,
-            std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()
-        ),
+        "cons" => cons(shared, me),
+        "envi" => envi(),
         "wchs" => {
             let w = shared.watches.lock().unwrap_or_else(|e| e.into_inner());
             let (n, paths) = w.counts();
-            format!("{} connections watching {paths} paths\nTotal watches:{n}\n", w.by_connection().len())
+            format!(
+                "{} connections watching {paths} paths\nTotal watches:{n}\n",
+                w.by_connection().len()
+            )
         }
         "wchc" => {
             let w = shared.watches.lock().unwrap_or_else(|e| e.into_inner());
@@ -225,27 +207,12 @@ pub(crate) fn answer(shared: &Shared, w: &str) -> String {
             }
             o
         }
-        "dump" => {
-            let t = shared.published.read().unwrap_or_else(|e| e.into_inner());
-            let sessions = t.sessions();
-            let mut o = format!("SessionTracker dump:\nGlobal Sessions({}):\n", sessions.len());
-            for s in &sessions {
-                let _ = writeln!(o, "0x{:x}\t{}ms", s.id.0, s.timeout_ms);
-            }
-            let with: Vec<_> = sessions.iter().filter(|s| s.ephemerals > 0).collect();
-            let _ = writeln!(o, "ephemeral nodes dump:\nSessions with Ephemerals ({}):", with.len());
-            for s in with {
-                let _ = writeln!(o, "0x{:x}:", s.id.0);
-                for p in t.ephemerals(s.id) {
-                    let _ = writeln!(o, "\t{p}");
-                }
-            }
-            o
-        }
+        "dump" => dump(shared),
         "crst" => {
             for c in shared.conns.lock().unwrap_or_else(|e| e.into_inner()).values() {
                 c.received.store(0, Ordering::Relaxed);
                 c.sent.store(0, Ordering::Relaxed);
+                crate::server::lock(&c.stats).reset();
             }
             "Connection stats reset.\n".into()
         }
@@ -258,7 +225,11 @@ pub(crate) fn answer(shared: &Shared, w: &str) -> String {
             let first = e.first_index().unwrap_or(0);
             let last = e.last_index().unwrap_or(0);
             let applied = e.applied();
-            let snap = e.list_snapshots().ok().and_then(|v| v.last().map(|s| s.position.index)).unwrap_or(0);
+            let snap = e
+                .list_snapshots()
+                .ok()
+                .and_then(|v| v.last().map(|s| s.position.index))
+                .unwrap_or(0);
             format!(
                 "first_log_idx\t{first}\nfirst_log_term\t{}\nlast_log_idx\t{last}\nlast_log_term\t{}\nlast_committed_log_idx\t{}\nleader_committed_log_idx\t{}\ntarget_committed_log_idx\t{}\nlast_snapshot_idx\t{snap}\n",
                 applied.term, applied.term, applied.index, applied.index, applied.index
@@ -269,5 +240,287 @@ pub(crate) fn answer(shared: &Shared, w: &str) -> String {
             format!("{}\n", shared.engine.applied().index)
         }
         _ => format!("{w} is not a known command\n"),
+    }
+}
+
+/// One connection as ZooKeeper's `ServerCnxn.dumpConnectionInfo` prints it: address,
+/// interest ops (0 for the connection asking, which is not reading while it answers;
+/// 1 for the others), queued requests, packets received and sent, and for a
+/// connection with a session: its id, the last operation answered, when the
+/// connection was established (ms since the epoch), the session timeout, the last
+/// cxid and zxid answered, when (ms on the server's monotonic clock), and the last,
+/// min, average and max latency in ms.
+fn connection_info(o: &mut String, shared: &Shared, c: &ConnInfo, asking: bool, timeout: i32) {
+    let queued = shared.cfg.max_outstanding
+        - c.outstanding.available_permits().min(shared.cfg.max_outstanding);
+    let _ = write!(
+        o,
+        " /{}[{}](queued={queued},recved={},sent={}",
+        c.addr,
+        if asking { 0 } else { 1 },
+        c.received.load(Ordering::Relaxed),
+        c.sent.load(Ordering::Relaxed)
+    );
+    if let Some(sid) = c.session {
+        let st = crate::server::lock(&c.stats);
+        let _ = write!(
+            o,
+            ",sid=0x{:x},lop={},est={},to={timeout}",
+            sid.0, st.last_op, st.established_ms
+        );
+        if st.last_cxid >= 0 {
+            let _ = write!(o, ",lcxid=0x{:x}", st.last_cxid);
+        }
+        let _ = write!(
+            o,
+            ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
+            st.last_zxid,
+            st.last_response_ms,
+            st.last_latency_ms,
+            st.min_latency_ms(),
+            st.avg_latency_ms(),
+            st.max_latency_ms
+        );
+    }
+    o.push(')');
+}
+
+/// `cons`: every connection, then an empty line.
+fn cons(shared: &Shared, me: ConnId) -> String {
+    // The session table is locked before the connections elsewhere: not while they are.
+    let timeouts: std::collections::HashMap<i64, i32> = crate::server::lock(&shared.sessions)
+        .map
+        .iter()
+        .map(|(id, s)| (*id, s.timeout_ms))
+        .collect();
+    let conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+    let mut o = String::new();
+    let mut v: Vec<_> = conns.iter().collect();
+    v.sort_by_key(|(id, _)| **id);
+    for (id, c) in v {
+        let timeout = c.session.and_then(|s| timeouts.get(&s.0)).copied().unwrap_or(0);
+        connection_info(&mut o, shared, c, *id == me, timeout);
+        o.push('\n');
+    }
+    o.push('\n');
+    o
+}
+
+/// `envi`: ZooKeeper's `Environment.list()` where it has an equivalent here. The
+/// `java.*` lines (version, vendor, home, class path, library path, tmpdir, compiler)
+/// and `os.memory.*` (the JVM heap: free, max, total) describe a JVM; there is none,
+/// and no client or tool reads them to decide anything, so they are left out rather
+/// than made up. The rest as Java gets it: the host name, `os.name`, `os.arch` in
+/// Java's spelling (`amd64` for x86_64), `os.version` (the kernel release),
+/// `user.name` and `user.home` of the process's user (its passwd entry), `user.dir`
+/// (the working directory).
+fn envi() -> String {
+    let (user, home) = user_entry();
+    let list = [
+        ("zookeeper.version", format!("{VERSION}, built on keeperkit")),
+        ("host.name", host_name()),
+        ("os.name", os_name().to_string()),
+        ("os.arch", java_arch(std::env::consts::ARCH).to_string()),
+        ("os.version", read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_default()),
+        ("user.name", user),
+        ("user.home", home),
+        ("user.dir", std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()),
+    ];
+    let mut o = String::from("Environment:\n");
+    for (k, v) in list {
+        let _ = writeln!(o, "{k}={v}");
+    }
+    o
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+}
+
+fn host_name() -> String {
+    read_trimmed("/proc/sys/kernel/hostname")
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Java's `os.name`.
+fn os_name() -> &'static str {
+    match std::env::consts::OS {
+        "linux" => "Linux",
+        "macos" => "Mac OS X",
+        "freebsd" => "FreeBSD",
+        "windows" => "Windows",
+        other => other,
+    }
+}
+
+/// Java's `os.arch` for Rust's `ARCH`.
+pub(crate) fn java_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "x86" => "i386",
+        other => other,
+    }
+}
+
+/// The name and home directory of the process's real user, from its passwd entry (as
+/// Java's `getpwuid(getuid())`); `$USER`/`$HOME` when it cannot be read.
+fn user_entry() -> (String, String) {
+    let uid = read_trimmed("/proc/self/status").and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next().map(str::to_string))
+    });
+    let entry = uid.and_then(|uid| {
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 7 && f[2] == uid).then(|| (f[0].to_string(), f[5].to_string()))
+        })
+    });
+    entry.unwrap_or_else(|| {
+        (std::env::var("USER").unwrap_or_default(), std::env::var("HOME").unwrap_or_default())
+    })
+}
+
+/// `dump`: ZooKeeper's `DumpCommand`. The sessions grouped by when they expire
+/// (`ExpiryQueue.dump`: deadlines rounded up to the next tick, on the server's
+/// monotonic clock, printed as dates), the ephemerals of each session, and the
+/// connections grouped by when they expire (the session's deadline, rounded up to
+/// ZooKeeper's 10 s sessionless-connection interval; a connection without a session
+/// expires 10 s after it was accepted). Within a group, ids and connections are in
+/// ascending order where ZooKeeper's hash sets have their own order. Dates are UTC.
+fn dump(shared: &Shared) -> String {
+    let now = std::time::Instant::now();
+    let wall = crate::server::now_ms();
+    // (rounded deadline as ms on the server's clock, what to print)
+    let group = |items: Vec<(std::time::Instant, String)>, interval: u64| {
+        let mut sets: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
+        let n = items.len();
+        for (deadline, what) in items {
+            let t = u64::try_from(deadline.saturating_duration_since(shared.started).as_millis())
+                .unwrap_or(u64::MAX);
+            let rounded = (t / interval + 1) * interval;
+            sets.entry(rounded).or_default().push(what);
+        }
+        let mut o = format!("Sets ({})/({n}):\n", sets.len());
+        let elapsed = u64::try_from(now.duration_since(shared.started).as_millis()).unwrap_or(0);
+        for (t, mut v) in sets {
+            v.sort();
+            let at = wall + i64::try_from(t).unwrap_or(0) - i64::try_from(elapsed).unwrap_or(0);
+            let _ = writeln!(o, "{} expire at {}:", v.len(), java_date(at));
+            for w in v {
+                let _ = writeln!(o, "\t{w}");
+            }
+        }
+        o
+    };
+    let sessions: Vec<_> = {
+        let ss = crate::server::lock(&shared.sessions);
+        ss.map.iter().map(|(id, s)| (s.deadline, *id)).collect()
+    };
+    let mut o = String::from("SessionTracker dump:\nSession ");
+    let tick = u64::from(shared.cfg.tick_time_ms.max(1));
+    let mut by_id: Vec<_> = sessions.iter().map(|(d, id)| (*d, *id)).collect();
+    by_id.sort_by_key(|(_, id)| *id);
+    o.push_str(&group(by_id.iter().map(|(d, id)| (*d, format!("0x{id:x}"))).collect(), tick));
+    {
+        let t = shared.published.read().unwrap_or_else(|e| e.into_inner());
+        let with: Vec<_> = t.sessions().into_iter().filter(|s| s.ephemerals > 0).collect();
+        let _ = writeln!(o, "ephemeral nodes dump:\nSessions with Ephemerals ({}):", with.len());
+        for s in with {
+            let _ = writeln!(o, "0x{:x}:", s.id.0);
+            for p in t.ephemerals(s.id) {
+                let _ = writeln!(o, "\t{p}");
+            }
+        }
+    }
+    o.push_str("Connections dump:\nConnections ");
+    let conns: Vec<_> = {
+        let deadlines: std::collections::HashMap<i64, std::time::Instant> =
+            sessions.iter().map(|(d, id)| (*id, *d)).collect();
+        let c = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+        c.values()
+            .map(|ci| {
+                let sid = ci.session.map_or(0, |s| s.0);
+                let deadline = deadlines.get(&sid).copied().unwrap_or_else(|| {
+                    crate::server::lock(&ci.stats).accepted + SESSIONLESS_CNXN_TIMEOUT
+                });
+                (deadline, format!("ip: /{} sessionId: 0x{sid:x}", ci.addr))
+            })
+            .collect()
+    };
+    o.push_str(&group(conns, 10_000));
+    o
+}
+
+/// `NIOServerCnxnFactory`'s `zookeeper.nio.sessionlessCnxnTimeout` default: the
+/// interval its connection expiry queue rounds to, and how long a connection without
+/// a session lives.
+const SESSIONLESS_CNXN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Milliseconds since the epoch as Java's `Date.toString` prints them (in UTC):
+/// `Mon Dec 07 02:58:47 UTC 2026`.
+pub(crate) fn java_date(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!(
+        "{} {} {day:02} {:02}:{:02}:{:02} UTC {year}",
+        DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)],
+        MONTHS[usize::try_from(month - 1).unwrap_or(0)],
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_as_java_prints_them() {
+        // new Date(0).toString() in UTC, and two dates ZooKeeper's `dump` printed.
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(java_date(1_796_612_327_000), "Mon Dec 07 02:58:47 UTC 2026");
+        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+        assert_eq!(java_date(-1000), "Wed Dec 31 23:59:59 UTC 1969");
+    }
+
+    #[test]
+    fn java_names() {
+        assert_eq!(java_arch("x86_64"), "amd64");
+        assert_eq!(java_arch("aarch64"), "aarch64");
+        let e = envi();
+        let keys: Vec<&str> =
+            e.lines().skip(1).map(|l| l.split_once('=').expect("key=value").0).collect();
+        assert_eq!(
+            keys,
+            [
+                "zookeeper.version",
+                "host.name",
+                "os.name",
+                "os.arch",
+                "os.version",
+                "user.name",
+                "user.home",
+                "user.dir"
+            ]
+        );
     }
 }

@@ -202,6 +202,92 @@ pub(crate) struct Sessions {
     pub(crate) next_id: i64,
 }
 
+/// A connection's request statistics, as ZooKeeper's `ServerCnxn` keeps them for
+/// `cons`: updated when a reply is written (the reader queues what each request is,
+/// in order; the writer takes one entry per reply).
+#[derive(Debug)]
+pub(crate) struct ConnStats {
+    pub(crate) accepted: Instant,
+    pub(crate) established_ms: i64,
+    /// Requests read and not answered yet: the opcode (`None` for packets ZooKeeper's
+    /// `FinalRequestProcessor` does not see: auth, sasl; -1 for an undecodable one)
+    /// and when the request was read.
+    inflight: std::collections::VecDeque<(Option<i32>, Instant)>,
+    pub(crate) last_op: &'static str,
+    pub(crate) last_cxid: i64,
+    pub(crate) last_zxid: i64,
+    /// On the server's monotonic clock (ms since it started).
+    pub(crate) last_response_ms: u64,
+    pub(crate) last_latency_ms: u64,
+    min_latency_ms: u64,
+    pub(crate) max_latency_ms: u64,
+    count: u64,
+    total_latency_ms: u64,
+}
+
+impl ConnStats {
+    fn new() -> ConnStats {
+        ConnStats {
+            accepted: Instant::now(),
+            established_ms: now_ms(),
+            inflight: Default::default(),
+            last_op: "NA",
+            last_cxid: -1,
+            last_zxid: -1,
+            last_response_ms: 0,
+            last_latency_ms: 0,
+            min_latency_ms: u64::MAX,
+            max_latency_ms: 0,
+            count: 0,
+            total_latency_ms: 0,
+        }
+    }
+
+    /// `crst`.
+    pub(crate) fn reset(&mut self) {
+        let (accepted, established_ms) = (self.accepted, self.established_ms);
+        let inflight = std::mem::take(&mut self.inflight);
+        *self = ConnStats { accepted, established_ms, inflight, ..ConnStats::new() };
+    }
+
+    pub(crate) fn min_latency_ms(&self) -> u64 {
+        if self.min_latency_ms == u64::MAX {
+            0
+        } else {
+            self.min_latency_ms
+        }
+    }
+
+    pub(crate) fn avg_latency_ms(&self) -> u64 {
+        self.total_latency_ms.checked_div(self.count).unwrap_or(0)
+    }
+
+    /// A reply frame written: `ServerCnxn.updateStatsForResponse`.
+    fn replied(&mut self, frame: &[u8], started: &Instant) {
+        let Some((op, read_at)) = self.inflight.pop_front() else { return };
+        let Some(op) = op else { return };
+        let xid = frame.get(4..8).map_or(-1, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let zxid = frame
+            .get(8..16)
+            .map_or(-1, |b| i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
+        let err = frame.get(16..20).map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let now = Instant::now();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        if xid >= 0 {
+            self.last_cxid = i64::from(xid);
+        }
+        self.last_zxid = zxid;
+        self.last_op = op::short_name(op, err);
+        self.last_response_ms = ms(now.duration_since(*started));
+        let lat = ms(now.duration_since(read_at));
+        self.last_latency_ms = lat;
+        self.min_latency_ms = self.min_latency_ms.min(lat);
+        self.max_latency_ms = self.max_latency_ms.max(lat);
+        self.count += 1;
+        self.total_latency_ms = self.total_latency_ms.saturating_add(lat);
+    }
+}
+
 /// A live connection as `cons` shows it.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnInfo {
@@ -214,6 +300,7 @@ pub(crate) struct ConnInfo {
     pub(crate) received: Arc<AtomicU64>,
     pub(crate) sent: Arc<AtomicU64>,
     pub(crate) outstanding: Arc<Semaphore>,
+    pub(crate) stats: Arc<Mutex<ConnStats>>,
 }
 
 /// Counters behind `mntr`, `srvr`, `/metrics`.
@@ -641,6 +728,7 @@ struct Conn {
     outstanding: Arc<Semaphore>,
     max_outstanding: usize,
     received: Arc<AtomicU64>,
+    stats: Arc<Mutex<ConnStats>>,
 }
 
 /// The address as Java's `InetAddress.getHostAddress` writes it (IPv6 uncompressed).
@@ -654,22 +742,49 @@ fn ip_string(ip: IpAddr) -> String {
     }
 }
 
+/// What the writer counts: frames sent, and the replies among them (every frame but
+/// the first, the connect response or a four-letter word's answer, and events, whose
+/// xid is -1).
+struct Counted {
+    sent: Arc<AtomicU64>,
+    stats: Arc<Mutex<ConnStats>>,
+    started: Instant,
+    frames: u64,
+}
+
+impl Counted {
+    fn frame(&mut self, f: &[u8]) {
+        self.frames += 1;
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        if self.frames > 1 && f.get(4..8) != Some(&(-1i32).to_be_bytes()[..]) {
+            lock(&self.stats).replied(f, &self.started);
+        }
+    }
+}
+
 async fn writer<W: tokio::io::AsyncWrite + Unpin>(
     mut wr: W,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     out: Outbox,
     close: Arc<Notify>,
+    mut counted: Counted,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     'outer: while let Some(m) = rx.recv().await {
         let mut closing = false;
         match m {
-            Outgoing::Frame(f) => buf.extend_from_slice(&f),
+            Outgoing::Frame(f) => {
+                counted.frame(&f);
+                buf.extend_from_slice(&f);
+            }
             Outgoing::Close => closing = true,
         }
         while !closing && buf.len() < (1 << 20) {
             match rx.try_recv() {
-                Ok(Outgoing::Frame(f)) => buf.extend_from_slice(&f),
+                Ok(Outgoing::Frame(f)) => {
+                    counted.frame(&f);
+                    buf.extend_from_slice(&f);
+                }
                 Ok(Outgoing::Close) => closing = true,
                 Err(_) => break,
             }
@@ -706,6 +821,8 @@ where
     let close = Arc::new(Notify::new());
     let outstanding = Arc::new(Semaphore::new(shared.cfg.max_outstanding));
     let received = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let stats = Arc::new(Mutex::new(ConnStats::new()));
     let mut auth_set = crate::javahash::AuthIds::new();
     auth_set.insert(Id { scheme: "ip".into(), id: ip.clone() });
     let auths = Arc::new(auth_set.to_vec());
@@ -725,13 +842,15 @@ where
                 close: close.clone(),
                 auths: shared_auths.clone(),
                 received: received.clone(),
-                sent: Arc::new(AtomicU64::new(0)),
+                sent: sent.clone(),
                 outstanding: outstanding.clone(),
+                stats: stats.clone(),
             },
         );
     }
     let (rd, wr) = tokio::io::split(stream);
-    tokio::spawn(writer(wr, rx, tx.clone(), close.clone()));
+    let counted = Counted { sent, stats: stats.clone(), started: shared.started, frames: 0 };
+    tokio::spawn(writer(wr, rx, tx.clone(), close.clone(), counted));
     let mut conn = Conn {
         id,
         addr,
@@ -743,6 +862,7 @@ where
         outstanding,
         max_outstanding: shared.cfg.max_outstanding,
         received,
+        stats,
     };
     debug!(conn = id, %addr, "accepted");
     let reason = read_loop(&shared, &mut conn, rd, &close).await;
@@ -784,7 +904,8 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                 if let Some(w) = fb.peek4() {
                     if let Ok(word) = std::str::from_utf8(&w) {
                         if crate::fourlw::is_word(word) {
-                            let text = crate::fourlw::answer(shared, word);
+                            conn.received.fetch_add(1, Ordering::Relaxed);
+                            let text = crate::fourlw::answer(shared, word, conn.id);
                             let _ = conn.out.send(Outgoing::Frame(text.into_bytes()));
                             return Ok(());
                         }
@@ -972,7 +1093,14 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, frame: &[u8]) -> Result<(
     let started = Instant::now();
     let Some(session) = conn.session else { return Err("no session".into()) };
     shared.touch(session);
-    let (hdr, req) = match proto::decode_request(frame, shared.cfg.max_frame) {
+    let decoded = proto::decode_request(frame, shared.cfg.max_frame);
+    let opcode = match &decoded {
+        Ok((_, Request::Auth { .. } | Request::Sasl { .. })) => None,
+        Ok((_, r)) => Some(r.op()),
+        Err(_) => Some(-1),
+    };
+    lock(&conn.stats).inflight.push_back((opcode, started));
+    let (hdr, req) = match decoded {
         Ok(x) => x,
         Err((Some(h), ProtoError::UnknownOp(o))) => {
             let f = reply_frame(h.xid, shared.last_zxid(), Err(ErrorCode::Unimplemented));

@@ -112,6 +112,56 @@ pub mod op {
     /// ClickHouse Keeper: remove a subtree.
     pub const REMOVE_RECURSIVE: i32 = 503;
 
+    /// The name `cons` shows for the last operation of a connection (`lop`), as
+    /// ZooKeeper's `FinalRequestProcessor` sets it: `NA` for a request that failed
+    /// its checks (an error txn: a write answered with an error code, `err`) and for
+    /// opcodes it does not know.
+    pub fn short_name(op: i32, err: i32) -> &'static str {
+        let write = matches!(
+            op,
+            CREATE
+                | CREATE2
+                | CREATE_TTL
+                | CREATE_CONTAINER
+                | DELETE
+                | DELETE_CONTAINER
+                | SET_DATA
+                | SET_ACL
+                | CHECK
+                | RECONFIG
+        );
+        if write && err != 0 {
+            return "NA";
+        }
+        match op {
+            PING => "PING",
+            CREATE_SESSION => "SESS",
+            MULTI => "MULT",
+            MULTI_READ => "MLTR",
+            CREATE | CREATE2 | CREATE_TTL | CREATE_CONTAINER => "CREA",
+            DELETE | DELETE_CONTAINER => "DELE",
+            SET_DATA => "SETD",
+            RECONFIG => "RECO",
+            SET_ACL => "SETA",
+            CLOSE_SESSION => "CLOS",
+            SYNC => "SYNC",
+            CHECK => "CHEC",
+            EXISTS => "EXIS",
+            GET_DATA => "GETD",
+            SET_WATCHES => "SETW",
+            SET_WATCHES2 => "STW2",
+            ADD_WATCH => "ADDW",
+            GET_ACL => "GETA",
+            GET_CHILDREN | GET_CHILDREN2 => "GETC",
+            GET_ALL_CHILDREN_NUMBER => "GETACN",
+            CHECK_WATCHES => "CHKW",
+            REMOVE_WATCHES => "REMW",
+            GET_EPHEMERALS => "GETE",
+            WHO_AM_I => "HOMI",
+            _ => "NA",
+        }
+    }
+
     /// ZooKeeper's name of an opcode (as `Request.op2String` prints it).
     pub fn name(op: i32) -> &'static str {
         match op {
