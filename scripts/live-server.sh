@@ -22,6 +22,10 @@
 #          with two kazoo sessions, line by line in ZooKeeper 3.8's shape with the values
 #          a test can know (sessions, last operations, timeouts, ephemerals, expiry
 #          dates, OS and user)
+#   migrate scripts/live-migrate.sh (under the keeperkit target; the zookeeper target has
+#          nothing to add): a ZooKeeper directory imported by `keeperkit serve
+#          --import`, and keeperkit's directory converted `--to zookeeper`, each served
+#          by both servers with the same tree
 #   diff   scripts/diff-zookeeper.sh: the differential test, ZooKeeper 3.8 against the
 #          target (against ZooKeeper itself: proves the test deterministic)
 #   bench  `keeperkit bench server`, 2 s of every op kind from 4 clients: no error answer,
@@ -29,7 +33,8 @@
 #
 # Options:
 #   --target T       zookeeper, keeperkit or both (default both)
-#   --suites LIST    comma-separated (default kazoo,zkcli,java,chdb,fourlw,diff,bench)
+#   --suites LIST    comma-separated (default kazoo,zkcli,java,chdb,fourlw,migrate,diff,
+#                    bench)
 #   --allow-fail L   comma-separated TARGET:SUITE whose failure is reported as a known
 #                    failure and does not fail the script (it still runs)
 #   --diff-ops N     operations of the differential run (default $KEEPERKIT_DIFF_OPS or 2000)
@@ -45,7 +50,7 @@ ROOT="$(cd "$HERE/.." && pwd)"
 . "$HERE/lib/target.sh"
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 
-TARGETS=both SUITES=kazoo,zkcli,java,chdb,fourlw,diff,bench ALLOW="" DIFF_OPS=${KEEPERKIT_DIFF_OPS:-2000} KEEP=0
+TARGETS=both SUITES=kazoo,zkcli,java,chdb,fourlw,migrate,diff,bench ALLOW="" DIFF_OPS=${KEEPERKIT_DIFF_OPS:-2000} KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --target) TARGETS="$2"; shift 2;;
@@ -64,7 +69,7 @@ case "$TARGETS" in
 esac
 IFS=, read -r -a SUITE_LIST <<< "$SUITES"
 for s in "${SUITE_LIST[@]}"; do
-  case "$s" in kazoo|zkcli|java|chdb|fourlw|diff|bench) ;; *) echo "live-server: unknown suite $s" >&2; exit 2;; esac
+  case "$s" in kazoo|zkcli|java|chdb|fourlw|migrate|diff|bench) ;; *) echo "live-server: unknown suite $s" >&2; exit 2;; esac
 done
 
 zk_check_deps || exit 2
@@ -102,6 +107,12 @@ run_suite() {
       local against=keeperkit
       [ "$kind" = zookeeper ] && against=zookeeper
       timeout 900 "$HERE/diff-zookeeper.sh" --against "$against" --ops "$DIFF_OPS"
+      return;;
+    migrate)
+      if [ "$kind" = zookeeper ]; then
+        echo "migrate: both servers take part in the keeperkit target's run"; return 0
+      fi
+      timeout 300 "$HERE/live-migrate.sh"
       return;;
     java) java_compile || return 1;;
     chdb) python3 -c 'import chdb' 2>/dev/null || { echo "python chdb missing (pip install chdb)"; return 1; };;

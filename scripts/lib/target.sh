@@ -9,6 +9,7 @@
 #                                          restart keeps the port clients know); waits until
 #                                          it serves; sets TGT_PORT, TGT_PID
 #   (TGT_ZK_HEAP: the JVM heap of ZooKeeper, default 1g)
+#   (TGT_SERVE_ARGS: an array of more `keeperkit serve` arguments, e.g. (--import DIR))
 #   tgt_stop                               SIGTERM (SIGKILL after 30 s) the server we started
 #   tgt_4lw CMD                            a four-letter word's answer
 #
@@ -21,6 +22,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/zkserver.sh"
 
 TGT_KIND="" TGT_DIR="" TGT_PORT="" TGT_PID=""
+TGT_SERVE_ARGS=()
 TGT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 : "${KEEPERKIT:=$TGT_ROOT/target/release/keeperkit}"
 TGT_COMMON=(tickTime=500 minSessionTimeout=1000 maxSessionTimeout=30000 forceSync=yes)
@@ -58,7 +60,7 @@ tgt_start() {
         TGT_PORT=${want:-$(zk_free_port)}
         : > "$TGT_DIR/keeperkit.log"
         RUST_LOG=${RUST_LOG:-info} "$KEEPERKIT" serve "$TGT_DIR/data" --bind 127.0.0.1 --port "$TGT_PORT" \
-          --config "$TGT_DIR/keeperkit.cfg" >> "$TGT_DIR/keeperkit.log" 2>&1 &
+          --config "$TGT_DIR/keeperkit.cfg" "${TGT_SERVE_ARGS[@]}" >> "$TGT_DIR/keeperkit.log" 2>&1 &
         TGT_PID=$!
         local start=$SECONDS
         while [ $((SECONDS - start)) -lt 120 ]; do
