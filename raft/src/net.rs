@@ -83,9 +83,18 @@ pub struct Identity {
     pub cluster: Mutex<Option<String>>,
     /// Records a cluster id this node takes (persists it); an error refuses it.
     pub adopt: Adopt,
+    /// Set while this node may not vote: it lost (or never had) the term and vote it
+    /// may have given, and is being rebuilt from the leader. Vote requests to it are
+    /// answered with an error, and it sends none.
+    pub no_vote: AtomicBool,
 }
 
 impl Identity {
+    /// Whether this node may vote now.
+    pub fn votes(&self) -> bool {
+        !self.no_vote.load(Ordering::SeqCst)
+    }
+
     fn cluster(&self) -> Option<String> {
         self.cluster.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -494,9 +503,16 @@ async fn serve_conn(
         (k, _, _) => return Err(format!("the first frame is of kind {k}, not a hello")),
     };
     while let Some((kind, id, body)) = read_frame(&mut rd).await.map_err(|e| e.to_string())? {
-        let (raft, app, tx) = (raft.clone(), app.clone(), tx.clone());
+        let (raft, app, tx, ident) = (raft.clone(), app.clone(), tx.clone(), ident.clone());
         tokio::spawn(async move {
-            let answer = handle(&raft, &app, from, kind, body).await;
+            let answer = if kind == VOTE && !ident.votes() {
+                Err(format!(
+                    "node {} does not vote: its Raft state is new or was lost, and it is not rebuilt yet",
+                    ident.node
+                ))
+            } else {
+                handle(&raft, &app, from, kind, body).await
+            };
             let f = match answer {
                 Ok(b) => frame(OK | kind, id, &b),
                 Err(e) => frame(ERR, id, e.as_bytes()),
@@ -724,6 +740,11 @@ impl RaftNetwork<KeeperRaft> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        if !self.peers.ident.votes() {
+            return Err(unreachable(io::Error::other(
+                "this node does not campaign: its Raft state is new or was lost, and it is not rebuilt yet",
+            )));
+        }
         let b = self.call(VOTE, enc_vote(&rpc), &option).await.map_err(unreachable)?;
         dec_vote_resp(&b).map_err(|e| unreachable(bad(e)))
     }

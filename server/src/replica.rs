@@ -38,6 +38,22 @@
 //! called: a node of another cluster, or a caller that mistakes it for another node,
 //! is refused. The membership and the log id of its entry (its epoch) are in the
 //! engine's cluster config, which every snapshot carries.
+//!
+//! # A node that lost its data
+//!
+//! `--bootstrap` with an empty data directory does not create a cluster by itself:
+//! the node first asks every other member whether a cluster already exists, and
+//! creates it only when every one of them answers that it has never seen a leader.
+//! If any member has, or when a member's data directory lost its Raft state (its
+//! identity is there and its log is not, or it is started without `--bootstrap`),
+//! the node is **rebuilt**: it forgot the term and the vote it may have given, on
+//! which Raft's safety rests, so until the end of the rebuild it never votes and never
+//! campaigns (elections are off; vote requests are refused on the wire). It asks the
+//! leader to rebuild it: the leader turns it into a learner (a logged membership
+//! change, committed by the other voters), brings it up to date (a snapshot and the
+//! log after it), and makes it a voter again (another logged change). The file
+//! `rejoining` in the data directory marks a rebuild in progress, so a crash during
+//! it restarts it.
 
 // Startup errors (once per process) carry openraft's and the engine's large errors.
 #![allow(clippy::result_large_err)]
@@ -65,6 +81,13 @@ use crate::session;
 
 /// The file naming the cluster and the node a data directory belongs to.
 pub const IDENTITY_FILE: &str = "cluster-identity";
+
+/// The file marking a rebuild from the leader in progress (see the module docs).
+pub const REJOIN_FILE: &str = "rejoining";
+
+/// How long the leader may take to rebuild a node (turn it into a learner, bring it
+/// up to date, make it a voter) before the node asks again.
+const REJOIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long a forwarded batch or a proposal may take before its clients' connections
 /// are closed (outcome unknown).
@@ -226,6 +249,8 @@ pub(crate) struct Replica {
     /// What the applier has applied: (Raft index, zxid).
     applied: watch::Sender<(u64, i64)>,
     shared: OnceLock<Weak<Shared>>,
+    /// One membership change at a time (on the leader).
+    changes: tokio::sync::Mutex<()>,
 }
 
 /// openraft's metrics of this node.
@@ -308,6 +333,9 @@ impl Replica {
         if m.running_state.is_err() {
             return (false, "raft stopped".into());
         }
+        if self.rebuilding() {
+            return (false, "being rebuilt from the leader (it does not vote)".into());
+        }
         let Some(leader) = m.current_leader else { return (false, "no leader".into()) };
         if !m.membership_config.membership().voter_ids().any(|v| v == self.id) {
             return (false, "not a voting member".into());
@@ -327,6 +355,15 @@ impl Replica {
             return (false, format!("{lag} entries behind"));
         }
         (true, format!("member of a quorum, leader {leader}"))
+    }
+
+    /// Whether this node is being rebuilt from the leader (it does not vote).
+    pub(crate) fn rebuilding(&self) -> bool {
+        !self.ident.votes()
+    }
+
+    fn cluster(&self) -> Option<String> {
+        self.ident.cluster.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn election_ms(&self) -> u64 {
@@ -370,9 +407,9 @@ impl Replica {
             })
             .collect();
         format!(
-            "{{\"id\":{},\"cluster\":\"{}\",\"state\":\"{}\",\"term\":{},\"leader\":{},\"last_log_index\":{},\"commit_index\":{},\"applied_index\":{},\"applied_zxid\":\"{:#x}\",\"membership_log_id\":{},\"voters\":[{}],\"learners\":[{}],\"ready\":{ready},\"reason\":\"{}\",\"followers\":[{}],\"members\":[{}]}}\n",
+            "{{\"id\":{},\"cluster\":\"{}\",\"state\":\"{}\",\"term\":{},\"leader\":{},\"last_log_index\":{},\"commit_index\":{},\"applied_index\":{},\"applied_zxid\":\"{:#x}\",\"snapshot_index\":{},\"purged_index\":{},\"membership_log_id\":{},\"voters\":[{}],\"learners\":[{}],\"rebuilding\":{},\"ready\":{ready},\"reason\":\"{}\",\"followers\":[{}],\"members\":[{}]}}\n",
             self.id,
-            self.ident.cluster.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default(),
+            self.cluster().unwrap_or_default(),
             self.state_name(),
             m.current_term,
             m.current_leader.map_or("null".into(), |l| l.to_string()),
@@ -380,9 +417,12 @@ impl Replica {
             m.last_applied.map_or("null".into(), |l| l.index.to_string()),
             m.last_applied.map_or("null".into(), |l| l.index.to_string()),
             zxid,
+            m.snapshot.map_or("null".into(), |l| l.index.to_string()),
+            m.purged.map_or("null".into(), |l| l.index.to_string()),
             m.membership_config.log_id().map_or("null".into(), |l| format!("\"{}-{}\"", l.leader_id.term, l.index)),
             voters.join(","),
             learners.join(","),
+            self.rebuilding(),
             why.replace('"', "'"),
             followers.join(","),
             members.join(","),
@@ -598,6 +638,13 @@ impl TxnLog for RaftLog {
 const FORWARD: u8 = 1;
 /// An application call: the sessions connected to a follower.
 const TOUCH: u8 = 2;
+/// An application call: has the callee ever seen a leader (answer `[1]`) or not
+/// (`[0]`)? Asked by a node deciding whether to create the cluster.
+const PROBE: u8 = 3;
+/// An application call: rebuild the caller (it lost its Raft state); the body is its
+/// Raft address. Answered, once it is a voter again, with the index (`u64`) of the
+/// membership entry that made it one.
+const REJOIN: u8 = 4;
 
 fn encode_forward(items: &[FwdItem]) -> Vec<u8> {
     let mut w = Writer::default();
@@ -742,8 +789,209 @@ async fn app_call(replica: Arc<Replica>, from: u64, body: Vec<u8>) -> Result<Vec
             let _ = from;
             Ok(Vec::new())
         }
+        PROBE => {
+            let m = replica.metrics();
+            let seen = m.vote.is_committed()
+                || m.current_leader.is_some()
+                || m.last_log_index.is_some_and(|i| i > 0);
+            Ok(vec![u8::from(seen)])
+        }
+        REJOIN => {
+            let mut r = Reader::new(rest);
+            let addr = text(&mut r)?;
+            r.end().map_err(|e| e.0)?;
+            rebuild(&replica, from, addr).await
+        }
         k => Err(format!("unknown application call {k}")),
     }
+}
+
+/// The leader's side of a rebuild: node `node`, which lost its Raft state, becomes a
+/// learner (a logged change committed by the other voters), is brought up to date,
+/// and becomes a voter again. Returns the index of the membership entry that made it a
+/// voter.
+async fn rebuild(replica: &Replica, node: u64, addr: String) -> Result<Vec<u8>, String> {
+    let _one = replica.changes.lock().await;
+    if !replica.is_leader() {
+        return Err(format!("node {} is not the leader", replica.id));
+    }
+    let m = replica.metrics();
+    let mem = m.membership_config.membership();
+    if mem.get_node(&node).is_none() {
+        return Err(format!("node {node} is not a member of this cluster"));
+    }
+    let raft = &replica.raft;
+    let one: std::collections::BTreeSet<u64> = [node].into_iter().collect();
+    if mem.voter_ids().any(|v| v == node) {
+        info!("node {node} lost its Raft state: it is a learner until it has caught up");
+        raft.change_membership(openraft::ChangeMembers::RemoveVoters(one.clone()), true)
+            .await
+            .map_err(|e| format!("making node {node} a learner: {e}"))?;
+    }
+    let t = Instant::now();
+    raft.add_learner(node, BasicNode::new(addr), true)
+        .await
+        .map_err(|e| format!("bringing node {node} up to date: {e}"))?;
+    let r = raft
+        .change_membership(openraft::ChangeMembers::AddVoterIds(one), true)
+        .await
+        .map_err(|e| format!("making node {node} a voter again: {e}"))?;
+    info!("node {node} rebuilt in {:?}: a voter again at index {}", t.elapsed(), r.log_id.index);
+    Ok(r.log_id.index.to_le_bytes().to_vec())
+}
+
+/// An empty data directory started with `--bootstrap`: creates the cluster only when
+/// every other member answers that it has never seen a leader; when one has, this
+/// node is rebuilt from the leader instead.
+async fn form(replica: Arc<Replica>, dir: std::path::PathBuf, cluster: String) {
+    let me = replica.id;
+    let mut said = Instant::now();
+    loop {
+        let mut all_new = true;
+        let mut exists: Option<(String, bool)> = None;
+        for (id, p) in replica.members.iter().filter(|(id, _)| **id != me) {
+            let asked = replica
+                .peers
+                .call(*id, &p.raft_addr(), APP, &[PROBE], Duration::from_secs(2))
+                .await;
+            match asked {
+                Ok(b) if b == [0] => {}
+                Ok(_) => {
+                    exists = Some((format!("node {id} has seen a leader"), true));
+                    break;
+                }
+                Err(e) if e.to_string().contains("belongs to cluster") => {
+                    exists = Some((format!("node {id}: {e}"), false));
+                    break;
+                }
+                Err(e) => {
+                    all_new = false;
+                    if said.elapsed() > Duration::from_secs(5) {
+                        info!("waiting for node {id} before creating cluster {cluster}: {e}");
+                        said = Instant::now();
+                    }
+                }
+            }
+        }
+        if let Some((why, same_id)) = exists {
+            warn!("a cluster already exists ({why}): not creating one; this node is rebuilt from its leader");
+            if let Err(e) = mark_rejoin(&dir) {
+                error!("{e}");
+            }
+            if same_id {
+                if let Err(e) = write_identity(&dir, &cluster, me) {
+                    error!("{e}");
+                }
+            } else {
+                // The cluster's id is not the one --peers gives: take the leader's.
+                *replica.ident.cluster.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
+            rejoin(replica, dir).await;
+            return;
+        }
+        if all_new {
+            if let Err(e) = write_identity(&dir, &cluster, me) {
+                error!("creating cluster {cluster}: {e}");
+                return;
+            }
+            info!("every member is new: bootstrapping cluster {cluster}");
+            replica.ident.no_vote.store(false, std::sync::atomic::Ordering::SeqCst);
+            replica.raft.runtime_config().elect(true);
+            let members: BTreeMap<u64, BasicNode> = replica
+                .members
+                .iter()
+                .map(|(id, p)| (*id, BasicNode::new(p.raft_addr())))
+                .collect();
+            if let Err(e) = replica.raft.initialize(members).await {
+                warn!("bootstrapping: {e}");
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Asks the leader (or, while none is known, every member) to rebuild this node; once
+/// it is a voter again, ends the rebuild (the `rejoining` file goes, votes and
+/// elections come back).
+async fn rejoin(replica: Arc<Replica>, dir: std::path::PathBuf) {
+    let me = replica.id;
+    let Some(my_addr) = replica.members.get(&me).map(PeerAddr::raft_addr) else { return };
+    let mut w = Writer::default();
+    w.u8(REJOIN);
+    w.bytes(my_addr.as_bytes());
+    let mut said = Instant::now();
+    let voter_at = 'rebuilt: loop {
+        let voter_at = 'ask: loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if replica.raft.metrics().borrow().running_state.is_err() {
+                return;
+            }
+            if replica.cluster().is_none() {
+                // Without a cluster id this node cannot call: a leader contacts it.
+                continue;
+            }
+            let targets: Vec<(u64, String)> = match replica.leader() {
+                Some(l) if l.0 != me => vec![l],
+                _ => replica
+                    .members
+                    .iter()
+                    .filter(|(id, _)| **id != me)
+                    .map(|(id, p)| (*id, p.raft_addr()))
+                    .collect(),
+            };
+            for (id, addr) in targets {
+                match replica.peers.call(id, &addr, APP, &w.0, REJOIN_TIMEOUT).await {
+                    Ok(b) if b.len() == 8 => {
+                        let mut a = [0u8; 8];
+                        a.copy_from_slice(&b);
+                        break 'ask u64::from_le_bytes(a);
+                    }
+                    Ok(_) => warn!("node {id}: a bad answer to the rebuild request"),
+                    Err(e) => {
+                        if said.elapsed() > Duration::from_secs(5) {
+                            info!("rebuild: node {id}: {e}");
+                            said = Instant::now();
+                        }
+                    }
+                }
+            }
+        };
+        // This node's own log must hold the change that made it a voter.
+        let mut rx = replica.raft.metrics();
+        let held = tokio::time::timeout(
+            CALL_TIMEOUT,
+            rx.wait_for(|m| {
+                m.membership_config.log_id().is_some_and(|l| l.index >= voter_at)
+                    && m.membership_config.membership().voter_ids().any(|v| v == me)
+            }),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        if held {
+            break 'rebuilt voter_at;
+        }
+        warn!("rebuild: the membership entry {voter_at} did not arrive here; asking again");
+    };
+    let marker = dir.join(REJOIN_FILE);
+    let done = std::fs::remove_file(&marker)
+        .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+        .and_then(|_| std::fs::File::open(&dir)?.sync_all());
+    if let Err(e) = done {
+        error!("{}: {e}; the rebuild ends at the next start", marker.display());
+    }
+    replica.ident.no_vote.store(false, std::sync::atomic::Ordering::SeqCst);
+    replica.raft.runtime_config().elect(true);
+    info!("rebuilt from the leader: a voter again (membership entry {voter_at})");
+}
+
+/// Writes the `rejoining` marker durably.
+fn mark_rejoin(dir: &Path) -> Result<(), String> {
+    let p = dir.join(REJOIN_FILE);
+    let io = |e: std::io::Error| format!("{}: {e}", p.display());
+    std::fs::create_dir_all(dir).map_err(io)?;
+    std::fs::File::create(&p).and_then(|f| f.sync_all()).map_err(io)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
 }
 
 /// A follower reports the sessions connected to it to the leader, every half tick.
@@ -898,6 +1146,20 @@ pub(crate) struct Opened {
     pub(crate) tree: DataTree,
     raft_listener: tokio::net::TcpListener,
     applied_rx: stdmpsc::Receiver<Applied>,
+    start: Start,
+    dir: std::path::PathBuf,
+}
+
+/// How a replica starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Start {
+    /// A member with its Raft state.
+    Member,
+    /// An empty directory with `--bootstrap`: the cluster (this id) is created only if
+    /// no other member has seen a leader.
+    Form(String),
+    /// Rebuilt from the leader (see the module docs).
+    Rejoin,
 }
 
 /// Why a replica could not start.
@@ -936,27 +1198,40 @@ pub(crate) async fn open(
         .map_err(|e| crate::ServeError::Other(format!("opening {}: {e}", dir.display())))?;
     let engine = sm.engine().clone();
     let fresh = engine.server_state().is_empty() && engine.applied().index == 0;
-    let cluster = match (cluster, rc.bootstrap) {
+    let rejoining = dir.join(REJOIN_FILE).exists();
+    let (cluster, start) = match (cluster, rc.bootstrap) {
+        (c, _) if rejoining => {
+            info!("{} is being rebuilt from the leader (a {REJOIN_FILE} file is there)", dir.display());
+            (c, Start::Rejoin)
+        }
+        (Some(c), _) if fresh => {
+            warn!(
+                "{} belongs to cluster {c} but holds no Raft state: rebuilding it from the leader",
+                dir.display()
+            );
+            mark_rejoin(dir).map_err(open_err)?;
+            (Some(c), Start::Rejoin)
+        }
         (Some(c), true) => {
             info!("{} is already part of cluster {c}: --bootstrap ignored", dir.display());
-            Some(c)
+            (Some(c), Start::Member)
         }
-        (Some(c), false) => Some(c),
+        (Some(c), false) => (Some(c), Start::Member),
         (None, true) if fresh => {
             let c = cluster_id_of(&rc.peers);
-            write_identity(dir, &c, rc.id).map_err(open_err)?;
-            info!("bootstrapping cluster {c}");
-            Some(c)
+            info!("empty data directory: cluster {c} is created only if no other member has seen a leader");
+            (Some(c.clone()), Start::Form(c))
         }
-        (None, true) => {
+        (None, false) if fresh => {
+            mark_rejoin(dir).map_err(open_err)?;
+            info!("no cluster yet: waiting for a leader to add this node (start the first members with --bootstrap)");
+            (None, Start::Rejoin)
+        }
+        (None, _) => {
             return Err(open_err(format!(
                 "{} holds Raft state but no {IDENTITY_FILE}: refusing to bootstrap a new cluster over it",
                 dir.display()
             )))
-        }
-        (None, false) => {
-            info!("no cluster yet: waiting for a leader to add this node (start the first members with --bootstrap)");
-            None
         }
     };
     let d2 = dir.to_path_buf();
@@ -968,6 +1243,7 @@ pub(crate) async fn open(
             info!("joining cluster {c}");
             write_identity(&d2, c, node)
         }),
+        no_vote: std::sync::atomic::AtomicBool::new(start != Start::Member),
     });
     let (atx, arx) = stdmpsc::channel();
     sm.observe(atx);
@@ -979,7 +1255,8 @@ pub(crate) async fn open(
         election_timeout_min: election,
         election_timeout_max: election * 2,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snap_count),
-        max_in_snapshot_log_to_keep: 1000,
+        max_in_snapshot_log_to_keep: cfg.snap_count.min(1000),
+        enable_elect: start == Start::Member,
         ..Default::default()
     }
     .validate()
@@ -992,12 +1269,6 @@ pub(crate) async fn open(
     let raft_listener = tokio::net::TcpListener::bind(raft_addr)
         .await
         .map_err(|source| crate::ServeError::Bind { addr: raft_addr, source })?;
-    let initialized = raft.is_initialized().await.map_err(|e| open_err(e.to_string()))?;
-    if rc.bootstrap && !initialized {
-        let members: BTreeMap<u64, BasicNode> =
-            rc.peers.iter().map(|(id, p)| (*id, BasicNode::new(p.raft_addr()))).collect();
-        raft.initialize(members).await.map_err(|e| open_err(format!("bootstrapping: {e}")))?;
-    }
     let (applied, _) = watch::channel((pos.index.saturating_sub(1), tree.last_processed_zxid().0));
     let replica = Arc::new(Replica {
         id: rc.id,
@@ -1008,15 +1279,24 @@ pub(crate) async fn open(
         rt: tokio::runtime::Handle::current(),
         applied,
         shared: OnceLock::new(),
+        changes: tokio::sync::Mutex::new(()),
     });
-    Ok(Opened { replica, engine, tree, raft_listener, applied_rx: arx })
+    Ok(Opened {
+        replica,
+        engine,
+        tree,
+        raft_listener,
+        applied_rx: arx,
+        start,
+        dir: dir.to_path_buf(),
+    })
 }
 
 impl Opened {
     /// Starts the applier, the Raft port and the session reports, once the server's
     /// shared state exists.
     pub(crate) fn run(self, shared: &Arc<Shared>) -> Result<(), crate::ServeError> {
-        let Opened { replica, engine, tree, raft_listener, applied_rx } = self;
+        let Opened { replica, engine, tree, raft_listener, applied_rx, start, dir } = self;
         let _ = replica.shared.set(Arc::downgrade(shared));
         let weak = Arc::downgrade(shared);
         let applied = replica.applied.clone();
@@ -1038,6 +1318,15 @@ impl Opened {
         let period =
             (shared.cfg.tick() / 2).clamp(Duration::from_millis(50), Duration::from_millis(1000));
         tokio::spawn(touch_loop(replica.clone(), Arc::downgrade(shared), period));
+        match start {
+            Start::Member => {}
+            Start::Form(c) => {
+                tokio::spawn(form(replica, dir, c));
+            }
+            Start::Rejoin => {
+                tokio::spawn(rejoin(replica, dir));
+            }
+        }
         Ok(())
     }
 }

@@ -6,6 +6,13 @@
 //! there at once; a watch set on another server fires; the leader is stopped; a new
 //! one is elected; the session resumes on the surviving follower with its ephemeral,
 //! every acknowledged write is on both survivors, and writes go on. Bounded in time.
+//!
+//! `a_wiped_replica_is_rebuilt_from_the_leader_and_votes_again`: a follower's data
+//! directory is deleted while the leader's log is already purged behind a snapshot;
+//! restarted with the same command (`--bootstrap` included) it does not create a
+//! cluster: it is rebuilt from the leader's snapshot and log as a learner, without
+//! an election, keeps the cluster's identity, holds every acknowledged write, and is a
+//! voter again (the other two elect a leader without the old one).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -30,12 +37,19 @@ struct Node {
 
 impl Node {
     fn start(dir: &Path, id: u64, peers: &BTreeMap<u64, PeerAddr>) -> Node {
+        Node::start_with(dir, id, peers, ServerConfig::default().snap_count)
+    }
+
+    /// A node with its HTTP port at its client port + 10.
+    fn start_with(dir: &Path, id: u64, peers: &BTreeMap<u64, PeerAddr>, snap_count: u64) -> Node {
         let cfg = ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], peers[&id].client_port)),
+            http_listen: Some(SocketAddr::from(([127, 0, 0, 1], peers[&id].client_port + 10))),
             tick_time_ms: 200,
             min_session_timeout_ms: Some(1000),
             max_session_timeout_ms: Some(20_000),
             four_letter_words: vec!["*".into()],
+            snap_count,
             ..Default::default()
         };
         let rc = ReplicaConfig {
@@ -91,6 +105,34 @@ fn word(port: u16, w: &str) -> String {
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
+}
+
+/// The body of an HTTP GET.
+fn http_get(port: u16, path: &str) -> String {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    if s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// A field of a flat JSON object, as its text (`"leader"` without the quotes).
+fn field(json: &str, key: &str) -> Option<String> {
+    let at = json.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = &json[at..];
+    let v = if let Some(r) = rest.strip_prefix('"') {
+        &r[..r.find('"')?]
+    } else if rest.starts_with('[') {
+        &rest[..=rest.find(']')?]
+    } else {
+        &rest[..rest.find([',', '}'])?]
+    };
+    Some(v.to_string())
 }
 
 fn state(port: u16) -> String {
@@ -235,4 +277,145 @@ fn three_replicas_keep_sessions_and_writes_across_a_leader_stop() {
         n.stop();
     }
     assert!(started.elapsed() < Duration::from_secs(90), "took {:?}", started.elapsed());
+}
+
+fn peers_at(base: u16) -> BTreeMap<u64, PeerAddr> {
+    (1..=3u64)
+        .map(|i| {
+            let i16 = u16::try_from(i).unwrap();
+            (
+                i,
+                PeerAddr {
+                    host: "127.0.0.1".into(),
+                    raft_port: base + i16,
+                    client_port: base + 10 + i16,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Creates `paths` through one pipelined client; every one acknowledged.
+async fn create_all(c: &mut Client, paths: &[String]) {
+    for p in paths {
+        c.send(&create(p, b"x", create_mode::PERSISTENT)).await.unwrap();
+    }
+    for p in paths {
+        let r = c.recv().await.unwrap();
+        assert_eq!(r.header.err, 0, "creating {p}");
+    }
+}
+
+#[test]
+fn a_wiped_replica_is_rebuilt_from_the_leader_and_votes_again() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,keeperkit_server=info"))
+        .with_test_writer()
+        .try_init();
+    const SNAP: u64 = 50;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: BTreeMap<u64, PathBuf> = (1..=3u64)
+        .map(|i| (i, dirs[usize::try_from(i - 1).unwrap()].path().join("data")))
+        .collect();
+    let peers = peers_at(24400);
+    let http = |id: u64| peers[&id].client_port + 10;
+    let status = |id: u64| http_get(http(id), "/status");
+    let mut nodes: BTreeMap<u64, Node> =
+        (1..=3u64).map(|i| (i, Node::start_with(&paths[&i], i, &peers, SNAP))).collect();
+    let started = Instant::now();
+    let lead = leader(&peers, &[1, 2, 3]);
+    let followers: Vec<u64> = (1..=3).filter(|&i| i != lead).collect();
+    let (wiped, other) = (followers[0], followers[1]);
+    let addr = |id: u64| format!("127.0.0.1:{}", peers[&id].client_port);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let before: Vec<String> = (0..300).map(|i| format!("/a{i:03}")).collect();
+    let during: Vec<String> = (0..100).map(|i| format!("/b{i:03}")).collect();
+    rt.block_on(async {
+        let mut c = Client::connect(&addr(lead), &ConnectOptions::default()).await.unwrap();
+        create_all(&mut c, &before).await;
+        c.close().await.unwrap();
+    });
+    let identity = std::fs::read_to_string(paths[&wiped].join("cluster-identity")).unwrap();
+    assert!(identity.contains(&format!("node={wiped}")), "{identity}");
+    // The wiped follower's data directory goes; the cluster writes on without it.
+    nodes.remove(&wiped).unwrap().stop();
+    std::fs::remove_dir_all(&paths[&wiped]).unwrap();
+    rt.block_on(async {
+        let mut c = Client::connect(&addr(lead), &ConnectOptions::default()).await.unwrap();
+        create_all(&mut c, &during).await;
+        c.close().await.unwrap();
+    });
+    // The leader's log no longer starts at the beginning: only its snapshot can rebuild
+    // an empty node.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (term, purged) = loop {
+        let s = status(lead);
+        let purged: u64 = field(&s, "purged_index").and_then(|p| p.parse().ok()).unwrap_or(0);
+        if purged > 0 {
+            break (field(&s, "term").unwrap(), purged);
+        }
+        assert!(Instant::now() < deadline, "the leader did not purge its log: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The same command as its first start (--bootstrap included).
+    nodes.insert(wiped, Node::start_with(&paths[&wiped], wiped, &peers, SNAP));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut saw_rebuilding = false;
+    loop {
+        let s = status(wiped);
+        saw_rebuilding |= field(&s, "rebuilding").as_deref() == Some("true");
+        let voter = field(&s, "voters").is_some_and(|v| v.contains(&wiped.to_string()));
+        if field(&s, "ready").as_deref() == Some("true") && voter {
+            assert_eq!(field(&s, "rebuilding").as_deref(), Some("false"), "{s}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "node {wiped} was not rebuilt within 30 s: {s}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(saw_rebuilding, "node {wiped} never reported its rebuild");
+    // Rebuilt without an election: same leader, same term; same cluster identity.
+    let s = status(lead);
+    assert_eq!(field(&s, "state").as_deref(), Some("leader"), "{s}");
+    assert_eq!(field(&s, "term"), Some(term.clone()), "the rebuild disturbed the leader: {s}");
+    assert_eq!(field(&s, "voters").as_deref(), Some("[1,2,3]"), "{s}");
+    assert_eq!(field(&s, "learners").as_deref(), Some("[]"), "{s}");
+    assert_eq!(
+        std::fs::read_to_string(paths[&wiped].join("cluster-identity")).unwrap(),
+        identity,
+        "the rebuilt node changed its cluster identity"
+    );
+    assert!(!paths[&wiped].join("rejoining").exists());
+    let rebuilt = status(wiped);
+    let snap: u64 = field(&rebuilt, "snapshot_index").and_then(|p| p.parse().ok()).unwrap_or(0);
+    assert!(snap >= purged, "node {wiped} holds no snapshot past the purge ({purged}): {rebuilt}");
+    // Every acknowledged write is on the rebuilt node.
+    rt.block_on(async {
+        let mut c = Client::connect(&addr(wiped), &ConnectOptions::default()).await.unwrap();
+        ok(&mut c, &Request::Sync { path: "/".into() }).await;
+        for p in before.iter().chain(&during) {
+            let r = c.call(&Request::Exists { path: p.clone(), watch: false }).await.unwrap();
+            assert_eq!(r.header.err, 0, "{p} missing on the rebuilt node {wiped}");
+        }
+        c.close().await.unwrap();
+    });
+    // It votes again: without the old leader, it and the other follower elect one.
+    nodes.remove(&lead).unwrap().stop();
+    let new_lead = leader(&peers, &[wiped, other]);
+    rt.block_on(async {
+        let mut c = Client::connect(&addr(wiped), &ConnectOptions::default()).await.unwrap();
+        ok(&mut c, &create("/after", b"y", create_mode::PERSISTENT)).await;
+        c.close().await.unwrap();
+        let mut c = Client::connect(&addr(other), &ConnectOptions::default()).await.unwrap();
+        ok(&mut c, &Request::Sync { path: "/".into() }).await;
+        for p in before.iter().chain(&during).chain(std::iter::once(&"/after".to_string())) {
+            let r = c.call(&Request::Exists { path: p.clone(), watch: false }).await.unwrap();
+            assert_eq!(r.header.err, 0, "{p} missing on node {other}");
+        }
+        c.close().await.unwrap();
+    });
+    assert!(new_lead == wiped || new_lead == other);
+    for (_, n) in nodes {
+        n.stop();
+    }
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
 }

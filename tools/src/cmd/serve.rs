@@ -18,8 +18,10 @@ use crate::{CmdResult, ConvertArgs, Failure, Outcome};
     keeperkit serve /var/lib/kk1 --id 1 --peers 1=127.0.0.1:24001:24101,2=127.0.0.1:24002:24102,3=127.0.0.1:24003:24103 --bootstrap\n\n\
     Replicated: every member runs with its own --id and the same --peers (or server.N=HOST:RAFT_PORT:CLIENT_PORT \
     lines in the config file, ZooKeeper's server.N=HOST:QUORUM_PORT:ELECTION_PORT;CLIENT_PORT too). \
-    --bootstrap creates the cluster on the first start of its first members (given again later it is \
-    ignored); a member started without it waits for a leader to contact it.\n\n\
+    --bootstrap creates the cluster on the first start of its first members, once every member answers \
+    that it has never seen a leader (given again later it is ignored). A member whose data directory \
+    is empty while the cluster exists (or started without --bootstrap) is rebuilt from the leader: a \
+    learner until it has caught up, then a voter again; it never votes before.\n\n\
     The config file takes zoo.cfg's names: tickTime, minSessionTimeout, maxSessionTimeout, \
     jute.maxbuffer, maxClientCnxns, globalOutstandingLimit, maxOutstandingRequests, \
     superDigest, 4lw.commands.whitelist, snapCount, preAllocSize, clientPort, \
