@@ -120,7 +120,7 @@ pub(super) fn stream_reader(
     file_len: u64,
     path: &Path,
     compression: Compression,
-) -> Box<dyn Read> {
+) -> Box<dyn Read + Send> {
     let src = FileSource { inner: FileReader::new(file, 0), path: path.to_path_buf() };
     match compression {
         Compression::None => Box::new(src),

@@ -300,7 +300,7 @@ pub fn read_snapshot(
         hasher: adler2::Adler32::new(),
         eof: false,
     };
-    let (parsed, stream_len) = parse_stream(window, sink)?;
+    let (parsed, stream_len) = pipeline(window, sink)?;
     Ok(SnapshotInfo {
         header_magic: parsed.magic,
         version: parsed.version,
@@ -357,6 +357,113 @@ impl SnapshotSink for CollectingSink {
     }
 }
 
+/// What the parser hands on, in file order.
+enum Event {
+    Session(SessionId, i32),
+    AclList(i64, AclList),
+    /// A node and the stream offset of its path field.
+    Node(u64, SnapshotNode),
+}
+
+/// Events per message between the two threads of [`pipeline`].
+const BATCH_LEN: usize = 512;
+/// Messages in flight: bounds what the parser runs ahead (a few MiB of nodes).
+const BATCHES_IN_FLIGHT: usize = 8;
+
+/// The parser's side of [`pipeline`]: batches events for the sink's thread.
+struct Feed {
+    tx: std::sync::mpsc::SyncSender<Vec<Event>>,
+    batch: Vec<Event>,
+}
+
+/// The sink's thread stopped taking events (its sink refused a node): the parser
+/// stops; the sink's error is the one reported.
+fn abandoned() -> SnapshotError {
+    SnapshotError::Corrupt(Corruption::new(
+        Path::new(""),
+        0,
+        CorruptionKind::inconsistent("snapshot reading abandoned"),
+    ))
+}
+
+impl Feed {
+    fn push(&mut self, e: Event) -> Result<(), SnapshotError> {
+        self.batch.push(e);
+        if self.batch.len() >= BATCH_LEN {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SnapshotError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_LEN));
+        self.tx.send(batch).map_err(|_| abandoned())
+    }
+
+    fn session(&mut self, id: SessionId, timeout_ms: i32) -> Result<(), SnapshotError> {
+        self.push(Event::Session(id, timeout_ms))
+    }
+
+    fn acl_list(&mut self, id: i64, acl: AclList) -> Result<(), SnapshotError> {
+        self.push(Event::AclList(id, acl))
+    }
+
+    fn node(&mut self, at: u64, node: SnapshotNode) -> Result<(), SnapshotError> {
+        self.push(Event::Node(at, node))
+    }
+}
+
+/// Parses the stream on a second thread while this one hands what it finds to `sink`
+/// (for a tree, the insert costs as much as the decoding: the two overlap). The sink
+/// sees the same calls in the same order as a single-threaded read, and the result is
+/// the same: the sink's refusal of a node when that comes first, else the parser's
+/// error, else what the parser found.
+fn pipeline(
+    window: Window<'_>,
+    sink: &mut dyn SnapshotSink,
+) -> Result<(Parsed, u64), SnapshotError> {
+    let path = window.path;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(BATCHES_IN_FLIGHT);
+    std::thread::scope(|s| {
+        let parser = s.spawn(move || {
+            let mut feed = Feed { tx, batch: Vec::with_capacity(BATCH_LEN) };
+            let r = parse_stream(window, &mut feed);
+            // What was found before an error still reaches the sink, as it would have.
+            let flushed = feed.flush();
+            r.and_then(|v| flushed.map(|()| v))
+        });
+        let mut refused = None;
+        'batches: for batch in rx.iter() {
+            for e in batch {
+                match e {
+                    Event::Session(id, t) => sink.session(id, t),
+                    Event::AclList(id, l) => sink.acl_list(id, l),
+                    Event::Node(at, node) => {
+                        if let Err(msg) = sink.node(node) {
+                            refused =
+                                Some(Corruption::new(path, at, CorruptionKind::bad_tree(msg)));
+                            break 'batches;
+                        }
+                    }
+                }
+            }
+        }
+        // Dropping the receiver stops a parser still running.
+        drop(rx);
+        let parsed = match parser.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        match refused {
+            Some(c) => Err(SnapshotError::Corrupt(c)),
+            None => parsed,
+        }
+    })
+}
+
 /// What [`parse_stream`] found.
 struct Parsed {
     magic: i32,
@@ -384,7 +491,7 @@ const READ_CHUNK: usize = 1 << 20;
 /// decompression bomb fails at its first bad record). Keeps the Adler-32 of every
 /// byte parsed.
 struct Window<'a> {
-    src: Box<dyn Read>,
+    src: Box<dyn Read + Send>,
     path: &'a Path,
     compression: Compression,
     cap: u64,
@@ -559,10 +666,7 @@ fn checksum(w: &mut Window<'_>) -> Result<u64, SnapshotError> {
 
 /// Parses an uncompressed snapshot stream as it is decompressed; returns what it found
 /// and the stream's length.
-fn parse_stream(
-    mut w: Window<'_>,
-    sink: &mut dyn SnapshotSink,
-) -> Result<(Parsed, u64), SnapshotError> {
+fn parse_stream(mut w: Window<'_>, sink: &mut Feed) -> Result<(Parsed, u64), SnapshotError> {
     let path = w.path;
     let magic = w.record(|r| r.i32())?;
     if magic != SNAP_MAGIC {
@@ -591,7 +695,7 @@ fn parse_stream(
     let sessions = count(&mut w, SESSION_LEN_MIN)?;
     for _ in 0..sessions {
         let (id, timeout) = w.record(|r| Ok((r.i64()?, r.i32()?)))?;
-        sink.session(SessionId(id), timeout);
+        sink.session(SessionId(id), timeout)?;
     }
 
     // ACL map (ReferenceCountedACLCache.serialize).
@@ -609,7 +713,7 @@ fn parse_stream(
             }
             Ok((id, list))
         })?;
-        sink.acl_list(id, list);
+        sink.acl_list(id, list)?;
     }
 
     // Nodes, until the "/" marker (DataTree.serialize / deserialize).
@@ -638,7 +742,7 @@ fn parse_stream(
             let msg = format!("node path {:?} after the root does not start with '/'", node.path);
             return Err(Corruption::new(path, at, CorruptionKind::bad_tree(msg)).into());
         }
-        sink.node(node).map_err(|msg| Corruption::new(path, at, CorruptionKind::bad_tree(msg)))?;
+        sink.node(at, node)?;
         node_count += 1;
     }
 
