@@ -47,6 +47,17 @@ pub enum SnapshotError {
         /// The nodes concerned.
         paths: Vec<String>,
     },
+    /// What a writer was given cannot be written: a limit it would exceed (a path or
+    /// value longer than the format can say, too many chunks), a negative zxid, a first
+    /// node that is not the root, a count the source did not keep. Checked before the
+    /// bytes concerned are written; the final file name is never touched.
+    #[error("refused to write {path}: {reason}")]
+    Refused {
+        /// The file that was to be written.
+        path: PathBuf,
+        /// What is wrong with the input.
+        reason: String,
+    },
     /// The source being written disagrees with itself (counts and visits differ), or
     /// failed.
     #[error("snapshot source: {0}")]

@@ -69,8 +69,8 @@ pub struct WrittenSnapshot {
 /// Limits are checked before the bytes they concern are written: the metadata
 /// ([`SnapshotMeta`] fields, before the file is created) and every node (path and
 /// value length, ACL id present in `meta.acls`, the root first, at most
-/// `meta.node_count` nodes). A violation is an [`SnapshotError::Io`] of kind
-/// `InvalidInput` naming the limit. The source must yield exactly `meta.node_count`
+/// `meta.node_count` nodes). A violation is a [`SnapshotError::Refused`] naming the
+/// limit. The source must yield exactly `meta.node_count`
 /// nodes, parents before children.
 pub fn write_snapshot<S: NodeSource + ?Sized>(
     fs: &dyn FileSystem,
@@ -81,7 +81,7 @@ pub fn write_snapshot<S: NodeSource + ?Sized>(
     opts: &WriteOptions,
 ) -> Result<WrittenSnapshot, SnapshotError> {
     let final_path = dir.join(name);
-    let bad = |msg: String| SnapshotError::io(&final_path, invalid_input(msg));
+    let bad = |msg: String| refused(&final_path, msg);
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return Err(bad(format!("{name:?} is not a file name")));
     }
@@ -127,8 +127,8 @@ pub fn write_snapshot<S: NodeSource + ?Sized>(
     Ok(WrittenSnapshot { path: final_path, ..written })
 }
 
-fn invalid_input(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, msg)
+fn refused(path: &Path, reason: String) -> SnapshotError {
+    SnapshotError::Refused { path: path.to_path_buf(), reason }
 }
 
 /// A random id for the header and trailer (different for every file written).
@@ -172,12 +172,9 @@ fn write_file<S: NodeSource + ?Sized>(
         write_parallel(file, path, opts.level, threads, producer, source)?
     };
     if node_count != meta.node_count {
-        return Err(SnapshotError::io(
+        return Err(refused(
             path,
-            invalid_input(format!(
-                "the source yielded {node_count} nodes, the metadata says {}",
-                meta.node_count
-            )),
+            format!("the source yielded {node_count} nodes, the metadata says {}", meta.node_count),
         ));
     }
 
@@ -533,7 +530,7 @@ impl<'a> Producer<'a> {
     }
 
     fn bad(&self, msg: String) -> SnapshotError {
-        SnapshotError::io(self.path, invalid_input(msg))
+        refused(self.path, msg)
     }
 
     /// Checks one node against the limits and the metadata.
@@ -632,10 +629,7 @@ fn submit(
     path: &Path,
 ) -> Result<(), SnapshotError> {
     if *seq as usize >= CHUNK_COUNT_MAX {
-        return Err(SnapshotError::io(
-            path,
-            invalid_input(format!("more than CHUNK_COUNT_MAX ({CHUNK_COUNT_MAX}) chunks")),
-        ));
+        return Err(refused(path, format!("more than CHUNK_COUNT_MAX ({CHUNK_COUNT_MAX}) chunks")));
     }
     chunk.seq = *seq;
     *seq += 1;

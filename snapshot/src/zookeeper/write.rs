@@ -117,8 +117,8 @@ pub fn snapshot_file_name(zxid: Zxid, compression: Compression) -> String {
     format!("{SNAPSHOT_FILE_PREFIX}.{:x}{}", zxid.0, compression.suffix())
 }
 
-fn invalid(path: &Path, msg: String) -> SnapshotError {
-    SnapshotError::io(path, io::Error::new(io::ErrorKind::InvalidInput, msg))
+fn invalid(path: &Path, reason: String) -> SnapshotError {
+    SnapshotError::Refused { path: path.to_path_buf(), reason }
 }
 
 /// Writes `source` as `dir/snapshot.<hex zxid>[suffix]`: first to a `.tmp` sibling
@@ -126,8 +126,8 @@ fn invalid(path: &Path, msg: String) -> SnapshotError {
 /// On any error the temporary file is removed (best effort) and the final name is not
 /// touched.
 ///
-/// Refused before anything is written (an [`SnapshotError::Io`] of kind
-/// `InvalidInput`): a negative zxid. Refused while writing (the temporary file is then
+/// Refused before anything is written (a [`SnapshotError::Refused`]): a negative
+/// zxid. Refused while writing (the temporary file is then
 /// removed): a first node that is not the root, a path or value longer than a jute
 /// length can say (`i32::MAX`), an ACL list that changed between the two walks.
 pub fn write_snapshot(

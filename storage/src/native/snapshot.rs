@@ -161,13 +161,9 @@ impl<'a> TreeSource<'a> {
             }
         }
         let Some(&id) = self.by_content.get(acl.as_slice()) else {
-            return Err(SnapshotError::Io {
-                path: Default::default(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "a node's ACL list is not in the tree's ACL table",
-                ),
-            });
+            return Err(SnapshotError::Source(
+                "a node's ACL list is not in the tree's ACL table".into(),
+            ));
         };
         self.last.set(Some((ptr, id)));
         Ok(id)

@@ -67,7 +67,7 @@ impl std::fmt::Debug for ChangelogWriter<'_> {
 
 /// A call the writer cannot serve (a name that is not a changelog's, no active file).
 fn invalid(path: &Path, msg: String) -> WalError {
-    WalError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))
+    WalError::InvalidArgument(format!("{}: {msg}", path.display()))
 }
 
 impl<'a> ChangelogWriter<'a> {
