@@ -743,3 +743,42 @@ fn finding_21_a_stray_changelog_under_a_newer_name_is_an_error_for_log() {
         }
     }
 }
+
+/// Found by the campaign after the review: one flipped bit inside the first block of
+/// the newest zstd changelog makes the decoder reject that block, so no entry of the
+/// file can be read. Keeper's startup plan passes over a file that yields no entry, and
+/// `dump`, `stats`, `convert` exited 0 with the state at the previous file's end (40 of
+/// 55 entries) and no message. A damaged file whose entries are missing from the state
+/// is an error naming it, in every recovering command.
+#[test]
+fn finding_22_a_changelog_damaged_from_its_first_block_is_not_passed_over() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::clickhouse_dir(tmp.path(), "k", true);
+    let log = dir.join("logs/changelog_41_60.bin.zstd");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let layout = keeperkit_wal::clickhouse::zstd_stream::decode(&bytes, 1 << 30).unwrap();
+    // Inside the first block's compressed content.
+    let first_block_end = usize::try_from(layout.block_ends[0].file_offset).unwrap();
+    assert!(first_block_end > 64, "{first_block_end}");
+    bytes[64] ^= 0x80;
+    let mut out = Vec::new();
+    let rejected =
+        zstd::stream::read::Decoder::new(&bytes[..]).unwrap().read_to_end(&mut out).is_err();
+    assert!(rejected && out.is_empty(), "the damage must make zstd reject the first block");
+    std::fs::write(&log, &bytes).unwrap();
+    let conv = tmp.path().join("out");
+    for args in [
+        vec!["dump", s(&dir)],
+        vec!["stats", s(&dir)],
+        vec!["sessions", s(&dir)],
+        vec!["convert", s(&dir), s(&conv), "--to", "native"],
+    ] {
+        let what = args.join(" ");
+        let r = common::run(&args);
+        r.assert_sane(&what);
+        assert_eq!(r.code, Some(1), "{what}: {}", r.stderr);
+        assert!(r.stderr.contains("changelog_41_60.bin.zstd"), "{what}: {}", r.stderr);
+    }
+    assert!(!conv.exists());
+}

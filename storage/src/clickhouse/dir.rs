@@ -132,6 +132,50 @@ pub(crate) fn recover(
         }
         let loaded: std::collections::HashSet<u64> = plan.entries.iter().map(|e| e.0).collect();
         let committed = r.snapshot.as_ref().map_or(0, |s| s.header.meta.last_log_idx);
+        // A damaged file the plan neither stops at nor sets aside: one that yields no
+        // record at all (damaged from its first byte) is passed over by the plan, and
+        // whatever it held after the snapshot is not in this state.
+        let last_file = r.files.len().checked_sub(1);
+        for (i, f) in r.files.iter().enumerate() {
+            let Some(c) = &f.broken else { continue };
+            if plan.broken_file == Some(i) || plan.detach.contains(&i) {
+                continue;
+            }
+            let named_to = f
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(keeperkit_wal::clickhouse::ChangelogName::parse)
+                .map_or(u64::MAX, |n| n.to);
+            if named_to <= committed {
+                continue;
+            }
+            let torn = matches!(c.kind, keeperkit_model::CorruptionKind::Truncated { .. })
+                && last_file == Some(i)
+                && f.records.is_empty();
+            let mut x = Finding::corruption(c, "");
+            if torn {
+                x.severity = Severity::Warning;
+                x.code = Code::TornTail;
+                x.message = format!(
+                    "{} holds only a partial record (a write cut short, never acknowledged); \
+                     Keeper ignores it and so does this state",
+                    f.path.display()
+                );
+            } else {
+                x.message = format!(
+                    "{} is damaged at byte {}{} ({}): no entry of it can be read, so the \
+                     entries it held are not in this state, which stops at index {} \
+                     (`keeperkit verify` tells more)",
+                    f.path.display(),
+                    c.offset,
+                    if f.compressed { " of its decompressed stream" } else { "" },
+                    c.kind,
+                    r.last_index
+                );
+            }
+            out.push(x);
+        }
         for &d in &plan.detach {
             let f = &r.files[d];
             let lost: std::collections::HashSet<u64> = f
