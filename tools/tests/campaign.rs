@@ -30,7 +30,7 @@
 //!   the intact one, unless the change is such a torn tail and the command said so on
 //!   stderr (or the cut is on a record boundary).
 //!
-//! Bounded for CI: `KEEPERKIT_CAMPAIGN_CASES` cases per data set (default 6),
+//! Bounded for CI: `KEEPERKIT_CAMPAIGN_CASES` cases per data set (default 20),
 //! `KEEPERKIT_CAMPAIGN_SEED` (default fixed), `KEEPERKIT_CAMPAIGN_CASE=N` reruns one
 //! case. It prints the counts per data set (cases, per mutation, per outcome of each
 //! command), e.g.:
@@ -852,7 +852,7 @@ fn env_u64(name: &str) -> Option<u64> {
 #[cfg(unix)]
 #[test]
 fn seeded_bad_input_campaign() {
-    let per_set = usize::try_from(env_u64("KEEPERKIT_CAMPAIGN_CASES").unwrap_or(6)).unwrap();
+    let per_set = usize::try_from(env_u64("KEEPERKIT_CAMPAIGN_CASES").unwrap_or(20)).unwrap();
     let seed = env_u64("KEEPERKIT_CAMPAIGN_SEED").unwrap_or(0x6b65_6570_6572);
     let only = env_u64("KEEPERKIT_CAMPAIGN_CASE").map(|c| usize::try_from(c).unwrap());
     let tmp = tempfile::tempdir().unwrap();
