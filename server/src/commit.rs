@@ -377,6 +377,14 @@ impl<L: TxnLog> Committer<L> {
                 self.take_snapshot(snapshot_replies);
             }
         }
+        // A clean stop leaves no snapshot being written into the directory (a restart
+        // would find its files changing under it).
+        if let Some(t) = self.snapshot.take() {
+            match t.wait() {
+                Ok(info) => info!(path = %info.path.display(), "snapshot written"),
+                Err(e) => error!("snapshot failed: {e}"),
+            }
+        }
         info!("committer stopped");
     }
 
