@@ -305,6 +305,7 @@ impl DecodeError {
             offset: self.offset.saturating_add(base),
             zxid,
             index: None,
+            chunk: None,
             kind: self.kind,
         }
     }
@@ -322,6 +323,8 @@ pub struct Corruption {
     pub zxid: Option<Zxid>,
     /// The log index of the record, when known (Raft-style logs).
     pub index: Option<u64>,
+    /// The chunk the bytes belong to, when the format is chunked (native snapshots).
+    pub chunk: Option<u32>,
     /// What is wrong.
     pub kind: CorruptionKind,
 }
@@ -329,7 +332,7 @@ pub struct Corruption {
 impl Corruption {
     /// Builds a corruption error for a file position.
     pub fn new(file: impl Into<PathBuf>, offset: u64, kind: CorruptionKind) -> Corruption {
-        Corruption { file: file.into(), offset, zxid: None, index: None, kind }
+        Corruption { file: file.into(), offset, zxid: None, index: None, chunk: None, kind }
     }
 
     /// Adds the zxid of the record.
@@ -343,6 +346,12 @@ impl Corruption {
         self.index = Some(index);
         self
     }
+
+    /// Adds the chunk the bytes belong to.
+    pub fn with_chunk(mut self, chunk: u32) -> Corruption {
+        self.chunk = Some(chunk);
+        self
+    }
 }
 
 impl fmt::Display for Corruption {
@@ -353,6 +362,9 @@ impl fmt::Display for Corruption {
         }
         if let Some(i) = self.index {
             write!(f, " (index {i})")?;
+        }
+        if let Some(c) = self.chunk {
+            write!(f, " (chunk {c})")?;
         }
         write!(f, ": {}", self.kind)
     }

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use keeperkit_model::{Acl, CorruptionKind, Zxid};
+use keeperkit_model::{Acl, Corruption, CorruptionKind, Zxid};
 use keeperkit_snapshot::native::format::{
     BLK_CRC_OFFSET, BLK_RAW_CRC_OFFSET, BLOCK_HEADER_LEN, TRAILER_LEN, TRL_CRC_OFFSET,
     TRL_FOOTER_LEN_OFFSET,
@@ -81,11 +81,7 @@ fn put(fs: &FaultFs, path: &Path, bytes: &[u8]) {
 }
 
 /// Reading must fail with a corruption naming the file; verify must report it.
-fn assert_detected(
-    fs: &FaultFs,
-    path: &Path,
-    what: &str,
-) -> Vec<keeperkit_snapshot::native::Problem> {
+fn assert_detected(fs: &FaultFs, path: &Path, what: &str) -> Vec<Corruption> {
     let mut sink = CollectSink::default();
     match read_snapshot(fs, path, &mut sink) {
         Ok(_) => panic!("{what}: damaged file read without error"),
@@ -95,7 +91,7 @@ fn assert_detected(
     let problems = verify_snapshot(fs, path).unwrap();
     assert!(!problems.is_empty(), "{what}: verify found nothing");
     for p in &problems {
-        assert_eq!(p.path, path);
+        assert_eq!(p.file, path);
     }
     problems
 }

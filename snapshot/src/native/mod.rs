@@ -33,7 +33,7 @@
 //! - [`read_snapshot`] checks the trailer, footer and metadata, then streams the
 //!   chunks into a [`NodeSink`] in order, decompressing them in parallel; memory is
 //!   bounded by a few chunks, not by the file.
-//! - [`verify_snapshot`] reads everything and lists every [`Problem`] (file, offset,
+//! - [`verify_snapshot`] reads everything and lists every [`Corruption`](keeperkit_model::Corruption) (file, offset,
 //!   chunk); [`inspect_snapshot`] returns the header, metadata and chunk table.
 //!
 //! This crate knows nothing of trees: `keeperkit-storage` adapts its `DataTree` to
@@ -63,7 +63,7 @@ mod verify;
 mod writer;
 
 pub use reader::{read_snapshot, read_snapshot_with, ReadOptions};
-pub use verify::{inspect_snapshot, verify_snapshot, ChunkInfo, NativeSnapshotInfo, Problem};
+pub use verify::{inspect_snapshot, verify_snapshot, ChunkInfo, NativeSnapshotInfo};
 pub use writer::{write_snapshot, WriteOptions, WrittenSnapshot};
 
 /// Suffix of the temporary file a snapshot is written to before the rename.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use keeperkit_model::{CorruptionKind, DecodeError};
+use keeperkit_model::{Corruption, CorruptionKind, DecodeError};
 use keeperkit_vfs::{File, FileSystem, OpenMode};
 
 use super::codec::{decode_footer, decode_meta, Footer, FooterEntry, NodeDecoder};
@@ -17,7 +17,6 @@ use super::format::{
     len_u64, BlockHeader, BlockKind, Codec, FileHeader, Trailer, BLOCK_HEADER_LEN, FILE_LEN_MIN,
     FOOTER_FIXED_LEN, FOOTER_LEN_MAX, HEADER_LEN, TRAILER_LEN,
 };
-use super::verify::Problem;
 use super::{NodeSink, SnapshotMeta};
 use crate::error::SnapshotError;
 
@@ -54,10 +53,10 @@ pub fn read_snapshot_with(
     opts: &ReadOptions,
 ) -> Result<SnapshotMeta, SnapshotError> {
     let file = fs.open(path, OpenMode::Read).map_err(|e| SnapshotError::io(path, e))?;
-    let layout = Layout::read(&*file, path).map_err(Fail::into_error)?;
-    let meta = layout.read_meta(&*file, path).map_err(Fail::into_error)?;
-    sink.begin(&meta).map_err(|msg| {
-        Problem::at(path, layout.footer.meta_offset, CorruptionKind::bad_tree(msg)).into_error()
+    let layout = Layout::read(&*file, path)?;
+    let meta = layout.read_meta(&*file, path)?;
+    sink.begin(&meta).map_err(|msg| -> SnapshotError {
+        Corruption::new(path, layout.footer.meta_offset, CorruptionKind::bad_tree(msg)).into()
     })?;
     let threads = match opts.threads {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -69,42 +68,17 @@ pub fn read_snapshot_with(
         let mut buf = ChunkBuf::default();
         let mut dctx = decompressor(path)?;
         for (i, entry) in chunks.iter().enumerate() {
-            load_chunk(&*file, path, i, entry, &mut buf, &mut dctx).map_err(Fail::into_error)?;
-            feeder.feed(i, entry, &buf, sink).map_err(Fail::into_error)?;
+            load_chunk(&*file, path, i, entry, &mut buf, &mut dctx)?;
+            feeder.feed(i, entry, &buf, sink)?;
         }
     } else {
-        read_parallel(&*file, path, chunks, threads, &mut feeder, sink)
-            .map_err(Fail::into_error)?;
+        read_parallel(&*file, path, chunks, threads, &mut feeder, sink)?;
     }
     Ok(meta)
 }
 
-/// Why reading stopped: the file could not be read, or its bytes are wrong.
-#[derive(Debug)]
-pub(crate) enum Fail {
-    /// An I/O error.
-    Io(SnapshotError),
-    /// Corruption.
-    Corrupt(Problem),
-}
-
-impl Fail {
-    pub(crate) fn into_error(self) -> SnapshotError {
-        match self {
-            Fail::Io(e) => e,
-            Fail::Corrupt(p) => p.into_error(),
-        }
-    }
-}
-
-impl From<Problem> for Fail {
-    fn from(p: Problem) -> Fail {
-        Fail::Corrupt(p)
-    }
-}
-
-fn io_fail(path: &Path, e: io::Error) -> Fail {
-    Fail::Io(SnapshotError::io(path, e))
+fn io_fail(path: &Path, e: io::Error) -> SnapshotError {
+    SnapshotError::io(path, e)
 }
 
 fn decompressor(path: &Path) -> Result<zstd::bulk::Decompressor<'static>, SnapshotError> {
@@ -113,10 +87,10 @@ fn decompressor(path: &Path) -> Result<zstd::bulk::Decompressor<'static>, Snapsh
 
 /// Reads exactly `buf.len()` bytes at `offset`; a short file is corruption (the layout
 /// said the bytes are there).
-fn read_at(file: &dyn File, path: &Path, buf: &mut [u8], offset: u64) -> Result<(), Fail> {
+fn read_at(file: &dyn File, path: &Path, buf: &mut [u8], offset: u64) -> Result<(), SnapshotError> {
     match file.read_exact_at(buf, offset) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(Problem::at(
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(Corruption::new(
             path,
             offset,
             CorruptionKind::Truncated { needed: len_u64(buf.len()), available: 0 },
@@ -140,10 +114,10 @@ pub(crate) struct Layout {
 
 impl Layout {
     /// Reads and checks the header, the trailer and the footer.
-    pub(crate) fn read(file: &dyn File, path: &Path) -> Result<Layout, Fail> {
+    pub(crate) fn read(file: &dyn File, path: &Path) -> Result<Layout, SnapshotError> {
         let file_len = file.len().map_err(|e| io_fail(path, e))?;
         let header = read_header(file, path, file_len)?;
-        let corrupt = |offset: u64, kind| Fail::from(Problem::at(path, offset, kind));
+        let corrupt = |offset: u64, kind| SnapshotError::from(Corruption::new(path, offset, kind));
         if file_len < FILE_LEN_MIN {
             return Err(corrupt(
                 file_len,
@@ -210,12 +184,14 @@ impl Layout {
         let mut node_count = 0u64;
         for (i, e) in footer.chunks.iter().enumerate() {
             let bad = |msg: String| {
-                Fail::from(Problem::chunk(
-                    path,
-                    stored_at,
-                    chunk_no(i),
-                    CorruptionKind::inconsistent(format!("footer entry: {msg}")),
-                ))
+                SnapshotError::from(
+                    Corruption::new(
+                        path,
+                        stored_at,
+                        CorruptionKind::inconsistent(format!("footer entry: {msg}")),
+                    )
+                    .with_chunk(chunk_no(i)),
+                )
             };
             if e.offset != expected {
                 return Err(bad(format!("offset {}, expected {expected}", e.offset)));
@@ -256,9 +232,13 @@ impl Layout {
 
     /// Reads, checks and decodes the metadata block; its node count must match the
     /// footer's.
-    pub(crate) fn read_meta(&self, file: &dyn File, path: &Path) -> Result<SnapshotMeta, Fail> {
+    pub(crate) fn read_meta(
+        &self,
+        file: &dyn File,
+        path: &Path,
+    ) -> Result<SnapshotMeta, SnapshotError> {
         let off = self.footer.meta_offset;
-        let corrupt = |o: u64, kind| Fail::from(Problem::at(path, o, kind));
+        let corrupt = |o: u64, kind| SnapshotError::from(Corruption::new(path, o, kind));
         let len = BLOCK_HEADER_LEN + self.footer.meta_stored_len as usize;
         let mut buf = vec![0u8; len];
         read_at(file, path, &mut buf, off)?;
@@ -301,9 +281,13 @@ impl Layout {
     }
 }
 
-pub(crate) fn read_header(file: &dyn File, path: &Path, file_len: u64) -> Result<FileHeader, Fail> {
+pub(crate) fn read_header(
+    file: &dyn File,
+    path: &Path,
+    file_len: u64,
+) -> Result<FileHeader, SnapshotError> {
     if file_len < HEADER_LEN as u64 {
-        return Err(Problem::at(
+        return Err(Corruption::new(
             path,
             0,
             CorruptionKind::Truncated { needed: HEADER_LEN as u64, available: file_len },
@@ -312,7 +296,7 @@ pub(crate) fn read_header(file: &dyn File, path: &Path, file_len: u64) -> Result
     }
     let mut b = [0u8; HEADER_LEN];
     read_at(file, path, &mut b, 0)?;
-    FileHeader::decode(&b).map_err(|e| Problem::at(path, e.offset, e.kind).into())
+    FileHeader::decode(&b).map_err(|e| Corruption::new(path, e.offset, e.kind).into())
 }
 
 /// Splits a block's bytes into its header and the stored bytes (the caller read at
@@ -411,18 +395,17 @@ pub(crate) fn load_chunk(
     entry: &FooterEntry,
     buf: &mut ChunkBuf,
     dctx: &mut zstd::bulk::Decompressor<'_>,
-) -> Result<(), Fail> {
+) -> Result<(), SnapshotError> {
     let off = entry.offset;
-    let corrupt = |o: u64, kind| Fail::from(Problem::chunk(path, off + o, chunk_no(i), kind));
+    let corrupt = |o: u64, kind| {
+        SnapshotError::from(Corruption::new(path, off + o, kind).with_chunk(chunk_no(i)))
+    };
     let len = BLOCK_HEADER_LEN + entry.stored_len as usize;
     buf.block.clear();
     buf.block.resize(len, 0);
     buf.decompressed = false;
     read_at(file, path, &mut buf.block, off).map_err(|f| match f {
-        Fail::Corrupt(mut p) => {
-            p.chunk = Some(chunk_no(i));
-            Fail::Corrupt(p)
-        }
+        SnapshotError::Corrupt(c) => SnapshotError::Corrupt(c.with_chunk(chunk_no(i))),
         io => io,
     })?;
     let (hb, stored) = split_header(&buf.block);
@@ -499,20 +482,22 @@ impl Feeder {
         entry: &FooterEntry,
         buf: &ChunkBuf,
         sink: &mut dyn NodeSink,
-    ) -> Result<(), Fail> {
+    ) -> Result<(), SnapshotError> {
         let raw = buf.raw();
         let off = entry.offset;
         let path = &self.path;
         let in_chunk = |n: u32, at: usize, kind: CorruptionKind| {
-            Fail::from(Problem::chunk(
-                path,
-                off,
-                chunk_no(i),
-                CorruptionKind::inside(
-                    format!("node {n} at byte {at} of the decompressed chunk"),
-                    kind,
-                ),
-            ))
+            SnapshotError::from(
+                Corruption::new(
+                    path,
+                    off,
+                    CorruptionKind::inside(
+                        format!("node {n} at byte {at} of the decompressed chunk"),
+                        kind,
+                    ),
+                )
+                .with_chunk(chunk_no(i)),
+            )
         };
         let mut dec = NodeDecoder::new(raw, std::mem::take(&mut self.path_buf));
         let mut result = Ok(());
@@ -568,7 +553,7 @@ fn read_parallel(
     threads: usize,
     feeder: &mut Feeder,
     sink: &mut dyn NodeSink,
-) -> Result<(), Fail> {
+) -> Result<(), SnapshotError> {
     let workers = threads.min(chunks.len());
     // Each worker holds one buffer, one more per worker waits to be fed, one is being
     // fed: memory is bounded by this many chunks.
@@ -578,12 +563,12 @@ fn read_parallel(
         let _ = free_tx.send(Box::default());
     }
     let free_rx = Arc::new(Mutex::new(free_rx));
-    let (done_tx, done_rx) = mpsc::channel::<(usize, Result<Box<ChunkBuf>, Fail>)>();
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Result<Box<ChunkBuf>, SnapshotError>)>();
     let next = AtomicUsize::new(0);
     let abort = AtomicBool::new(false);
     let mut dctxs = Vec::with_capacity(workers);
     for _ in 0..workers {
-        dctxs.push(decompressor(path).map_err(Fail::Io)?);
+        dctxs.push(decompressor(path)?);
     }
 
     std::thread::scope(|s| {
@@ -630,13 +615,13 @@ fn read_parallel(
 
 fn feed_in_order(
     chunks: &[FooterEntry],
-    done_rx: &mpsc::Receiver<(usize, Result<Box<ChunkBuf>, Fail>)>,
+    done_rx: &mpsc::Receiver<(usize, Result<Box<ChunkBuf>, SnapshotError>)>,
     free_tx: &mpsc::SyncSender<Box<ChunkBuf>>,
     feeder: &mut Feeder,
     sink: &mut dyn NodeSink,
     path: &Path,
-) -> Result<(), Fail> {
-    let mut pending: BTreeMap<usize, Result<Box<ChunkBuf>, Fail>> = BTreeMap::new();
+) -> Result<(), SnapshotError> {
+    let mut pending: BTreeMap<usize, Result<Box<ChunkBuf>, SnapshotError>> = BTreeMap::new();
     for (i, entry) in chunks.iter().enumerate() {
         let r = loop {
             if let Some(r) = pending.remove(&i) {

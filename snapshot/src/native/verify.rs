@@ -1,7 +1,6 @@
 //! Checking every byte of a native snapshot ([`verify_snapshot`]) and describing one
 //! ([`inspect_snapshot`]).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use keeperkit_model::{Corruption, CorruptionKind};
@@ -10,59 +9,10 @@ use keeperkit_vfs::{File, FileSystem, OpenMode};
 use super::codec::{decode_meta, FooterEntry};
 use super::format::{BlockHeader, BlockKind, Codec, BLOCK_HEADER_LEN, HEADER_LEN};
 use super::reader::{
-    chunk_no, decompress, load_chunk, read_header, split_header, ChunkBuf, Fail, Feeder, Layout,
+    chunk_no, decompress, load_chunk, read_header, split_header, ChunkBuf, Feeder, Layout,
 };
 use super::{NullSink, SnapshotMeta};
 use crate::error::SnapshotError;
-
-/// One thing wrong with a snapshot file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The file.
-    pub path: PathBuf,
-    /// Byte offset in the file (for a chunk: of the field that is wrong, or of the
-    /// chunk's block when the problem is in its decompressed bytes).
-    pub offset: u64,
-    /// The chunk number, when the problem is in a chunk.
-    pub chunk: Option<u32>,
-    /// What is wrong.
-    pub kind: CorruptionKind,
-}
-
-impl Problem {
-    pub(crate) fn at(path: &Path, offset: u64, kind: CorruptionKind) -> Problem {
-        Problem { path: path.to_path_buf(), offset, chunk: None, kind }
-    }
-
-    pub(crate) fn chunk(path: &Path, offset: u64, chunk: u32, kind: CorruptionKind) -> Problem {
-        Problem { path: path.to_path_buf(), offset, chunk: Some(chunk), kind }
-    }
-
-    /// The problem as a [`Corruption`]; a chunk problem names the chunk in its kind
-    /// (`chunk 3: checksum mismatch ...`).
-    pub fn to_corruption(&self) -> Corruption {
-        let kind = match self.chunk {
-            None => self.kind.clone(),
-            Some(c) => CorruptionKind::inside(format!("chunk {c}"), self.kind.clone()),
-        };
-        Corruption::new(&self.path, self.offset, kind)
-    }
-
-    /// The problem as an error of this crate.
-    pub fn into_error(self) -> SnapshotError {
-        SnapshotError::Corrupt(self.to_corruption())
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.path.display())?;
-        if let Some(c) = self.chunk {
-            write!(f, "chunk {c}, ")?;
-        }
-        write!(f, "byte {}: {}", self.offset, self.kind)
-    }
-}
 
 /// Checks every byte of a snapshot: header, trailer, footer, metadata, and every chunk
 /// (both CRCs, decompression, every node record, ACL ids, node counts). Goes on after
@@ -71,25 +21,25 @@ impl fmt::Display for Problem {
 /// checks as many as it can reach.
 ///
 /// An empty list means the file is intact. `Err` only when the file cannot be read.
-pub fn verify_snapshot(fs: &dyn FileSystem, path: &Path) -> Result<Vec<Problem>, SnapshotError> {
+pub fn verify_snapshot(fs: &dyn FileSystem, path: &Path) -> Result<Vec<Corruption>, SnapshotError> {
     let file = fs.open(path, OpenMode::Read).map_err(|e| SnapshotError::io(path, e))?;
     let mut problems = Vec::new();
     let layout = match Layout::read(&*file, path) {
         Ok(l) => l,
-        Err(Fail::Io(e)) => return Err(e),
-        Err(Fail::Corrupt(p)) => {
+        Err(SnapshotError::Corrupt(p)) => {
             problems.push(p);
             scan_blocks(&*file, path, &mut problems)?;
             return Ok(problems);
         }
+        Err(e) => return Err(e),
     };
     let meta = match layout.read_meta(&*file, path) {
         Ok(m) => Some(m),
-        Err(Fail::Io(e)) => return Err(e),
-        Err(Fail::Corrupt(p)) => {
+        Err(SnapshotError::Corrupt(p)) => {
             problems.push(p);
             None
         }
+        Err(e) => return Err(e),
     };
     // Without the metadata, ACL ids cannot be checked: an empty table would flag every
     // node, so that check is skipped.
@@ -99,11 +49,11 @@ pub fn verify_snapshot(fs: &dyn FileSystem, path: &Path) -> Result<Vec<Problem>,
     for (i, entry) in layout.footer.chunks.iter().enumerate() {
         match load_chunk(&*file, path, i, entry, &mut buf, &mut dctx) {
             Ok(()) => {}
-            Err(Fail::Io(e)) => return Err(e),
-            Err(Fail::Corrupt(p)) => {
+            Err(SnapshotError::Corrupt(p)) => {
                 problems.push(p);
                 continue;
             }
+            Err(e) => return Err(e),
         }
         let fed = match feeder.as_mut() {
             Some(f) => f.feed(i, entry, &buf, &mut NullSink),
@@ -111,8 +61,8 @@ pub fn verify_snapshot(fs: &dyn FileSystem, path: &Path) -> Result<Vec<Problem>,
         };
         match fed {
             Ok(()) => {}
-            Err(Fail::Io(e)) => return Err(e),
-            Err(Fail::Corrupt(p)) => problems.push(p),
+            Err(SnapshotError::Corrupt(p)) => problems.push(p),
+            Err(e) => return Err(e),
         }
     }
     Ok(problems)
@@ -124,7 +74,7 @@ pub fn verify_snapshot(fs: &dyn FileSystem, path: &Path) -> Result<Vec<Problem>,
 fn scan_blocks(
     file: &dyn File,
     path: &Path,
-    problems: &mut Vec<Problem>,
+    problems: &mut Vec<Corruption>,
 ) -> Result<(), SnapshotError> {
     let file_len = file.len().map_err(|e| SnapshotError::io(path, e))?;
     if read_header(file, path, file_len).is_err() {
@@ -137,7 +87,7 @@ fn scan_blocks(
     while off < file_len {
         let mut hb = [0u8; BLOCK_HEADER_LEN];
         if file_len - off < BLOCK_HEADER_LEN as u64 || file.read_exact_at(&mut hb, off).is_err() {
-            problems.push(Problem::at(
+            problems.push(Corruption::new(
                 path,
                 off,
                 CorruptionKind::Unfinished { what: "block header (scan)" },
@@ -147,12 +97,12 @@ fn scan_blocks(
         let h = match BlockHeader::decode(&hb) {
             Ok(h) => h,
             Err(e) => {
-                problems.push(Problem::at(path, off + e.offset, e.kind));
+                problems.push(Corruption::new(path, off + e.offset, e.kind));
                 return Ok(());
             }
         };
         if off + h.block_len() > file_len {
-            problems.push(Problem::at(
+            problems.push(Corruption::new(
                 path,
                 off,
                 CorruptionKind::Truncated { needed: h.block_len(), available: file_len - off },
@@ -176,8 +126,8 @@ fn scan_blocks(
                 });
                 match fed {
                     Ok(()) => {}
-                    Err(Fail::Io(e)) => return Err(e),
-                    Err(Fail::Corrupt(p)) => problems.push(p),
+                    Err(SnapshotError::Corrupt(p)) => problems.push(p),
+                    Err(e) => return Err(e),
                 }
                 seq += 1;
             }
@@ -190,10 +140,10 @@ fn scan_blocks(
                     .check_crc(hb, stored)
                     .and_then(|()| decompress(&h, stored, &mut raw, &mut dctx));
                 match checked {
-                    Err(e) => problems.push(Problem::at(path, off + e.offset, e.kind)),
+                    Err(e) => problems.push(Corruption::new(path, off + e.offset, e.kind)),
                     Ok(raw) => {
                         if let Err(e) = decode_meta(raw) {
-                            problems.push(Problem::at(
+                            problems.push(Corruption::new(
                                 path,
                                 off,
                                 CorruptionKind::inside(
@@ -268,8 +218,8 @@ pub fn inspect_snapshot(
     path: &Path,
 ) -> Result<NativeSnapshotInfo, SnapshotError> {
     let file = fs.open(path, OpenMode::Read).map_err(|e| SnapshotError::io(path, e))?;
-    let layout = Layout::read(&*file, path).map_err(Fail::into_error)?;
-    let meta = layout.read_meta(&*file, path).map_err(Fail::into_error)?;
+    let layout = Layout::read(&*file, path)?;
+    let meta = layout.read_meta(&*file, path)?;
     let chunks = layout
         .footer
         .chunks
