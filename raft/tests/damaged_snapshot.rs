@@ -28,6 +28,7 @@ fn converted(fs: &Arc<dyn FileSystem>, root: &Path) -> (PathBuf, usize) {
         &fixture,
         &dir,
         &opts,
+        &mut keeperkit_storage::NoProgress,
     )
     .unwrap();
     (dir, state.tree.node_count())

@@ -95,8 +95,10 @@ fn every_zookeeper_fixture_survives_a_clickhouse_snapshot() {
             }
             let dst = tmp.path().join(format!("{name}-v{version}"));
             let pos = ChPosition::from_zookeeper(&tree);
-            let report =
-                convert_atomically(&*fs, &dst, |d| write(&fs, &tree, &pos, d, &opts)).unwrap();
+            let report = convert_atomically(&*fs, &dst, |d| {
+                write(&fs, &tree, &pos, d, &opts, &mut keeperkit_storage::NoProgress)
+            })
+            .unwrap();
             assert_eq!(report.nodes, tree.node_count() as u64, "{what}");
             assert_eq!(report.mappings.len(), lost, "{what}: one mapping per node");
             let snap = dst.join(&report.files[0]);
@@ -210,14 +212,24 @@ fn what_keeper_cannot_hold_is_refused_with_the_list_or_mapped_with_lossy() {
         // Refused before anything is written.
         let dst = tmp.path().join(format!("strict-{version}"));
         let pos = ChPosition::from_zookeeper(&tree);
-        assert!(convert_atomically(&*fs, &dst, |d| write(&fs, &tree, &pos, d, &strict)).is_err());
+        assert!(convert_atomically(&*fs, &dst, |d| write(
+            &fs,
+            &tree,
+            &pos,
+            d,
+            &strict,
+            &mut keeperkit_storage::NoProgress
+        ))
+        .is_err());
         assert!(!dst.exists());
         let lossy = ConvertOptions { lossy: true, ..strict };
         let m = check(&tree, &lossy).unwrap();
         assert_eq!(m.len(), if version < 8 { 3 } else { 2 }, "{m:?}");
         let dst = tmp.path().join(format!("lossy-{version}"));
-        let report =
-            convert_atomically(&*fs, &dst, |d| write(&fs, &tree, &pos, d, &lossy)).unwrap();
+        let report = convert_atomically(&*fs, &dst, |d| {
+            write(&fs, &tree, &pos, d, &lossy, &mut keeperkit_storage::NoProgress)
+        })
+        .unwrap();
         let loaded = load_snapshot(&*fs, &dst.join(&report.files[0])).unwrap();
         let t = &loaded.tree;
         assert_eq!(t.get("/c").unwrap().kind(), NodeKind::Persistent);

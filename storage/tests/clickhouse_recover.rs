@@ -80,7 +80,10 @@ fn build(root: &Path, compress: bool, bad_digest_at: Option<usize>) -> Built {
     let dir = root.join(if compress { "zstd" } else { "plain" });
     let opts = ConvertOptions { lossy: true, ..Default::default() };
     let pos = ChPosition::from_zookeeper(&tree);
-    convert_atomically(&*fs, &dir, |d| write(&fs, &tree, &pos, d, &opts)).unwrap();
+    convert_atomically(&*fs, &dir, |d| {
+        write(&fs, &tree, &pos, d, &opts, &mut keeperkit_storage::NoProgress)
+    })
+    .unwrap();
     let snap = std::fs::read_dir(dir.join("snapshots")).unwrap().next().unwrap().unwrap().path();
     let loaded = load_snapshot(&*fs, &snap).unwrap();
     let mut model = loaded.tree;

@@ -169,6 +169,7 @@ fn finding_01_engine_refuses_a_damaged_snapshot_the_log_does_not_cover() {
         &fixture,
         &dir,
         &opts,
+        &mut keeperkit_storage::NoProgress,
     )
     .unwrap();
     let e = open(&fs, &dir);

@@ -17,7 +17,8 @@ pub fn hide(hidden: bool) {
 }
 
 /// A progress display on stderr: a spinner naming the phase until a total is known,
-/// then a bar of bytes. Hidden unless stderr is a terminal and the output is not JSON.
+/// then a bar of bytes (loads, checks) or of znodes (conversions). Hidden unless
+/// stderr is a terminal and the output is not JSON.
 #[derive(Debug)]
 pub struct Bar {
     bar: Option<ProgressBar>,
@@ -43,20 +44,30 @@ impl Bar {
     }
 }
 
-impl Progress for Bar {
-    fn set_total(&mut self, total: u64) {
+impl Bar {
+    fn set_total_with(&self, total: u64, counts: &str) {
         if let Some(b) = &self.bar {
             if b.length().is_none() {
                 b.set_style(
-                    ProgressStyle::with_template(
-                        "{spinner} {msg:40!} [{bar:30}] {bytes}/{total_bytes} {elapsed}",
-                    )
+                    ProgressStyle::with_template(&format!(
+                        "{{spinner}} {{msg:40!}} [{{bar:30}}] {counts} {{elapsed}}"
+                    ))
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
                 );
             }
             b.set_length(total);
         }
+    }
+}
+
+impl Progress for Bar {
+    fn set_total(&mut self, total: u64) {
+        self.set_total_with(total, "{bytes}/{total_bytes}");
+    }
+
+    fn set_node_total(&mut self, total: u64) {
+        self.set_total_with(total, "{human_pos}/{human_len} znodes");
     }
 
     fn advance(&mut self, delta: u64) {

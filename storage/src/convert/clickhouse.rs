@@ -46,8 +46,10 @@ use keeperkit_snapshot::SnapshotError;
 use keeperkit_tree::DataTree;
 use keeperkit_vfs::FileSystem;
 
+use super::counted::{Counted, NodeCounter};
 use super::{ConvertOptions, ConvertReport, Mapping};
 use crate::clickhouse::snapshot::{is_open_acl, KEEPER_SYSTEM_NODE};
+use crate::progress::Progress;
 use crate::StorageError;
 
 /// Keeper's log directory under its storage path.
@@ -376,9 +378,10 @@ pub fn write(
     pos: &ChPosition,
     dir: &Path,
     opts: &ConvertOptions,
+    progress: &mut dyn Progress,
 ) -> Result<ConvertReport, StorageError> {
     let mappings = check(tree, opts)?;
-    write_checked(fs, tree, pos, dir, opts, mappings)
+    write_checked(fs, tree, pos, dir, opts, mappings, progress)
 }
 
 /// [`write`] for a caller that already ran [`check`] with the same `opts` (to refuse
@@ -390,6 +393,7 @@ pub fn write_checked(
     dir: &Path,
     opts: &ConvertOptions,
     mappings: Vec<Mapping>,
+    progress: &mut dyn Progress,
 ) -> Result<ConvertReport, StorageError> {
     let version = version_of(opts)?;
     let logs = dir.join(LOGS_DIR);
@@ -399,10 +403,11 @@ pub fn write_checked(
     fs.create_dir_all(&snaps).map_err(io(&snaps))?;
     let source = TreeChSource::new(tree, pos, version);
     let digest = source.header.digest_version;
+    let counter = NodeCounter::new(progress, source.node_count);
     let written = ch::write_snapshot(
         &**fs,
         &snaps,
-        &source,
+        &Counted { inner: &source, counter: &counter },
         WriteOptions {
             version,
             container: Container::Zstd,

@@ -13,6 +13,7 @@ use keeperkit_vfs::FileSystem;
 use crate::StorageError;
 
 pub mod clickhouse;
+pub(crate) mod counted;
 pub mod native;
 pub mod zookeeper;
 
@@ -126,7 +127,7 @@ pub fn convert_atomically(
 /// (which must not exist, nor lie inside `src`). The state keeps its real position:
 /// a Raft log's last index and term, or for a ZooKeeper state the counter of its last
 /// zxid with term 1, so that a damaged converted snapshot can never pass for the empty
-/// start of a log.
+/// start of a log. The nodes written are reported to `progress`.
 pub fn write_state(
     fs: &std::sync::Arc<dyn FileSystem>,
     state: &crate::Recovered,
@@ -134,6 +135,7 @@ pub fn write_state(
     src: &Path,
     dst: &Path,
     opts: &ConvertOptions,
+    progress: &mut dyn crate::progress::Progress,
 ) -> Result<ConvertReport, StorageError> {
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let (abs_src, abs_dst) = (abs(src), abs(dst));
@@ -155,17 +157,17 @@ pub fn write_state(
                 last_term: pos.last_log_term,
                 cluster_config: pos.cluster_config.as_ref().map_or_else(Vec::new, |c| c.encode()),
             };
-            convert_atomically(&**fs, dst, |tmp| native::write(fs, tree, &pos, tmp, opts))
+            convert_atomically(&**fs, dst, |tmp| native::write(fs, tree, &pos, tmp, opts, progress))
         }
         crate::Dialect::ZooKeeper => {
             // Refused before anything is written, the temporary directory included.
             zookeeper::check(tree, opts)?;
-            convert_atomically(&**fs, dst, |tmp| zookeeper::write(fs, tree, tmp, opts))
+            convert_atomically(&**fs, dst, |tmp| zookeeper::write(fs, tree, tmp, opts, progress))
         }
         crate::Dialect::ClickHouse => {
             let mappings = clickhouse::check(tree, opts)?;
             convert_atomically(&**fs, dst, |tmp| {
-                clickhouse::write_checked(fs, tree, &pos, tmp, opts, mappings)
+                clickhouse::write_checked(fs, tree, &pos, tmp, opts, mappings, progress)
             })
         }
     }

@@ -17,8 +17,9 @@ use keeperkit_vfs::{FileSystem, OpenMode};
 use keeperkit_wal::native::{NativeWal, NativeWalOptions};
 
 use super::{ConvertOptions, ConvertReport};
-use crate::native::snapshot::save_tree;
+use crate::native::snapshot::save_tree_with_progress;
 pub use crate::native::snapshot::SnapshotPosition;
+use crate::progress::Progress;
 use crate::StorageError;
 
 pub use crate::engine::layout::{MARKER_FILE, MARKER_V1, SNAPSHOT_DIR, WAL_DIR};
@@ -30,13 +31,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
 /// Writes `tree` into the (empty, temporary) directory `dir` as a native data directory
 /// whose snapshot sits at `pos` (index 0 for a source without a Raft log, such as
 /// ZooKeeper); the WAL continues at `pos.last_index + 1`. Every file and directory
-/// written is fsynced.
+/// written is fsynced. The nodes written are reported to `progress`.
 pub fn write(
     fs: &Arc<dyn FileSystem>,
     tree: &DataTree,
     pos: &SnapshotPosition,
     dir: &Path,
     _opts: &ConvertOptions,
+    progress: &mut dyn Progress,
 ) -> Result<ConvertReport, StorageError> {
     let marker = dir.join(MARKER_FILE);
     let f = fs.open(&marker, OpenMode::CreateNew).map_err(io(&marker))?;
@@ -46,7 +48,7 @@ pub fn write(
     let snaps = dir.join(SNAPSHOT_DIR);
     fs.create_dir_all(&snaps).map_err(io(&snaps))?;
     let name = snapshot_file_name(pos.last_index);
-    save_tree(&**fs, &snaps, &name, tree, pos, &WriteOptions::default())?;
+    save_tree_with_progress(&**fs, &snaps, &name, tree, pos, &WriteOptions::default(), progress)?;
     fs.sync_dir(&snaps).map_err(io(&snaps))?;
 
     let wal_dir = dir.join(WAL_DIR);

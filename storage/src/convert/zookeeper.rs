@@ -30,6 +30,9 @@ use keeperkit_snapshot::SnapshotError;
 use keeperkit_tree::DataTree;
 use keeperkit_vfs::{FileSystem, OpenMode};
 
+use super::counted::{Counted, NodeCounter};
+use crate::progress::{NoProgress, Progress};
+
 use super::{ConvertOptions, ConvertReport, Mapping};
 use crate::StorageError;
 
@@ -91,11 +94,24 @@ pub fn save_tree(
     tree: &DataTree,
     compression: Compression,
 ) -> Result<ZkWrittenSnapshot, StorageError> {
+    save_tree_with_progress(fs, dir, tree, compression, &mut NoProgress)
+}
+
+/// [`save_tree`] reporting the nodes handed to the writer to `progress` (the writer
+/// walks the tree twice: the ACL table, then the nodes).
+pub fn save_tree_with_progress(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    tree: &DataTree,
+    compression: Compression,
+    progress: &mut dyn Progress,
+) -> Result<ZkWrittenSnapshot, StorageError> {
+    let counter = NodeCounter::new(progress, 2 * tree.node_count() as u64);
     Ok(zkw::write_snapshot(
         fs,
         dir,
         tree.last_processed_zxid(),
-        &TreeSource(tree),
+        &Counted { inner: &TreeSource(tree), counter: &counter },
         &ZkWriteOptions { compression },
     )?)
 }
@@ -221,12 +237,13 @@ pub fn write(
     tree: &DataTree,
     dir: &Path,
     opts: &ConvertOptions,
+    progress: &mut dyn Progress,
 ) -> Result<ConvertReport, StorageError> {
     let mut mappings = check(tree, opts)?;
     let compression = compression(opts)?;
     let v2 = dir.join(VERSION_DIR);
     fs.create_dir_all(&v2).map_err(io(&v2))?;
-    let written = save_tree(&**fs, &v2, tree, compression)?;
+    let written = save_tree_with_progress(&**fs, &v2, tree, compression, progress)?;
     let name = written.path.file_name().map(PathBuf::from).unwrap_or_default();
     let mut files = vec![Path::new(VERSION_DIR).join(name)];
     let epoch = tree.last_processed_zxid().epoch();

@@ -59,11 +59,7 @@ pub(crate) fn snapshot_findings(
 ) -> Result<Vec<Finding>, StorageError> {
     Ok(keeperkit_snapshot::native::verify_snapshot(fs, path)?
         .into_iter()
-        .map(|pr| {
-            let mut f = Finding::corruption(&pr.to_corruption(), "damaged snapshot");
-            f.code = Code::from(&pr.kind);
-            f
-        })
+        .map(|c| Finding::corruption(&c, "damaged snapshot"))
         .collect())
 }
 

@@ -78,9 +78,24 @@ pub fn save_tree(
     pos: &SnapshotPosition,
     opts: &WriteOptions,
 ) -> Result<WrittenSnapshot, StorageError> {
+    save_tree_with_progress(fs, dir, name, tree, pos, opts, &mut crate::progress::NoProgress)
+}
+
+/// [`save_tree`] reporting the nodes written to `progress`.
+pub fn save_tree_with_progress(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    name: &str,
+    tree: &DataTree,
+    pos: &SnapshotPosition,
+    opts: &WriteOptions,
+    progress: &mut dyn crate::progress::Progress,
+) -> Result<WrittenSnapshot, StorageError> {
     let meta = tree_meta(tree, pos);
     let source = TreeSource::new(tree, &meta);
-    Ok(write_snapshot(fs, dir, name, &meta, &source, opts)?)
+    let counter = crate::convert::counted::NodeCounter::new(progress, tree.node_count() as u64);
+    let counted = crate::convert::counted::Counted { inner: &source, counter: &counter };
+    Ok(write_snapshot(fs, dir, name, &meta, &counted, opts)?)
 }
 
 /// A tree loaded from a native snapshot.

@@ -53,8 +53,9 @@ pub fn run(
         jute_maxbuffer: args.jute_maxbuffer,
     };
     let to = args.to;
-    let bar = crate::progress::Bar::new(&format!("writing {}", args.dst.display()));
-    let report: ConvertReport = convert::write_state(fs, &state, to, &args.src, &args.dst, &opts)?;
+    let mut bar = crate::progress::Bar::new(&format!("writing {}", args.dst.display()));
+    let report: ConvertReport =
+        convert::write_state(fs, &state, to, &args.src, &args.dst, &opts, &mut bar)?;
     bar.finish();
     let j = JsonConvert {
         dst: report.dst.display().to_string(),

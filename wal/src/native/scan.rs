@@ -69,6 +69,7 @@ impl Problem {
             offset: self.offset,
             zxid: None,
             index: self.index,
+            chunk: None,
             kind,
         }
     }
