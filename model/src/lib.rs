@@ -27,6 +27,7 @@ pub mod native_header;
 pub mod node;
 pub mod path;
 pub mod stat;
+pub mod time;
 pub mod txn;
 
 pub use acl::{Acl, AclList, Id, Perms};
