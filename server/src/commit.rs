@@ -510,14 +510,7 @@ impl<L: TxnLog> Committer<L> {
     fn job(&mut self, job: Job, pubs: &mut Vec<Publish>) -> u64 {
         match job {
             Job::Request { conn, session, xid, req, auths, out, permit, started } => {
-                if matches!(
-                    req,
-                    Request::SetWatches { .. }
-                        | Request::SetWatches2 { .. }
-                        | Request::AddWatch { .. }
-                        | Request::RemoveWatches { .. }
-                        | Request::CheckWatches { .. }
-                ) {
+                if is_watch_op(&req) {
                     pubs.push(Publish::WatchOp { conn, xid, req, out, started, permit });
                     return 0;
                 }

@@ -37,11 +37,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, info, warn};
 
-use crate::commit::{watch_op, Committer, Job, LocalLog, TxnLog};
+use crate::commit::{is_watch_op, watch_op, Committer, Job, LocalLog, TxnLog};
 use crate::config::ServerConfig;
 use crate::proto::{
     self, encode_connect_response, encode_event, encode_reply, op, xid, ConnectRequest,
-    ConnectResponse, FrameBuffer, ProtoError, ReplyHeader, Request, Response, WatcherEvent,
+    ConnectResponse, FrameBuffer, ProtoError, ReplyHeader, Request, Response,
 };
 use crate::read::{self, ReadCtx};
 use crate::session;
@@ -1188,25 +1188,18 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, frame: &[u8]) -> Result<(
         }
         _ => {}
     }
-    let watch_op = matches!(
-        req,
-        Request::SetWatches { .. }
-            | Request::SetWatches2 { .. }
-            | Request::AddWatch { .. }
-            | Request::RemoveWatches { .. }
-            | Request::CheckWatches { .. }
-    );
+    let is_watch = is_watch_op(&req);
     // A replica's `sync` goes through the committer to the leader.
     let sync_here = shared.replica.is_none() || !matches!(req, Request::Sync { .. });
-    if !in_flight(conn) && sync_here && (read::is_read(&req) || watch_op) {
+    if !in_flight(conn) && sync_here && (read::is_read(&req) || is_watch) {
         // Inline, on the published tree, under its read lock (see the module docs).
         let t = shared.published.read().unwrap_or_else(|e| e.into_inner());
         let zxid = t.last_processed_zxid().0;
         let x = if matches!(req, Request::Ping) { xid::PING } else { hdr.xid };
-        let resp = if watch_op {
+        let resp = if is_watch {
             let mut w = lock(&shared.watches);
             let mut evs = Vec::new();
-            let r = watch_op_inline(&t, &mut w, conn.id, &req, &mut evs);
+            let r = watch_op(&t, &mut w, conn.id, &req, &mut evs);
             for ev in evs {
                 let _ = conn.out.send(Outgoing::Frame(encode_event(-1, &ev)));
             }
@@ -1237,14 +1230,4 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, frame: &[u8]) -> Result<(
         started,
     });
     Ok(())
-}
-
-fn watch_op_inline(
-    tree: &DataTree,
-    w: &mut Watches,
-    conn: ConnId,
-    req: &Request,
-    events: &mut Vec<WatcherEvent>,
-) -> Result<Response, ErrorCode> {
-    watch_op(tree, w, conn, req, events)
 }
