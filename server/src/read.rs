@@ -34,14 +34,13 @@ pub struct ReadCtx<'a> {
 /// ClickHouse Keeper's virtual system nodes: `/keeper`, `/keeper/api_version`,
 /// `/keeper/feature_flags`, served when the tree does not hold them.
 fn virtual_data(tree: &DataTree, path: &str) -> Option<&'static [u8]> {
-    if node(tree, path).is_some() {
-        return None;
-    }
-    match path {
-        "/keeper/api_version" => Some(API_VERSION),
-        "/keeper/feature_flags" => Some(FEATURE_FLAGS),
-        _ => None,
-    }
+    // The name first: every other path is answered without a second tree lookup.
+    let data = match path {
+        "/keeper/api_version" => API_VERSION,
+        "/keeper/feature_flags" => FEATURE_FLAGS,
+        _ => return None,
+    };
+    node(tree, path).is_none().then_some(data)
 }
 
 fn virtual_stat(data: &[u8]) -> keeperkit_model::Stat {

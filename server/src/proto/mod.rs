@@ -557,7 +557,15 @@ pub fn decode_request(
 
 /// A framed reply: header, then the body when there is one.
 pub fn encode_reply(hdr: ReplyHeader, body: Option<&Response>) -> Vec<u8> {
-    let mut w = Writer::from_vec(vec![0; 4]);
+    // Sized for the frame length, the header, a stat and a node's data: no regrowth
+    // (and copy) of a getData reply while it is written.
+    let data = match body {
+        Some(Response::GetData { data: Some(d), .. }) => d.len(),
+        _ => 0,
+    };
+    let mut v = Vec::with_capacity(128 + data);
+    v.extend_from_slice(&[0; 4]);
+    let mut w = Writer::from_vec(v);
     hdr.encode_into(&mut w);
     if let Some(b) = body {
         b.encode_into(&mut w);
