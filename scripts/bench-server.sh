@@ -8,7 +8,9 @@
 #   write-1, write-8, write-64   create+setData (50/50), 1 KiB values, 1 / 8 / 64 clients
 #   read-32                      getData of random nodes among 100,000 of 1 KiB, 32 clients
 #
-# Prints, per case, ops/s and p50/p99/p99.9 latency of each server and the ratios
+# Prints, per case, ops/s and p50/p99/p99.9 latency of each server (and the CPU the load
+# generator used meanwhile, in % of one core: near 100 x cores it, not the server, is
+# the limit, and the ratio says little) and the ratios
 # keeperkit / ZooKeeper (throughput: higher is better; latency: lower is better), and
 # names the machine. The JSON of every run is kept in DIR/results/.
 #
@@ -81,7 +83,8 @@ for c in "${CASES[@]}"; do
       rm -f "$DIR/results/$kind-$name.json"
     else
       python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); a=r["all"]
-print("bench-server: %-9s %-8s %9.0f ops/s  p50 %7.3f  p99 %7.3f  p99.9 %7.3f ms  (%d errors)" % (sys.argv[2], sys.argv[3], r["ops_per_s"], a["p50_ms"], a["p99_ms"], a["p999_ms"], r["errors"]))' \
+c=r.get("client_cpu_percent"); c="n/a" if c is None else "%.0f%%" % c
+print("bench-server: %-9s %-8s %9.0f ops/s  p50 %7.3f  p99 %7.3f  p99.9 %7.3f ms  (%d errors; load generator CPU %s of one core)" % (sys.argv[2], sys.argv[3], r["ops_per_s"], a["p50_ms"], a["p99_ms"], a["p999_ms"], r["errors"], c))' \
         "$DIR/results/$kind-$name.json" "$kind" "$name"
     fi
     rm -rf "$DIR/$kind-$name/data"
