@@ -10,6 +10,7 @@
 #                                          it serves; sets TGT_PORT, TGT_PID
 #   (TGT_ZK_HEAP: the JVM heap of ZooKeeper, default 1g)
 #   (TGT_SERVE_ARGS: an array of more `keeperkit serve` arguments, e.g. (--import DIR))
+#   tgt_launch [PORT]                      starts it and returns at once (sets TGT_PORT, TGT_PID)
 #   tgt_stop                               SIGTERM (SIGKILL after 30 s) the server we started
 #   tgt_4lw CMD                            a four-letter word's answer
 #
@@ -48,6 +49,23 @@ tgt_init() {
 
 tgt_4lw() { ZK_PORT="$TGT_PORT" zk_4lw "$1"; }
 
+# tgt_launch [PORT]: starts the server and returns at once (no wait until it serves;
+# a caller timing the start polls it itself). Sets TGT_PORT, TGT_PID.
+tgt_launch() {
+  local want="${1:-}"
+  case "$TGT_KIND" in
+    zookeeper)
+      ZK_WANT_PORT="$want" zk_start "$TGT_DIR" "${TGT_ZK_HEAP:-1g}"
+      TGT_PORT=$ZK_PORT TGT_PID=$ZK_PID;;
+    keeperkit)
+      TGT_PORT=${want:-$(zk_free_port)}
+      : > "$TGT_DIR/keeperkit.log"
+      RUST_LOG=${RUST_LOG:-info} "$KEEPERKIT" serve "$TGT_DIR/data" --bind 127.0.0.1 --port "$TGT_PORT" \
+        --config "$TGT_DIR/keeperkit.cfg" "${TGT_SERVE_ARGS[@]}" >> "$TGT_DIR/keeperkit.log" 2>&1 &
+      TGT_PID=$!;;
+  esac
+}
+
 tgt_start() {
   local want="${1:-}"
   case "$TGT_KIND" in
@@ -57,11 +75,7 @@ tgt_start() {
     keeperkit)
       local i
       for i in 1 2 3; do
-        TGT_PORT=${want:-$(zk_free_port)}
-        : > "$TGT_DIR/keeperkit.log"
-        RUST_LOG=${RUST_LOG:-info} "$KEEPERKIT" serve "$TGT_DIR/data" --bind 127.0.0.1 --port "$TGT_PORT" \
-          --config "$TGT_DIR/keeperkit.cfg" "${TGT_SERVE_ARGS[@]}" >> "$TGT_DIR/keeperkit.log" 2>&1 &
-        TGT_PID=$!
+        tgt_launch "$want"
         local start=$SECONDS
         while [ $((SECONDS - start)) -lt 120 ]; do
           [ "$(tgt_4lw ruok)" = imok ] && return 0
