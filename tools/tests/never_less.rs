@@ -782,3 +782,99 @@ fn finding_22_a_changelog_damaged_from_its_first_block_is_not_passed_over() {
     }
     assert!(!conv.exists());
 }
+
+/// A native data directory written by the engine exactly as the campaign's native data
+/// set is: 240 txns (creates, every fifth a set), 4 KiB WAL segments and snapshot
+/// chunks, snapshots after index 120 and 200, each append synced, then closed.
+fn native_engine_dir(dir: &Path) {
+    use keeperkit_model::txn::{CreateTxn, SetDataTxn};
+    use keeperkit_model::{Acl, OpCode, SessionId, Txn, TxnBody, TxnHeader, Zxid};
+    use keeperkit_storage::engine::{NativeEngine, NativeEngineOptions};
+    use keeperkit_storage::traits::SnapshotStore;
+
+    let mut o = NativeEngineOptions::new(dir);
+    o.snapshot_write.chunk_len_target = 4 << 10;
+    o.segment_len = 4 << 10;
+    let e = NativeEngine::open(Arc::new(keeperkit_vfs::StdFs), o).unwrap();
+    for z in 1..=240i64 {
+        let (body, op) = if z % 5 == 0 {
+            let data = Some(format!("value {z}").into_bytes());
+            let body = SetDataTxn { path: format!("/n{}", z - 1), data, version: 1 };
+            (TxnBody::SetData(body), OpCode::SET_DATA)
+        } else {
+            let body = CreateTxn {
+                path: format!("/n{z}"),
+                data: Some(format!("data of {z}").into_bytes()),
+                acl: Acl::open_unsafe(),
+                ephemeral: false,
+                parent_cversion: -1,
+                ttl: None,
+                v0: false,
+            };
+            (TxnBody::Create(body), OpCode::CREATE)
+        };
+        let header = TxnHeader { client_id: SessionId(0), cxid: 0, zxid: Zxid(z), time: z, op };
+        e.write(1, &[&Txn { header, body, digest: None }.to_bytes()]).unwrap();
+        if z == 120 || z == 200 {
+            e.start_snapshot().unwrap().wait().unwrap();
+        }
+    }
+}
+
+/// Found by the campaign (native case 147 of `KEEPERKIT_CAMPAIGN_CASES=60`): zeros over
+/// bytes 116..588 of the newest WAL segment, from inside its first record past the
+/// start of its last one. Every record of that segment had been synced (each append
+/// is), and later records' durable marks said so, but the zeros took those records
+/// with them: nothing left in the segment showed the bytes had been durable, so the
+/// reader took them for a torn tail, and `dump`, `stats`, `log` and `convert` exited 0
+/// with four entries fewer. The metadata file's durable mark (written when the log is
+/// closed) now says how much of the segment was durable: the zeros are damage.
+#[test]
+fn finding_23_zeros_over_the_last_synced_records_of_the_newest_segment_are_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("native");
+    native_engine_dir(&dir);
+    let full = run(&["dump", s(&dir)]);
+    assert_eq!(code(&full), Some(0), "{}", stderr(&full));
+    let wal = dir.join("wal");
+    let seg = files_with(&wal, ".wal").pop().unwrap();
+    let intact = std::fs::read(&seg).unwrap();
+    let mut bytes = intact.clone();
+    // The segment of the case: four records, the last one starting before byte 588,
+    // so that zeros over 116..588 leave no record header after the damage.
+    let mut starts = Vec::new();
+    let mut off = 64;
+    while off + 40 <= bytes.len() && bytes[off..off + 40].iter().any(|&b| b != 0) {
+        starts.push(off);
+        let n = u32::from_le_bytes(bytes[off + 4..off + 8].try_into().unwrap()) as usize;
+        off = (off + 40 + n).div_ceil(8) * 8;
+    }
+    assert_eq!(starts.len(), 4, "{}: records at {starts:?}", seg.display());
+    assert!(starts[3] + 40 <= 588 && off > 116, "records at {starts:?}, end {off}");
+    bytes[116..588].fill(0);
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let o = run(&["verify", s(&dir), "--json"]);
+    assert_eq!(code(&o), Some(1), "{}", stdout(&o));
+    assert!(!codes(&json(&o)).contains(&"torn_tail".to_string()), "{}", stdout(&o));
+    let conv = tmp.path().join("back");
+    for args in [
+        vec!["dump", s(&dir)],
+        vec!["stats", s(&dir)],
+        vec!["log", s(&dir)],
+        vec!["convert", s(&dir), s(&conv), "--to", "zookeeper", "--lossy"],
+    ] {
+        let o = run(&args);
+        let what = args.join(" ");
+        assert_ne!(code(&o), Some(0), "{what}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("never acknowledged"), "{what}: {}", stderr(&o));
+        assert!(stderr(&o).contains(s(&seg)), "{what} names the segment: {}", stderr(&o));
+    }
+    assert!(!conv.exists());
+    // The same segment cut at a record boundary (its last two records gone): a
+    // shorter log, but the metadata file says those bytes had been durable.
+    std::fs::write(&seg, &intact[..starts[2]]).unwrap();
+    let o = run(&["verify", s(&dir)]);
+    assert_eq!(code(&o), Some(1), "{}", stdout(&o));
+    assert_ne!(code(&run(&["dump", s(&dir)])), Some(0));
+}

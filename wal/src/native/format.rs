@@ -11,8 +11,11 @@ use keeperkit_model::CorruptionKind;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"\x89KKW\r\n\x1a\n";
 /// Magic of the metadata file: `\x89 K K M \r \n \x1a \n`.
 pub const META_MAGIC: [u8; 8] = *b"\x89KKM\r\n\x1a\n";
-/// The only format version this build writes and reads.
+/// The only segment format version this build writes and reads.
 pub const FORMAT_VERSION: u16 = 1;
+/// The metadata file version this build writes. Version 1 (the same layout with the
+/// durable mark's bytes reserved, zero) is still read.
+pub const META_VERSION: u16 = 2;
 
 // ---- Segment header (64 bytes) ----
 
@@ -106,10 +109,13 @@ pub const META_TERM_OFFSET: usize = META_LOG_ID_OFFSET + 8;
 pub const META_VOTE_OFFSET: usize = META_TERM_OFFSET + 8;
 /// Offset of the purge marker (u64): every index up to and including it is purged.
 pub const META_PURGED_OFFSET: usize = META_VOTE_OFFSET + 8;
-/// Offset of the reserved bytes (12, zero).
-pub const META_RESERVED_OFFSET: usize = META_PURGED_OFFSET + 8;
+/// Offset of the durable mark's segment sequence number (u64; 0: no mark). Version 1
+/// reserved these bytes (zero).
+pub const META_DURABLE_SEQ_OFFSET: usize = META_PURGED_OFFSET + 8;
+/// Offset of the durable mark's end (u32): bytes `0..end` of segment `seq` are durable.
+pub const META_DURABLE_END_OFFSET: usize = META_DURABLE_SEQ_OFFSET + 8;
 /// Offset of the CRC (u32, over bytes `0..META_CRC_OFFSET`).
-pub const META_CRC_OFFSET: usize = META_RESERVED_OFFSET + 12;
+pub const META_CRC_OFFSET: usize = META_DURABLE_END_OFFSET + 4;
 /// Length of the metadata file.
 pub const META_LEN: usize = META_CRC_OFFSET + 4;
 
@@ -170,12 +176,13 @@ pub const SEGMENT_HEADER: NativeHeader = NativeHeader {
     version: Some((SEG_VERSION_OFFSET, FORMAT_VERSION)),
 };
 
-/// Where the metadata file keeps its magic, CRC and version.
+/// Where the metadata file keeps its magic and CRC (its version, 1 or 2, is checked
+/// by [`MetaRecord::decode`]).
 pub const META_HEADER: NativeHeader = NativeHeader {
     magic: META_MAGIC,
     magic_at: META_MAGIC_OFFSET,
     crc_at: META_CRC_OFFSET,
-    version: Some((META_VERSION_OFFSET, FORMAT_VERSION)),
+    version: None,
 };
 
 /// Rounds `n` up to a multiple of [`RECORD_ALIGN`].
@@ -510,6 +517,22 @@ pub struct MetaRecord {
     pub vote: Option<u64>,
     /// Every index up to and including this one is purged (0: nothing purged).
     pub purged: u64,
+    /// What the writer last recorded as durable in a segment (`None`: nothing yet, or
+    /// a version 1 file).
+    pub durable: Option<DurableMark>,
+}
+
+/// The metadata file's durable mark: bytes `0..end` of segment `seq` were durable
+/// (fdatasync'ed) when it was written. The writer records it when it knows it
+/// (opening, closing) and lowers it before a truncation removes those bytes, so a
+/// bad spot or an end of records before `end` in that segment is damage, never a
+/// torn tail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DurableMark {
+    /// Sequence number of the segment (>= 1).
+    pub seq: u64,
+    /// Durable length of that segment, at least the header.
+    pub end: u64,
 }
 
 impl MetaRecord {
@@ -522,6 +545,13 @@ impl MetaRecord {
         put_u64(&mut b, META_TERM_OFFSET, self.term);
         put_u64(&mut b, META_VOTE_OFFSET, self.vote.unwrap_or(0));
         put_u64(&mut b, META_PURGED_OFFSET, self.purged);
+        if let Some(d) = self.durable {
+            debug_assert!(d.seq >= 1 && d.end >= SEGMENT_HEADER_LEN as u64);
+            put_u64(&mut b, META_DURABLE_SEQ_OFFSET, d.seq);
+            // Segment offsets fit in u32 (SEGMENT_FILE_LEN_MAX).
+            put_u32(&mut b, META_DURABLE_END_OFFSET, u32::try_from(d.end).unwrap_or(u32::MAX));
+        }
+        put_u16(&mut b, META_VERSION_OFFSET, META_VERSION);
         META_HEADER.seal(&mut b);
         debug_assert_eq!(MetaRecord::decode(&b), Ok(*self));
         b
@@ -536,10 +566,17 @@ impl MetaRecord {
             ));
         }
         META_HEADER.check(b).map_err(|e| (e.offset, e.kind))?;
+        let version = get_u16(b, META_VERSION_OFFSET);
+        if version != 1 && version != META_VERSION {
+            return Err((
+                META_VERSION_OFFSET as u64,
+                CorruptionKind::UnsupportedVersion { found: i64::from(version) },
+            ));
+        }
         let flags = get_u32(b, META_FLAGS_OFFSET);
         if usize::from(get_u16(b, META_LEN_OFFSET)) != META_LEN
             || flags & !META_FLAG_VOTE != 0
-            || !all_zero(&b[META_RESERVED_OFFSET..META_CRC_OFFSET])
+            || (version == 1 && !all_zero(&b[META_DURABLE_SEQ_OFFSET..META_CRC_OFFSET]))
         {
             return Err((
                 META_LEN_OFFSET as u64,
@@ -554,11 +591,26 @@ impl MetaRecord {
                 CorruptionKind::inconsistent("vote bytes set without the vote flag"),
             ));
         }
+        let seq = get_u64(b, META_DURABLE_SEQ_OFFSET);
+        let end = u64::from(get_u32(b, META_DURABLE_END_OFFSET));
+        let durable = match (seq, end) {
+            (0, 0) => None,
+            (1.., e) if e >= SEGMENT_HEADER_LEN as u64 => Some(DurableMark { seq, end }),
+            _ => {
+                return Err((
+                    META_DURABLE_SEQ_OFFSET as u64,
+                    CorruptionKind::inconsistent(format!(
+                        "durable mark (segment {seq}, byte {end}) is not a segment position"
+                    )),
+                ))
+            }
+        };
         Ok(MetaRecord {
             log_id: get_u64(b, META_LOG_ID_OFFSET),
             term: get_u64(b, META_TERM_OFFSET),
             vote,
             purged: get_u64(b, META_PURGED_OFFSET),
+            durable,
         })
     }
 }
@@ -591,10 +643,43 @@ mod tests {
     }
 
     #[test]
+    fn meta_version_1_is_read_and_unknown_versions_are_refused() {
+        let m = MetaRecord { log_id: 7, term: 2, vote: None, purged: 5, durable: None };
+        let mut b = m.encode();
+        put_u16(&mut b, META_VERSION_OFFSET, 1);
+        META_HEADER.seal(&mut b);
+        assert_eq!(MetaRecord::decode(&b).unwrap(), m);
+        // Version 1 reserved the mark's bytes: set there, they are corruption.
+        put_u64(&mut b, META_DURABLE_SEQ_OFFSET, 1);
+        put_u32(&mut b, META_DURABLE_END_OFFSET, 64);
+        META_HEADER.seal(&mut b);
+        assert!(MetaRecord::decode(&b).is_err());
+        let mut b = m.encode();
+        put_u16(&mut b, META_VERSION_OFFSET, 3);
+        META_HEADER.seal(&mut b);
+        assert!(matches!(
+            MetaRecord::decode(&b),
+            Err((_, CorruptionKind::UnsupportedVersion { found: 3 }))
+        ));
+        // A mark inside the segment header is not a position the writer records.
+        let mut b = m.encode();
+        put_u64(&mut b, META_DURABLE_SEQ_OFFSET, 1);
+        put_u32(&mut b, META_DURABLE_END_OFFSET, 10);
+        META_HEADER.seal(&mut b);
+        assert!(MetaRecord::decode(&b).is_err());
+    }
+
+    #[test]
     fn meta_roundtrip_and_bit_flips() {
         for m in [
-            MetaRecord { log_id: 1, term: 5, vote: Some(0), purged: 0 },
-            MetaRecord { log_id: u64::MAX, term: 0, vote: None, purged: 99 },
+            MetaRecord { log_id: 1, term: 5, vote: Some(0), purged: 0, durable: None },
+            MetaRecord {
+                log_id: u64::MAX,
+                term: 0,
+                vote: None,
+                purged: 99,
+                durable: Some(DurableMark { seq: 3, end: 4096 }),
+            },
         ] {
             let b = m.encode();
             assert_eq!(MetaRecord::decode(&b).unwrap(), m);

@@ -241,7 +241,112 @@ pub type Result<T, E = WalError> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+
+    use keeperkit_vfs::{FileSystem, StdFs};
+
     use super::*;
+
+    fn append(wal: &NativeWal, range: std::ops::Range<u64>) {
+        for i in range {
+            let payload = vec![u8::try_from(i % 251).unwrap(); 60];
+            wal.append(&[EntryRef { index: i, term: 1, payload: &payload }]).unwrap();
+        }
+    }
+
+    fn meta(dir: &Path) -> format::MetaRecord {
+        format::MetaRecord::decode(&std::fs::read(dir.join(META_FILE_NAME)).unwrap()).unwrap()
+    }
+
+    fn newest(dir: &Path) -> PathBuf {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_str().unwrap().ends_with(".wal"))
+            .collect();
+        v.sort();
+        v.pop().unwrap()
+    }
+
+    #[test]
+    fn the_metadata_durable_mark_turns_zeroed_synced_records_into_damage() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("log");
+        let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
+        let mut o = NativeWalOptions::new(&dir);
+        o.segment_len = 4096;
+        let wal = NativeWal::open(fs.clone(), o.clone()).unwrap();
+        append(&wal, 1..41);
+        drop(wal);
+        let seg = newest(&dir);
+        let seq = parse_segment_file_name(seg.file_name().unwrap().to_str().unwrap()).unwrap();
+        let bytes = std::fs::read(&seg).unwrap();
+        let a = scan::analyze(fs.as_ref(), &dir, false).unwrap();
+        let end = a.segments.last().unwrap().scan.data_end;
+        assert_eq!(meta(&dir).durable, Some(format::DurableMark { seq, end }), "closing marks");
+        let records = &a.segments.last().unwrap().scan.records;
+        assert!(records.len() >= 3);
+        // Zeros from inside the first record of the newest segment to its end: no
+        // record header is left to show the bytes had been synced.
+        let from = usize::try_from(records[0].offset).unwrap() + 50;
+        let mut z = bytes.clone();
+        z[from..].fill(0);
+        std::fs::write(&seg, &z).unwrap();
+        let problems = verify(fs.as_ref(), &dir).unwrap();
+        assert!(!problems.is_empty() && problems.iter().all(|p| !p.is_torn_tail()), "{problems:?}");
+        assert!(matches!(NativeWal::open(fs.clone(), o.clone()), Err(WalError::Corrupt(_))));
+        // Cut at a record boundary: records missing below the mark.
+        std::fs::write(&seg, &bytes[..usize::try_from(records[1].offset).unwrap()]).unwrap();
+        let problems = verify(fs.as_ref(), &dir).unwrap();
+        assert!(!problems.is_empty() && problems.iter().all(|p| !p.is_torn_tail()), "{problems:?}");
+        // Damage past the mark is still a torn tail: a record appended after the mark.
+        std::fs::write(&seg, &bytes).unwrap();
+        let mut m = meta(&dir);
+        m.durable = Some(format::DurableMark { seq, end: records[1].offset });
+        std::fs::write(dir.join(META_FILE_NAME), m.encode()).unwrap();
+        let mut t = bytes.clone();
+        t[usize::try_from(end).unwrap() - 3] ^= 1;
+        std::fs::write(&seg, &t).unwrap();
+        let problems = verify(fs.as_ref(), &dir).unwrap();
+        assert!(problems.len() == 1 && problems[0].is_torn_tail(), "{problems:?}");
+        std::fs::write(&seg, &bytes).unwrap();
+        // Opening raises the mark back to the segment's end.
+        drop(NativeWal::open(fs.clone(), o.clone()).unwrap());
+        assert_eq!(meta(&dir).durable, Some(format::DurableMark { seq, end }));
+    }
+
+    #[test]
+    fn truncation_lowers_the_mark_and_purging_its_segment_clears_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("log");
+        let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
+        let mut o = NativeWalOptions::new(&dir);
+        o.segment_len = 4096;
+        let wal = NativeWal::open(fs.clone(), o.clone()).unwrap();
+        append(&wal, 1..81);
+        drop(wal);
+        let before = meta(&dir).durable.unwrap();
+        let wal = NativeWal::open(fs.clone(), o.clone()).unwrap();
+        // Back into an older segment: the mark follows, before anything is removed.
+        wal.truncate_suffix(10).unwrap();
+        let after = meta(&dir).durable.unwrap();
+        assert!(after < before && after.seq == 1, "{before:?} -> {after:?}");
+        append(&wal, 10..30);
+        drop(wal);
+        assert!(verify(fs.as_ref(), &dir).unwrap().is_empty());
+        let wal = NativeWal::open(fs.clone(), o.clone()).unwrap();
+        assert_eq!(wal.next_index(), 30);
+        wal.purge(29).unwrap();
+        assert_eq!(meta(&dir).durable, None, "every segment went");
+        append(&wal, 30..35);
+        drop(wal);
+        assert!(verify(fs.as_ref(), &dir).unwrap().is_empty());
+        let wal = NativeWal::open(fs, o).unwrap();
+        assert_eq!(wal.next_index(), 35);
+    }
 
     #[test]
     fn segment_names_roundtrip() {

@@ -543,6 +543,7 @@ fn check_segments(a: &mut Analysis) {
         }
     }
     let live_start = a.purged_leftovers.len();
+    let durable = a.meta.and_then(|m| m.durable);
     let mut prev: Option<&SegmentScan> = None;
     for (i, s) in a.segments.iter().enumerate() {
         let scan = &s.scan;
@@ -598,9 +599,34 @@ fn check_segments(a: &mut Analysis) {
                 ));
             }
         }
+        // The metadata file's durable mark: bytes of this segment the writer recorded
+        // as durable. Records that end before it, or a bad spot before it, are damage.
+        let marked_end = durable.filter(|d| d.seq == scan.seq).map(|d| d.end);
+        let below_mark = |at: u64| marked_end.is_some_and(|end| at < end);
+        if matches!(scan.tail, Tail::Clean) && below_mark(scan.data_end) {
+            a.problems.push(problem(
+                scan.data_end,
+                scan.next_index(),
+                CorruptionKind::inconsistent(format!(
+                    "the records end at byte {}, but the metadata file records bytes up to {} \
+                     of this segment as durable: durable records are missing",
+                    scan.data_end,
+                    marked_end.unwrap_or(0)
+                )),
+            ));
+        }
         if let Tail::Bad { at, first_bad, kind, synced_later } = &scan.tail {
             let index = scan.next_index();
-            if newest && !synced_later {
+            if below_mark(*at) {
+                a.problems.push(problem(
+                    *at,
+                    index,
+                    CorruptionKind::inside(
+                        "bytes the metadata file records as durable",
+                        kind.clone(),
+                    ),
+                ));
+            } else if newest && !synced_later {
                 a.problems.push(Problem {
                     path: scan.path.clone(),
                     offset: *first_bad,

@@ -12,8 +12,8 @@ use keeperkit_model::{Corruption, CorruptionKind};
 use keeperkit_vfs::{File, FileSystem, OpenMode};
 
 use super::format::{
-    align_up, entry_slots, push_entry, record_crc, MetaRecord, RecordHeader, SegmentHeader,
-    ENTRY_HEADER_LEN, ENTRY_LEN_MAX, FLAG_ZSTD, RECORD_ALIGN, RECORD_ENTRIES_MAX,
+    align_up, entry_slots, push_entry, record_crc, DurableMark, MetaRecord, RecordHeader,
+    SegmentHeader, ENTRY_HEADER_LEN, ENTRY_LEN_MAX, FLAG_ZSTD, RECORD_ALIGN, RECORD_ENTRIES_MAX,
     RECORD_HEADER_LEN, RECORD_LEN_MAX, SEGMENT_HEADER_LEN, SEGMENT_LEN_MAX, SEGMENT_LEN_MIN,
 };
 use super::scan::{analyze, decode_payload, Bytes, RecordLoc, ScannedSegment};
@@ -151,6 +151,7 @@ impl Drop for NativeWal {
         if st.poison.is_some() {
             return;
         }
+        let mut mark = None;
         if let Some(seg) = st.segments.last() {
             if !st.pending.is_empty() {
                 let _ = seg.file.write_all_at(&st.pending, st.pending_off);
@@ -160,6 +161,17 @@ impl Drop for NativeWal {
             if st.dirty_until > seg.end {
                 let _ = write_zeros(seg.file.as_ref(), seg.end, st.dirty_until - seg.end);
             }
+            // Record how much of the newest segment is durable, so that a reader can
+            // tell damage to those bytes from a torn write (best effort: without it,
+            // the mark stays where it was, which is still true).
+            let synced = self.synced_lsn.load(Ordering::Acquire);
+            let end = synced.saturating_sub(seg.base_lsn).min(seg.end);
+            if end >= SEGMENT_HEADER_LEN as u64 {
+                mark = Some(DurableMark { seq: seg.seq, end });
+            }
+        }
+        if let Some(mark) = mark {
+            let _ = self.raise_durable_mark(mark);
         }
     }
 }
@@ -244,7 +256,13 @@ impl NativeWal {
         let meta = match a.meta {
             Some(m) => m,
             None if !a.meta_present && a.segments.is_empty() => {
-                let m = MetaRecord { log_id: random_log_id(), term: 0, vote: None, purged: 0 };
+                let m = MetaRecord {
+                    log_id: random_log_id(),
+                    term: 0,
+                    vote: None,
+                    purged: 0,
+                    durable: None,
+                };
                 write_atomic(fs.as_ref(), &dir, META_FILE_NAME, &m.encode())?;
                 report.created = true;
                 m
@@ -408,7 +426,47 @@ impl NativeWal {
             }
         }
         wal.fs.sync_dir(&wal.dir).map_err(|e| WalError::io(&wal.dir, e))?;
+        // Everything found is durable now: record it.
+        let mark = {
+            let st = wal.read_state();
+            st.segments.last().map(|s| DurableMark { seq: s.seq, end: s.end })
+        };
+        if let Some(mark) = mark {
+            wal.raise_durable_mark(mark)?;
+        }
         Ok(wal)
+    }
+
+    /// Writes `mark` into the metadata file unless the recorded one is at or past it.
+    /// Callers know the bytes it covers are durable.
+    fn raise_durable_mark(&self, mark: DurableMark) -> Result<()> {
+        let mut m = lock(&self.meta);
+        if m.durable.is_some_and(|d| d >= mark) {
+            return Ok(());
+        }
+        let next = MetaRecord { durable: Some(mark), ..*m };
+        write_atomic(self.fs.as_ref(), &self.dir, META_FILE_NAME, &next.encode())?;
+        *m = next;
+        Ok(())
+    }
+
+    /// Before bytes from `end` of segment `seq` on are removed (every later segment
+    /// too): lowers the metadata file's durable mark to that point, durably, so that
+    /// it never claims bytes that are gone or rewritten.
+    fn lower_durable_mark(&self, seq: u64, end: u64) -> Result<()> {
+        let mut m = lock(&self.meta);
+        let Some(d) = m.durable else { return Ok(()) };
+        if d.seq < seq || (d.seq == seq && d.end <= end) {
+            return Ok(());
+        }
+        // The segment `seq` was complete and synced up to `end` when the mark was
+        // past it (an older segment is synced before its successor is created).
+        let end = if d.seq == seq { d.end.min(end) } else { end };
+        let durable = (end >= SEGMENT_HEADER_LEN as u64).then_some(DurableMark { seq, end });
+        let next = MetaRecord { durable, ..*m };
+        write_atomic(self.fs.as_ref(), &self.dir, META_FILE_NAME, &next.encode())?;
+        *m = next;
+        Ok(())
     }
 
     /// Whether an earlier failure (a failed fsync) poisoned the writer: appends,
@@ -1045,6 +1103,14 @@ impl NativeWal {
         // The segment that will hold `from - 1` last: the last one starting at or
         // before `from`. The first segment starts at or before `purged + 1 <= from`.
         let si = st.segments.partition_point(|s| s.header.first_index <= from).saturating_sub(1);
+        {
+            // What stays unchanged: the bytes before the first record that is cut or
+            // rewritten.
+            let seg = &st.segments[si];
+            let ri = seg.records.partition_point(|r| r.last_index() < from);
+            let keep = seg.records.get(ri).map_or(seg.end, |r| r.offset);
+            self.lower_durable_mark(seg.seq, keep)?;
+        }
         // Unlink later segments, newest first, each durably, so a crash never leaves a
         // gap in the middle.
         while st.segments.len() > si + 1 {
@@ -1161,13 +1227,6 @@ impl NativeWal {
             return Ok(());
         }
         self.flush_pending(st)?;
-        {
-            let mut m = lock(&self.meta);
-            let next = MetaRecord { purged: upto, ..*m };
-            write_atomic(self.fs.as_ref(), &self.dir, META_FILE_NAME, &next.encode())?;
-            *m = next;
-        }
-        st.purged = upto;
         let mut removed = 0usize;
         for seg in &st.segments {
             let last = seg.records.last().map(RecordLoc::last_index);
@@ -1176,6 +1235,16 @@ impl NativeWal {
             }
             removed += 1;
         }
+        {
+            let mut m = lock(&self.meta);
+            // A mark on a segment that goes would speak of a file that is not there.
+            let kept = st.segments.get(removed).map(|s| s.seq);
+            let durable = m.durable.filter(|d| kept.is_some_and(|k| d.seq >= k));
+            let next = MetaRecord { purged: upto, durable, ..*m };
+            write_atomic(self.fs.as_ref(), &self.dir, META_FILE_NAME, &next.encode())?;
+            *m = next;
+        }
+        st.purged = upto;
         let gone: Vec<Segment> = st.segments.drain(..removed).collect();
         let mut result = Ok(());
         for seg in gone {
