@@ -171,7 +171,13 @@ impl Drop for NativeWal {
             }
         }
         if let Some(mark) = mark {
-            let _ = self.raise_durable_mark(mark);
+            let m = lock(&self.meta);
+            if m.durable.is_none_or(|d| d < mark) {
+                // Without the directory fsync: a close does not wait for it, and a
+                // mark lost in a crash only leaves less evidence.
+                let next = MetaRecord { durable: Some(mark), ..*m };
+                let _ = write_renamed(self.fs.as_ref(), &self.dir, META_FILE_NAME, &next.encode());
+            }
         }
     }
 }
@@ -212,6 +218,18 @@ pub(crate) fn write_atomic(
     drop(f);
     fs.rename(&tmp, &path).map_err(|e| WalError::io(&path, e))?;
     fs.sync_dir(dir).map_err(|e| WalError::io(dir, e))
+}
+
+/// Like [`write_atomic`] without the directory fsync (the rename becomes durable with
+/// the directory's next sync, or is lost in a crash, leaving the old file).
+fn write_renamed(fs: &dyn FileSystem, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join(format!("{name}{TEMP_SUFFIX}"));
+    let path = dir.join(name);
+    let f = fs.open(&tmp, OpenMode::CreateTruncate).map_err(|e| WalError::io(&tmp, e))?;
+    f.write_all_at(bytes, 0).map_err(|e| WalError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| WalError::io(&tmp, e))?;
+    drop(f);
+    fs.rename(&tmp, &path).map_err(|e| WalError::io(&path, e))
 }
 
 /// Cuts a torn tail: truncates `path` to `new_len` and fsyncs. Shared by open and
@@ -426,28 +444,22 @@ impl NativeWal {
             }
         }
         wal.fs.sync_dir(&wal.dir).map_err(|e| WalError::io(&wal.dir, e))?;
-        // Everything found is durable now: record it.
+        // Everything found is durable now: record it, before any append. This also
+        // drops a mark on a segment that is gone (removed as purged), so that a
+        // segment created later under the same sequence number never meets it.
         let mark = {
             let st = wal.read_state();
             st.segments.last().map(|s| DurableMark { seq: s.seq, end: s.end })
         };
-        if let Some(mark) = mark {
-            wal.raise_durable_mark(mark)?;
+        {
+            let mut m = lock(&wal.meta);
+            if m.durable != mark {
+                let next = MetaRecord { durable: mark, ..*m };
+                write_atomic(wal.fs.as_ref(), &wal.dir, META_FILE_NAME, &next.encode())?;
+                *m = next;
+            }
         }
         Ok(wal)
-    }
-
-    /// Writes `mark` into the metadata file unless the recorded one is at or past it.
-    /// Callers know the bytes it covers are durable.
-    fn raise_durable_mark(&self, mark: DurableMark) -> Result<()> {
-        let mut m = lock(&self.meta);
-        if m.durable.is_some_and(|d| d >= mark) {
-            return Ok(());
-        }
-        let next = MetaRecord { durable: Some(mark), ..*m };
-        write_atomic(self.fs.as_ref(), &self.dir, META_FILE_NAME, &next.encode())?;
-        *m = next;
-        Ok(())
     }
 
     /// Before bytes from `end` of segment `seq` on are removed (every later segment
