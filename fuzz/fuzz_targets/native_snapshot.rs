@@ -220,7 +220,7 @@ fuzz_target!(init: {
             assert_eq!(c.file, path);
             assert!(!problems.is_empty(), "read failed ({e}), verify found nothing");
             for p in &problems {
-                assert_eq!(p.path, path);
+                assert_eq!(p.file, path);
             }
         }
     }
