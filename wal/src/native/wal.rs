@@ -210,13 +210,7 @@ pub(crate) fn write_atomic(
     name: &str,
     bytes: &[u8],
 ) -> Result<()> {
-    let tmp = dir.join(format!("{name}{TEMP_SUFFIX}"));
-    let path = dir.join(name);
-    let f = fs.open(&tmp, OpenMode::CreateTruncate).map_err(|e| WalError::io(&tmp, e))?;
-    f.write_all_at(bytes, 0).map_err(|e| WalError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| WalError::io(&tmp, e))?;
-    drop(f);
-    fs.rename(&tmp, &path).map_err(|e| WalError::io(&path, e))?;
+    write_renamed(fs, dir, name, bytes)?;
     fs.sync_dir(dir).map_err(|e| WalError::io(dir, e))
 }
 
