@@ -44,6 +44,7 @@ use openraft::{AnyError, BasicNode, StorageError, StorageIOError};
 pub mod codec;
 mod log_store;
 pub mod net;
+pub mod offline;
 mod state_machine;
 
 pub use log_store::{KeeperLogReader, KeeperLogStore};

@@ -76,6 +76,7 @@ pub mod findings;
 pub mod native;
 pub mod progress;
 mod repair;
+pub mod replicas;
 pub mod report;
 pub mod stats;
 pub mod traits;

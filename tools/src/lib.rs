@@ -162,6 +162,10 @@ pub enum Command {
     Man,
     /// Serve the ZooKeeper client protocol on a native data directory.
     Serve(cmd::serve::ServeArgs),
+    /// Heal a replica offline: `--force-new-cluster` after a lost quorum.
+    Recover(cmd::recover::RecoverArgs),
+    /// Compare replicas' data directories offline: logs, commit, digests, divergence.
+    Replicas(cmd::replicas::ReplicasArgs),
 }
 
 /// `keeperkit repair`.
@@ -443,6 +447,8 @@ pub enum Outcome {
     Clean,
     /// Exit 1: corruption or differences found.
     Found,
+    /// Exit 3: replicas whose histories diverge (`keeperkit replicas`).
+    Diverged,
 }
 
 /// A failure: its message, an optional hint, and whether it means corruption (exit 1)
@@ -502,6 +508,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
     match result {
         Ok(Outcome::Clean) => ExitCode::from(0),
         Ok(Outcome::Found) => ExitCode::from(1),
+        Ok(Outcome::Diverged) => ExitCode::from(3),
         Err(f) => {
             if is_broken_pipe(&f.error) {
                 return ExitCode::from(0);
@@ -553,6 +560,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> CmdResult {
         Command::Stats(a) => a.json,
         Command::Repair(a) => a.json,
         Command::Convert(a) => a.json,
+        Command::Replicas(a) => a.json,
         _ => false,
     });
     match cli.command {
@@ -566,6 +574,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> CmdResult {
         Command::Repair(a) => cmd::repair::run(&*fs, &a, out),
         Command::Convert(a) => cmd::convert::run(&fs, &a, v, out),
         Command::Serve(a) => cmd::serve::run(&a, out),
+        Command::Recover(a) => cmd::recover::run(&fs, &a, out),
+        Command::Replicas(a) => cmd::replicas::run(&*fs, &a, out),
         Command::Bench(BenchCommand::Wal(a)) => cmd::bench::run(&a, out),
         Command::Completions { shell } => {
             let mut c = <Cli as clap::CommandFactory>::command();

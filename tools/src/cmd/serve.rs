@@ -152,6 +152,8 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write) -> CmdResult {
             );
         }
     }
+    // Held until the process ends: offline tools refuse a directory a server runs on.
+    let _lock = keeperkit_storage::replicas::lock_data_dir(&args.data_dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("keeperkit-serve")
