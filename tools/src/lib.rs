@@ -4,8 +4,8 @@
 //! [`cmd`] and writes to the `Output` it is given, so tests can run commands in
 //! process. Only this crate prints.
 //!
-//! Exit codes (a contract, see DESIGN.md): 0 success, 1 corruption or differences
-//! found, 2 bad usage or an I/O error.
+//! Exit codes (a contract, docs/CLI.md): 0 success, 1 corruption or differences
+//! found, 2 bad usage or an I/O error, 3 replicas that diverge (`keeperkit replicas`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,7 +30,8 @@ pub mod progress;
       keeperkit verify /var/lib/zookeeper\n  \
       keeperkit log /var/lib/zookeeper --from 0x100 --to 0x1ff\n  \
       keeperkit diff /backup/zk /var/lib/zookeeper\n\n\
-      Exit codes: 0 success, 1 corruption or differences found, 2 bad usage or I/O error."
+      Exit codes: 0 success, 1 corruption or differences found, 2 bad usage or I/O error, \
+      3 replicas that diverge (`keeperkit replicas`)."
 )]
 pub struct Cli {
     /// Also print the info notes (how each state was recovered) on stderr.

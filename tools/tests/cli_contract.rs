@@ -158,6 +158,9 @@ fn every_json_key_of_every_command_is_documented() {
     let (code, text) = run(&["diff", s(&zk), s(&zk), "--at-a", "0x300", "--json"]);
     assert_eq!(code, Some(1));
     note("diff", &text);
+    let (code, text) = run(&["replicas", s(&sources[1]), s(&sources[2]), "--json"]);
+    assert!(matches!(code, Some(0 | 3)), "replicas: {code:?}");
+    note("replicas", &text);
     let bench = root.join("bench");
     std::fs::create_dir(&bench).unwrap();
     let (code, text) = run(&["bench", "wal", s(&bench), "--seconds", "0.05", "--json"]);

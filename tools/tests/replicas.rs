@@ -42,10 +42,16 @@ fn create(zxid: i64, path: &str) -> Vec<u8> {
 
 /// A native replica `root/name` of `cluster`, node `node`, whose log holds `entries`
 /// (term, path created), one per index from 1.
-fn replica(root: &Path, name: &str, cluster: &str, node: u64, entries: &[(u64, String)]) -> PathBuf {
+fn replica(
+    root: &Path,
+    name: &str,
+    cluster: &str,
+    node: u64,
+    entries: &[(u64, String)],
+) -> PathBuf {
     let dir = root.join(name);
-    let e = NativeEngine::open(Arc::new(keeperkit_vfs::StdFs), NativeEngineOptions::new(&dir))
-        .unwrap();
+    let e =
+        NativeEngine::open(Arc::new(keeperkit_vfs::StdFs), NativeEngineOptions::new(&dir)).unwrap();
     for (i, (term, path)) in entries.iter().enumerate() {
         let t = create(i64::try_from(i).unwrap() + 1, path);
         e.write(*term, &[&t]).unwrap();
