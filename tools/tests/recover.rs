@@ -201,6 +201,21 @@ fn lost_quorum_force_new_cluster_keeps_every_acknowledged_write_and_a_member_rej
     let r = run(&["recover", s(&dir(survivor))]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
 
+    // The text report, on a copy.
+    let copy = t.path().join("copy");
+    common::copy_dir(&dir(survivor), &copy);
+    let r = run(&["recover", "--force-new-cluster", s(&copy)]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    for want in [
+        format!("node {survivor} is now the only voter of cluster"),
+        "new membership epoch: entry".to_string(),
+        "it held: last index".to_string(),
+        "may be lost:".to_string(),
+        "keeperkit replicas".to_string(),
+    ] {
+        assert!(r.stdout.contains(&want), "{want:?} not in:\n{}", r.stdout);
+    }
+
     let r = run(&["recover", "--force-new-cluster", s(&dir(survivor)), "--json"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let rep: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
