@@ -5,6 +5,12 @@
 //! divergent index off by one or missed when the terms are the same and only the bytes
 //! differ; replicas of two clusters reported as agreeing; damage or a directory that is
 //! not a replica's mapped to the wrong exit code.
+//!
+//! `a_cut_off_leaders_unacknowledged_entries_diverge_from_the_new_leaders_log` makes a
+//! real divergence with three `keeperkit serve` processes: the two followers are killed,
+//! the leader appends writes it can never commit, it is killed, the followers restart
+//! and elect a new leader that writes other entries at the same indexes; the report
+//! names the first index the old leader holds alone. Bounded in time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -226,4 +232,165 @@ fn clickhouse_keeper_directories_are_compared_by_term_and_bytes() {
     assert_eq!(code, Some(3), "{v} {err}");
     assert_eq!(v["divergence"]["index"], 51);
     assert_eq!(v["divergence"]["kind"], "term");
+}
+
+// ---------------------------------------------------------------- a real divergence
+
+const BASE: u16 = 24540;
+
+fn peers() -> String {
+    (1..=3u16)
+        .map(|i| format!("{i}=127.0.0.1:{}:{}", BASE + i, BASE + 10 + i))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn spawn(dir: &Path, id: u16, logs: &Path) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logs.join(format!("n{id}.log")))
+        .unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_keeperkit"))
+        .args(["serve", s(dir), "--id", &id.to_string(), "--peers", &peers(), "--bootstrap"])
+        .args(["--http-port", &(BASE + 20 + id).to_string(), "--heartbeat-ms", "50"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// Kills every process it holds when dropped (a failing test leaves none behind).
+struct Procs(Vec<std::process::Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn status(id: u16) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", BASE + 20 + id)) else {
+        return serde_json::Value::Null;
+    };
+    s.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+    if s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n").is_err() {
+        return serde_json::Value::Null;
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
+fn wait_leader(among: &[u16], secs: u64) -> u16 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        for &i in among {
+            let st = status(i);
+            if st["state"] == "leader" && st["ready"] == true {
+                return i;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no leader among {among:?} in {secs} s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn create_req(path: &str) -> keeperkit_server::proto::Request {
+    keeperkit_server::proto::Request::Create(keeperkit_server::proto::CreateRequest {
+        path: path.into(),
+        data: Some(b"v".to_vec()),
+        acl: Acl::open_unsafe(),
+        flags: keeperkit_server::proto::create_mode::PERSISTENT,
+        ttl: None,
+    })
+}
+
+#[test]
+fn a_cut_off_leaders_unacknowledged_entries_diverge_from_the_new_leaders_log() {
+    use keeperkit_server::client::{Client, ConnectOptions};
+    let started = std::time::Instant::now();
+    let t = tempfile::tempdir().unwrap();
+    let logs = t.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let dirs: Vec<PathBuf> = (1..=3).map(|i| t.path().join(format!("kk{i}"))).collect();
+    let mut procs = Procs((1..=3u16).map(|i| spawn(&dirs[usize::from(i) - 1], i, &logs)).collect());
+    let nodes = &mut procs.0;
+    let old = wait_leader(&[1, 2, 3], 30);
+    let followers: Vec<u16> = (1..=3u16).filter(|&i| i != old).collect();
+    let addr = |id: u16| format!("127.0.0.1:{}", BASE + 10 + id);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut c = Client::connect(&addr(old), &ConnectOptions::default()).await.unwrap();
+        for i in 0..20 {
+            assert_eq!(c.call(&create_req(&format!("/acked{i}"))).await.unwrap().header.err, 0);
+        }
+        c.close().await.unwrap();
+    });
+    // A session opened before (creating one is a txn the leader could not commit).
+    let mut c = rt.block_on(Client::connect(&addr(old), &ConnectOptions::default())).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = status(old);
+    // The followers die (SIGKILL: a paused one would still find the leader's appends
+    // in its socket when resumed); the leader appends what it can never commit.
+    for &f in &followers {
+        let n = &mut nodes[usize::from(f) - 1];
+        n.kill().unwrap();
+        n.wait().unwrap();
+    }
+    let committed = before["commit_index"].as_u64().unwrap();
+    assert_eq!(before["last_log_index"], before["commit_index"], "{before}");
+    rt.block_on(async {
+        for i in 0..10 {
+            c.send(&create_req(&format!("/lost{i}"))).await.unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while status(old)["last_log_index"].as_u64().unwrap_or(0) <= committed {
+            assert!(std::time::Instant::now() < deadline, "the leader did not append");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // Whatever else the leader appends meanwhile is its alone too.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        drop(c);
+    });
+    let old_last = status(old)["last_log_index"].as_u64().unwrap();
+    let old_node = &mut nodes[usize::from(old) - 1];
+    old_node.kill().unwrap();
+    old_node.wait().unwrap();
+    // The followers come back with their usual command and elect a new leader.
+    for &f in &followers {
+        nodes[usize::from(f) - 1] = spawn(&dirs[usize::from(f) - 1], f, &logs);
+    }
+    let new = wait_leader(&followers, 30);
+    rt.block_on(async {
+        let mut c = Client::connect(&addr(new), &ConnectOptions::default()).await.unwrap();
+        for i in 0..20 {
+            assert_eq!(c.call(&create_req(&format!("/new{i}"))).await.unwrap().header.err, 0);
+        }
+        c.close().await.unwrap();
+    });
+    drop(procs);
+    let (code, v, err) = json(&[
+        "replicas",
+        s(&dirs[usize::from(old) - 1]),
+        s(&dirs[usize::from(new) - 1]),
+        "--json",
+    ]);
+    assert_eq!(code, Some(3), "{v} {err}");
+    let d = &v["divergence"];
+    // openraft's indexes are the files' minus one. The entries past the old leader's
+    // commit index are its alone.
+    let first_alone = committed + 2;
+    assert_eq!(d["index"].as_u64(), Some(first_alone), "{v}");
+    assert_eq!(d["kind"], "term");
+    assert!(d["term_a"].as_u64() < d["term_b"].as_u64(), "{v}");
+    assert_eq!(v["replicas"][0]["last_index"].as_u64(), Some(old_last + 1), "{v}");
+    assert_eq!(v["digests_agree"], false, "{v}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(120));
 }
