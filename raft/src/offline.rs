@@ -289,3 +289,17 @@ fn write_identity(dir: &Path, cluster: &str, node: u64) -> Result<(), ForceError
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
     Ok(())
 }
+
+/// The membership in a replica's cluster-config bytes (the engine's cluster config or
+/// a config entry's payload), for `keeperkit_storage::replicas::compare_with`: the
+/// epoch as the files index it (openraft's index plus one), voters and learners.
+pub fn describe_membership(config: &[u8]) -> Option<keeperkit_storage::replicas::Membership> {
+    let (id, m) = codec::decode_membership(config).ok()?;
+    let id = id?;
+    Some(keeperkit_storage::replicas::Membership {
+        index: id.index + 1,
+        term: id.leader_id.term,
+        voters: m.voter_ids().collect(),
+        learners: m.learner_ids().collect(),
+    })
+}

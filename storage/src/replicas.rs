@@ -41,7 +41,7 @@ use keeperkit_wal::WalError;
 use serde::Serialize;
 
 use crate::datadir::Source;
-use crate::engine::layout::{snapshot_files, snapshot_info, MARKER_FILE};
+use crate::engine::layout::{snapshot_files, MARKER_FILE};
 use crate::findings::{Code, Finding, Severity};
 use crate::{open, OpenOptions, Point, StorageError};
 
@@ -110,6 +110,24 @@ pub fn lock_data_dir(dir: &Path) -> Result<DirLock, StorageError> {
     }
 }
 
+/// The last membership a replica holds, as a describer given to [`compare_with`] reads
+/// it from the engine's cluster-config bytes (`keeperkit_raft::offline::describe_membership`
+/// for `keeperkit serve` replicas).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Membership {
+    /// The log index of the membership's entry (its epoch; as the files index it).
+    pub index: u64,
+    /// The term of that entry.
+    pub term: u64,
+    /// Voting members.
+    pub voters: Vec<u64>,
+    /// Non-voting members.
+    pub learners: Vec<u64>,
+}
+
+/// Reads a membership from cluster-config bytes (`None` when it cannot).
+pub type DescribeConfig<'a> = &'a dyn Fn(&[u8]) -> Option<Membership>;
+
 /// What one replica's directory holds.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplicaInfo {
@@ -135,6 +153,8 @@ pub struct ReplicaInfo {
     pub commit_index: Option<u64>,
     /// The newest snapshot's index.
     pub snapshot_index: Option<u64>,
+    /// The last membership it holds (native replicas, with a describer; [`compare_with`]).
+    pub membership: Option<Membership>,
     /// The tree digest at the common index (hex), when the replica could be recovered
     /// to it.
     pub digest: Option<String>,
@@ -210,10 +230,13 @@ struct Read {
     marks: Vec<Mark>,
 }
 
+/// The entries of a native log; `config` gets the payload of the last cluster-config
+/// entry.
 fn native_marks(
     fs: &dyn FileSystem,
     wal_dir: &Path,
     findings: &mut Vec<Finding>,
+    config: &mut Option<Vec<u8>>,
 ) -> Result<Vec<Mark>, StorageError> {
     let mut out = Vec::new();
     if !fs.exists(wal_dir) {
@@ -221,7 +244,12 @@ fn native_marks(
     }
     for e in keeperkit_wal::native::iter_entries(fs, wal_dir, 0, u64::MAX)? {
         match e {
-            Ok(e) => out.push((e.index, e.term, hash(&e.payload))),
+            Ok(e) => {
+                if let Some(c) = crate::engine::parse_config_entry(&e.payload) {
+                    *config = Some(c.to_vec());
+                }
+                out.push((e.index, e.term, hash(&e.payload)));
+            }
             Err(WalError::TornTail(p)) => {
                 findings.push(
                     Finding::new(
@@ -289,7 +317,11 @@ fn clickhouse_marks(
     Ok(by_index.into_iter().map(|(i, (t, h))| (i, t, h)).collect())
 }
 
-fn read_replica(fs: &dyn FileSystem, path: &Path) -> Result<Read, StorageError> {
+fn read_replica(
+    fs: &dyn FileSystem,
+    path: &Path,
+    describe: DescribeConfig<'_>,
+) -> Result<Read, StorageError> {
     let dir = open(fs, path, &OpenOptions::default())?;
     let mut findings = Vec::new();
     let mut info = ReplicaInfo {
@@ -303,6 +335,7 @@ fn read_replica(fs: &dyn FileSystem, path: &Path) -> Result<Read, StorageError> 
         last_term: None,
         commit_index: None,
         snapshot_index: None,
+        membership: None,
         digest: None,
         digest_error: None,
         findings: Vec::new(),
@@ -322,20 +355,27 @@ fn read_replica(fs: &dyn FileSystem, path: &Path) -> Result<Read, StorageError> 
                 .map(|h| h.index)
                 .filter(|&i| i > 0);
             let snap = snapshot_files(fs, snap_dir)?.last().map(|(_, p)| p.clone());
+            let mut config = None;
             if let Some(p) = snap {
-                match snapshot_info(fs, &p) {
+                match keeperkit_snapshot::native::inspect_snapshot(fs, &p) {
                     Ok(s) => {
-                        info.snapshot_index = Some(s.position.index);
-                        info.last_index = Some(s.position.index);
-                        info.last_term = Some(s.position.term);
+                        info.snapshot_index = Some(s.meta.last_index);
+                        info.last_index = Some(s.meta.last_index);
+                        info.last_term = Some(s.meta.last_term);
+                        config = Some(s.meta.cluster_config);
                     }
-                    Err(e) => match e.corruption() {
-                        Some(c) => findings.push(Finding::corruption(c, "damaged snapshot")),
-                        None => return Err(e),
-                    },
+                    Err(e) => {
+                        let e = StorageError::from(e);
+                        match e.corruption() {
+                            Some(c) => findings.push(Finding::corruption(c, "damaged snapshot")),
+                            None => return Err(e),
+                        }
+                    }
                 }
             }
-            native_marks(fs, wal_dir, &mut findings)?
+            let marks = native_marks(fs, wal_dir, &mut findings, &mut config)?;
+            info.membership = config.filter(|c| !c.is_empty()).and_then(|c| describe(&c));
+            marks
         }
         Source::ClickHouse(layout) if !layout.is_single_file() => {
             info.dialect = "clickhouse";
@@ -409,14 +449,25 @@ fn first_difference(a: &[Mark], b: &[Mark], same_dialect: bool) -> Option<(u64, 
 
 /// Compares replicas' data directories (see the module docs). Reads only. Errors: a
 /// path that is not a replica's directory, I/O; damage within a directory is a finding
-/// of its [`ReplicaInfo`] and the comparison uses what precedes it.
+/// of its [`ReplicaInfo`] and the comparison uses what precedes it. No membership is
+/// read ([`compare_with`] reads it).
 pub fn compare(fs: &dyn FileSystem, paths: &[PathBuf]) -> Result<Comparison, StorageError> {
+    compare_with(fs, paths, &|_| None)
+}
+
+/// [`compare`], also reading each native replica's last membership with `describe`
+/// (its cluster-config bytes are the Raft layer's: storage does not interpret them).
+pub fn compare_with(
+    fs: &dyn FileSystem,
+    paths: &[PathBuf],
+    describe: DescribeConfig<'_>,
+) -> Result<Comparison, StorageError> {
     if paths.is_empty() {
         return Err(StorageError::Usage("give at least one data directory".into()));
     }
     let mut reads = Vec::with_capacity(paths.len());
     for p in paths {
-        reads.push(read_replica(fs, p)?);
+        reads.push(read_replica(fs, p, describe)?);
     }
     let mut disagreements = Vec::new();
 

@@ -254,10 +254,27 @@ fn lost_quorum_force_new_cluster_keeps_every_acknowledged_write_and_a_member_rej
         c.close().await.unwrap();
     });
 
-    // A lost member's old data belongs to the old cluster.
+    // A lost member's old data belongs to the old cluster, and its membership is the
+    // old one.
     let r = run(&["replicas", s(&dir(survivor)), s(&dir(lost[1]))]);
     assert_eq!(r.code, Some(3), "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("different clusters"), "{}", r.stdout);
+    let r = run(&["replicas", s(&dir(survivor)), s(&dir(lost[1])), "--json"]);
+    assert_eq!(r.code, Some(3), "{}\n{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v["replicas"][0]["membership"],
+        serde_json::json!({
+            "index": rep["membership_index"],
+            "term": rep["membership_term"],
+            "voters": [survivor],
+            "learners": lost,
+        }),
+        "{v}"
+    );
+    assert_eq!(v["replicas"][1]["membership"]["voters"], serde_json::json!([1, 2, 3]), "{v}");
+    assert_eq!(v["replicas"][0]["cluster_id"], rep["cluster"]);
+    assert_eq!(v["replicas"][1]["cluster_id"], rep["old_cluster"]);
 
     // A lost member comes back on an empty data directory, with its usual command: it is
     // rebuilt from the survivor and becomes a voter.

@@ -4,8 +4,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use keeperkit_raft::offline::describe_membership;
 use keeperkit_storage::findings::has_errors;
-use keeperkit_storage::replicas::compare;
+use keeperkit_storage::replicas::compare_with;
 use keeperkit_vfs::FileSystem;
 
 use crate::{CmdResult, Outcome};
@@ -37,7 +38,7 @@ fn opt(v: Option<u64>) -> String {
 
 /// Runs the command.
 pub fn run(fs: &dyn FileSystem, args: &ReplicasArgs, out: &mut dyn Write) -> CmdResult {
-    let c = compare(fs, &args.dirs)?;
+    let c = compare_with(fs, &args.dirs, &describe_membership)?;
     let findings: Vec<_> = c.findings().cloned().collect();
     crate::load::print_findings(&findings, false);
     if args.json {
@@ -45,7 +46,16 @@ pub fn run(fs: &dyn FileSystem, args: &ReplicasArgs, out: &mut dyn Write) -> Cmd
     } else {
         let at = c.common_index.map_or_else(|| "digest".to_string(), |i| format!("digest@{i}"));
         let head = [
-            "path", "dialect", "cluster", "node", "first", "last", "term", "commit", "snapshot",
+            "path",
+            "dialect",
+            "cluster",
+            "node",
+            "first",
+            "last",
+            "term",
+            "commit",
+            "snapshot",
+            "membership",
             &at,
         ];
         let mut rows: Vec<Vec<String>> = vec![head.iter().map(|s| s.to_string()).collect()];
@@ -60,6 +70,18 @@ pub fn run(fs: &dyn FileSystem, args: &ReplicasArgs, out: &mut dyn Write) -> Cmd
                 opt(r.last_term),
                 opt(r.commit_index),
                 opt(r.snapshot_index),
+                r.membership.as_ref().map_or_else(
+                    || "-".to_string(),
+                    |m| {
+                        let ids =
+                            |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+                        let mut t = format!("{} t{} voters {}", m.index, m.term, ids(&m.voters));
+                        if !m.learners.is_empty() {
+                            t.push_str(&format!(" learners {}", ids(&m.learners)));
+                        }
+                        t
+                    },
+                ),
                 r.digest.clone().unwrap_or_else(|| "-".into()),
             ]);
         }
