@@ -11,8 +11,10 @@
 //! in `--peers` mapped to those addresses and the ports moved into this test's range:
 //! the parallel first start creates the cluster, every pod answers /livez and becomes
 //! ready on /ready, a rolling restart (SIGTERM, same command, wait for /ready before the
-//! next pod, as the StatefulSet controller does) loses no acknowledged write, and a pod
-//! recreated on an empty volume is rebuilt and ready again. Bounded in time.
+//! next pod, as the StatefulSet controller does) loses no acknowledged write, a pod
+//! recreated on an empty volume is rebuilt and ready again, and after a lost quorum
+//! (`recover --force-new-cluster` on one volume, the other two deleted) the three pods'
+//! usual script brings back a three-voter cluster with every write. Bounded in time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
@@ -317,7 +319,30 @@ fn the_pods_command_runs_as_processes_on_loopback() {
     for pod in 0..3 {
         rt.block_on(all_there(pod, &acked));
     }
-    for p in pods.into_iter().flatten() {
+    // A lost quorum (the recipe of docs/OPERATIONS.md): pods 0 and 2 lose their volumes
+    // for good; the StatefulSet is scaled to 0; `recover --force-new-cluster` on pod 1's
+    // volume; the other claims are deleted; scaled back to 3, all pods run the same
+    // script: pod 1 leads alone, pods 0 and 2 are rebuilt from it, all ready.
+    for p in pods.iter_mut().map(Option::take) {
+        p.unwrap().terminate();
+    }
+    let r = Command::new(env!("CARGO_BIN_EXE_keeperkit"))
+        .args(["recover", "--force-new-cluster", data[1].to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    std::fs::remove_dir_all(&data[0]).unwrap();
+    std::fs::remove_dir_all(&data[2]).unwrap();
+    let pods: Vec<Pod> = (0..3).map(|i| Pod::start(&script, i, &data[i], &logs)).collect();
+    for i in [1, 0, 2] {
+        wait_ready(i, 90);
+    }
+    let status: serde_json::Value = serde_json::from_str(&get(1, "/status").1).unwrap();
+    assert_eq!(status["voters"], serde_json::json!([1, 2, 3]), "{status}");
+    for pod in 0..3 {
+        rt.block_on(all_there(pod, &acked));
+    }
+    for p in pods {
         p.terminate();
     }
     assert!(started.elapsed() < Duration::from_secs(180), "took {:?}", started.elapsed());
