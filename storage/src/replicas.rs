@@ -346,9 +346,17 @@ fn read_replica(
             if !fs.exists(&root.join(MARKER_FILE)) {
                 return Err(not_replica(path));
             }
-            if let Some((c, n)) = read_identity(fs, &root)? {
-                info.cluster_id = Some(c);
-                info.node_id = Some(n);
+            match read_identity(fs, &root) {
+                Ok(Some((c, n))) => {
+                    info.cluster_id = Some(c);
+                    info.node_id = Some(n);
+                }
+                Ok(None) => {}
+                Err(StorageError::Usage(m)) => findings.push(
+                    Finding::new(Severity::Error, Code::Unreadable, m)
+                        .file(root.join(IDENTITY_FILE)),
+                ),
+                Err(e) => return Err(e),
             }
             info.rebuilding = fs.exists(&root.join(REJOIN_FILE));
             info.commit_index = crate::engine::server_state::read_hint(fs, &root)

@@ -176,6 +176,15 @@ fn damage_is_exit_1_and_a_directory_not_a_replicas_exit_2() {
     assert!(!v["replicas"][1]["findings"].as_array().unwrap().is_empty(), "{v}");
     assert!(err.contains("error:"), "{err}");
 
+    // A damaged cluster-identity is damage too, named with its file.
+    let c = replica(t.path(), "c", "c1", 3, &history(10));
+    std::fs::write(c.join("cluster-identity"), b"\x00\xffgarbage").unwrap();
+    let (code, v, err) = json(&["replicas", s(&a), s(&c), "--json"]);
+    assert_eq!(code, Some(1), "{v} {err}");
+    let f = &v["replicas"][1]["findings"][0];
+    assert!(f["file"].as_str().unwrap().ends_with("cluster-identity"), "{v}");
+    assert!(v["replicas"][1]["cluster_id"].is_null());
+
     let empty = t.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let r = run(&["replicas", s(&a), s(&empty)]);
