@@ -13,8 +13,8 @@ use crate::{CmdResult, Failure, Outcome};
 
 /// `keeperkit recover ...`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example (two of three replicas lost for good; node 1 survives):\n  \
-    keeperkit replicas /var/lib/kk1            (on every survivor: pick the highest last index/term)\n  \
+#[command(after_help = "Example (replicas lost for good, no quorum left; node 1 chosen):\n  \
+    keeperkit replicas /var/lib/kk1 /var/lib/kk2   (several survivors: pick the highest last term, then index)\n  \
     keeperkit recover --force-new-cluster /var/lib/kk1\n  \
     keeperkit serve /var/lib/kk1 --id 1 --peers ...   (the same command as before)\n\n\
     Offline, on a stopped replica: it becomes the only voter of a new cluster (a new cluster id and \
