@@ -38,6 +38,13 @@ pub fn depth(path: &str) -> usize {
     }
 }
 
+/// Whether `path` has more than `max` components. Cheap for every path of at most
+/// `max` bytes (a component takes at least one byte), which are never deeper.
+#[inline]
+pub fn deeper_than(path: &str, max: usize) -> bool {
+    path.len() > max && depth(path) > max
+}
+
 /// Why ZooKeeper would refuse a path.
 pub fn validate(path: &str) -> Result<(), &'static str> {
     if path.is_empty() {
@@ -102,6 +109,15 @@ mod tests {
         assert_eq!(join("/a", "b"), "/a/b");
         assert_eq!(depth("/"), 0);
         assert_eq!(depth("/a/b"), 2);
+    }
+
+    #[test]
+    fn deeper_than_agrees_with_depth() {
+        for p in ["/", "/a", "/a/b", "/a/b/c", "////", "/abc/d/e/f/g", "//////////"] {
+            for max in 0..12 {
+                assert_eq!(deeper_than(p, max), depth(p) > max, "{p} {max}");
+            }
+        }
     }
 
     #[test]

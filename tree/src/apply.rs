@@ -205,7 +205,7 @@ impl DataTree {
     ) -> Result<(), ErrorCode> {
         let path = c.path.as_str();
         let (parent_path, name) = split(path).ok_or(ErrorCode::BadArguments)?;
-        if path.len() > limits::PATH_LEN_MAX || path::depth(path) > limits::TREE_DEPTH_MAX {
+        if path.len() > limits::PATH_LEN_MAX || path::deeper_than(path, limits::TREE_DEPTH_MAX) {
             return Err(ErrorCode::BadArguments);
         }
         let parent = self.lookup(parent_path).ok_or(ErrorCode::NoNode)?;

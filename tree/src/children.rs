@@ -1,39 +1,139 @@
 //! The children of one node: a set of node ids sorted by name bytes, in copy-on-write
-//! chunks.
+//! chunks that keep each child's name next to its id.
 //!
 //! Small sets (up to [`CHUNK_MAX`] children, nearly all of them) are one shared sorted
-//! vector. Larger sets are a vector of shared sorted chunks of at most [`CHUNK_MAX`] ids,
-//! a two-level B-tree: a lookup binary-searches the chunks by their last name, then the
-//! chunk. Names are not stored here; comparisons read them through the node store.
-//! Writing after a clone copies the chunk index (8 bytes per chunk) and the one chunk
-//! written (at most 2 KiB), never the whole set: a million children under one parent
-//! stay cheap to change while a snapshot view holds the old version.
+//! chunk. Larger sets are a vector of shared sorted chunks of at most [`CHUNK_MAX`]
+//! children, a two-level B-tree: a lookup binary-searches the chunks by their last
+//! name, then the chunk. A chunk holds its children's names in one byte buffer, so a
+//! search compares bytes in memory it already holds, never going through the node store
+//! (an indexed persistent vector: several dependent loads per compare). This doubles
+//! the memory of the names (the node store keeps them too) for lookups that touch one
+//! or two cache lines per compare. Writing after a clone copies the chunk index (8
+//! bytes per chunk) and the one chunk written (at most [`CHUNK_MAX`] ids and names),
+//! never the whole set: a million children under one parent stay cheap to change while
+//! a snapshot view holds the old version.
 
 use std::cmp::Ordering;
 
-use imbl::Vector;
+use keeperkit_model::limits;
 use triomphe::Arc;
 
-use crate::node::{Node, NodeId};
+use crate::node::NodeId;
 
-/// Largest chunk, in ids. 512 ids = 2 KiB: a small copy on the first write after a
-/// clone, and a binary search of 9 steps.
+/// Largest chunk, in children. 512 ids = 2 KiB (plus their names): a small copy on the
+/// first write after a clone, and a binary search of 9 steps.
 pub(crate) const CHUNK_MAX: usize = 512;
 
 /// A chunk that shrinks below this is merged into a neighbour when they fit together.
 const CHUNK_MERGE_BELOW: usize = CHUNK_MAX / 4;
 
-/// The name of node `id`.
+// Name offsets in a chunk are u32: a full chunk of the longest names must fit.
+const _: () = assert!(CHUNK_MAX * limits::PATH_LEN_MAX <= u32::MAX as usize);
+
+/// A byte offset in a chunk's names as stored.
 #[inline]
-fn name_of(nodes: &Vector<Node>, id: NodeId) -> &[u8] {
-    nodes[id as usize].name()
+fn offset(n: usize) -> u32 {
+    // A chunk holds at most CHUNK_MAX names of at most PATH_LEN_MAX bytes (asserted
+    // above): a larger offset is a bug in this file.
+    u32::try_from(n).unwrap_or_else(|_| unreachable!("chunk name offset {n} exceeds u32"))
+}
+
+/// Up to [`CHUNK_MAX`] children sorted by name: ids, and the names end to end in one
+/// buffer (`ends[i]` is where name `i` ends).
+#[derive(Clone, Default)]
+pub(crate) struct Chunk {
+    ids: Vec<NodeId>,
+    ends: Vec<u32>,
+    names: Vec<u8>,
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn start(&self, i: usize) -> usize {
+        if i == 0 {
+            0
+        } else {
+            self.ends[i - 1] as usize
+        }
+    }
+
+    /// The name of child `i`.
+    #[inline]
+    fn name(&self, i: usize) -> &[u8] {
+        &self.names[self.start(i)..self.ends[i] as usize]
+    }
+
+    fn last_name(&self) -> Option<&[u8]> {
+        self.len().checked_sub(1).map(|i| self.name(i))
+    }
+
+    /// Binary search by name.
+    #[inline]
+    fn search(&self, name: &[u8]) -> Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.name(mid).cmp(name) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
+    }
+
+    fn insert(&mut self, pos: usize, id: NodeId, name: &[u8]) {
+        let at = self.start(pos);
+        let grow = offset(name.len());
+        self.names.splice(at..at, name.iter().copied());
+        self.ids.insert(pos, id);
+        self.ends.insert(pos, offset(at) + grow);
+        for e in &mut self.ends[pos + 1..] {
+            *e += grow;
+        }
+    }
+
+    fn remove(&mut self, pos: usize) -> NodeId {
+        let (start, end) = (self.start(pos), self.ends[pos] as usize);
+        let shrink = offset(end - start);
+        self.names.drain(start..end);
+        self.ends.remove(pos);
+        for e in &mut self.ends[pos..] {
+            *e -= shrink;
+        }
+        self.ids.remove(pos)
+    }
+
+    /// Moves children `at..` into a new chunk.
+    fn split_off(&mut self, at: usize) -> Chunk {
+        let cut = self.start(at);
+        let ids = self.ids.split_off(at);
+        let ends = self.ends.split_off(at).into_iter().map(|e| e - offset(cut)).collect();
+        let names = self.names.split_off(cut);
+        Chunk { ids, ends, names }
+    }
+
+    /// Appends every child of `other` (all named after this chunk's).
+    fn append(&mut self, other: &Chunk) {
+        let base = offset(self.names.len());
+        self.ids.extend_from_slice(&other.ids);
+        self.ends.extend(other.ends.iter().map(|e| e + base));
+        self.names.extend_from_slice(&other.names);
+    }
+
+    fn iter(&self) -> impl DoubleEndedIterator<Item = (NodeId, &[u8])> + '_ {
+        self.ids.iter().enumerate().map(|(i, &id)| (id, self.name(i)))
+    }
 }
 
 /// A non-empty set of children, sorted by name bytes.
 #[derive(Clone)]
 pub(crate) enum ChildSet {
-    /// Up to [`CHUNK_MAX`] ids in one vector.
-    Flat(Arc<Vec<NodeId>>),
+    /// Up to [`CHUNK_MAX`] children in one chunk.
+    Flat(Arc<Chunk>),
     /// More: sorted chunks, each non-empty and at most [`CHUNK_MAX`] long.
     Chunked(Arc<Chunked>),
 }
@@ -42,7 +142,7 @@ pub(crate) enum ChildSet {
 #[derive(Clone)]
 pub(crate) struct Chunked {
     len: usize,
-    chunks: Vec<Arc<Vec<NodeId>>>,
+    chunks: Vec<Arc<Chunk>>,
 }
 
 /// Where a name is missing from a set: chunk index and position in the chunk.
@@ -54,8 +154,10 @@ pub(crate) struct Slot {
 
 impl ChildSet {
     /// A set holding one child.
-    pub(crate) fn one(id: NodeId) -> ChildSet {
-        ChildSet::Flat(Arc::new(vec![id]))
+    pub(crate) fn one(id: NodeId, name: &[u8]) -> ChildSet {
+        let mut c = Chunk::default();
+        c.insert(0, id, name);
+        ChildSet::Flat(Arc::new(c))
     }
 
     /// Number of children.
@@ -67,12 +169,12 @@ impl ChildSet {
     }
 
     /// The child with this name.
-    pub(crate) fn find(&self, nodes: &Vector<Node>, name: &[u8]) -> Option<NodeId> {
-        self.locate(nodes, name).ok()
+    pub(crate) fn find(&self, name: &[u8]) -> Option<NodeId> {
+        self.locate(name).ok()
     }
 
     /// The chunks (a flat set is one chunk).
-    fn chunks(&self) -> &[Arc<Vec<NodeId>>] {
+    fn chunks(&self) -> &[Arc<Chunk>] {
         match self {
             ChildSet::Flat(v) => std::slice::from_ref(v),
             ChildSet::Chunked(c) => &c.chunks,
@@ -81,17 +183,17 @@ impl ChildSet {
 
     /// The child with this name, or the slot where a child of that name would go
     /// (valid until the set changes).
-    pub(crate) fn locate(&self, nodes: &Vector<Node>, name: &[u8]) -> Result<NodeId, Slot> {
-        self.position(nodes, name).map(|s| self.chunks()[s.chunk][s.pos])
+    pub(crate) fn locate(&self, name: &[u8]) -> Result<NodeId, Slot> {
+        self.position(name).map(|s| self.chunks()[s.chunk].ids[s.pos])
     }
 
     /// `Ok(where the name is)` or `Err(where it would go)`.
-    fn position(&self, nodes: &Vector<Node>, name: &[u8]) -> Result<Slot, Slot> {
+    fn position(&self, name: &[u8]) -> Result<Slot, Slot> {
         let chunks = self.chunks();
         // Appending in name order (sequential nodes) is the common case: one compare.
         let last_chunk = chunks.len() - 1;
-        match chunks[last_chunk].last() {
-            Some(&last) if name_of(nodes, last) < name => {
+        match chunks[last_chunk].last_name() {
+            Some(last) if last < name => {
                 return Err(Slot { chunk: last_chunk, pos: chunks[last_chunk].len() });
             }
             None => return Err(Slot { chunk: 0, pos: 0 }),
@@ -101,59 +203,61 @@ impl ChildSet {
         let ci = if chunks.len() == 1 {
             0
         } else {
-            chunks.partition_point(|k| k.last().is_none_or(|&last| name_of(nodes, last) < name))
+            chunks.partition_point(|k| k.last_name().is_none_or(|last| last < name))
         };
-        match search(nodes, &chunks[ci], name) {
+        match chunks[ci].search(name) {
             Ok(pos) => Ok(Slot { chunk: ci, pos }),
             Err(pos) => Err(Slot { chunk: ci, pos }),
         }
     }
 
-    /// Inserts `id` at `slot`, found by [`ChildSet::locate`] for its name on this very
-    /// set version.
-    pub(crate) fn insert_at(&mut self, slot: Slot, id: NodeId) {
+    /// Inserts child `id`, named `name`, at `slot`, found by [`ChildSet::locate`] for
+    /// that name on this very set version.
+    pub(crate) fn insert_at(&mut self, slot: Slot, id: NodeId, name: &[u8]) {
         match self {
             ChildSet::Flat(v) => {
                 debug_assert_eq!(slot.chunk, 0);
                 if v.len() < CHUNK_MAX {
-                    Arc::make_mut(v).insert(slot.pos, id);
+                    Arc::make_mut(v).insert(slot.pos, id, name);
                     return;
                 }
-                let mut c = Chunked::from_sorted(v);
+                let mut c = Chunked::from_full(v);
                 let half = c.chunks[0].len();
                 let slot =
                     if slot.pos <= half { slot } else { Slot { chunk: 1, pos: slot.pos - half } };
-                c.insert_at(slot, id);
+                c.insert_at(slot, id, name);
                 *self = ChildSet::Chunked(Arc::new(c));
             }
-            ChildSet::Chunked(c) => Arc::make_mut(c).insert_at(slot, id),
+            ChildSet::Chunked(c) => Arc::make_mut(c).insert_at(slot, id, name),
         }
     }
 
     /// Inserts `id`, whose name is `name`. Returns false (and changes nothing) when a
     /// child of that name is present.
     #[cfg(test)]
-    pub(crate) fn insert(&mut self, nodes: &Vector<Node>, id: NodeId, name: &[u8]) -> bool {
-        match self.locate(nodes, name) {
+    pub(crate) fn insert(&mut self, id: NodeId, name: &[u8]) -> bool {
+        match self.locate(name) {
             Ok(_) => false,
             Err(slot) => {
-                self.insert_at(slot, id);
+                self.insert_at(slot, id, name);
                 true
             }
         }
     }
 
     /// Removes the child with this name; returns its id.
-    pub(crate) fn remove(&mut self, nodes: &Vector<Node>, name: &[u8]) -> Option<NodeId> {
-        let slot = self.position(nodes, name).ok()?;
+    pub(crate) fn remove(&mut self, name: &[u8]) -> Option<NodeId> {
+        let slot = self.position(name).ok()?;
         match self {
             ChildSet::Flat(v) => Some(Arc::make_mut(v).remove(slot.pos)),
             ChildSet::Chunked(c) => {
                 let c = Arc::make_mut(c);
                 let id = c.remove_at(slot.chunk, slot.pos);
                 if c.len <= CHUNK_MAX / 2 {
-                    let flat: Vec<NodeId> =
-                        c.chunks.iter().flat_map(|k| k.iter().copied()).collect();
+                    let mut flat = Chunk::default();
+                    for k in &c.chunks {
+                        flat.append(k);
+                    }
                     *self = ChildSet::Flat(Arc::new(flat));
                 }
                 Some(id)
@@ -163,28 +267,37 @@ impl ChildSet {
 
     /// The ids in name order.
     pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = NodeId> + '_ {
-        let chunks: &[Arc<Vec<NodeId>>] = match self {
-            ChildSet::Flat(v) => std::slice::from_ref(v),
-            ChildSet::Chunked(c) => &c.chunks,
-        };
-        chunks.iter().flat_map(|k| k.iter().copied())
+        self.chunks().iter().flat_map(|k| k.ids.iter().copied())
     }
 
-    /// Checks the structure's invariants (tests).
+    /// The ids and names in name order.
+    pub(crate) fn entries(&self) -> impl DoubleEndedIterator<Item = (NodeId, &[u8])> + '_ {
+        self.chunks().iter().flat_map(|k| k.iter())
+    }
+
+    /// Checks the structure's invariants (tests): sorted, sizes, and each name the one
+    /// the node store holds for its id.
     #[cfg(test)]
-    pub(crate) fn check(&self, nodes: &Vector<Node>) {
-        let ids: Vec<NodeId> = self.iter().collect();
-        assert_eq!(ids.len(), self.len());
-        assert!(!ids.is_empty());
-        for w in ids.windows(2) {
-            assert!(name_of(nodes, w[0]) < name_of(nodes, w[1]), "children out of order");
+    pub(crate) fn check(&self, name_of: impl Fn(NodeId) -> Vec<u8>) {
+        let entries: Vec<(NodeId, &[u8])> = self.entries().collect();
+        assert_eq!(entries.len(), self.len());
+        assert!(!entries.is_empty());
+        for w in entries.windows(2) {
+            assert!(w[0].1 < w[1].1, "children out of order");
+        }
+        for (id, name) in &entries {
+            assert_eq!(*name, name_of(*id).as_slice(), "name of child {id}");
+        }
+        for k in self.chunks() {
+            assert_eq!(k.ids.len(), k.ends.len());
+            assert_eq!(k.ends.last().map_or(0, |&e| e as usize), k.names.len());
         }
         match self {
             ChildSet::Flat(v) => assert!(v.len() <= CHUNK_MAX),
             ChildSet::Chunked(c) => {
                 assert!(c.len > CHUNK_MAX / 2);
                 for k in &c.chunks {
-                    assert!(!k.is_empty());
+                    assert!(k.len() > 0);
                     assert!(k.len() <= CHUNK_MAX);
                 }
             }
@@ -194,59 +307,51 @@ impl ChildSet {
     /// Number of chunks (tests).
     #[cfg(test)]
     pub(crate) fn chunk_count(&self) -> usize {
-        match self {
-            ChildSet::Flat(_) => 1,
-            ChildSet::Chunked(c) => c.chunks.len(),
-        }
+        self.chunks().len()
     }
-}
-
-/// Binary search of a sorted chunk by name.
-#[inline]
-fn search(nodes: &Vector<Node>, ids: &[NodeId], name: &[u8]) -> Result<usize, usize> {
-    ids.binary_search_by(|&id| name_of(nodes, id).cmp(name))
 }
 
 impl Chunked {
-    /// Splits a full flat vector into two chunks.
-    fn from_sorted(ids: &[NodeId]) -> Chunked {
-        let half = ids.len() / 2;
-        Chunked {
-            len: ids.len(),
-            chunks: vec![Arc::new(ids[..half].to_vec()), Arc::new(ids[half..].to_vec())],
-        }
+    /// Splits a full flat chunk into two.
+    fn from_full(flat: &Chunk) -> Chunked {
+        let mut left = flat.clone();
+        let right = left.split_off(flat.len() / 2);
+        Chunked { len: flat.len(), chunks: vec![Arc::new(left), Arc::new(right)] }
     }
 
-    /// Inserts an id at a slot found by `locate`.
-    fn insert_at(&mut self, slot: Slot, id: NodeId) {
+    /// Inserts a child at a slot found by `locate`.
+    fn insert_at(&mut self, slot: Slot, id: NodeId, name: &[u8]) {
         let Slot { chunk: ci, pos } = slot;
         self.len += 1;
         let n_chunks = self.chunks.len();
         let chunk_len = self.chunks[ci].len();
         if chunk_len < CHUNK_MAX {
-            Arc::make_mut(&mut self.chunks[ci]).insert(pos, id);
+            Arc::make_mut(&mut self.chunks[ci]).insert(pos, id, name);
             return;
         }
         // Full chunk. At either end of the whole set (sequential names, or names
         // arriving in reverse) start a new chunk, so that chunks stay full; otherwise
         // split in halves.
+        let mut fresh = Chunk::default();
         if ci == n_chunks - 1 && pos == chunk_len {
-            self.chunks.push(Arc::new(vec![id]));
+            fresh.insert(0, id, name);
+            self.chunks.push(Arc::new(fresh));
         } else if ci == 0 && pos == 0 {
-            self.chunks.insert(0, Arc::new(vec![id]));
+            fresh.insert(0, id, name);
+            self.chunks.insert(0, Arc::new(fresh));
         } else {
             let chunk = Arc::make_mut(&mut self.chunks[ci]);
             let mut right = chunk.split_off(chunk_len / 2);
             if pos <= chunk.len() {
-                chunk.insert(pos, id);
+                chunk.insert(pos, id, name);
             } else {
-                right.insert(pos - chunk.len(), id);
+                right.insert(pos - chunk.len(), id, name);
             }
             self.chunks.insert(ci + 1, Arc::new(right));
         }
     }
 
-    /// Removes the id at `pos` of chunk `ci`, keeping chunks non-empty and merging a
+    /// Removes the child at `pos` of chunk `ci`, keeping chunks non-empty and merging a
     /// small chunk into a neighbour when they fit in one.
     fn remove_at(&mut self, ci: usize, pos: usize) -> NodeId {
         let id = Arc::make_mut(&mut self.chunks[ci]).remove(pos);
@@ -261,7 +366,7 @@ impl Chunked {
                 if self.chunks[ni].len() + len <= CHUNK_MAX / 2 {
                     let (lo, hi) = if ni < ci { (ni, ci) } else { (ci, ni) };
                     let tail = self.chunks.remove(hi);
-                    Arc::make_mut(&mut self.chunks[lo]).extend_from_slice(&tail);
+                    Arc::make_mut(&mut self.chunks[lo]).append(&tail);
                 }
             }
         }
@@ -287,13 +392,10 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::node::{new_blob, Fields};
 
-    fn store(names: &[String]) -> Vector<Node> {
-        names
-            .iter()
-            .map(|n| Node { f: Fields::default(), blob: new_blob(0, n.as_bytes(), None) })
-            .collect()
+    /// The name of id `i` is `names[i]`.
+    fn store(names: &[String]) -> impl Fn(NodeId) -> Vec<u8> + '_ {
+        move |id| names[id as usize].as_bytes().to_vec()
     }
 
     /// Applies inserts (true) and removes (false) of name indexes to a set and to a
@@ -308,15 +410,15 @@ mod tests {
             let id = NodeId::try_from(i).unwrap();
             if ins {
                 let fresh = match &mut set {
-                    Some(s) => s.insert(&nodes, id, name),
+                    Some(s) => s.insert(id, name),
                     None => {
-                        set = Some(ChildSet::one(id));
+                        set = Some(ChildSet::one(id, name));
                         true
                     }
                 };
                 assert_eq!(fresh, model.insert(name, id).is_none());
             } else {
-                let got = set.as_mut().and_then(|s| s.remove(&nodes, name));
+                let got = set.as_mut().and_then(|s| s.remove(name));
                 assert_eq!(got, model.remove(name));
                 if set.as_ref().is_some_and(|s| s.len() == 0) {
                     set = None;
@@ -334,7 +436,7 @@ mod tests {
                     let want: Vec<NodeId> = model.values().copied().collect();
                     assert_eq!(ids, want);
                     for (n, id) in &model {
-                        assert_eq!(s.find(&nodes, n), Some(*id));
+                        assert_eq!(s.find(n), Some(*id));
                     }
                 }
             }
@@ -355,16 +457,16 @@ mod tests {
         let n = 5000;
         let names: Vec<String> = (0..n).map(|i| format!("{:06}", (i * 7919) % n)).collect();
         let nodes = store(&names);
-        let mut set = ChildSet::one(0);
+        let mut set = ChildSet::one(0, names[0].as_bytes());
         for (i, name) in names.iter().enumerate().skip(1) {
-            assert!(set.insert(&nodes, NodeId::try_from(i).unwrap(), name.as_bytes()));
+            assert!(set.insert(NodeId::try_from(i).unwrap(), name.as_bytes()));
         }
         set.check(&nodes);
         assert!(set.chunk_count() >= n / CHUNK_MAX);
         // Clone (a view), then change the original: the view is unchanged.
         let view = set.clone();
         for name in names.iter().take(n - 1) {
-            assert!(set.remove(&nodes, name.as_bytes()).is_some());
+            assert!(set.remove(name.as_bytes()).is_some());
         }
         set.check(&nodes);
         assert_eq!(set.len(), 1);
@@ -377,9 +479,9 @@ mod tests {
         let n = 10 * CHUNK_MAX;
         let names: Vec<String> = (0..n).map(|i| format!("seq{i:010}")).collect();
         let nodes = store(&names);
-        let mut set = ChildSet::one(0);
+        let mut set = ChildSet::one(0, names[0].as_bytes());
         for (i, name) in names.iter().enumerate().skip(1) {
-            assert!(set.insert(&nodes, NodeId::try_from(i).unwrap(), name.as_bytes()));
+            assert!(set.insert(NodeId::try_from(i).unwrap(), name.as_bytes()));
         }
         set.check(&nodes);
         // One split of the first full flat vector into halves, then full chunks.

@@ -252,10 +252,13 @@ impl DataTree {
                     err = Some(format!("{p}: empty children entry"));
                 }
                 let mut prev: Option<&[u8]> = None;
-                for c in set.iter() {
+                for (c, name) in set.entries() {
                     let child = &self.nodes[c as usize];
                     if child.is_free() {
                         err = Some(format!("{p}: child {c} is a free slot"));
+                    }
+                    if name != child.name() {
+                        err = Some(format!("{p}: child {c} is listed under another name"));
                     }
                     if prev.is_some_and(|q| q >= child.name()) {
                         err = Some(format!("{p}: children out of order"));

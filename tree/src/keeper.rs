@@ -676,7 +676,9 @@ impl DataTree {
         else {
             return Err(ErrorCode::InvalidAcl.into());
         };
-        if created.len() > limits::PATH_LEN_MAX || path::depth(&created) > limits::TREE_DEPTH_MAX {
+        if created.len() > limits::PATH_LEN_MAX
+            || path::deeper_than(&created, limits::TREE_DEPTH_MAX)
+        {
             return Err(KeeperApplyError::Unrepresentable(format!(
                 "{created}: beyond the tree's path limits"
             ))

@@ -210,7 +210,7 @@ pub(crate) fn name_str(node: &Node) -> &str {
 /// Checks a path given to the loaders: `/`-prefixed, no empty component, bounded.
 fn validate_loaded(p: &str) -> Result<(), TreeError> {
     let invalid = |reason| Err(TreeError::InvalidPath { path: p.to_owned(), reason });
-    if path::depth(p) > limits::TREE_DEPTH_MAX {
+    if path::deeper_than(p, limits::TREE_DEPTH_MAX) {
         return Err(TreeError::TooDeep { path: p.to_owned() });
     }
     if p.len() > limits::PATH_LEN_MAX {
@@ -505,7 +505,7 @@ impl DataTree {
     pub(crate) fn vacancy(&self, parent: NodeId, name: &[u8]) -> Result<Option<Slot>, NodeId> {
         match self.children.get(&parent) {
             None => Ok(None),
-            Some(set) => match set.locate(&self.nodes, name) {
+            Some(set) => match set.locate(name) {
                 Ok(id) => Err(id),
                 Err(slot) => Ok(Some(slot)),
             },
@@ -535,9 +535,9 @@ impl DataTree {
             self.kd_sub(parent, keeper_path(parent_kpath));
         }
         match (slot, self.children.get_mut(&parent)) {
-            (Some(slot), Some(set)) => set.insert_at(slot, id),
+            (Some(slot), Some(set)) => set.insert_at(slot, id, name.as_bytes()),
             (None, None) => {
-                self.children.insert(parent, ChildSet::one(id));
+                self.children.insert(parent, ChildSet::one(id, name.as_bytes()));
             }
             _ => unreachable!("stale vacancy for a child of node {parent}"),
         }
@@ -573,7 +573,7 @@ impl DataTree {
         self.kd_sub(parent, kpath);
         let mut removed = None;
         if let Some(set) = self.children.get_mut(&parent) {
-            removed = set.remove(&self.nodes, name);
+            removed = set.remove(name);
             if set.len() == 0 {
                 self.children.remove(&parent);
             }
@@ -590,8 +590,8 @@ impl DataTree {
             // Its Keeper term counts its children: take it out before they go.
             self.kd_sub(id, keeper_path(&path));
             if let Some(set) = self.children.remove(&id) {
-                for c in set.iter() {
-                    let name = name_str(&self.nodes[c as usize]);
+                for (c, name) in set.entries() {
+                    let name = String::from_utf8_lossy(name);
                     stack.push((c, format!("{path}/{name}")));
                 }
             }
@@ -640,7 +640,7 @@ impl DataTree {
     /// The child of `parent` named `name`.
     #[inline]
     pub(crate) fn child(&self, parent: NodeId, name: &[u8]) -> Option<NodeId> {
-        self.children.get(&parent)?.find(&self.nodes, name)
+        self.children.get(&parent)?.find(name)
     }
 
     /// Number of children of `id`.
@@ -665,7 +665,9 @@ impl DataTree {
         let id = self.lookup(path)?;
         let names = match self.children.get(&id) {
             None => Vec::new(),
-            Some(set) => set.iter().map(|c| name_str(&self.nodes[c as usize]).to_owned()).collect(),
+            Some(set) => {
+                set.entries().map(|(_, n)| String::from_utf8_lossy(n).into_owned()).collect()
+            }
         };
         Some(names)
     }
