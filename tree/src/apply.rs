@@ -287,7 +287,7 @@ impl DataTree {
         let data = s.data.as_deref();
         let old_len = self.nodes[id as usize].data().map_or(0, <[u8]>::len);
         self.modify(id, digest_path(&s.path), |n| {
-            n.blob = new_blob(n.acl(), n.name(), data);
+            n.blob = new_blob(n.acl(), data);
             n.f.mtime = time;
             n.f.mzxid = zxid;
             n.f.version = s.version;
@@ -302,7 +302,7 @@ impl DataTree {
         let new_acl = self.acls.intern(acl);
         let old_acl = self.nodes[id as usize].acl();
         self.modify(id, digest_path(path), |n| {
-            n.blob = new_blob(new_acl, n.name(), n.data());
+            n.blob = new_blob(new_acl, n.data());
             n.f.aversion = version;
         });
         self.acls.release(old_acl);

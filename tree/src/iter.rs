@@ -10,12 +10,13 @@ use crate::digest::{contribution, digest_path, node_crc};
 use crate::node::{NodeId, NO_NODE};
 use crate::tree::{client_cversion, name_str, session_owner, DataTree, NodeRef};
 
-/// A pending step of the sorted walk.
-enum Step {
+/// A pending step of the sorted walk: a node, its name, and the length of its
+/// parent's path.
+enum Step<'a> {
     /// Report this node.
-    Visit(NodeId, usize),
+    Visit(NodeId, &'a [u8], usize),
     /// Expand this node's children (all its descendants sort here, as a block).
-    Expand(NodeId, usize),
+    Expand(NodeId, &'a [u8], usize),
 }
 
 /// One difference found by [`DataTree::diff_sorted`].
@@ -35,7 +36,7 @@ pub struct SortedWalk<'a> {
     tree: &'a DataTree,
     /// The path of the node last returned (`/` for the root).
     path: String,
-    stack: Vec<Step>,
+    stack: Vec<Step<'a>>,
     started: bool,
 }
 
@@ -53,12 +54,12 @@ impl<'a> SortedWalk<'a> {
             return Some(t.node_ref(t.root));
         }
         while let Some(step) = self.stack.pop() {
-            let (id, parent_len) = match step {
-                Step::Visit(id, l) | Step::Expand(id, l) => (id, l),
+            let (id, name, parent_len) = match step {
+                Step::Visit(id, n, l) | Step::Expand(id, n, l) => (id, n, l),
             };
             self.path.truncate(parent_len);
             self.path.push('/');
-            self.path.push_str(name_str(&t.nodes[id as usize]));
+            self.path.push_str(name_str(name));
             match step {
                 Step::Visit(..) => return Some(t.node_ref(id)),
                 Step::Expand(..) => t.push_sorted_steps(id, self.path.len(), &mut self.stack),
@@ -83,19 +84,18 @@ impl DataTree {
         f("/", self.node_ref(self.root));
         let mut path = String::new();
         // (node, length of its parent's path in `path`)
-        let mut stack: Vec<(NodeId, usize)> = Vec::new();
+        let mut stack: Vec<(NodeId, &[u8], usize)> = Vec::new();
         if let Some(set) = self.children.get(&self.root) {
-            stack.extend(set.iter().rev().map(|c| (c, 0)));
+            stack.extend(set.entries().rev().map(|(c, name)| (c, name, 0)));
         }
-        while let Some((id, parent_len)) = stack.pop() {
-            let node = &self.nodes[id as usize];
+        while let Some((id, name, parent_len)) = stack.pop() {
             path.truncate(parent_len);
             path.push('/');
-            path.push_str(name_str(node));
+            path.push_str(name_str(name));
             f(&path, self.node_ref(id));
             if let Some(set) = self.children.get(&id) {
                 let len = path.len();
-                stack.extend(set.iter().rev().map(|c| (c, len)));
+                stack.extend(set.entries().rev().map(|(c, name)| (c, name, len)));
             }
         }
     }
@@ -177,28 +177,27 @@ impl DataTree {
 
     /// Pushes the steps for `parent`'s children (path length `len`) so that they pop
     /// in full-path byte order.
-    fn push_sorted_steps(&self, parent: NodeId, len: usize, stack: &mut Vec<Step>) {
+    fn push_sorted_steps<'a>(&'a self, parent: NodeId, len: usize, stack: &mut Vec<Step<'a>>) {
         let Some(set) = self.children.get(&parent) else { return };
-        let name = |id: NodeId| self.nodes[id as usize].name();
         // Children with descendants, ordered by `name + "/"` (not always name order:
         // "a-/" < "a/").
-        let mut expand: Vec<NodeId> =
-            set.iter().filter(|c| self.children.contains_key(c)).collect();
-        expand.sort_by(|&a, &b| cmp_with_slash(name(a), name(b)));
+        let mut expand: Vec<(NodeId, &[u8])> =
+            set.entries().filter(|(c, _)| self.children.contains_key(c)).collect();
+        expand.sort_by(|a, b| cmp_with_slash(a.1, b.1));
         let start = stack.len();
         let mut pending = expand.into_iter().peekable();
-        for c in set.iter() {
-            while let Some(&e) = pending.peek() {
-                if cmp_to_slashed(name(c), name(e)) == Ordering::Greater {
-                    stack.push(Step::Expand(e, len));
+        for (c, name) in set.entries() {
+            while let Some(&(e, ename)) = pending.peek() {
+                if cmp_to_slashed(name, ename) == Ordering::Greater {
+                    stack.push(Step::Expand(e, ename, len));
                     pending.next();
                 } else {
                     break;
                 }
             }
-            stack.push(Step::Visit(c, len));
+            stack.push(Step::Visit(c, name, len));
         }
-        stack.extend(pending.map(|e| Step::Expand(e, len)));
+        stack.extend(pending.map(|(e, ename)| Step::Expand(e, ename, len)));
         stack[start..].reverse();
     }
 
@@ -257,13 +256,10 @@ impl DataTree {
                     if child.is_free() {
                         err = Some(format!("{p}: child {c} is a free slot"));
                     }
-                    if name != child.name() {
-                        err = Some(format!("{p}: child {c} is listed under another name"));
-                    }
-                    if prev.is_some_and(|q| q >= child.name()) {
+                    if prev.is_some_and(|q| q >= name) {
                         err = Some(format!("{p}: children out of order"));
                     }
-                    prev = Some(child.name());
+                    prev = Some(name);
                 }
             }
         });

@@ -818,7 +818,7 @@ impl DataTree {
         }
         let (zxid, time) = (ctx.zxid, ctx.time);
         self.modify(id, digest_path(path), |n| {
-            n.blob = new_blob(n.acl(), n.name(), Some(data));
+            n.blob = new_blob(n.acl(), Some(data));
             n.f.version = n.f.version.wrapping_add(1);
             n.f.mzxid = zxid;
             n.f.mtime = time;
@@ -855,7 +855,7 @@ impl DataTree {
         let new_acl = self.acls.intern(&acl);
         let old_acl = self.nodes[id as usize].acl();
         self.modify(id, digest_path(path), |n| {
-            n.blob = new_blob(new_acl, n.name(), n.data());
+            n.blob = new_blob(new_acl, n.data());
             n.f.aversion = n.f.aversion.wrapping_add(1);
         });
         self.acls.release(old_acl);

@@ -61,20 +61,22 @@
 //!   by a `u32` id; deleted slots are chained into a free list through the slots
 //!   themselves and reused. A node is 72 bytes: the ten stat fields (64 bytes) and one
 //!   thin refcounted pointer (`triomphe::ThinArc`) to a single allocation holding its
-//!   interned ACL id, a null-data flag, its name bytes and its data bytes. Nothing else
-//!   is stored per node: no full path, no parent link (every operation reaches a node
-//!   from the root by path, so it always knows the path), no cached digest (a change
-//!   recomputes the node's old and new CRC from that path). Measured at one million
-//!   small znodes (1000 × 1000, glibc malloc): about 124 bytes of resident memory per
-//!   znode beyond its name and data, node store, blob headers, allocator rounding and
-//!   children sets included (`tests/memory.rs`).
+//!   interned ACL id, a null-data flag and its data bytes. Nothing else is stored per
+//!   node: no name (its parent's child set holds it), no full path, no parent link
+//!   (every operation reaches a node from the root by path, so it always knows the
+//!   path), no cached digest (a change recomputes the node's old and new CRC from that
+//!   path). Measured at one million small znodes (1000 × 1000): about 126 bytes of
+//!   resident memory per znode beyond its name and data, node store, blob headers,
+//!   child sets, allocator rounding included (`tests/memory.rs`).
 //!   ACL lists are interned in a refcounted table; loading in pre-order finds each
 //!   parent through a cursor on the previous node's ancestors, without walking paths.
 //! - **Children** are kept in a side table (a persistent hash map from node id to child
 //!   set), so that leaves, most nodes, pay nothing for them. A child set is sorted by
-//!   name bytes: one shared vector up to 512 children, beyond that shared chunks of at
-//!   most 512 ids under a chunk index (a two-level B-tree). Binary searches compare
-//!   names through the node store. A million children under one parent insert and
+//!   name bytes and holds its children's ids and names: one shared chunk up to 512
+//!   children, beyond that shared chunks of at most 512 children under a chunk index (a
+//!   two-level B-tree). A chunk keeps its names end to end in one buffer, so a binary
+//!   search compares bytes the chunk holds (one or two cache lines per compare) and
+//!   never indexes the node store. A million children under one parent insert and
 //!   delete in O(log n) name comparisons and O(512) moves.
 //! - **Sessions** (`id → timeout`) and the ephemeral index (`(owner, path)` pairs) are
 //!   persistent ordered collections, so `closeSession` costs O(#ephemerals) and
@@ -87,9 +89,9 @@
 //! consistent view: later changes to either tree never show in the other. The first
 //! write to a part of the tree after a clone copies only the path to what it touches:
 //! one 64-node chunk of the node store (4.5 KiB) and its RRB path, one HAMT path of
-//! the children table, one children chunk (≤ 2 KiB) plus the chunk index, a B-tree
-//! path of the session or ephemeral index. Name and data bytes are never copied (the
-//! blobs are shared by pointer). This is what lets `storage` serialize a snapshot
+//! the children table, one children chunk (at most 512 ids and names) plus the chunk
+//! index, a B-tree path of the session or ephemeral index. Data bytes are never copied
+//! (the blobs are shared by pointer). This is what lets `storage` serialize a snapshot
 //! from a view while writes continue. (Views are `Send + Sync`.)
 //!
 //! # Replay details decided here

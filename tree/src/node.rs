@@ -1,6 +1,5 @@
 //! The compact in-memory znode: 64 bytes of stat and one thin pointer, 72 bytes.
 
-use keeperkit_model::limits;
 use triomphe::ThinArc;
 
 /// Index of a node slot in the node store. Slots of deleted nodes are reused.
@@ -15,48 +14,27 @@ pub(crate) type AclId = u32;
 /// Marks a free slot's blob; never a real ACL id.
 pub(crate) const ACL_FREE: AclId = u32::MAX;
 
-/// Set in [`BlobHeader::meta`] when the node's data is null (as opposed to empty).
-const NULL_DATA: u32 = 1 << 31;
-
 /// The fixed part of a node's blob.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BlobHeader {
     /// The node's interned ACL list ([`ACL_FREE`] in free slots).
     acl: AclId,
-    /// Length of the name in bytes, plus [`NULL_DATA`] when the data is null.
-    meta: u32,
+    /// Whether the data is null (as opposed to empty).
+    null_data: bool,
 }
 
-/// One refcounted allocation holding a node's ACL id, name bytes and data bytes.
+/// One refcounted allocation holding a node's ACL id and data bytes.
 ///
-/// Thin (8 bytes in the node); its header is 24 bytes (count, ACL id and name length,
+/// Thin (8 bytes in the node); its header is 24 bytes (count, ACL id and null flag,
 /// slice length). Cloning a node (copy-on-write of a chunk of the node store) only
 /// bumps the count, it never copies data. Changing the data or the ACL makes a new
-/// blob.
+/// blob. The node's name is not here: its parent's child set holds it.
 pub(crate) type Blob = ThinArc<BlobHeader, u8>;
 
-/// Builds a blob. `name` must be at most [`limits::PATH_LEN_MAX`] bytes.
-pub(crate) fn new_blob(acl: AclId, name: &[u8], data: Option<&[u8]>) -> Blob {
-    const _: () = assert!(limits::PATH_LEN_MAX < NULL_DATA as usize);
-    assert!(name.len() <= limits::PATH_LEN_MAX, "node name longer than PATH_LEN_MAX");
-    let name_len = u32::try_from(name.len()).unwrap_or(NULL_DATA - 1);
-    let meta = if data.is_none() { name_len | NULL_DATA } else { name_len };
-    let header = BlobHeader { acl, meta };
-    let data = data.unwrap_or(&[]);
-    let total = name.len() + data.len();
-    // Small blobs (the common case) are assembled on the stack: one allocation only.
-    const STACK_LEN: usize = 256;
-    if total <= STACK_LEN {
-        let mut buf = [0u8; STACK_LEN];
-        buf[..name.len()].copy_from_slice(name);
-        buf[name.len()..total].copy_from_slice(data);
-        ThinArc::from_header_and_slice(header, &buf[..total])
-    } else {
-        let mut buf = Vec::with_capacity(total);
-        buf.extend_from_slice(name);
-        buf.extend_from_slice(data);
-        ThinArc::from_header_and_slice(header, &buf)
-    }
+/// Builds a blob.
+pub(crate) fn new_blob(acl: AclId, data: Option<&[u8]>) -> Blob {
+    let header = BlobHeader { acl, null_data: data.is_none() };
+    ThinArc::from_header_and_slice(header, data.unwrap_or(&[]))
 }
 
 /// The stat fields of a node, in the internal representation.
@@ -87,7 +65,7 @@ pub(crate) struct Fields {
 #[derive(Clone)]
 pub(crate) struct Node {
     pub(crate) f: Fields,
-    /// ACL id, name and data.
+    /// ACL id and data.
     pub(crate) blob: Blob,
 }
 
@@ -97,28 +75,20 @@ pub(crate) const NODE_SIZE: usize = std::mem::size_of::<Node>();
 const _: () = assert!(NODE_SIZE <= 72, "Node grew beyond 72 bytes");
 
 impl Node {
-    /// The node's name (last path component; empty for the root).
-    #[inline]
-    pub(crate) fn name(&self) -> &[u8] {
-        let len = (self.blob.header.header.meta & !NULL_DATA) as usize;
-        &self.blob.slice[..len]
-    }
-
     /// The node's data; `None` when null.
     #[inline]
     pub(crate) fn data(&self) -> Option<&[u8]> {
-        let meta = self.blob.header.header.meta;
-        if meta & NULL_DATA != 0 {
+        if self.blob.header.header.null_data {
             None
         } else {
-            Some(&self.blob.slice[meta as usize..])
+            Some(&self.blob.slice)
         }
     }
 
     /// Length of the data (0 when null).
     #[inline]
     pub(crate) fn data_len(&self) -> usize {
-        self.blob.slice.len() - self.name().len()
+        self.blob.slice.len()
     }
 
     /// The interned ACL id.
@@ -166,34 +136,32 @@ mod tests {
     }
 
     #[test]
-    fn blob_keeps_acl_name_data_and_null() {
-        let n = node(new_blob(7, b"name", Some(b"data")));
-        assert_eq!(n.name(), b"name");
+    fn blob_keeps_acl_data_and_null() {
+        let n = node(new_blob(7, Some(b"data")));
         assert_eq!(n.data(), Some(&b"data"[..]));
         assert_eq!(n.data_len(), 4);
         assert_eq!(n.acl(), 7);
         assert!(!n.is_free());
 
-        let n = node(new_blob(0, b"", None));
-        assert_eq!(n.name(), b"");
+        let n = node(new_blob(0, None));
         assert_eq!(n.data(), None);
         assert_eq!(n.data_len(), 0);
 
-        let n = node(new_blob(1, b"x", Some(b"")));
+        let n = node(new_blob(1, Some(b"")));
         assert_eq!(n.data(), Some(&b""[..]));
+        assert_eq!(n.data_len(), 0);
 
         let big = vec![9u8; 1000];
-        let n = node(new_blob(1, b"long-name", Some(&big)));
-        assert_eq!(n.name(), b"long-name");
+        let n = node(new_blob(1, Some(&big)));
         assert_eq!(n.data(), Some(&big[..]));
     }
 
     #[test]
     fn free_slots_chain() {
-        let n = Node::free(42, new_blob(ACL_FREE, b"", None));
+        let n = Node::free(42, new_blob(ACL_FREE, None));
         assert!(n.is_free());
         assert_eq!(n.next_free(), 42);
-        let n = Node::free(NO_NODE, new_blob(ACL_FREE, b"", None));
+        let n = Node::free(NO_NODE, new_blob(ACL_FREE, None));
         assert_eq!(n.next_free(), NO_NODE);
     }
 }

@@ -138,7 +138,7 @@ impl DataTree {
         let text = format_stats(&pairs);
         let stat_path = format!("{QUOTA_ROOT}{prefix}/{STAT_NODE}");
         self.modify(stat, stat_path.as_bytes(), |n| {
-            n.blob = new_blob(n.acl(), n.name(), Some(text.as_bytes()));
+            n.blob = new_blob(n.acl(), Some(text.as_bytes()));
         });
     }
 
@@ -161,7 +161,7 @@ impl DataTree {
         }
         let text = format!("count={count},bytes={bytes}");
         self.modify(stat, stat_path.as_bytes(), |n| {
-            n.blob = new_blob(n.acl(), n.name(), Some(text.as_bytes()));
+            n.blob = new_blob(n.acl(), Some(text.as_bytes()));
         });
     }
 
@@ -205,8 +205,8 @@ impl DataTree {
         while let Some((id, path)) = stack.pop() {
             match self.children.get(&id) {
                 Some(set) => {
-                    for c in set.iter() {
-                        let name = name_str(&self.nodes[c as usize]);
+                    for (c, name) in set.entries() {
+                        let name = name_str(name);
                         stack.push((c, format!("{path}/{name}")));
                     }
                 }

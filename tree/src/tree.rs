@@ -201,8 +201,8 @@ pub(crate) fn split(path: &str) -> Option<(&str, &str)> {
 
 /// The name bytes of a node as `&str` (names are cut from `&str` paths, so always UTF-8).
 #[inline]
-pub(crate) fn name_str(node: &Node) -> &str {
-    let name = std::str::from_utf8(node.name());
+pub(crate) fn name_str(name: &[u8]) -> &str {
+    let name = std::str::from_utf8(name);
     debug_assert!(name.is_ok());
     name.unwrap_or("\u{fffd}")
 }
@@ -288,7 +288,7 @@ impl DataTree {
             kd: None,
             session_id_counter: 1,
             auths: OrdMap::new(),
-            free_blob: new_blob(ACL_FREE, b"", None),
+            free_blob: new_blob(ACL_FREE, None),
             cursor: LoadCursor::default(),
         }
     }
@@ -438,7 +438,7 @@ impl DataTree {
             if zk {
                 f.cversion = client_cversion(f.seq, 0);
             }
-            let id = self.alloc(Node { f, blob: new_blob(acl, b"", data) });
+            let id = self.alloc(Node { f, blob: new_blob(acl, data) });
             self.attach(id, "/");
             self.root = id;
             self.cursor.reset(id);
@@ -452,7 +452,7 @@ impl DataTree {
         self.detach_owner("/", old.f.owner);
         self.modify(root, b"", |n| {
             n.f = f;
-            n.blob = new_blob(acl, b"", data);
+            n.blob = new_blob(acl, data);
         });
         self.attach_owner("/", f.owner);
         self.acls.release(old.acl());
@@ -526,7 +526,7 @@ impl DataTree {
         acl: AclId,
         f: Fields,
     ) -> NodeId {
-        let id = self.alloc(Node { f, blob: new_blob(acl, name.as_bytes(), data) });
+        let id = self.alloc(Node { f, blob: new_blob(acl, data) });
         self.attach(id, path);
         // The parent's child count is part of its Keeper digest term.
         let keeper = self.kd.is_some();
@@ -591,8 +591,7 @@ impl DataTree {
             self.kd_sub(id, keeper_path(&path));
             if let Some(set) = self.children.remove(&id) {
                 for (c, name) in set.entries() {
-                    let name = String::from_utf8_lossy(name);
-                    stack.push((c, format!("{path}/{name}")));
+                    stack.push((c, format!("{path}/{}", name_str(name))));
                 }
             }
             self.free(id, &path);
@@ -665,9 +664,7 @@ impl DataTree {
         let id = self.lookup(path)?;
         let names = match self.children.get(&id) {
             None => Vec::new(),
-            Some(set) => {
-                set.entries().map(|(_, n)| String::from_utf8_lossy(n).into_owned()).collect()
-            }
+            Some(set) => set.entries().map(|(_, n)| name_str(n).to_owned()).collect(),
         };
         Some(names)
     }
@@ -825,7 +822,6 @@ impl<'a> NodeRef<'a> {
 impl fmt::Debug for NodeRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NodeRef")
-            .field("name", &String::from_utf8_lossy(self.node.name()))
             .field("data_len", &self.node.data_len())
             .field("stat", &self.stat())
             .field("seq", &self.seq())
