@@ -107,8 +107,23 @@ pub fn write_atomically<T, E: From<PathError>>(
     tmp: &Path,
     write: impl FnOnce(&Arc<dyn File>, &Path) -> Result<T, E>,
 ) -> Result<T, E> {
-    debug_assert_eq!(parent_dir(path), parent_dir(tmp), "tmp must be beside the target");
+    let value = write_renamed(fs, path, tmp, write)?;
     let dir = parent_dir(path);
+    fs.sync_dir(dir).map_err(|e| PathError::new(dir, Step::SyncDir, e))?;
+    Ok(value)
+}
+
+/// [`write_atomically`] without the final directory fsync: the new `path` is complete
+/// and synced, but the rename itself becomes durable only with the directory's next
+/// sync (a crash before it leaves the old `path`, or none). For a caller that syncs the
+/// directory anyway, or whose old file is as good after a crash.
+pub fn write_renamed<T, E: From<PathError>>(
+    fs: &dyn FileSystem,
+    path: &Path,
+    tmp: &Path,
+    write: impl FnOnce(&Arc<dyn File>, &Path) -> Result<T, E>,
+) -> Result<T, E> {
+    debug_assert_eq!(parent_dir(path), parent_dir(tmp), "tmp must be beside the target");
     let f =
         fs.open(tmp, OpenMode::CreateTruncate).map_err(|e| PathError::new(tmp, Step::Open, e))?;
     let before_rename = write(&f, tmp).and_then(|v| {
@@ -127,7 +142,6 @@ pub fn write_atomically<T, E: From<PathError>>(
         let _ = fs.remove_file(tmp);
         return Err(PathError::new(path, Step::Rename, e).into());
     }
-    fs.sync_dir(dir).map_err(|e| PathError::new(dir, Step::SyncDir, e))?;
     Ok(value)
 }
 
@@ -138,9 +152,21 @@ pub fn write_atomically_bytes(
     tmp: &Path,
     bytes: &[u8],
 ) -> Result<(), PathError> {
-    write_atomically(fs, path, tmp, |f, tmp| {
-        f.write_all_at(bytes, 0).map_err(|e| PathError::new(tmp, Step::Write, e))
-    })
+    write_atomically(fs, path, tmp, |f, tmp| write_bytes(f, tmp, bytes))
+}
+
+/// [`write_renamed`] of a byte slice.
+pub fn write_renamed_bytes(
+    fs: &dyn FileSystem,
+    path: &Path,
+    tmp: &Path,
+    bytes: &[u8],
+) -> Result<(), PathError> {
+    write_renamed(fs, path, tmp, |f, tmp| write_bytes(f, tmp, bytes))
+}
+
+fn write_bytes(f: &Arc<dyn File>, tmp: &Path, bytes: &[u8]) -> Result<(), PathError> {
+    f.write_all_at(bytes, 0).map_err(|e| PathError::new(tmp, Step::Write, e))
 }
 
 /// Creates `path` (which must not exist) with `bytes`, fsyncs it and its directory.
@@ -256,6 +282,58 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         let r: Result<(), PathError> = write_atomically(&fs, &p, &t, |f, tmp| {
             f.write_all_at(b"partial", 0).unwrap();
+            Err(PathError::new(tmp, Step::Write, io::Error::other("refused")))
+        });
+        assert_eq!(r.unwrap_err().step, Step::Write);
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert!(!t.exists(), "the temporary file is removed after a failure");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// [`StdFs`] counting directory syncs.
+    #[derive(Debug, Default)]
+    struct CountDirSyncs(std::sync::atomic::AtomicUsize);
+
+    impl FileSystem for CountDirSyncs {
+        fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>> {
+            StdFs.open(path, mode)
+        }
+        fn read_dir(&self, path: &Path) -> io::Result<Vec<crate::DirEntry>> {
+            StdFs.read_dir(path)
+        }
+        fn metadata(&self, path: &Path) -> io::Result<crate::Metadata> {
+            StdFs.metadata(path)
+        }
+        fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+            StdFs.create_dir_all(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            StdFs.rename(from, to)
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            StdFs.remove_file(path)
+        }
+        fn remove_dir(&self, path: &Path) -> io::Result<()> {
+            StdFs.remove_dir(path)
+        }
+        fn sync_dir(&self, path: &Path) -> io::Result<()> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            StdFs.sync_dir(path)
+        }
+    }
+
+    #[test]
+    fn renamed_write_replaces_without_the_directory_sync() {
+        let d = tmpdir("renamed");
+        let fs = CountDirSyncs::default();
+        let syncs = || fs.0.load(std::sync::atomic::Ordering::Relaxed);
+        let p = d.join("meta");
+        let t = d.join("meta.tmp");
+        write_renamed_bytes(&fs, &p, &t, b"one").unwrap();
+        assert_eq!((std::fs::read(&p).unwrap(), syncs()), (b"one".to_vec(), 0));
+        write_atomically_bytes(&fs, &p, &t, b"two").unwrap();
+        assert_eq!((std::fs::read(&p).unwrap(), syncs()), (b"two".to_vec(), 1));
+        let r: Result<(), PathError> = write_renamed(&fs, &p, &t, |_, tmp| {
             Err(PathError::new(tmp, Step::Write, io::Error::other("refused")))
         });
         assert_eq!(r.unwrap_err().step, Step::Write);

@@ -21,7 +21,7 @@ mod std_fs;
 
 pub use durable::{
     copy_to_backup, create_dir_all_durable, move_to_backup, parent_dir, write_atomically,
-    write_atomically_bytes, write_new_durable, PathError, Step,
+    write_atomically_bytes, write_new_durable, write_renamed, write_renamed_bytes, PathError, Step,
 };
 pub use splitmix::SplitMix64;
 pub use std_fs::StdFs;

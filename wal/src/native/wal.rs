@@ -176,7 +176,7 @@ impl Drop for NativeWal {
                 // Without the directory fsync: a close does not wait for it, and a
                 // mark lost in a crash only leaves less evidence.
                 let next = MetaRecord { durable: Some(mark), ..*m };
-                let _ = write_renamed(self.fs.as_ref(), &self.dir, META_FILE_NAME, &next.encode());
+                let _ = write_meta(self.fs.as_ref(), &self.dir, &next, DirSync::No);
             }
         }
     }
@@ -203,27 +203,31 @@ fn is_sync_error(e: &WalError) -> bool {
     matches!(e, WalError::Io { .. })
 }
 
-/// Writes a file atomically: temp name, write, fsync, rename, directory fsync.
-pub(crate) fn write_atomic(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    name: &str,
-    bytes: &[u8],
-) -> Result<()> {
-    write_renamed(fs, dir, name, bytes)?;
-    fs.sync_dir(dir).map_err(|e| WalError::io(dir, e))
+/// How [`write_meta`] ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DirSync {
+    /// Fsync the directory: the new metadata is durable when the call returns.
+    Yes,
+    /// Leave the rename to the directory's next sync (a crash keeps the old file).
+    No,
 }
 
-/// Like [`write_atomic`] without the directory fsync (the rename becomes durable with
-/// the directory's next sync, or is lost in a crash, leaving the old file).
-fn write_renamed(fs: &dyn FileSystem, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let tmp = dir.join(format!("{name}{TEMP_SUFFIX}"));
-    let path = dir.join(name);
-    let f = fs.open(&tmp, OpenMode::CreateTruncate).map_err(|e| WalError::io(&tmp, e))?;
-    f.write_all_at(bytes, 0).map_err(|e| WalError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| WalError::io(&tmp, e))?;
-    drop(f);
-    fs.rename(&tmp, &path).map_err(|e| WalError::io(&path, e))
+/// Replaces the metadata file in `dir` (temp name, write, fsync, rename, and the
+/// directory fsync unless told otherwise).
+pub(crate) fn write_meta(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    meta: &MetaRecord,
+    sync: DirSync,
+) -> Result<()> {
+    let path = dir.join(META_FILE_NAME);
+    let tmp = dir.join(format!("{META_FILE_NAME}{TEMP_SUFFIX}"));
+    let bytes = meta.encode();
+    match sync {
+        DirSync::Yes => keeperkit_vfs::write_atomically_bytes(fs, &path, &tmp, &bytes),
+        DirSync::No => keeperkit_vfs::write_renamed_bytes(fs, &path, &tmp, &bytes),
+    }
+    .map_err(|e| WalError::io(e.path, e.source))
 }
 
 /// Cuts a torn tail: truncates `path` to `new_len` and fsyncs. Shared by open and
@@ -275,7 +279,7 @@ impl NativeWal {
                     purged: 0,
                     durable: None,
                 };
-                write_atomic(fs.as_ref(), &dir, META_FILE_NAME, &m.encode())?;
+                write_meta(fs.as_ref(), &dir, &m, DirSync::Yes)?;
                 report.created = true;
                 m
             }
@@ -449,7 +453,7 @@ impl NativeWal {
             let mut m = lock(&wal.meta);
             if m.durable != mark {
                 let next = MetaRecord { durable: mark, ..*m };
-                write_atomic(wal.fs.as_ref(), &wal.dir, META_FILE_NAME, &next.encode())?;
+                write_meta(wal.fs.as_ref(), &wal.dir, &next, DirSync::Yes)?;
                 *m = next;
             }
         }
@@ -470,7 +474,7 @@ impl NativeWal {
         let end = if d.seq == seq { d.end.min(end) } else { end };
         let durable = (end >= SEGMENT_HEADER_LEN as u64).then_some(DurableMark { seq, end });
         let next = MetaRecord { durable, ..*m };
-        write_atomic(self.fs.as_ref(), &self.dir, META_FILE_NAME, &next.encode())?;
+        write_meta(self.fs.as_ref(), &self.dir, &next, DirSync::Yes)?;
         *m = next;
         Ok(())
     }
@@ -549,7 +553,7 @@ impl NativeWal {
     pub fn set_hard_state(&self, hs: HardState) -> Result<()> {
         let mut m = lock(&self.meta);
         let next = MetaRecord { term: hs.term, vote: hs.vote, ..*m };
-        write_atomic(self.fs.as_ref(), &self.dir, META_FILE_NAME, &next.encode())?;
+        write_meta(self.fs.as_ref(), &self.dir, &next, DirSync::Yes)?;
         *m = next;
         Ok(())
     }
@@ -1247,7 +1251,7 @@ impl NativeWal {
             let kept = st.segments.get(removed).map(|s| s.seq);
             let durable = m.durable.filter(|d| kept.is_some_and(|k| d.seq >= k));
             let next = MetaRecord { purged: upto, durable, ..*m };
-            write_atomic(self.fs.as_ref(), &self.dir, META_FILE_NAME, &next.encode())?;
+            write_meta(self.fs.as_ref(), &self.dir, &next, DirSync::Yes)?;
             *m = next;
         }
         st.purged = upto;
