@@ -49,6 +49,9 @@ use crate::{open, OpenOptions, Point, StorageError};
 /// (`cluster=ID` and `node=N` lines).
 pub const IDENTITY_FILE: &str = "cluster-identity";
 
+/// The largest `cluster-identity` read.
+const IDENTITY_LEN_MAX: u64 = 4096;
+
 /// The file marking a replica being rebuilt from its leader.
 pub const REJOIN_FILE: &str = "rejoining";
 
@@ -61,7 +64,15 @@ pub fn read_identity(
     if !fs.exists(&p) {
         return Ok(None);
     }
-    let bytes = fs.read_all(&p).map_err(|source| StorageError::Io { path: p.clone(), source })?;
+    let io = |source| StorageError::Io { path: p.clone(), source };
+    let len = fs.open(&p, keeperkit_vfs::OpenMode::Read).and_then(|f| f.len()).map_err(io)?;
+    if len > IDENTITY_LEN_MAX {
+        return Err(StorageError::Usage(format!(
+            "{}: damaged ({len} bytes; it holds two short lines)",
+            p.display()
+        )));
+    }
+    let bytes = fs.read_all(&p).map_err(io)?;
     let text = String::from_utf8_lossy(&bytes);
     let (mut cluster, mut node) = (None, None);
     for line in text.lines() {
@@ -614,5 +625,8 @@ mod tests {
         assert_eq!(read_identity(&*fs, d.path()).unwrap(), Some(("abc".into(), 2)));
         std::fs::write(d.path().join(IDENTITY_FILE), "garbage").unwrap();
         assert!(read_identity(&*fs, d.path()).is_err());
+        let big = format!("cluster=abc\nnode=2\n{}", " ".repeat(5000));
+        std::fs::write(d.path().join(IDENTITY_FILE), big).unwrap();
+        assert!(read_identity(&*fs, d.path()).unwrap_err().to_string().contains("5019 bytes"));
     }
 }
