@@ -46,7 +46,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use common::{s, Run};
 
@@ -497,47 +497,8 @@ fn zk_set(root: &Path, set: &'static str, name: &'static str) -> DataSet {
 }
 
 fn native_set(root: &Path) -> DataSet {
-    use keeperkit_model::txn::{CreateTxn, SetDataTxn};
-    use keeperkit_model::{Acl, OpCode, SessionId, Txn, TxnBody, TxnHeader, Zxid};
-    use keeperkit_storage::engine::{NativeEngine, NativeEngineOptions};
-    use keeperkit_storage::traits::SnapshotStore;
-
     let dir = root.join("native");
-    let mut o = NativeEngineOptions::new(&dir);
-    o.snapshot_write.chunk_len_target = 4 << 10;
-    o.segment_len = 4 << 10;
-    let e = NativeEngine::open(Arc::new(keeperkit_vfs::StdFs), o).unwrap();
-    let txn = |zxid: i64, body: TxnBody, op: OpCode| {
-        let header =
-            TxnHeader { client_id: SessionId(0), cxid: 0, zxid: Zxid(zxid), time: zxid, op };
-        Txn { header, body, digest: None }.to_bytes()
-    };
-    for z in 1..=240i64 {
-        let b = if z % 5 == 0 {
-            let body = SetDataTxn {
-                path: format!("/n{}", z - 1),
-                data: Some(format!("value {z}").into_bytes()),
-                version: 1,
-            };
-            txn(z, TxnBody::SetData(body), OpCode::SET_DATA)
-        } else {
-            let body = CreateTxn {
-                path: format!("/n{z}"),
-                data: Some(format!("data of {z}").into_bytes()),
-                acl: Acl::open_unsafe(),
-                ephemeral: false,
-                parent_cversion: -1,
-                ttl: None,
-                v0: false,
-            };
-            txn(z, TxnBody::Create(body), OpCode::CREATE)
-        };
-        e.write(1, &[&b]).unwrap();
-        if z == 120 || z == 200 {
-            e.start_snapshot().unwrap().wait().unwrap();
-        }
-    }
-    drop(e);
+    common::native_engine_dir(&dir);
     DataSet::new("native", "native", dir, "zookeeper")
 }
 

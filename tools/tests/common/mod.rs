@@ -285,3 +285,41 @@ pub fn clickhouse_dir(root: &Path, name: &str, compress: bool) -> PathBuf {
     }
     dir
 }
+
+/// A native data directory written by the engine (the campaign's native data
+/// set): 240 txns (creates, every fifth a set), 4 KiB WAL segments and snapshot
+/// chunks, snapshots after index 120 and 200, each append synced, then closed.
+pub fn native_engine_dir(dir: &Path) {
+    use keeperkit_model::txn::{CreateTxn, SetDataTxn};
+    use keeperkit_model::{Acl, OpCode, SessionId, Txn, TxnBody, TxnHeader, Zxid};
+    use keeperkit_storage::engine::{NativeEngine, NativeEngineOptions};
+    use keeperkit_storage::traits::SnapshotStore;
+
+    let mut o = NativeEngineOptions::new(dir);
+    o.snapshot_write.chunk_len_target = 4 << 10;
+    o.segment_len = 4 << 10;
+    let e = NativeEngine::open(std::sync::Arc::new(keeperkit_vfs::StdFs), o).unwrap();
+    for z in 1..=240i64 {
+        let (body, op) = if z % 5 == 0 {
+            let data = Some(format!("value {z}").into_bytes());
+            let body = SetDataTxn { path: format!("/n{}", z - 1), data, version: 1 };
+            (TxnBody::SetData(body), OpCode::SET_DATA)
+        } else {
+            let body = CreateTxn {
+                path: format!("/n{z}"),
+                data: Some(format!("data of {z}").into_bytes()),
+                acl: Acl::open_unsafe(),
+                ephemeral: false,
+                parent_cversion: -1,
+                ttl: None,
+                v0: false,
+            };
+            (TxnBody::Create(body), OpCode::CREATE)
+        };
+        let header = TxnHeader { client_id: SessionId(0), cxid: 0, zxid: Zxid(z), time: z, op };
+        e.write(1, &[&Txn { header, body, digest: None }.to_bytes()]).unwrap();
+        if z == 120 || z == 200 {
+            e.start_snapshot().unwrap().wait().unwrap();
+        }
+    }
+}
