@@ -271,13 +271,19 @@ mod tests {
         v.pop().unwrap()
     }
 
+    /// A log directory in a fresh temporary directory (kept alive by the first value),
+    /// with 4 KiB segments.
+    fn small_segments() -> (tempfile::TempDir, Arc<dyn FileSystem>, NativeWalOptions) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut o = NativeWalOptions::new(tmp.path().join("log"));
+        o.segment_len = 4096;
+        (tmp, Arc::new(StdFs), o)
+    }
+
     #[test]
     fn the_metadata_durable_mark_turns_zeroed_synced_records_into_damage() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("log");
-        let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
-        let mut o = NativeWalOptions::new(&dir);
-        o.segment_len = 4096;
+        let (tmp, fs, o) = small_segments();
+        let dir = o.dir.clone();
         let wal = NativeWal::open(fs.clone(), o.clone()).unwrap();
         append(&wal, 1..41);
         drop(wal);
@@ -320,11 +326,8 @@ mod tests {
 
     #[test]
     fn truncation_lowers_the_mark_and_purging_its_segment_clears_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("log");
-        let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
-        let mut o = NativeWalOptions::new(&dir);
-        o.segment_len = 4096;
+        let (tmp, fs, o) = small_segments();
+        let dir = o.dir.clone();
         let wal = NativeWal::open(fs.clone(), o.clone()).unwrap();
         append(&wal, 1..81);
         drop(wal);
