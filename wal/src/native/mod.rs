@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn the_metadata_durable_mark_turns_zeroed_synced_records_into_damage() {
-        let (tmp, fs, o) = small_segments();
+        let (_tmp, fs, o) = small_segments();
         let dir = o.dir.clone();
         let wal = NativeWal::open(fs.clone(), o.clone()).unwrap();
         append(&wal, 1..41);
@@ -326,7 +326,7 @@ mod tests {
 
     #[test]
     fn truncation_lowers_the_mark_and_purging_its_segment_clears_it() {
-        let (tmp, fs, o) = small_segments();
+        let (_tmp, fs, o) = small_segments();
         let dir = o.dir.clone();
         let wal = NativeWal::open(fs.clone(), o.clone()).unwrap();
         append(&wal, 1..81);
