@@ -570,7 +570,9 @@ impl Mux {
         let cluster = ident
             .cluster()
             .ok_or_else(|| io::Error::other("this node belongs to no cluster yet"))?;
-        let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await.map_err(
+        // A member's address may carry its client port after a `;` (`HOST:RAFT;CLIENT`).
+        let dial = addr.split(';').next().unwrap_or(addr);
+        let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dial)).await.map_err(
             |_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr}")),
         )??;
         let _ = s.set_nodelay(true);

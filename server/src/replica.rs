@@ -85,6 +85,15 @@ pub const IDENTITY_FILE: &str = "cluster-identity";
 /// The file marking a rebuild from the leader in progress (see the module docs).
 pub const REJOIN_FILE: &str = "rejoining";
 
+/// The file marking a node removed from its cluster (see [`members`]): it never
+/// starts again on this directory.
+pub const REMOVED_FILE: &str = "removed";
+
+mod members;
+
+/// One HTTP request to a member's `--http-port` (for `keeperkit members`).
+pub use crate::http::call as http_call;
+
 /// How long the leader may take to rebuild a node (turn it into a learner, bring it
 /// up to date, make it a voter) before the node asks again.
 const REJOIN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -109,6 +118,12 @@ impl PeerAddr {
     pub fn raft_addr(&self) -> String {
         format!("{}:{}", self.host, self.raft_port)
     }
+
+    /// The address a membership entry records: `HOST:RAFT_PORT;CLIENT_PORT` (the Raft
+    /// layer dials what is before the `;`).
+    pub fn node_addr(&self) -> String {
+        format!("{}:{};{}", self.host, self.raft_port, self.client_port)
+    }
 }
 
 /// How a replica runs.
@@ -124,6 +139,9 @@ pub struct ReplicaConfig {
     pub raft_bind: IpAddr,
     /// Raft heartbeat (ms); elections start after 6 to 12 of them without a leader.
     pub heartbeat_ms: u64,
+    /// `--join HOST:HTTP_PORT`: an empty node asks the cluster whose member answers
+    /// HTTP there to add it (see [`members`]).
+    pub join: Option<String>,
 }
 
 /// Parses one member: `HOST:RAFT_PORT:CLIENT_PORT`, or ZooKeeper's
@@ -251,6 +269,13 @@ pub(crate) struct Replica {
     shared: OnceLock<Weak<Shared>>,
     /// One membership change at a time (on the leader).
     changes: tokio::sync::Mutex<()>,
+    /// The data directory.
+    dir: std::path::PathBuf,
+    /// This node's incarnation while it is being rebuilt or joins (a random number
+    /// written in `rejoining` when its Raft state started empty); 0 otherwise.
+    nonce: u64,
+    /// The membership state this replica keeps beyond openraft's (see [`members`]).
+    pub(crate) mstate: members::State,
 }
 
 /// openraft's metrics of this node.
@@ -311,10 +336,12 @@ impl Replica {
         }
         let last = m.last_log_index;
         let rep = m.replication.as_ref()?;
+        let mem = m.membership_config.membership();
         let mut total = 0;
         let mut synced = 0;
         for (id, matched) in rep.iter() {
-            if *id == self.id {
+            // Learners are no followers (ZooKeeper's observers are not counted either).
+            if *id == self.id || !mem.voter_ids().any(|v| v == *id) {
                 continue;
             }
             total += 1;
@@ -332,6 +359,12 @@ impl Replica {
         let m = self.metrics();
         if m.running_state.is_err() {
             return (false, "raft stopped".into());
+        }
+        if self.is_removed() {
+            return (
+                false,
+                "removed from the cluster (it serves no writes and never campaigns)".into(),
+            );
         }
         if self.rebuilding() {
             return (false, "being rebuilt from the leader (it does not vote)".into());
@@ -407,7 +440,7 @@ impl Replica {
             })
             .collect();
         format!(
-            "{{\"id\":{},\"cluster\":\"{}\",\"state\":\"{}\",\"term\":{},\"leader\":{},\"last_log_index\":{},\"commit_index\":{},\"applied_index\":{},\"applied_zxid\":\"{:#x}\",\"snapshot_index\":{},\"purged_index\":{},\"membership_log_id\":{},\"voters\":[{}],\"learners\":[{}],\"rebuilding\":{},\"ready\":{ready},\"reason\":\"{}\",\"followers\":[{}],\"members\":[{}]}}\n",
+            "{{\"id\":{},\"cluster\":\"{}\",\"state\":\"{}\",\"term\":{},\"leader\":{},\"last_log_index\":{},\"commit_index\":{},\"applied_index\":{},\"applied_zxid\":\"{:#x}\",\"snapshot_index\":{},\"purged_index\":{},\"membership_log_id\":{},\"membership_version\":{},\"voters\":[{}],\"learners\":[{}],\"rebuilding\":{},\"removed\":{},\"ready\":{ready},\"reason\":\"{}\",\"followers\":[{}],\"members\":[{}]}}\n",
             self.id,
             self.cluster().unwrap_or_default(),
             self.state_name(),
@@ -420,9 +453,11 @@ impl Replica {
             m.snapshot.map_or("null".into(), |l| l.index.to_string()),
             m.purged.map_or("null".into(), |l| l.index.to_string()),
             m.membership_config.log_id().map_or("null".into(), |l| format!("\"{}-{}\"", l.leader_id.term, l.index)),
+            members::version_of(&m),
             voters.join(","),
             learners.join(","),
             self.rebuilding(),
+            self.is_removed(),
             why.replace('"', "'"),
             followers.join(","),
             members.join(","),
@@ -567,6 +602,12 @@ impl TxnLog for RaftLog {
     }
 
     fn begin(&mut self) -> Begin {
+        // A leadership transfer holds new proposals back for a moment, so that the new
+        // leader's log is as long as this one's when it asks for votes.
+        let held = Instant::now();
+        while self.replica.mstate.transferring() && held.elapsed() < members::TRANSFER_HOLD {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let m = self.replica.metrics();
         if m.state == ServerState::Leader && m.current_leader == Some(self.replica.id) {
             if self.led != Some(m.current_term) {
@@ -600,6 +641,12 @@ impl TxnLog for RaftLog {
     }
 
     fn forward(&mut self, items: Vec<FwdItem>) -> Result<Vec<FwdAnswer>, String> {
+        if self.replica.is_removed() {
+            return Err(format!(
+                "node {} was removed from the cluster: it serves no writes",
+                self.replica.id
+            ));
+        }
         let wait_until = Instant::now() + Duration::from_millis(self.replica.election_ms() * 3);
         let (leader, addr) = loop {
             match self.replica.leader() {
@@ -645,6 +692,15 @@ const PROBE: u8 = 3;
 /// Raft address. Answered, once it is a voter again, with the index (`u64`) of the
 /// membership entry that made it one.
 const REJOIN: u8 = 4;
+/// An application call: a membership request forwarded to the leader (see
+/// [`members`]).
+const ADMIN: u8 = 5;
+/// An application call from the leader: campaign now (a leadership transfer).
+const ELECT: u8 = 6;
+/// An application call from the leader: you were removed from the membership.
+const REMOVED: u8 = 7;
+/// An application call: this node's incarnation (`u64`, see [`Replica`]'s `nonce`).
+const WHO: u8 = 8;
 
 fn encode_forward(items: &[FwdItem]) -> Vec<u8> {
     let mut w = Writer::default();
@@ -799,9 +855,21 @@ async fn app_call(replica: Arc<Replica>, from: u64, body: Vec<u8>) -> Result<Vec
         REJOIN => {
             let mut r = Reader::new(rest);
             let addr = text(&mut r)?;
+            // The caller's incarnation (absent: unknown).
+            let nonce = if r.end().is_ok() { 0 } else { r.u64().map_err(|e| e.0)? };
             r.end().map_err(|e| e.0)?;
-            rebuild(&replica, from, addr).await
+            rebuild(&replica, from, addr, nonce).await
         }
+        ADMIN => {
+            let req = std::str::from_utf8(rest).map_err(|_| "a request is not UTF-8")?;
+            let (status, body) = replica.admin_here(req).await;
+            let mut out = status.to_le_bytes().to_vec();
+            out.extend_from_slice(body.as_bytes());
+            Ok(out)
+        }
+        ELECT => members::elect_call(&replica, from).await,
+        REMOVED => members::removed_call(&replica, from),
+        WHO => Ok(replica.nonce.to_le_bytes().to_vec()),
         k => Err(format!("unknown application call {k}")),
     }
 }
@@ -810,7 +878,12 @@ async fn app_call(replica: Arc<Replica>, from: u64, body: Vec<u8>) -> Result<Vec
 /// learner (a logged change committed by the other voters), is brought up to date,
 /// and becomes a voter again. Returns the index of the membership entry that made it a
 /// voter.
-async fn rebuild(replica: &Replica, node: u64, addr: String) -> Result<Vec<u8>, String> {
+async fn rebuild(
+    replica: &Replica,
+    node: u64,
+    addr: String,
+    nonce: u64,
+) -> Result<Vec<u8>, String> {
     let _one = replica.changes.lock().await;
     if !replica.is_leader() {
         return Err(format!("node {} is not the leader", replica.id));
@@ -820,9 +893,18 @@ async fn rebuild(replica: &Replica, node: u64, addr: String) -> Result<Vec<u8>, 
     if mem.get_node(&node).is_none() {
         return Err(format!("node {node} is not a member of this cluster"));
     }
+    let voter = mem.voter_ids().any(|v| v == node);
+    if voter && nonce != 0 && replica.mstate.promoted(node) == Some(nonce) {
+        // This leader made it a voter in this very incarnation (an added node), and it
+        // has not voted since: nothing was lost.
+        let at = m.membership_config.log_id().map_or(0, |l| l.index);
+        info!("node {node} was added as a voter in this incarnation: no rebuild needed");
+        return Ok(at.to_le_bytes().to_vec());
+    }
+    let _flight = replica.mstate.flight(format!("rebuilding node {node}"));
     let raft = &replica.raft;
     let one: std::collections::BTreeSet<u64> = [node].into_iter().collect();
-    if mem.voter_ids().any(|v| v == node) {
+    if voter {
         info!("node {node} lost its Raft state: it is a learner until it has caught up");
         raft.change_membership(openraft::ChangeMembers::RemoveVoters(one.clone()), true)
             .await
@@ -900,7 +982,7 @@ async fn form(replica: Arc<Replica>, dir: std::path::PathBuf, cluster: String) {
             let members: BTreeMap<u64, BasicNode> = replica
                 .members
                 .iter()
-                .map(|(id, p)| (*id, BasicNode::new(p.raft_addr())))
+                .map(|(id, p)| (*id, BasicNode::new(p.node_addr())))
                 .collect();
             if let Err(e) = replica.raft.initialize(members).await {
                 warn!("bootstrapping: {e}");
@@ -916,10 +998,11 @@ async fn form(replica: Arc<Replica>, dir: std::path::PathBuf, cluster: String) {
 /// elections come back).
 async fn rejoin(replica: Arc<Replica>, dir: std::path::PathBuf) {
     let me = replica.id;
-    let Some(my_addr) = replica.members.get(&me).map(PeerAddr::raft_addr) else { return };
+    let Some(my_addr) = replica.members.get(&me).map(PeerAddr::node_addr) else { return };
     let mut w = Writer::default();
     w.u8(REJOIN);
     w.bytes(my_addr.as_bytes());
+    w.u64(replica.nonce);
     let mut said = Instant::now();
     let voter_at = 'rebuilt: loop {
         let voter_at = 'ask: loop {
@@ -985,13 +1068,38 @@ async fn rejoin(replica: Arc<Replica>, dir: std::path::PathBuf) {
     info!("rebuilt from the leader: a voter again (membership entry {voter_at})");
 }
 
-/// Writes the `rejoining` marker durably.
+/// Writes the `rejoining` marker durably: it holds this incarnation's nonce (see
+/// [`Replica`]).
 fn mark_rejoin(dir: &Path) -> Result<(), String> {
     let p = dir.join(REJOIN_FILE);
+    if p.exists() {
+        return Ok(());
+    }
     let io = |e: std::io::Error| format!("{}: {e}", p.display());
     std::fs::create_dir_all(dir).map_err(io)?;
-    std::fs::File::create(&p).and_then(|f| f.sync_all()).map_err(io)?;
+    let mut f = std::fs::File::create(&p).map_err(io)?;
+    f.write_all(format!("nonce={}\n", new_nonce()).as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+}
+
+/// The nonce in `rejoining` (0 when absent or unreadable: never matches).
+fn read_nonce(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join(REJOIN_FILE))
+        .ok()
+        .and_then(|t| t.trim().strip_prefix("nonce=").and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// A number that differs between two incarnations of a node (the time and the
+/// process id through a randomly keyed hash); not a secret.
+fn new_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    h.write_u128(now.map_or(0, |d| d.as_nanos()));
+    h.write_u32(std::process::id());
+    h.finish() | 1
 }
 
 /// A follower reports the sessions connected to it to the leader, every half tick.
@@ -1148,6 +1256,7 @@ pub(crate) struct Opened {
     applied_rx: stdmpsc::Receiver<Applied>,
     start: Start,
     dir: std::path::PathBuf,
+    join: Option<String>,
 }
 
 /// How a replica starts.
@@ -1179,6 +1288,9 @@ pub(crate) async fn open(
         .peers
         .get(&rc.id)
         .ok_or_else(|| open_err(format!("--peers does not name this node ({})", rc.id)))?;
+    if let Some(why) = members::removed_marker(dir) {
+        return Err(open_err(why));
+    }
     let identity = read_identity(dir).map_err(open_err)?;
     let cluster = match &identity {
         Some((c, n)) if *n == rc.id => Some(c.clone()),
@@ -1224,7 +1336,10 @@ pub(crate) async fn open(
         }
         (None, false) if fresh => {
             mark_rejoin(dir).map_err(open_err)?;
-            info!("no cluster yet: waiting for a leader to add this node (start the first members with --bootstrap)");
+            match &rc.join {
+                Some(j) => info!("no cluster yet: asking the cluster at {j} to add this node"),
+                None => info!("no cluster yet: waiting for a leader to add this node (start the first members with --bootstrap, or this one with --join)"),
+            }
             (None, Start::Rejoin)
         }
         (None, _) => {
@@ -1280,6 +1395,9 @@ pub(crate) async fn open(
         applied,
         shared: OnceLock::new(),
         changes: tokio::sync::Mutex::new(()),
+        dir: dir.to_path_buf(),
+        nonce: read_nonce(dir),
+        mstate: members::State::default(),
     });
     Ok(Opened {
         replica,
@@ -1289,6 +1407,7 @@ pub(crate) async fn open(
         applied_rx: arx,
         start,
         dir: dir.to_path_buf(),
+        join: rc.join.clone(),
     })
 }
 
@@ -1296,7 +1415,7 @@ impl Opened {
     /// Starts the applier, the Raft port and the session reports, once the server's
     /// shared state exists.
     pub(crate) fn run(self, shared: &Arc<Shared>) -> Result<(), crate::ServeError> {
-        let Opened { replica, engine, tree, raft_listener, applied_rx, start, dir } = self;
+        let Opened { replica, engine, tree, raft_listener, applied_rx, start, dir, join } = self;
         let _ = replica.shared.set(Arc::downgrade(shared));
         let weak = Arc::downgrade(shared);
         let applied = replica.applied.clone();
@@ -1318,12 +1437,16 @@ impl Opened {
         let period =
             (shared.cfg.tick() / 2).clamp(Duration::from_millis(50), Duration::from_millis(1000));
         tokio::spawn(touch_loop(replica.clone(), Arc::downgrade(shared), period));
+        tokio::spawn(members::watch_removal(replica.clone()));
         match start {
             Start::Member => {}
             Start::Form(c) => {
                 tokio::spawn(form(replica, dir, c));
             }
             Start::Rejoin => {
+                if let Some(at) = join.filter(|_| replica.cluster().is_none()) {
+                    tokio::spawn(members::join(replica.clone(), at));
+                }
                 tokio::spawn(rejoin(replica, dir));
             }
         }

@@ -58,6 +58,7 @@ impl Node {
             bootstrap: true,
             raft_bind: "127.0.0.1".parse().unwrap(),
             heartbeat_ms: 200,
+            join: None,
         };
         let (atx, arx) = std::sync::mpsc::channel();
         let (stx, srx) = tokio::sync::oneshot::channel::<()>();

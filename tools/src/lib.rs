@@ -167,6 +167,9 @@ pub enum Command {
     Recover(cmd::recover::RecoverArgs),
     /// Compare replicas' data directories offline: logs, commit, digests, divergence.
     Replicas(cmd::replicas::ReplicasArgs),
+    /// A replicated service's membership: list, add, remove, move the leadership, check
+    /// whether a member can be stopped.
+    Members(cmd::members::MembersArgs),
 }
 
 /// `keeperkit repair`.
@@ -450,6 +453,8 @@ pub enum Outcome {
     Found,
     /// Exit 3: replicas whose histories diverge (`keeperkit replicas`).
     Diverged,
+    /// A command's own documented exit status (`members`: 3 and 4).
+    Exit(u8),
 }
 
 /// A failure: its message, an optional hint, and whether it means corruption (exit 1)
@@ -510,6 +515,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
         Ok(Outcome::Clean) => ExitCode::from(0),
         Ok(Outcome::Found) => ExitCode::from(1),
         Ok(Outcome::Diverged) => ExitCode::from(3),
+        Ok(Outcome::Exit(code)) => ExitCode::from(code),
         Err(f) => {
             if is_broken_pipe(&f.error) {
                 return ExitCode::from(0);
@@ -562,6 +568,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> CmdResult {
         Command::Repair(a) => a.json,
         Command::Convert(a) => a.json,
         Command::Replicas(a) => a.json,
+        Command::Members(a) => a.json,
         _ => false,
     });
     match cli.command {
@@ -577,6 +584,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> CmdResult {
         Command::Serve(a) => cmd::serve::run(&a, out),
         Command::Recover(a) => cmd::recover::run(&fs, &a, out),
         Command::Replicas(a) => cmd::replicas::run(&*fs, &a, out),
+        Command::Members(a) => cmd::members::run(&a, out),
         Command::Bench(BenchCommand::Wal(a)) => cmd::bench::run(&a, out),
         Command::Completions { shell } => {
             let mut c = <Cli as clap::CommandFactory>::command();

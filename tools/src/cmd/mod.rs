@@ -6,6 +6,7 @@ pub mod diff;
 pub mod dump;
 pub mod inspect;
 pub mod log;
+pub mod members;
 pub mod recover;
 pub mod repair;
 pub mod replicas;

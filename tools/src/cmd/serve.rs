@@ -15,13 +15,17 @@ use crate::{CmdResult, ConvertArgs, Failure, Outcome};
     keeperkit serve /var/lib/keeperkit\n  \
     keeperkit serve /var/lib/keeperkit --port 2181 --config zoo.cfg\n  \
     keeperkit serve /var/lib/keeperkit --import /var/lib/zookeeper   (first start only)\n  \
-    keeperkit serve /var/lib/kk1 --id 1 --peers 1=127.0.0.1:24001:24101,2=127.0.0.1:24002:24102,3=127.0.0.1:24003:24103 --bootstrap\n\n\
+    keeperkit serve /var/lib/kk1 --id 1 --peers 1=127.0.0.1:24001:24101,2=127.0.0.1:24002:24102,3=127.0.0.1:24003:24103 --bootstrap --http-port 24201\n  \
+    keeperkit serve /var/lib/kk4 --id 4 --peers 4=127.0.0.1:24004:24104 --join 127.0.0.1:24201   (add a fourth member)\n\n\
     Replicated: every member runs with its own --id and the same --peers (or server.N=HOST:RAFT_PORT:CLIENT_PORT \
     lines in the config file, ZooKeeper's server.N=HOST:QUORUM_PORT:ELECTION_PORT;CLIENT_PORT too). \
     --bootstrap creates the cluster on the first start of its first members, once every member answers \
     that it has never seen a leader (given again later it is ignored). A member whose data directory \
     is empty while the cluster exists (or started without --bootstrap) is rebuilt from the leader: a \
-    learner until it has caught up, then a voter again; it never votes before.\n\n\
+    learner until it has caught up, then a voter again; it never votes before. --join \
+    HOST:HTTP_PORT on an empty directory asks the cluster to add this node (a learner, then a \
+    voter); `keeperkit members` lists, adds, removes, moves the leadership and checks the \
+    quorum.\n\n\
     The config file takes zoo.cfg's names: tickTime, minSessionTimeout, maxSessionTimeout, \
     jute.maxbuffer, maxClientCnxns, globalOutstandingLimit, maxOutstandingRequests, \
     superDigest, 4lw.commands.whitelist, snapCount, preAllocSize, clientPort, \
@@ -43,7 +47,8 @@ pub struct ServeArgs {
     /// On first start, import this ZooKeeper, ClickHouse Keeper or native directory.
     #[arg(long, value_name = "SRC")]
     pub import: Option<PathBuf>,
-    /// Serve /livez, /ready and /metrics (Prometheus) over HTTP on this port.
+    /// Serve /livez, /ready, /status, /metrics (Prometheus) and, on a replica, /members
+    /// over HTTP on this port.
     #[arg(long, value_name = "PORT")]
     pub http_port: Option<u16>,
     /// Clients connect over TLS with this certificate chain (PEM).
@@ -62,6 +67,11 @@ pub struct ServeArgs {
     /// Create the cluster (first start of its first members only).
     #[arg(long, requires = "id")]
     pub bootstrap: bool,
+    /// On an empty data directory: ask the cluster one of whose members answers HTTP
+    /// at HOST:HTTP_PORT to add this node (a learner until caught up, then a voter).
+    /// Ignored once the node is a member.
+    #[arg(long, value_name = "HOST:HTTP_PORT", requires = "id", conflicts_with = "bootstrap")]
+    pub join: Option<String>,
     /// Raft heartbeat interval (ms); an election starts after 6 to 12 heartbeats
     /// without a leader.
     #[arg(long, value_name = "MS", default_value_t = 100, requires = "id")]
@@ -169,6 +179,7 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write) -> CmdResult {
                     bootstrap: args.bootstrap,
                     raft_bind: ip,
                     heartbeat_ms: args.heartbeat_ms.max(10),
+                    join: args.join.clone(),
                 };
                 Server::start_replicated(fs, &args.data_dir, cfg, rc).await
             }
