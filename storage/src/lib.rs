@@ -66,6 +66,7 @@
 //! - a point after the last one the files hold is an error naming the last one
 //!   ([`StorageError::PastEnd`]), in every dialect.
 
+pub mod bench;
 pub mod clickhouse;
 pub mod convert;
 pub mod datadir;
