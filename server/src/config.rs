@@ -121,6 +121,33 @@ impl ServerConfig {
         self.four_letter_words.iter().any(|x| x == "*" || x == w)
     }
 
+    /// The members of a replicated service for node `id`: from `peers` (the `--peers`
+    /// list) or else from the `server.N` lines of the config file `file`; they must
+    /// include `id`. Unless `port_given`, the listen port becomes `id`'s client port.
+    pub fn replica_peers(
+        &mut self,
+        id: u64,
+        peers: Option<&str>,
+        file: Option<&Path>,
+        port_given: bool,
+    ) -> Result<std::collections::BTreeMap<u64, crate::replica::PeerAddr>, String> {
+        let peers = match (peers, file) {
+            (Some(p), _) => crate::replica::parse_peers(p)?,
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map_err(|e| e.to_string())
+                .and_then(|t| crate::replica::peers_from_config(&t))
+                .map_err(|e| format!("{}: {e}", f.display()))?,
+            (None, None) => return Err("--id needs --peers (or server.N lines in --config)".into()),
+        };
+        let me = peers
+            .get(&id)
+            .ok_or_else(|| format!("the members ({:?}) do not include --id {id}", peers.keys()))?;
+        if !port_given {
+            self.listen.set_port(me.client_port);
+        }
+        Ok(peers)
+    }
+
     /// Applies the settings of a zoo.cfg-style file over `self`. Unknown keys
     /// ZooKeeper has (dataDir, clientPort, initLimit, ...) are accepted: clientPort and
     /// clientPortAddress set the listen address, the others are ignored.
@@ -247,6 +274,31 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replica_peers_come_from_the_list_or_the_file_and_set_the_client_port() {
+        let mut c = ServerConfig::default();
+        let list = "1=127.0.0.1:24001:24011,2=127.0.0.1:24002:24012";
+        let peers = c.replica_peers(2, Some(list), None, false).unwrap();
+        assert_eq!(peers.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(c.listen.port(), 24012);
+        c.listen.set_port(1);
+        c.replica_peers(1, Some(list), None, true).unwrap();
+        assert_eq!(c.listen.port(), 1, "an explicit --port stays");
+        let e = c.replica_peers(3, Some(list), None, false).unwrap_err();
+        assert!(e.contains("do not include --id 3"), "{e}");
+        assert!(c.replica_peers(1, None, None, false).unwrap_err().contains("--peers"));
+        let dir = std::env::temp_dir().join(format!("kk-replica-peers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("zoo.cfg");
+        std::fs::write(&f, "tickTime=2000\nserver.7=127.0.0.1:24007:24017\n").unwrap();
+        let peers = c.replica_peers(7, None, Some(&f), false).unwrap();
+        assert_eq!((peers.len(), c.listen.port()), (1, 24017));
+        let missing = dir.join("missing.cfg");
+        let e = c.replica_peers(7, None, Some(&missing), false).unwrap_err();
+        assert!(e.contains("missing.cfg"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn zoo_cfg_names() {

@@ -1235,3 +1235,28 @@ async fn handle(shared: &Arc<Shared>, conn: &mut Conn, frame: &[u8]) -> Result<(
     });
     Ok(())
 }
+
+/// Completes on the first SIGTERM or SIGINT (Ctrl-C): the `shutdown` of
+/// [`Server::serve`] for a process that stops on them.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => info!("SIGTERM received"),
+                    _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+                }
+            }
+            Err(e) => {
+                warn!("cannot watch SIGTERM: {e}");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

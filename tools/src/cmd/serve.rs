@@ -105,21 +105,10 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write) -> CmdResult {
     let replica = match args.id {
         None => None,
         Some(id) => {
-            let peers = match (&args.peers, &args.config) {
-                (Some(p), _) => keeperkit_server::replica::parse_peers(p),
-                (None, Some(f)) => std::fs::read_to_string(f)
-                    .map_err(|e| format!("{}: {e}", f.display()))
-                    .and_then(|t| keeperkit_server::replica::peers_from_config(&t))
-                    .map_err(|e| format!("{}: {e}", f.display())),
-                (None, None) => Err("--id needs --peers (or server.N lines in --config)".into()),
-            }
-            .map_err(|e| Failure::usage(anyhow!("{e}")))?;
-            let me = peers.get(&id).ok_or_else(|| {
-                Failure::usage(anyhow!("the members ({:?}) do not include --id {id}", peers.keys()))
-            })?;
-            if args.port.is_none() {
-                cfg.listen.set_port(me.client_port);
-            }
+            let (peers, file) = (args.peers.as_deref(), args.config.as_deref());
+            let peers = cfg
+                .replica_peers(id, peers, file, args.port.is_some())
+                .map_err(|e| Failure::usage(anyhow!("{e}")))?;
             Some((id, peers))
         }
     };
@@ -187,31 +176,8 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write) -> CmdResult {
         .map_err(Failure::usage)?;
         writeln!(out, "serving {} on {}", args.data_dir.display(), server.local_addr())?;
         out.flush()?;
-        server.serve(shutdown_signal()).await.map_err(Failure::usage)?;
+        server.serve(keeperkit_server::server::stop_signal()).await.map_err(Failure::usage)?;
         Ok::<(), Failure>(())
     })?;
     Ok(Outcome::Clean)
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-                }
-            }
-            Err(e) => {
-                tracing::warn!("{}", anyhow!("cannot watch SIGTERM: {e}"));
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
