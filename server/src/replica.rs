@@ -965,8 +965,26 @@ async fn form(replica: Arc<Replica>, dir: std::path::PathBuf, cluster: String) {
                     error!("{e}");
                 }
             } else {
-                // The cluster's id is not the one --peers gives: take the leader's.
-                *replica.ident.cluster.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                // The cluster's id is not the one --peers gives (a cluster recovered with
+                // `keeperkit recover --force-new-cluster`): take the one the member named
+                // (waiting for a leader's call instead could adopt the id of another new
+                // node's probe).
+                let named = why
+                    .split("belongs to cluster ")
+                    .nth(1)
+                    .and_then(|r| r.split(',').next())
+                    .filter(|c| {
+                        !c.is_empty()
+                            && c.len() <= 64
+                            && c.chars().all(|x| x.is_ascii_alphanumeric())
+                    })
+                    .map(str::to_string);
+                if let Some(c) = &named {
+                    if let Err(e) = write_identity(&dir, c, me) {
+                        error!("{e}");
+                    }
+                }
+                *replica.ident.cluster.lock().unwrap_or_else(|e| e.into_inner()) = named;
             }
             rejoin(replica, dir).await;
             return;
