@@ -3,7 +3,8 @@
 //! directory deleted), the survivor stopped; `keeperkit replicas` on what is left,
 //! `keeperkit recover --force-new-cluster` on the survivor, which then serves alone with
 //! every acknowledged write; a lost member started again with its usual command on an
-//! empty data directory is rebuilt from it and becomes a voter.
+//! empty data directory is rebuilt from it and becomes a voter; the other lost member is
+//! removed (`keeperkit members remove`) and a new machine joins (`serve --join`).
 //!
 //! Guards against: recover writing under a running server or on a directory that is
 //! not a replica's; the survivor losing entries or not electing itself; a lost member
@@ -289,6 +290,51 @@ fn lost_quorum_force_new_cluster_keeps_every_acknowledged_write_and_a_member_rej
     let mut with_after = acked.clone();
     with_after.push("/after".into());
     rt.block_on(all_there(back, &with_after));
+
+    // The other lost member is not coming back: it is removed (it was a learner of the
+    // new cluster), and a new machine joins in its place with `serve --join`.
+    let gone = lost[1];
+    let http = format!("127.0.0.1:{}", http_port(survivor));
+    let members = |extra: &[&str]| {
+        let mut a = vec!["members", "--server", http.as_str(), "--json"];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    let r = members(&[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let listing: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let version = listing["version"].as_u64().unwrap().to_string();
+    let r = members(&["remove", &gone.to_string(), "--expect-version", &version]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    wait_status(survivor, 30, &format!("node {gone} removed"), |st| {
+        st["learners"].as_array().is_some_and(|l| !l.contains(&serde_json::json!(gone)))
+            && st["voters"].as_array().is_some_and(|v| !v.contains(&serde_json::json!(gone)))
+    });
+    let new_id = 4u16;
+    let new_dir = t.path().join("kk4");
+    let log = std::fs::File::create(logs.join("n4.log")).unwrap();
+    let joined = Node {
+        child: Command::new(env!("CARGO_BIN_EXE_keeperkit"))
+            .args(["serve", s(&new_dir), "--id", "4"])
+            .args(["--peers", &format!("4=127.0.0.1:{}:{}", BASE + new_id, BASE + 10 + new_id)])
+            .args(["--join", &http, "--http-port", &http_port(new_id).to_string()])
+            .args(["--heartbeat-ms", "50"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    };
+    wait_status(new_id, 60, "a ready voter", |st| st["ready"] == true);
+    let st = status(survivor);
+    assert_eq!(
+        st["voters"],
+        serde_json::json!([survivor.min(back), survivor.max(back), new_id]),
+        "{st}"
+    );
+    assert_eq!(status(new_id)["cluster"], rep["cluster"]);
+    rt.block_on(all_there(new_id, &with_after));
+    nodes.push(Some(joined));
     for n in nodes.into_iter().flatten() {
         n.kill();
     }
