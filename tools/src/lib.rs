@@ -511,7 +511,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = run(cli, &mut out);
     let flushed = out.flush();
-    match result {
+    let code = match result {
         Ok(Outcome::Clean) => ExitCode::from(0),
         Ok(Outcome::Found) => ExitCode::from(1),
         Ok(Outcome::Diverged) => ExitCode::from(3),
@@ -526,23 +526,14 @@ pub fn main_with(cli: Cli) -> ExitCode {
             }
             ExitCode::from(if f.corruption { 1 } else { 2 })
         }
-    }
-    .max_with_flush(flushed)
-}
-
-trait MaxWithFlush {
-    fn max_with_flush(self, flushed: std::io::Result<()>) -> ExitCode;
-}
-
-impl MaxWithFlush for ExitCode {
-    fn max_with_flush(self, flushed: std::io::Result<()>) -> ExitCode {
-        match flushed {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                eprintln!("error: writing output: {e}");
-                ExitCode::from(2)
-            }
-            _ => self,
+    };
+    // Output that could not be written fails the run (a closed pipe does not).
+    match flushed {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: writing output: {e}");
+            ExitCode::from(2)
         }
+        _ => code,
     }
 }
 

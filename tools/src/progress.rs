@@ -11,6 +11,9 @@ use keeperkit_storage::Progress;
 /// Set once per run: the command prints JSON, so no bar is drawn.
 static HIDDEN: AtomicBool = AtomicBool::new(false);
 
+/// A bar is on the terminal: one at a time (a second load beside it stays silent).
+static SHOWING: AtomicBool = AtomicBool::new(false);
+
 /// Hides every bar of this run (`--json`).
 pub fn hide(hidden: bool) {
     HIDDEN.store(hidden, Ordering::Relaxed);
@@ -18,7 +21,7 @@ pub fn hide(hidden: bool) {
 
 /// A progress display on stderr: a spinner naming the phase until a total is known,
 /// then a bar of bytes (loads, checks) or of znodes (conversions). Hidden unless
-/// stderr is a terminal and the output is not JSON.
+/// stderr is a terminal, the output is not JSON and no other bar is showing.
 #[derive(Debug)]
 pub struct Bar {
     bar: Option<ProgressBar>,
@@ -27,7 +30,10 @@ pub struct Bar {
 impl Bar {
     /// Starts a display with `label` (what is being done).
     pub fn new(label: &str) -> Bar {
-        if HIDDEN.load(Ordering::Relaxed) || !std::io::stderr().is_terminal() {
+        if HIDDEN.load(Ordering::Relaxed)
+            || !std::io::stderr().is_terminal()
+            || SHOWING.swap(true, Ordering::Relaxed)
+        {
             return Bar { bar: None };
         }
         let bar = ProgressBar::new_spinner();
@@ -37,9 +43,10 @@ impl Bar {
     }
 
     /// Removes the display.
-    pub fn finish(&self) {
-        if let Some(b) = &self.bar {
+    pub fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
             b.finish_and_clear();
+            SHOWING.store(false, Ordering::Relaxed);
         }
     }
 }

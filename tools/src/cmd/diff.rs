@@ -1,6 +1,7 @@
 //! `keeperkit diff`.
 
 use std::io::Write;
+use std::panic::resume_unwind;
 
 use keeperkit_tree::Change;
 use keeperkit_vfs::FileSystem;
@@ -74,9 +75,16 @@ fn source(path: &std::path::Path) -> Source {
 
 /// Runs the command.
 pub fn run(fs: &dyn FileSystem, args: &DiffArgs, verbose: bool, out: &mut dyn Write) -> CmdResult {
-    let a = load(fs, &source(&args.a), point(args.at_a.as_deref(), args.at_index_a)?, false)?;
+    let side =
+        |dir, at: &Option<String>, i| load(fs, &source(dir), point(at.as_deref(), i)?, false);
+    // The two sides recover at once (each on its own core when there are two); A's
+    // error comes first when both fail.
+    let (a, b) = std::thread::scope(|s| {
+        let b = s.spawn(|| side(&args.b, &args.at_b, args.at_index_b));
+        (side(&args.a, &args.at_a, args.at_index_a), b.join().unwrap_or_else(|p| resume_unwind(p)))
+    });
+    let (a, b) = (a?, b?);
     print_findings(&a.report.findings, verbose);
-    let b = load(fs, &source(&args.b), point(args.at_b.as_deref(), args.at_index_b)?, false)?;
     print_findings(&b.report.findings, verbose);
     let system = |p: &str| p == "/zookeeper/config" || p.starts_with("/zookeeper/quota/");
     let skip = |p: &str| args.ignore_system && system(p);

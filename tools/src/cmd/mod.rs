@@ -82,14 +82,3 @@ pub(crate) fn outcome(status: u8) -> crate::Outcome {
         crate::Outcome::Found
     }
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn iso_time_formats_utc() {
-        assert_eq!(super::iso_time(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::iso_time(1_795_315_806_238), "2026-11-22T02:50:06.238Z");
-        assert_eq!(super::iso_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(super::iso_time(-1), "1969-12-31T23:59:59.999Z");
-    }
-}
