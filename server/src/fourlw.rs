@@ -88,6 +88,12 @@ pub(crate) fn metrics(shared: &Shared) -> Vec<(&'static str, String)> {
         v.push(("zk_followers", followers.to_string()));
         v.push(("zk_synced_followers", synced.to_string()));
     }
+    // Learners (being added or rebuilt): ZooKeeper 3.8's learner counts.
+    if let Some((learners, synced)) = shared.replica.as_ref().and_then(|r| r.non_voting()) {
+        let followers = shared.replica.as_ref().and_then(|r| r.followers()).map_or(0, |f| f.0);
+        v.push(("zk_learners", (followers + learners).to_string()));
+        v.push(("zk_synced_non_voting_followers", synced.to_string()));
+    }
     v
 }
 

@@ -330,6 +330,16 @@ impl Replica {
     /// Followers (voters other than this node) and how many of them have every entry
     /// the leader has, when this node leads.
     pub(crate) fn followers(&self) -> Option<(usize, usize)> {
+        self.replicas_of(true)
+    }
+
+    /// Learners (non-voting members) and how many of them have every entry the leader
+    /// has, when this node leads.
+    pub(crate) fn non_voting(&self) -> Option<(usize, usize)> {
+        self.replicas_of(false)
+    }
+
+    fn replicas_of(&self, voters: bool) -> Option<(usize, usize)> {
         let m = self.metrics();
         if m.state != ServerState::Leader {
             return None;
@@ -341,7 +351,7 @@ impl Replica {
         let mut synced = 0;
         for (id, matched) in rep.iter() {
             // Learners are no followers (ZooKeeper's observers are not counted either).
-            if *id == self.id || !mem.voter_ids().any(|v| v == *id) {
+            if *id == self.id || mem.voter_ids().any(|v| v == *id) != voters {
                 continue;
             }
             total += 1;

@@ -131,6 +131,17 @@ fn leader(peers: &BTreeMap<u64, PeerAddr>, alive: &[u64]) -> u64 {
     panic!("no leader among {alive:?} within 30 s");
 }
 
+/// `mntr`'s value of `key` on the server at client port `port`.
+fn mntr(port: u16, key: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"mntr").ok()?;
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.lines().find_map(|l| l.strip_prefix(&format!("{key}\t")).map(str::to_string))
+}
+
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
@@ -262,6 +273,14 @@ fn a_fourth_node_joins_then_is_removed_and_a_stale_version_is_refused() {
     assert!(holds_all(&rt, &format!("127.0.0.1:{}", BASE + 14), &first));
     assert_eq!(status(&peers[&lead])["term"], term);
     assert_eq!(status(&peers[&lead])["state"], "leader");
+    // mntr on the leader counts the new voter among its followers.
+    let lp = peers[&lead].client_port;
+    wait_for("three synced followers", 10, || {
+        mntr(lp, "zk_synced_followers").as_deref() == Some("3")
+    });
+    assert_eq!(mntr(lp, "zk_followers").as_deref(), Some("3"));
+    assert_eq!(mntr(lp, "zk_learners").as_deref(), Some("3"));
+    assert_eq!(mntr(lp, "zk_synced_non_voting_followers").as_deref(), Some("0"));
 
     // Removed again, against the current version.
     let (s, r) = call(&peers[&follower], "POST", &format!("/members/remove?id=4&version={v1}"));
