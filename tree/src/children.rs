@@ -88,7 +88,10 @@ impl Chunk {
     fn insert(&mut self, pos: usize, id: NodeId, name: &[u8]) {
         let at = self.start(pos);
         let grow = offset(name.len());
-        self.names.splice(at..at, name.iter().copied());
+        let old = self.names.len();
+        self.names.resize(old + name.len(), 0);
+        self.names.copy_within(at..old, at + name.len());
+        self.names[at..at + name.len()].copy_from_slice(name);
         self.ids.insert(pos, id);
         self.ends.insert(pos, offset(at) + grow);
         for e in &mut self.ends[pos + 1..] {
