@@ -83,6 +83,22 @@ pub struct AfterEnd {
 /// The most bytes after a log's end searched for valid records.
 const AFTER_END_SEARCH_MAX: u64 = 256 << 20;
 
+/// The bytes read at a time while looking for the end of a zero tail.
+const AFTER_END_WINDOW: u64 = 1 << 20;
+
+/// The index of the first byte of `b` that is not zero.
+fn first_nonzero(b: &[u8]) -> Option<usize> {
+    let mut seen = 0;
+    for c in b.chunks(64) {
+        // An OR over a fixed block compiles to wide loads, unlike a search.
+        if c.iter().fold(0u8, |a, &x| a | x) != 0 {
+            return c.iter().position(|&x| x != 0).map(|i| seen + i);
+        }
+        seen += c.len();
+    }
+    None
+}
+
 /// The valid record framed at `o` of `buf`, as (payload, end offset).
 fn record_at(buf: &[u8], o: usize) -> Option<(&[u8], usize)> {
     let crc = u64::from_be_bytes(buf.get(o..o + 8)?.try_into().ok()?);
@@ -113,11 +129,30 @@ pub(crate) fn search_after_end(
     };
     let file = fs.open(path, keeperkit_vfs::OpenMode::Read).ok()?;
     let len = file.len().ok()?;
-    let rest = len.checked_sub(end_offset + 1)?.min(AFTER_END_SEARCH_MAX);
-    let mut buf = vec![0u8; usize::try_from(rest).ok()?];
-    file.read_exact_at(&mut buf, end_offset + 1).ok()?;
-    // Skip runs of zeros fast (a preallocated tail is all zeros): a record's checksum
-    // has its first four bytes zero and some of its last four not.
+    let base = end_offset + 1;
+    let rest = len.checked_sub(base)?.min(AFTER_END_SEARCH_MAX);
+    // A preallocated tail is all zeros: find its first other byte a window at a time,
+    // without a buffer of the tail's size (64 MiB per ZooKeeper log).
+    let mut window = vec![0u8; usize::try_from(rest.min(AFTER_END_WINDOW)).ok()?];
+    let mut at = 0u64;
+    let nonzero = loop {
+        let n = usize::try_from((rest - at).min(AFTER_END_WINDOW)).ok()?;
+        if n == 0 {
+            return None;
+        }
+        file.read_exact_at(&mut window[..n], base + at).ok()?;
+        if let Some(i) = first_nonzero(&window[..n]) {
+            break at + i as u64;
+        }
+        at += n as u64;
+    };
+    // A record may start up to 7 bytes before its first non-zero byte (its checksum's
+    // first bytes can be zero): search from there to the end of the searched range.
+    let from = nonzero.saturating_sub(7);
+    let mut buf = vec![0u8; usize::try_from(rest - from).ok()?];
+    file.read_exact_at(&mut buf, base + from).ok()?;
+    // Skip runs of zeros fast: a record's checksum has its first four bytes zero and
+    // some of its last four not.
     let mut o = 0;
     let start = loop {
         let nz = o + buf.get(o..)?.iter().position(|&b| b != 0)?;
@@ -137,7 +172,7 @@ pub(crate) fn search_after_end(
     Some(AfterEnd {
         end_offset,
         end: what,
-        first_offset: end_offset + 1 + start as u64,
+        first_offset: base + from + start as u64,
         first_zxid,
         records,
     })
@@ -287,4 +322,65 @@ pub fn scan(fs: &dyn FileSystem, layout: &ZkLayout) -> Result<DirScan, StorageEr
         prev_damaged = l.error.is_some();
     }
     Ok(DirScan { layout: layout.clone(), snapshots, logs, gaps })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use keeperkit_model::{Acl, OpCode, SessionId, Txn, TxnBody, TxnHeader};
+
+    #[test]
+    fn first_nonzero_finds_the_first_byte_across_blocks() {
+        assert_eq!(first_nonzero(&[]), None);
+        assert_eq!(first_nonzero(&[0; 200]), None);
+        for at in [0, 1, 63, 64, 65, 127, 199] {
+            let mut b = vec![0u8; 200];
+            b[at] = 1;
+            b[199] = 9;
+            assert_eq!(first_nonzero(&b), Some(at), "{at}");
+        }
+    }
+
+    /// Records after megabytes of zeros (more than one window) are found, at their
+    /// offset.
+    #[test]
+    fn records_past_a_long_zero_tail_are_found() {
+        let header = TxnHeader {
+            client_id: SessionId(1),
+            cxid: 1,
+            zxid: Zxid(0x500),
+            time: 1,
+            op: OpCode::CREATE,
+        };
+        let body = TxnBody::Create(keeperkit_model::txn::CreateTxn {
+            path: "/a".into(),
+            data: Some(b"x".to_vec()),
+            acl: Acl::open_unsafe(),
+            ephemeral: false,
+            parent_cversion: 1,
+            ttl: None,
+            v0: false,
+        });
+        let payload = Txn { header, body, digest: None }.to_bytes();
+        let mut record = u64::from(adler2::adler32_slice(&payload)).to_be_bytes().to_vec();
+        record.extend_from_slice(&i32::try_from(payload.len()).unwrap().to_be_bytes());
+        record.extend_from_slice(&payload);
+        record.push(0x42);
+        let at = 2 * usize::try_from(AFTER_END_WINDOW).unwrap() + 12_345;
+        let mut file = vec![0u8; at];
+        file.extend_from_slice(&record);
+        file.extend_from_slice(&record);
+        file.resize(file.len() + 4096, 0);
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log.1");
+        std::fs::write(&path, &file).unwrap();
+        let fs = keeperkit_vfs::StdFs;
+        let end = LogEnd::ZeroLength { offset: 100 };
+        let a = search_after_end(&fs, &path, &end).unwrap();
+        assert_eq!((a.first_offset, a.records, a.first_zxid), (at as u64, 2, Zxid(0x500)));
+        // Only zeros after the end: nothing.
+        std::fs::write(&path, vec![0u8; at]).unwrap();
+        assert!(search_after_end(&fs, &path, &end).is_none());
+    }
 }
