@@ -41,7 +41,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use keeperkit_storage::engine::{parse_config_entry, NativeEngine};
-use keeperkit_storage::replicas::{lock_data_dir, read_identity, IDENTITY_FILE, REJOIN_FILE};
+use keeperkit_storage::replicas::{
+    lock_data_dir, read_identity, write_identity, IDENTITY_FILE, REJOIN_FILE,
+};
 use keeperkit_storage::traits::{EntryRef, LogPosition, LogStore};
 use keeperkit_vfs::FileSystem;
 use openraft::{BasicNode, EntryPayload, Membership, Vote};
@@ -244,7 +246,7 @@ pub fn force_new_cluster(fs: Arc<dyn FileSystem>, dir: &Path) -> Result<ForceRep
     engine.set_server_state(&RaftMeta { vote: Some(vote), purged: meta.purged }.encode())?;
     engine.set_commit_hint(LogPosition { index, term })?;
     let cluster = new_cluster_id(&old_cluster, node, index, term);
-    write_identity(dir, &cluster, node)?;
+    write_identity(&*fs, dir, &cluster, node)?;
     let marker = dir.join(REJOIN_FILE);
     let was_rebuilding = marker.exists();
     if was_rebuilding {
@@ -274,20 +276,6 @@ pub fn force_new_cluster(fs: Arc<dyn FileSystem>, dir: &Path) -> Result<ForceRep
         learners,
         was_rebuilding,
     })
-}
-
-/// Writes `cluster-identity` durably (temporary file, fsync, rename, directory fsync),
-/// in the format the server reads.
-fn write_identity(dir: &Path, cluster: &str, node: u64) -> Result<(), ForceError> {
-    use std::io::Write as _;
-    let tmp = dir.join(format!("{IDENTITY_FILE}.tmp"));
-    let io = |source| keeperkit_storage::StorageError::Io { path: tmp.clone(), source };
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(format!("cluster={cluster}\nnode={node}\n").as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, dir.join(IDENTITY_FILE)).map_err(io)?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-    Ok(())
 }
 
 /// The membership in a replica's cluster-config bytes (the engine's cluster config or

@@ -80,10 +80,10 @@ use crate::server::{lock, now_ms, Outgoing, Sess, Shared};
 use crate::session;
 
 /// The file naming the cluster and the node a data directory belongs to.
-pub const IDENTITY_FILE: &str = "cluster-identity";
+pub use keeperkit_storage::replicas::IDENTITY_FILE;
 
 /// The file marking a rebuild from the leader in progress (see the module docs).
-pub const REJOIN_FILE: &str = "rejoining";
+pub use keeperkit_storage::replicas::REJOIN_FILE;
 
 /// The file marking a node removed from its cluster (see [`members`]): it never
 /// starts again on this directory.
@@ -206,38 +206,15 @@ fn parse_id(s: &str) -> Result<u64, String> {
 
 /// Reads `cluster-identity`: (cluster id, node id), `None` when absent.
 pub fn read_identity(dir: &Path) -> Result<Option<(String, u64)>, String> {
-    let p = dir.join(IDENTITY_FILE);
-    let text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", p.display())),
-    };
-    let (mut cluster, mut node) = (None, None);
-    for line in text.lines() {
-        match line.split_once('=') {
-            Some(("cluster", v)) if !v.is_empty() => cluster = Some(v.to_string()),
-            Some(("node", v)) => node = v.parse::<u64>().ok(),
-            _ => {}
-        }
-    }
-    match (cluster, node) {
-        (Some(c), Some(n)) => Ok(Some((c, n))),
-        _ => Err(format!("{}: damaged (expected cluster=... and node=... lines)", p.display())),
-    }
+    keeperkit_storage::replicas::read_identity(&keeperkit_vfs::StdFs, dir)
+        .map_err(|e| e.to_string())
 }
 
 /// Writes `cluster-identity` durably (a temporary file, fsync, rename, fsync of the
 /// directory).
 pub fn write_identity(dir: &Path, cluster: &str, node: u64) -> Result<(), String> {
-    let tmp = dir.join(format!("{IDENTITY_FILE}.tmp"));
-    let io = |e: std::io::Error| format!("{}: {e}", tmp.display());
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(format!("cluster={cluster}\nnode={node}\n").as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, dir.join(IDENTITY_FILE)).map_err(io)?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-    Ok(())
+    let fs = keeperkit_vfs::StdFs;
+    keeperkit_storage::replicas::write_identity(&fs, dir, cluster, node).map_err(|e| e.to_string())
 }
 
 /// The id of the cluster `--bootstrap` creates: a hash (FNV-1a, 64 bits) of its

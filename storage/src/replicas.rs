@@ -91,6 +91,21 @@ pub fn read_identity(
     }
 }
 
+/// Writes `cluster-identity` of `dir` durably (`dir` and its missing parents created,
+/// then the file replaced atomically), in the format [`read_identity`] reads.
+pub fn write_identity(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    cluster: &str,
+    node: u64,
+) -> Result<(), StorageError> {
+    let io = |e: keeperkit_vfs::PathError| StorageError::Io { path: e.path, source: e.source };
+    keeperkit_vfs::create_dir_all_durable(fs, dir).map_err(io)?;
+    let (path, tmp) = (dir.join(IDENTITY_FILE), dir.join(format!("{IDENTITY_FILE}.tmp")));
+    let text = format!("cluster={cluster}\nnode={node}\n");
+    keeperkit_vfs::write_atomically_bytes(fs, &path, &tmp, text.as_bytes()).map_err(io)
+}
+
 /// The lock a server holds on its data directory while it runs (an exclusive `flock`
 /// on the directory itself, released when the process ends, however it ends). Offline
 /// tools that write to a replica's directory take it too, so that they never write
@@ -628,5 +643,12 @@ mod tests {
         let big = format!("cluster=abc\nnode=2\n{}", " ".repeat(5000));
         std::fs::write(d.path().join(IDENTITY_FILE), big).unwrap();
         assert!(read_identity(&*fs, d.path()).unwrap_err().to_string().contains("5019 bytes"));
+        // Written over the damage, into a directory created on the way.
+        write_identity(&*fs, d.path(), "def", 3).unwrap();
+        assert_eq!(read_identity(&*fs, d.path()).unwrap(), Some(("def".into(), 3)));
+        let sub = d.path().join("a/b");
+        write_identity(&*fs, &sub, "ghi", 4).unwrap();
+        assert_eq!(read_identity(&*fs, &sub).unwrap(), Some(("ghi".into(), 4)));
+        assert!(!sub.join(format!("{IDENTITY_FILE}.tmp")).exists());
     }
 }
