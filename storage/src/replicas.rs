@@ -37,7 +37,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use keeperkit_vfs::FileSystem;
-use keeperkit_wal::WalError;
 use serde::Serialize;
 
 use crate::datadir::Source;
@@ -268,45 +267,21 @@ fn native_marks(
     if !fs.exists(wal_dir) {
         return Ok(out);
     }
-    for e in keeperkit_wal::native::iter_entries(fs, wal_dir, 0, u64::MAX)? {
-        match e {
-            Ok(e) => {
-                if let Some(c) = crate::engine::parse_config_entry(&e.payload) {
-                    *config = Some(c.to_vec());
-                }
-                out.push((e.index, e.term, hash(&e.payload)));
+    let context = "damaged WAL: the log is compared up to the damage";
+    findings.extend(crate::native::log::walk_entries(
+        fs,
+        wal_dir,
+        0,
+        u64::MAX,
+        context,
+        &mut |e| {
+            if let Some(c) = crate::engine::parse_config_entry(&e.payload) {
+                *config = Some(c.to_vec());
             }
-            Err(WalError::TornTail(p)) => {
-                findings.push(
-                    Finding::new(
-                        Severity::Warning,
-                        Code::TornTail,
-                        format!(
-                            "{} ends with an unfinished write at byte {} (never acknowledged)",
-                            p.path.display(),
-                            p.offset
-                        ),
-                    )
-                    .file(&p.path)
-                    .offset(p.offset),
-                );
-                break;
-            }
-            Err(err) => {
-                let err = StorageError::from(err);
-                match err.corruption() {
-                    Some(c) => {
-                        findings.push(Finding::corruption(
-                            c,
-                            "damaged WAL: the log is compared up to the damage",
-                        ));
-                        break;
-                    }
-                    None => return Err(err),
-                }
-            }
-        }
-    }
+            out.push((e.index, e.term, hash(&e.payload)));
+            std::ops::ControlFlow::Continue(())
+        },
+    )?);
     Ok(out)
 }
 

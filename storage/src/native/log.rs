@@ -12,19 +12,20 @@ use crate::findings::{Code, Finding, Severity};
 use crate::report::LogEntry;
 use crate::StorageError;
 
-/// Every entry with index in `from..=to`, decoded, given to `sink`. A torn tail is an
-/// info finding (never acknowledged); damage is an error finding after the entries
-/// before it.
-pub(crate) fn read_log(
+/// Every entry of the native log at `wal_dir` with index in `from..=to`, in order,
+/// given to `each` until it breaks. Where the readable log ends early, a finding says
+/// so: a torn tail is a warning (never acknowledged), damage an error finding (with
+/// `damage` as its context) after the entries before it. I/O errors are returned.
+pub(crate) fn walk_entries(
     fs: &dyn FileSystem,
     wal_dir: &Path,
-    from: Option<u64>,
-    to: Option<u64>,
-    sink: &mut dyn FnMut(LogEntry) -> ControlFlow<()>,
+    from: u64,
+    to: u64,
+    damage: &str,
+    each: &mut dyn FnMut(native::Entry) -> ControlFlow<()>,
 ) -> Result<Vec<Finding>, StorageError> {
-    let iter = native::iter_entries(fs, wal_dir, from.unwrap_or(0), to.unwrap_or(u64::MAX))?;
     let mut findings = Vec::new();
-    for e in iter {
+    for e in native::iter_entries(fs, wal_dir, from, to)? {
         let e = match e {
             Ok(e) => e,
             Err(WalError::TornTail(p)) => {
@@ -48,13 +49,31 @@ pub(crate) fn read_log(
                 let err = StorageError::from(err);
                 match err.corruption() {
                     Some(c) => {
-                        findings.push(Finding::corruption(c, "damaged WAL"));
+                        findings.push(Finding::corruption(c, damage));
                         break;
                     }
                     None => return Err(err),
                 }
             }
         };
+        if each(e).is_break() {
+            break;
+        }
+    }
+    Ok(findings)
+}
+
+/// Every entry with index in `from..=to`, decoded, given to `sink`; the findings as
+/// [`walk_entries`] makes them.
+pub(crate) fn read_log(
+    fs: &dyn FileSystem,
+    wal_dir: &Path,
+    from: Option<u64>,
+    to: Option<u64>,
+    sink: &mut dyn FnMut(LogEntry) -> ControlFlow<()>,
+) -> Result<Vec<Finding>, StorageError> {
+    let (from, to) = (from.unwrap_or(0), to.unwrap_or(u64::MAX));
+    walk_entries(fs, wal_dir, from, to, "damaged WAL", &mut |e| {
         let mut j = LogEntry::blank(wal_dir, 0);
         j.index = Some(e.index);
         j.term = Some(e.term);
@@ -76,9 +95,6 @@ pub(crate) fn read_log(
                 j.detail = format!("{} bytes, not a tree txn ({err})", e.payload.len());
             }
         }
-        if sink(j).is_break() {
-            break;
-        }
-    }
-    Ok(findings)
+        sink(j)
+    })
 }
