@@ -24,7 +24,7 @@
 #      wrote right after loading it, and `keeperkit dump` of ZooKeeper's snapshot equals
 #      the source dump too.
 #
-# Then one open-session case: a fresh ZooKeeper gets a 4 s session with ephemerals
+# Then one open-session case: a fresh ZooKeeper gets a 12 s session with ephemerals
 # and sequential nodes and is stopped with the session open; that directory goes
 # ZooKeeper -> native -> ZooKeeper, the ephemerals must be there after the start and
 # disappear once the session expires.
@@ -35,7 +35,7 @@
 # Environment: KEEPERKIT=path to a keeperkit binary (implies --no-build).
 #
 # Called at the end of scripts/live-interop.sh (run by .ci/run). Budget: ~8 s per set
-# plus ~20 s for the open-session case.
+# plus ~30 s for the open-session case.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -243,7 +243,7 @@ open_case() {
   zk_start_ready "$w/orig-run" 512m 60 || { echo "fresh ZooKeeper did not start"; return 1; }
   out=$(python3 "$HERE/lib/zk_roundtrip_checks.py" open-session --port "$ZK_PORT" --root /rt) \
     || { echo "open-session failed: $out"; return 1; }
-  zk_stop   # SIGTERM well within the 4 s timeout: the session stays open in the files
+  zk_stop   # SIGTERM well within the 12 s timeout: the session stays open in the files
   local paths; paths=$(python3 -c 'import json,sys;print(",".join(json.loads(sys.argv[1])["ephemerals"]))' "$out")
   "$KEEPERKIT" dump "$w/orig" --json > "$w/source.jsonl"
   grep -q '"/rt/e1"' "$w/source.jsonl" || { echo "the source state lost the ephemerals already (session not open?)"; return 1; }

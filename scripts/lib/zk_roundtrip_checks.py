@@ -9,7 +9,8 @@ usage:
       (%010d). Prints one JSON line; exit 1 on a mismatch.
   zk_roundtrip_checks.py open-session --port P --root /rt
       Creates ROOT (persistent), ROOT/seq- (persistent sequential, 3 times) and the
-      ephemerals ROOT/e1, ROOT/e2 with a 4 s session, then exits WITHOUT closing the
+      ephemerals ROOT/e1, ROOT/e2 with a 12 s session (long enough that a
+      slow machine still finds them after the restart and the first connect), then exits WITHOUT closing the
       session (os._exit), so that the data directory keeps the session open. Prints the
       session id and the paths as one JSON line.
   zk_roundtrip_checks.py ephemerals --port P --paths A,B --gone-within S
@@ -69,7 +70,7 @@ def cmd_seq(a):
 
 
 def cmd_open_session(a):
-    zk = KazooClient(hosts="127.0.0.1:%d" % a.port, timeout=4.0, auth_data=[SUPER])
+    zk = KazooClient(hosts="127.0.0.1:%d" % a.port, timeout=12.0, auth_data=[SUPER])
     zk.start(timeout=30)
     root = a.root
     zk.create(root, b"roundtrip")
