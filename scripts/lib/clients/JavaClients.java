@@ -1,5 +1,7 @@
 // The Java ZooKeeper client (3.8) and Curator recipes against a ZooKeeper-protocol
-// server: java JavaClients 127.0.0.1:PORT
+// server or cluster: java JavaClients HOST:PORT[,HOST:PORT...]
+// With several hosts each client picks one: a client that reads another client's write
+// syncs first (ZooKeeper's guarantee across clients; costs a single server nothing).
 // Prints one line per section; exit 0 when every check passed, 1 at the first failure.
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -69,6 +71,16 @@ public class JavaClients {
         } catch (AssertionError e) {
             throw new AssertionError(e.getMessage() + "; seen: " + seen);
         }
+    }
+
+    // sync(path) and wait for its answer: the member this client is on has applied
+    // every write committed before it.
+    static void sync(ZooKeeper zk, String path) throws Exception {
+        CountDownLatch done = new CountDownLatch(1);
+        AtomicInteger rc = new AtomicInteger(-1);
+        zk.sync(path, (r, p, ctx) -> { rc.set(r); done.countDown(); }, null);
+        check(done.await(15, TimeUnit.SECONDS), "sync answered");
+        eq(rc.get(), 0, "sync result");
     }
 
     static String zookeeperClient(String hosts) throws Exception {
@@ -160,6 +172,7 @@ public class JavaClients {
             }
             check(alice, "whoAmI lists alice");
             zk.create(P + "/auth", b("x"), ZooDefs.Ids.CREATOR_ALL_ACL, CreateMode.PERSISTENT);
+            sync(other, P + "/auth");
             try {
                 other.getData(P + "/auth", false, null);
                 throw new AssertionError("read without auth");
@@ -251,6 +264,7 @@ public class JavaClients {
             // DistributedAtomicLong
             DistributedAtomicLong counter = new DistributedAtomicLong(cs.get(0), "/curator/counter", new RetryOneTime(10));
             for (int i = 0; i < 10; i++) check(counter.increment().succeeded(), "increment");
+            sync(cs.get(1).getZookeeperClient().getZooKeeper(), "/curator/counter");
             eq(new DistributedAtomicLong(cs.get(1), "/curator/counter", new RetryOneTime(10)).get().postValue(), 10L, "counter");
         } finally {
             for (CuratorFramework c : cs) c.close();

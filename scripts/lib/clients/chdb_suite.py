@@ -2,11 +2,15 @@
 """chdb (ClickHouse's engine, with ClickHouse's own ZooKeeper client) using a
 ZooKeeper-protocol server for a KeeperMap table and a ReplicatedMergeTree table.
 
-usage: chdb_suite.py --port PORT --dir DIR --phase 1|2|3
+usage: chdb_suite.py --hosts HOST:PORT[,HOST:PORT...] --dir DIR --phase 1|2|3
+       (or --port PORT for 127.0.0.1:PORT)
   phase 1: create both tables in a fresh chdb database under DIR, insert KeeperMap rows
   phase 2: (in a new process, after the server restarted) every row of phase 1 is there,
            insert more, update and delete KeeperMap keys
   phase 3: (after another restart) the rows of both phases are there
+With several hosts (a cluster) ClickHouse's config lists each as a <node> (ClickHouse
+picks one, and another when it fails), and the restarts between phases are rolling
+restarts of every member; the kazoo client that reads back syncs first.
 The expected rows are the same whatever the server: ZooKeeper 3.8 passes this.
 
 ReplicatedMergeTree in chdb: CREATE TABLE writes the table's and the replica's metadata
@@ -35,14 +39,16 @@ class Fail(Exception):
     pass
 
 
-def connect(port, d):
+def connect(hosts, d):
     cfg = os.path.join(d, "config.xml")
+    nodes = "".join("<node><host>%s</host><port>%s</port></node>" % tuple(h.rsplit(":", 1))
+                    for h in hosts.split(","))
     with open(cfg, "w") as f:
-        f.write("<clickhouse><zookeeper><node><host>127.0.0.1</host><port>%d</port></node>"
+        f.write("<clickhouse><zookeeper>%s"
                 "<session_timeout_ms>10000</session_timeout_ms></zookeeper>"
                 "<keeper_map_path_prefix>/keeper_map_tables</keeper_map_path_prefix>"
                 "<logger><level>information</level><log>%s/chdb.log</log></logger>"
-                "<macros><shard>1</shard><replica>r1</replica></macros></clickhouse>" % (port, d))
+                "<macros><shard>1</shard><replica>r1</replica></macros></clickhouse>" % (nodes, d))
     return chdb.connect("file:%s/db?config-file=%s" % (d, cfg))
 
 
@@ -75,11 +81,13 @@ ZK = None   # a kazoo client: reads back through the server what ClickHouse wrot
 
 
 def zk_children(cur, path):
+    ZK.sync(path)
     return sorted(ZK.get_children(path)) if ZK.exists(path) else []
 
 
 def zk_value(cur, path, name):
     p = path + "/" + name
+    ZK.sync(p)
     return ZK.get(p)[0].decode("utf-8", "replace") if ZK.exists(p) else None
 
 
@@ -141,7 +149,9 @@ def phase3(cur):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
+    g = ap.add_mutually_exclusive_group(required=True)
+    g.add_argument("--hosts", help="the connect string")
+    g.add_argument("--port", type=int, help="127.0.0.1:PORT")
     ap.add_argument("--dir", required=True)
     ap.add_argument("--phase", type=int, required=True, choices=(1, 2, 3))
     a = ap.parse_args()
@@ -151,9 +161,10 @@ def main():
     try:
         global ZK
         from kazoo.client import KazooClient
-        ZK = KazooClient(hosts="127.0.0.1:%d" % a.port, timeout=10)
+        hosts = a.hosts or "127.0.0.1:%d" % a.port
+        ZK = KazooClient(hosts=hosts, timeout=10)
         ZK.start(timeout=15)
-        c = connect(a.port, a.dir)
+        c = connect(hosts, a.dir)
         cur = c.cursor()
         {1: phase1, 2: phase2, 3: phase3}[a.phase](cur)
         print("chdb: phase %d ok [%.1f s]" % (a.phase, time.time() - t))

@@ -4,7 +4,13 @@ type, and the recipes (Lock, ReadLock/WriteLock, Semaphore, Election, Barrier,
 DoubleBarrier, Counter, Queue, LockingQueue, Party, TreeCache, DataWatch, ChildrenWatch).
 Each check states the value ZooKeeper 3.8 gives.
 
-usage: kazoo_suite.py --port PORT [--prefix /kz]
+usage: kazoo_suite.py --hosts HOST:PORT[,HOST:PORT...] [--prefix /kz]
+       (or --port PORT for 127.0.0.1:PORT)
+With several hosts (a cluster) every client of the suite picks one of them (kazoo
+shuffles the list), so writes, reads, watches and sessions cross members: a session
+that reads what another session wrote first syncs (ZooKeeper promises a client its own
+order and, after sync, every write committed before it; nothing about another client's
+write before that), which costs a single server nothing.
 Prints one line per section; exit 0 when every check passed, 1 at the first failure.
 """
 import argparse
@@ -62,8 +68,8 @@ def try_acquire(lk, timeout):
         return False
 
 
-def client(port, **kw):
-    c = KazooClient(hosts="127.0.0.1:%d" % port, timeout=10, **kw)
+def client(hosts, **kw):
+    c = KazooClient(hosts=hosts, timeout=10, **kw)
     c.start(timeout=15)
     return c
 
@@ -139,7 +145,7 @@ def sec_ops(zk, P):
     check(isinstance(res[1], BadVersionError), "second op BadVersion: %r" % (res[1],))
     eq(zk.exists(P + "/ops/t2"), None, "failed multi left nothing")
     # a second session sees our writes only after they happened; its own reads after sync
-    z2 = client(zk._port)
+    z2 = client(zk._hosts)
     try:
         zk.set(P + "/ops/c2", b"seen")
         z2.sync(P + "/ops/c2")
@@ -152,18 +158,20 @@ def sec_ops(zk, P):
            "children, delete/recursive, errors, 1 MB value, sync, transaction ok+rollback"
 
 
-def sec_acl(zk, P, port):
+def sec_acl(zk, P, hosts):
     zk.create(P + "/acl", b"")
     alice = make_digest_acl("alice", "alice-pw", all=True)
     zk.create(P + "/acl/alice", b"secret", acl=[alice])
     raises(NoAuthError, zk.get, P + "/acl/alice")
     raises(NoAuthError, zk.get_acls, P + "/acl/alice")   # getACL needs READ or ADMIN
-    za = client(port, auth_data=[("digest", "alice:alice-pw")])
+    za = client(hosts, auth_data=[("digest", "alice:alice-pw")])
     try:
+        za.sync(P + "/acl/alice")
         acls, st = za.get_acls(P + "/acl/alice")
         eq([(a.perms, a.id.scheme, a.id.id) for a in acls], [(31, "digest", alice.id.id)], "getACL")
         eq(za.get(P + "/acl/alice")[0], b"secret", "alice reads")
         za.set_acls(P + "/acl/alice", [alice, make_acl("world", "anyone", read=True)])
+        zk.sync(P + "/acl/alice")
         eq(zk.get(P + "/acl/alice")[0], b"secret", "world may read after setACL")
         eq(zk.get_acls(P + "/acl/alice")[1].aversion, 1, "aversion after setACL (world may read it now)")
         raises(BadVersionError, za.set_acls, P + "/acl/alice", [alice], version=0)
@@ -181,18 +189,19 @@ def sec_acl(zk, P, port):
     zk.create(P + "/acl/ip", b"i", acl=[make_acl("ip", "127.0.0.1", all=True)])
     eq(zk.get(P + "/acl/ip")[0], b"i", "ip ACL admits 127.0.0.1")
     # super reads everything
-    zs = client(port, auth_data=[("digest", "super:superpw")])
+    zs = client(hosts, auth_data=[("digest", "super:superpw")])
     try:
         zs.set_acls(P + "/acl/alice", OPEN_ACL_UNSAFE)
         zs.set(P + "/acl/ro", b"super wrote")
     finally:
         zs.stop()
         zs.close()
+    zk.sync(P + "/acl/ro")
     eq(zk.get(P + "/acl/ro")[0], b"super wrote", "super may write anywhere")
     return "digest, auth, ip, world read-only, setACL versions, super digest"
 
 
-def sec_watches(zk, P, port):
+def sec_watches(zk, P, hosts):
     zk.create(P + "/w", b"0")
     events = []
     lock = threading.Lock()
@@ -204,7 +213,7 @@ def sec_watches(zk, P, port):
     zk.get(P + "/w", watch=rec)
     zk.get_children(P + "/w", watch=rec)
     zk.exists(P + "/w/new", watch=rec)
-    z2 = client(port)
+    z2 = client(hosts)
     try:
         z2.set(P + "/w", b"1")
         z2.create(P + "/w/new", b"")
@@ -242,8 +251,9 @@ def sec_watches(zk, P, port):
         eq(tc.get_data(P + "/w/k2/deep").data, b"d", "TreeCache data")
         tc.close()
         # ephemerals of a closed session go away with a NodeDeleted
-        z3 = client(port)
+        z3 = client(hosts)
         z3.create(P + "/w/eph", b"", ephemeral=True)
+        zk.sync(P + "/w/eph")
         got = []
         zk.exists(P + "/w/eph", watch=lambda ev: got.append(ev.type))
         z3.stop()
@@ -257,8 +267,8 @@ def sec_watches(zk, P, port):
            "DataWatch, ChildrenWatch, TreeCache, ephemerals at session close"
 
 
-def sec_recipes(zk, P, port):
-    others = [client(port) for _ in range(3)]
+def sec_recipes(zk, P, hosts):
+    others = [client(hosts) for _ in range(3)]
     try:
         # Lock: mutual exclusion across sessions
         inside, maxin, order = [0], [0], []
@@ -322,6 +332,7 @@ def sec_recipes(zk, P, port):
         b = zk.Barrier(P + "/barrier")
         b.create()
         passed = []
+        others[0].sync(P + "/barrier")
         bt = threading.Thread(target=lambda: passed.append(others[0].Barrier(P + "/barrier").wait(20)))
         bt.start()
         time.sleep(0.3)
@@ -350,14 +361,17 @@ def sec_recipes(zk, P, port):
         cs = [threading.Thread(target=inc, args=(c,)) for c in others]
         [t.start() for t in cs]
         [t.join(60) for t in cs]
+        zk.sync(P + "/counter")
         eq(zk.Counter(P + "/counter").value, 60, "Counter after 3 x 20 increments")
         # Queue: FIFO with priorities; LockingQueue: consume-once
         q = zk.Queue(P + "/queue")
         for i in range(5):
             q.put(b"q%d" % i)
         q.put(b"urgent", priority=1)
+        others[0].sync(P + "/queue")
         eq([others[0].Queue(P + "/queue").get() for _ in range(6)],
            [b"urgent", b"q0", b"q1", b"q2", b"q3", b"q4"], "Queue order")
+        zk.sync(P + "/queue")
         eq(q.get(), None, "empty Queue")
         lq = zk.LockingQueue(P + "/lqueue")
         lq.put_all([b"a", b"b", b"c"])
@@ -368,12 +382,15 @@ def sec_recipes(zk, P, port):
             got.append(v)
             check(cq.consume(), "consume")
         eq(sorted(got), [b"a", b"b", b"c"], "LockingQueue hands each entry out once")
+        zk.sync(P + "/lqueue")
         eq(len(lq), 0, "LockingQueue empty")
         # Party
         parties = [c.Party(P + "/party", "m%d" % i) for i, c in enumerate(others)]
         [p.join() for p in parties]
+        zk.sync(P + "/party")
         eq(len(zk.Party(P + "/party")), 3, "Party members")
         parties[0].leave()
+        zk.sync(P + "/party")
         eq(sorted(zk.Party(P + "/party")), ["m1", "m2"], "Party after a leave")
     finally:
         for c in others:
@@ -383,45 +400,58 @@ def sec_recipes(zk, P, port):
            "LockingQueue, Party"
 
 
-def sec_session(zk, P, port):
-    states = []
-    z = client(port)
-    z.add_listener(lambda s: states.append(s))
-    sid, pw = z.client_id
-    z.create(P + "/sess-eph", b"", ephemeral=True)
-    # a second client takes over the session with its id and password
-    z2 = KazooClient(hosts="127.0.0.1:%d" % port, client_id=(sid, pw), timeout=10)
+def sec_session(zk, P, hosts):
+    # A process opens a session, creates an ephemeral and goes away without closing it
+    # (its socket just closes); a second client takes the session over with its id and
+    # password. (With the first connection still open, it would take the session back
+    # when the server closes it, and a ZooKeeper leader may drop the new one meanwhile.)
+    import subprocess
+    child = subprocess.run([sys.executable, "-c", """if True:
+        import os, sys
+        from kazoo.client import KazooClient
+        z = KazooClient(hosts=sys.argv[1], timeout=10)
+        z.start(timeout=15)
+        z.create(sys.argv[2], b"", ephemeral=True)
+        print("%d %s" % (z.client_id[0], z.client_id[1].hex()), flush=True)
+        os._exit(0)
+        """, hosts, P + "/sess-eph"], capture_output=True, text=True, timeout=60)
+    check(child.returncode == 0 and child.stdout.strip(), "the first session: %r" % child.stderr[-300:])
+    sid, pw = child.stdout.split()
+    sid, pw = int(sid), bytes.fromhex(pw)
+    z2 = KazooClient(hosts=hosts, client_id=(sid, pw), timeout=10)
     z2.start(timeout=15)
     eq(z2.client_id[0], sid, "the session moved to a new connection")
+    z2.sync(P + "/sess-eph")
     eq(z2.exists(P + "/sess-eph").ephemeralOwner, sid, "its ephemeral is still there")
     z2.stop()   # closeSession
     z2.close()
     wait_for(lambda: zk.exists(P + "/sess-eph") is None, "ephemeral gone after closeSession")
-    z.stop()
-    z.close()
     # server_version / command (four-letter words through kazoo)
     eq(zk.command(b"ruok"), "imok", "ruok")
     check("Zxid" in zk.command(b"srvr"), "srvr has a Zxid line")
-    return "session moved to another connection (id + password), closeSession, ruok/srvr via kazoo"
+    return "session taken over (id + password) after its process left, closeSession, ruok/srvr via kazoo"
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
+    g = ap.add_mutually_exclusive_group(required=True)
+    g.add_argument("--hosts", help="the connect string")
+    g.add_argument("--port", type=int, help="127.0.0.1:PORT")
     ap.add_argument("--prefix", default="/kz")
     a = ap.parse_args()
-    zk = client(a.port)
-    zk._port = a.port
+    hosts = a.hosts or "127.0.0.1:%d" % a.port
+    zk = client(hosts)
+    zk._hosts = hosts
     P = a.prefix
     if zk.exists(P):
         zk.delete(P, recursive=True)
     zk.create(P, b"")
     t = time.time()
     try:
-        for name, fn in (("operations", lambda: sec_ops(zk, P)), ("acl", lambda: sec_acl(zk, P, a.port)),
-                         ("watches", lambda: sec_watches(zk, P, a.port)),
-                         ("recipes", lambda: sec_recipes(zk, P, a.port)),
-                         ("sessions", lambda: sec_session(zk, P, a.port))):
+        for name, fn in (("operations", lambda: sec_ops(zk, P)), ("acl", lambda: sec_acl(zk, P, hosts)),
+                         ("watches", lambda: sec_watches(zk, P, hosts)),
+                         ("recipes", lambda: sec_recipes(zk, P, hosts)),
+                         ("sessions", lambda: sec_session(zk, P, hosts))):
             t0 = time.time()
             what = fn()
             print("kazoo: %-10s ok [%.1f s]: %s" % (name, time.time() - t0, what))

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# zkcli_suite.sh PORT [--record]
+# zkcli_suite.sh PORT|HOSTS [--record]
 #
 # zkCli.sh (ZooKeeper 3.8's own shell) scripted against a ZooKeeper-protocol server on
-# 127.0.0.1:PORT that holds nothing but /zookeeper (a fresh server: the zxids in the
-# output count from its first session). Feeds zkcli_script.txt on stdin (every znode
+# 127.0.0.1:PORT, or a cluster (HOSTS: a connect string, `zkCli.sh -server
+# HOST:PORT,HOST:PORT,...`), that holds nothing but /zookeeper (a fresh server: the zxids
+# in the output count from its first session; a ZooKeeper ensemble's carry the leader's
+# epoch in their high 32 bits, which is taken out: 0x100000005 compares as 0x5). Feeds zkcli_script.txt on stdin (every znode
 # command of the shell: create with each mode, get/set/stat with versions, ls -s/-R,
 # getEphemerals, getAllChildrenNumber, addWatch, removewatches, sync, ACLs with addauth,
 # whoami, quotas, deleteall, errors) and compares what it prints with
@@ -15,13 +17,14 @@
 # Exit 0 same output, 1 different (a unified diff is printed).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PORT="$1" RECORD="${2:-}"
+SERVER="$1" RECORD="${2:-}"
+[[ "$SERVER" == *:* ]] || SERVER="127.0.0.1:$SERVER"
 ZKCLI=/usr/share/zookeeper/bin/zkCli.sh
 [ -x "$ZKCLI" ] || { echo "zkcli: $ZKCLI missing (apt-get install -y zookeeper)" >&2; exit 2; }
 OUT=$(mktemp -d /tmp/zkcli.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 
-timeout 120 "$ZKCLI" -server "127.0.0.1:$PORT" < "$HERE/zkcli_script.txt" > "$OUT/raw" 2>&1 || true
+timeout 120 "$ZKCLI" -server "$SERVER" < "$HERE/zkcli_script.txt" > "$OUT/raw" 2>&1 || true
 python3 - "$OUT/raw" > "$OUT/got" <<'PY'
 import re, sys
 lines = open(sys.argv[1], encoding="utf-8", errors="replace").read().splitlines()
@@ -43,6 +46,8 @@ for l in lines:
         continue
     l = re.sub(r"^([cm]time = ).*", r"\1TIME", l)
     l = re.sub(r"^(ephemeralOwner = )0x[0-9a-f]{6,}$", r"\1SESSION", l)
+    # an ensemble's zxids: epoch << 32 | counter
+    l = re.sub(r"^([cmp]Zxid = )0x([0-9a-f]+)$", lambda m: m.group(1) + hex(int(m.group(2), 16) & 0xFFFFFFFF), l)
     out.append(l)
 if not started:
     out.append("(never connected)")
