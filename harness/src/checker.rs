@@ -227,7 +227,7 @@ fn describe(op: &Op) -> String {
 /// Checks one key's operations (all of the same kind and key).
 pub fn check_key(kind: Kind, key: u32, ops: &[&Op], limits: Limits) -> Verdict {
     let ops: Vec<&Op> =
-        ops.iter().copied().filter(|o| !o.is_fail() && !(o.is_info() && o.is_read())).collect();
+        ops.iter().copied().filter(|o| !(o.is_fail() || o.is_info() && o.is_read())).collect();
     let n = ops.len();
     if n == 0 {
         return Verdict::Linearizable;
@@ -280,9 +280,14 @@ pub fn check_key(kind: Kind, key: u32, ops: &[&Op], limits: Limits) -> Verdict {
     let words = n.div_ceil(64);
     let mut bits = vec![0u64; words];
     let mut seen: HashSet<(Vec<u64>, State)> = HashSet::new();
-    let mut stack: Vec<(usize, State)> = Vec::new();
+    let mut stack: Vec<(usize, State, bool)> = Vec::new();
     let mut state = State::initial(kind);
     let mut cur = next[0];
+    // Two passes over the operations that may go next: those with a known outcome
+    // first, the indeterminate ones only when none of those fits. Both passes together
+    // try every candidate, so the search stays complete; a valid history is found
+    // without dragging every indeterminate operation through every position.
+    let mut late = false;
     let started = Instant::now();
     let mut steps = 0u64;
     let mut deepest: (usize, usize, State) = (0, NIL, state.clone());
@@ -291,7 +296,7 @@ pub fn check_key(kind: Kind, key: u32, ops: &[&Op], limits: Limits) -> Verdict {
             return Verdict::Linearizable;
         }
         steps += 1;
-        if steps % 4096 == 0 && started.elapsed() > limits.max_time {
+        if steps.is_multiple_of(4096) && started.elapsed() > limits.max_time {
             return Verdict::Unknown(format!(
                 "{} key {key}: no answer within {:?} ({} ops, {} configurations explored)",
                 kind.name(),
@@ -303,7 +308,7 @@ pub fn check_key(kind: Kind, key: u32, ops: &[&Op], limits: Limits) -> Verdict {
         if cur == NIL {
             // Unreachable for a well-formed list (every call has a later return); treat
             // it as a dead end.
-            let Some((call, s)) = stack.pop() else {
+            let Some((call, s, pass)) = stack.pop() else {
                 return Verdict::Unknown(format!(
                     "{} key {key}: malformed event list",
                     kind.name()
@@ -313,13 +318,15 @@ pub fn check_key(kind: Kind, key: u32, ops: &[&Op], limits: Limits) -> Verdict {
             bits[i / 64] &= !(1 << (i % 64));
             unlift(&mut next, &mut prev, call, ret_node[i]);
             state = s;
+            late = pass;
             cur = next[call];
             continue;
         }
         let i = op_of[cur];
         if !is_ret[cur] {
             let o = ops[i];
-            if let Some(ns) = step(&state, &o.input, o.output()) {
+            let fits = if o.is_info() == late { step(&state, &o.input, o.output()) } else { None };
+            if let Some(ns) = fits {
                 bits[i / 64] |= 1 << (i % 64);
                 if seen.len() >= limits.max_configs {
                     return Verdict::Unknown(format!(
@@ -330,20 +337,25 @@ pub fn check_key(kind: Kind, key: u32, ops: &[&Op], limits: Limits) -> Verdict {
                     ));
                 }
                 if seen.insert((bits.clone(), ns.clone())) {
-                    stack.push((cur, std::mem::replace(&mut state, ns)));
+                    stack.push((cur, std::mem::replace(&mut state, ns), late));
                     lift(&mut next, &mut prev, cur, ret_node[i]);
                     cur = next[0];
+                    late = false;
                     continue;
                 }
                 bits[i / 64] &= !(1 << (i % 64));
             }
             cur = next[cur];
+        } else if !late {
+            // The known operations that may go next are tried: now the indeterminate ones.
+            late = true;
+            cur = next[0];
         } else {
             // The operation completing here is not linearized yet: backtrack.
             if deepest.1 == NIL || stack.len() > deepest.0 {
                 deepest = (stack.len(), i, state.clone());
             }
-            let Some((call, s)) = stack.pop() else {
+            let Some((call, s, pass)) = stack.pop() else {
                 let (depth, blocked, st) = deepest;
                 let b = ops[blocked];
                 return Verdict::Violation(Violation {
@@ -363,6 +375,7 @@ pub fn check_key(kind: Kind, key: u32, ops: &[&Op], limits: Limits) -> Verdict {
             bits[j / 64] &= !(1 << (j % 64));
             unlift(&mut next, &mut prev, call, ret_node[j]);
             state = s;
+            late = pass;
             cur = next[call];
         }
     }

@@ -494,9 +494,28 @@ fn newest_file(dir: &Path, keep: impl Fn(&str) -> bool) -> Option<PathBuf> {
     files.pop().map(|(_, p)| p)
 }
 
+/// The file's length without the zeros at its end.
+fn written_len(file: &Path) -> anyhow::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(file)?;
+    let mut end = f.metadata()?.len();
+    let mut buf = vec![0u8; 1 << 16];
+    while end > 0 {
+        let from = end.saturating_sub(buf.len() as u64);
+        let n = usize::try_from(end - from).unwrap_or(0);
+        f.seek(SeekFrom::Start(from))?;
+        f.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|b| *b != 0) {
+            return Ok(from + i as u64 + 1);
+        }
+        end = from;
+    }
+    Ok(0)
+}
+
 /// Overwrites 16 bytes of a node's newest snapshot (`snapshot`) or newest log segment,
-/// at a position drawn from `r` in the file's second half (past the headers, where
-/// entries and nodes are). Falls back to the other kind when the first has no file.
+/// at a position drawn from `r` in the second half of what the file holds (past the
+/// headers, where entries and nodes are). Falls back to the other kind when the first has no file.
 pub fn damage(data_dir: &Path, snapshot: bool, r: u64) -> anyhow::Result<Damage> {
     use keeperkit_storage::engine::layout::{SNAPSHOT_DIR, WAL_DIR};
     let snap = || newest_file(&data_dir.join(SNAPSHOT_DIR), |n| n.ends_with(".kks"));
@@ -507,7 +526,11 @@ pub fn damage(data_dir: &Path, snapshot: bool, r: u64) -> anyhow::Result<Damage>
     };
     let file = if snapshot { snap().or_else(wal) } else { wal().or_else(snap) }
         .ok_or_else(|| anyhow!("{}: no log segment or snapshot to damage", data_dir.display()))?;
-    let len = std::fs::metadata(&file)?.len();
+    // Log segments are preallocated: damage what was written, not the zeros after it.
+    let len = written_len(&file)?;
+    if len < 64 {
+        bail!("{}: only {len} bytes written", file.display());
+    }
     let half = len / 2;
     let offset = half + r % (len - half).saturating_sub(16).max(1);
     let mut f = OpenOptions::new().read(true).write(true).open(&file)?;

@@ -65,7 +65,7 @@ pub fn schedule(seed: u64, seconds: u64) -> Vec<Planned> {
         let leader = r.below(2) == 0;
         // every fifth fault damages a follower, alternating snapshot and log
         let fault = if n % 5 == 4 {
-            Fault::Damage { snapshot: (n / 5) % 2 == 0 }
+            Fault::Damage { snapshot: (n / 5).is_multiple_of(2) }
         } else {
             match r.below(4) {
                 0 => Fault::Kill { leader },

@@ -81,7 +81,7 @@ fn hosts_of(c: &Cluster, client: u32) -> Vec<(u8, String)> {
     let all: Vec<(u8, String)> =
         NODES.iter().map(|&n| (u8::try_from(n).unwrap_or(0), c.addr(n).client())).collect();
     let i = usize::try_from(client).unwrap_or(0) % 3;
-    if client % 2 == 0 {
+    if client.is_multiple_of(2) {
         // a three-host connect string, starting at a different server per client
         let mut h = all.clone();
         h.rotate_left(i);
@@ -162,8 +162,10 @@ fn campaign(
                 let out = workload::run_op(&mut conn, &rec, client, kind, key, input).await;
                 match out {
                     Some(out) => w.saw(key, &out),
-                    // nothing answered: do not spin while no server is reachable
-                    None => tokio::time::sleep(Duration::from_millis(50)).await,
+                    // No answer (or a failure): back off rather than pile up
+                    // indeterminate operations while the cluster has no leader; every
+                    // one of them stays open to the end and widens the checker's search.
+                    None => tokio::time::sleep(Duration::from_millis(400)).await,
                 }
             }
             let r = conn.reconnects;

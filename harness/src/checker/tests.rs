@@ -262,11 +262,10 @@ fn many_concurrent_clients_check_quickly() {
     // returning the latest write: linearizable, and answered well within the bound.
     let mut h = H::new();
     let (mut value, mut version) = (0i64, 0i32);
-    let mut t = 0u64;
     for i in 0..400u64 {
         let c = u32::try_from(i % 8).unwrap();
         // each op overlaps the next seven
-        let span = (t, t + 8);
+        let span = (i, i + 8);
         if i % 3 == 0 {
             value = i as i64 + 100;
             version += 1;
@@ -274,7 +273,6 @@ fn many_concurrent_clients_check_quickly() {
         } else {
             h.ok(Kind::Register, c, Input::Read, span, read(value, version));
         }
-        t += 1;
     }
     // and a handful of unknown writes that nobody saw
     for k in 0..6 {
