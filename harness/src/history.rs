@@ -42,7 +42,7 @@ impl Kind {
 }
 
 /// What an operation asked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "f", rename_all = "snake_case")]
 pub enum Input {
     /// Register: sync, then getData.
