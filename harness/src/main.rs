@@ -149,6 +149,7 @@ fn main() -> ExitCode {
             match run::run(&o) {
                 Ok(s) => {
                     print!("{}", s.text());
+                    let _ = std::fs::write(dir.join("summary.txt"), s.text());
                     if s.passed && !keep {
                         let _ = std::fs::remove_dir_all(&dir);
                     }

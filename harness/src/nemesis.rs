@@ -32,6 +32,8 @@ pub enum Fault {
     },
     /// Two nodes cannot talk; the third (the bridge) talks to both.
     Bridge,
+    /// SIGKILL all three at once (a power loss), restart them after the hold.
+    KillAll,
     /// SIGKILL a follower, damage its newest snapshot (or log segment), restart it: it
     /// must refuse to start (then its directory is wiped and it is rebuilt from the
     /// leader) or start and serve only right data.
@@ -67,11 +69,12 @@ pub fn schedule(seed: u64, seconds: u64) -> Vec<Planned> {
         let fault = if n % 5 == 4 {
             Fault::Damage { snapshot: (n / 5).is_multiple_of(2) }
         } else {
-            match r.below(4) {
-                0 => Fault::Kill { leader },
-                1 => Fault::Pause { leader },
-                2 => Fault::Isolate { leader },
-                _ => Fault::Bridge,
+            match r.below(9) {
+                0 | 1 => Fault::Kill { leader },
+                2 | 3 => Fault::Pause { leader },
+                4 | 5 => Fault::Isolate { leader },
+                6 | 7 => Fault::Bridge,
+                _ => Fault::KillAll,
             }
         };
         let hold = Duration::from_millis(1500 + r.below(2500));
@@ -207,6 +210,18 @@ pub fn run(
                     p.hold.as_secs_f64()
                 )
             }
+            Fault::KillAll => {
+                for n in NODES {
+                    c.kill(n);
+                }
+                sleep_until(end);
+                for n in NODES {
+                    if let Err(e) = c.start(n) {
+                        log.errors.push(format!("restarting node {n}: {e:#}"));
+                    }
+                }
+                format!("kill -9 every node for {:.1} s, restart them", p.hold.as_secs_f64())
+            }
             Fault::Damage { snapshot } => {
                 let n = pick_node(c, false, p.pick);
                 c.kill(n);
@@ -264,6 +279,10 @@ mod tests {
         assert_ne!(format!("{a:?}"), format!("{:?}", schedule(8, 90)));
         assert!(a.len() >= 10, "{}", a.len());
         assert!(a.iter().any(|p| matches!(p.fault, Fault::Damage { .. })));
+        let long = schedule(1, 600);
+        for f in [Fault::KillAll, Fault::Bridge] {
+            assert!(long.iter().any(|p| p.fault == f), "{f:?}");
+        }
         assert!(a.windows(2).all(|w| w[0].at + w[0].hold < w[1].at));
         assert!(a.last().is_some_and(|p| p.at < Duration::from_secs(86)));
         assert!(schedule(1, 5).is_empty());
