@@ -470,6 +470,16 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    /// No node outlives the harness, whatever ended it.
+    fn drop(&mut self) {
+        self.stop_polling();
+        for n in NODES {
+            self.kill(n);
+        }
+    }
+}
+
 /// What [`damage`] did.
 #[derive(Debug, Clone)]
 pub struct Damage {
