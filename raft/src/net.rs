@@ -57,6 +57,10 @@ pub const APP: u8 = 5;
 pub const OK: u8 = 0x80;
 /// A failed call: the body is a UTF-8 text.
 pub const ERR: u8 = 0xff;
+/// A refused vote request: the caller is no member of the callee's committed
+/// membership, and its log holds nothing the callee has not applied (so no newer
+/// membership can name it). The body is a UTF-8 text.
+pub const NOT_MEMBER: u8 = 0xfe;
 
 /// How long connecting to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -87,6 +91,10 @@ pub struct Identity {
     /// may have given, and is being rebuilt from the leader. Vote requests to it are
     /// answered with an error, and it sends none.
     pub no_vote: AtomicBool,
+    /// Set (with the peer's word) when a peer refused this node's vote request with
+    /// [`NOT_MEMBER`]: this node was removed from the cluster while it could not hear
+    /// of it. The application stops it from campaigning.
+    pub not_member: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl Identity {
@@ -505,6 +513,12 @@ async fn serve_conn(
     while let Some((kind, id, body)) = read_frame(&mut rd).await.map_err(|e| e.to_string())? {
         let (raft, app, tx, ident) = (raft.clone(), app.clone(), tx.clone(), ident.clone());
         tokio::spawn(async move {
+            let refused = if kind == VOTE { not_member(&raft, from, &body) } else { None };
+            if let Some(why) = refused {
+                tracing::warn!("refused a vote request of node {from}: {why}");
+                let _ = tx.send(frame(NOT_MEMBER, id, why.as_bytes()));
+                return;
+            }
             let answer = if kind == VOTE && !ident.votes() {
                 Err(format!(
                     "node {} does not vote: its Raft state is new or was lost, and it is not rebuilt yet",
@@ -521,6 +535,33 @@ async fn serve_conn(
         });
     }
     Ok(())
+}
+
+/// Why a vote request of node `from` is refused as coming from a non-member, if it
+/// is: this node has applied (so the cluster committed) a membership that does not
+/// name `from`, and the candidate's last log id is no later than what this node has
+/// applied, so its log cannot hold a newer membership naming it. (A node removed
+/// while it was down campaigns with the old membership of its log; openraft alone
+/// would let it raise terms forever.)
+fn not_member(raft: &Raft, from: NodeId, body: &[u8]) -> Option<String> {
+    let req = dec_vote(body).ok()?;
+    let m = raft.metrics().borrow().clone();
+    let sm = &m.membership_config;
+    let at = sm.log_id().as_ref()?.index;
+    let applied = m.last_applied?;
+    if applied.index < at || sm.membership().get_node(&from).is_some() {
+        return None;
+    }
+    if req.last_log_id.is_some_and(|l| l > applied) {
+        return None;
+    }
+    let voters: Vec<String> = sm.membership().voter_ids().map(|v| v.to_string()).collect();
+    Some(format!(
+        "node {from} is not a member of the cluster (its committed membership at index {at} has the voters {}; node {} applied up to index {})",
+        voters.join(","),
+        m.id,
+        applied.index
+    ))
 }
 
 async fn handle(
@@ -665,6 +706,11 @@ impl Peers {
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok((k, b))) if k == OK | kind => Ok(b),
+            Ok(Ok((NOT_MEMBER, text))) => {
+                let why = String::from_utf8_lossy(&text).into_owned();
+                self.ident.not_member.send_replace(Some(why.clone()));
+                Err(io::Error::new(io::ErrorKind::PermissionDenied, why))
+            }
             Ok(Ok((ERR, text))) => {
                 Err(io::Error::other(String::from_utf8_lossy(&text).into_owned()))
             }

@@ -94,6 +94,14 @@ pub(crate) fn metrics(shared: &Shared) -> Vec<(&'static str, String)> {
         v.push(("zk_learners", (followers + learners).to_string()));
         v.push(("zk_synced_non_voting_followers", synced.to_string()));
     }
+    // Divergence detection: indexes compared with every peer, indexes where a digest
+    // differed, and whether this replica is the one that diverged.
+    if let Some(r) = shared.replica.as_ref() {
+        let (checks, mismatches, diverged) = r.digests.counts();
+        v.push(("zk_digest_checks", checks.to_string()));
+        v.push(("zk_digest_mismatches", mismatches.to_string()));
+        v.push(("zk_digest_diverged", u8::from(diverged).to_string()));
+    }
     v
 }
 

@@ -89,6 +89,7 @@ pub use keeperkit_storage::replicas::REJOIN_FILE;
 /// starts again on this directory.
 pub const REMOVED_FILE: &str = "removed";
 
+mod digest;
 mod members;
 
 /// One HTTP request to a member's `--http-port` (for `keeperkit members`).
@@ -253,6 +254,9 @@ pub(crate) struct Replica {
     nonce: u64,
     /// The membership state this replica keeps beyond openraft's (see [`members`]).
     pub(crate) mstate: members::State,
+    /// Tree digest samples and what comparing them with the peers' found (see
+    /// [`digest`]).
+    pub(crate) digests: Arc<digest::Digests>,
 }
 
 /// openraft's metrics of this node.
@@ -353,6 +357,9 @@ impl Replica {
                 "removed from the cluster (it serves no writes and never campaigns)".into(),
             );
         }
+        if let Some((_, why)) = self.digests.diverged() {
+            return (false, format!("diverged: {why}"));
+        }
         if self.rebuilding() {
             return (false, "being rebuilt from the leader (it does not vote)".into());
         }
@@ -427,7 +434,7 @@ impl Replica {
             })
             .collect();
         format!(
-            "{{\"id\":{},\"cluster\":\"{}\",\"state\":\"{}\",\"term\":{},\"leader\":{},\"last_log_index\":{},\"commit_index\":{},\"applied_index\":{},\"applied_zxid\":\"{:#x}\",\"snapshot_index\":{},\"purged_index\":{},\"membership_log_id\":{},\"membership_version\":{},\"voters\":[{}],\"learners\":[{}],\"rebuilding\":{},\"removed\":{},\"ready\":{ready},\"reason\":\"{}\",\"followers\":[{}],\"members\":[{}]}}\n",
+            "{{\"id\":{},\"cluster\":\"{}\",\"state\":\"{}\",\"term\":{},\"leader\":{},\"last_log_index\":{},\"commit_index\":{},\"applied_index\":{},\"applied_zxid\":\"{:#x}\",\"snapshot_index\":{},\"purged_index\":{},\"membership_log_id\":{},\"membership_version\":{},\"voters\":[{}],\"learners\":[{}],\"rebuilding\":{},\"removed\":{},\"digest\":{},\"ready\":{ready},\"reason\":\"{}\",\"followers\":[{}],\"members\":[{}]}}\n",
             self.id,
             self.cluster().unwrap_or_default(),
             self.state_name(),
@@ -445,6 +452,7 @@ impl Replica {
             learners.join(","),
             self.rebuilding(),
             self.is_removed(),
+            self.digests.status(),
             why.replace('"', "'"),
             followers.join(","),
             members.join(","),
@@ -688,6 +696,9 @@ const ELECT: u8 = 6;
 const REMOVED: u8 = 7;
 /// An application call: this node's incarnation (`u64`, see [`Replica`]'s `nonce`).
 const WHO: u8 = 8;
+/// An application call: the callee's tree digest samples from a Raft index on (see
+/// [`digest`]).
+const DIGESTS: u8 = 9;
 
 fn encode_forward(items: &[FwdItem]) -> Vec<u8> {
     let mut w = Writer::default();
@@ -857,6 +868,7 @@ async fn app_call(replica: Arc<Replica>, from: u64, body: Vec<u8>) -> Result<Vec
         ELECT => members::elect_call(&replica, from).await,
         REMOVED => members::removed_call(&replica, from),
         WHO => Ok(replica.nonce.to_le_bytes().to_vec()),
+        DIGESTS => digest::answer(&replica, rest),
         k => Err(format!("unknown application call {k}")),
     }
 }
@@ -1149,8 +1161,12 @@ fn applier(
     mut tree: DataTree,
     rx: stdmpsc::Receiver<Applied>,
     applied: watch::Sender<(u64, i64)>,
+    digests: Arc<digest::Digests>,
 ) {
     let mut index = applied.borrow().0;
+    // After a snapshot install, the entries the engine applied before the applier took
+    // its view are in that view already: they are not applied twice.
+    let mut skip_upto: Option<u64> = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < 4096 {
@@ -1167,6 +1183,9 @@ fn applier(
         for a in batch {
             match a {
                 Applied::Txn { index: i, txn } => {
+                    if skip_upto.is_some_and(|s| i <= s) {
+                        continue;
+                    }
                     index = i;
                     let subs: Vec<TxnBody> = match &txn.body {
                         TxnBody::Multi(s) => s.clone(),
@@ -1196,10 +1215,21 @@ fn applier(
                         }
                         _ => {}
                     }
+                    digests.record(i, tree.digest());
                 }
-                Applied::Other { index: i } => index = i,
+                Applied::Other { index: i } => {
+                    if skip_upto.is_some_and(|s| i <= s) {
+                        continue;
+                    }
+                    index = i;
+                    digests.record(i, tree.digest());
+                }
                 Applied::Installed => {
-                    tree = engine.view().0;
+                    let (t, pos) = engine.view();
+                    tree = t;
+                    index = pos.index.saturating_sub(1);
+                    skip_upto = Some(index);
+                    digests.reset();
                     reset = true;
                 }
             }
@@ -1364,6 +1394,7 @@ pub(crate) async fn open(
             write_identity(&d2, c, node)
         }),
         no_vote: std::sync::atomic::AtomicBool::new(start != Start::Member),
+        not_member: watch::channel(None).0,
     });
     let (atx, arx) = stdmpsc::channel();
     sm.observe(atx);
@@ -1403,6 +1434,7 @@ pub(crate) async fn open(
         dir: dir.to_path_buf(),
         nonce: read_nonce(dir),
         mstate: members::State::default(),
+        digests: Arc::default(),
     });
     Ok(Opened {
         replica,
@@ -1424,9 +1456,10 @@ impl Opened {
         let _ = replica.shared.set(Arc::downgrade(shared));
         let weak = Arc::downgrade(shared);
         let applied = replica.applied.clone();
+        let digests = replica.digests.clone();
         std::thread::Builder::new()
             .name("keeperkit-applier".into())
-            .spawn(move || applier(weak, engine, tree, applied_rx, applied))
+            .spawn(move || applier(weak, engine, tree, applied_rx, applied, digests))
             .map_err(|e| open_err(format!("starting the applier: {e}")))?;
         let r2 = replica.clone();
         let handler: net::AppHandler = Arc::new(move |from, body| {
@@ -1443,6 +1476,9 @@ impl Opened {
             (shared.cfg.tick() / 2).clamp(Duration::from_millis(50), Duration::from_millis(1000));
         tokio::spawn(touch_loop(replica.clone(), Arc::downgrade(shared), period));
         tokio::spawn(members::watch_removal(replica.clone()));
+        tokio::spawn(members::watch_refusals(replica.clone()));
+        let every = digest::period(replica.raft.config().heartbeat_interval);
+        tokio::spawn(digest::compare_loop(replica.clone(), every));
         match start {
             Start::Member => {}
             Start::Form(c) => {

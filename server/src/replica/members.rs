@@ -29,8 +29,13 @@
 //!   once. The leader cannot be removed (move the leadership first). The leader then
 //!   tells the removed node, which writes a `removed` file in its data directory, stops
 //!   voting and campaigning, refuses writes, and says so in `/ready` and `/status`; a
-//!   node that learns its removal from the log does the same. It never starts again on
-//!   that directory.
+//!   node that learns its removal from the log does the same. A node removed while it
+//!   was down hears of it neither way: restarted on its old directory, its log still
+//!   names it a voter and it campaigns. Every member refuses a vote request from a
+//!   node its committed membership does not name (when the candidate's log holds
+//!   nothing newer than what the member applied) with a distinct answer, and the
+//!   candidate, on that answer, marks itself removed the same way. It never starts
+//!   again on that directory.
 //! - **join**: what `keeperkit serve --join` asks: an add of the caller itself, where
 //!   "already a member" is no error (a node whose directory was wiped is then rebuilt
 //!   through its rebuild request, see the replica's module docs).
@@ -738,6 +743,22 @@ pub(super) async fn watch_removal(replica: Arc<Replica>) {
             return;
         }
     }
+}
+
+/// Marks this node removed once a peer refused its vote request because its committed
+/// membership does not name this node (see `keeperkit_raft::net::NOT_MEMBER`): the
+/// node was removed while it was down, and its log, which never received the change,
+/// still names it. It stops campaigning at once (no more rising terms).
+pub(super) async fn watch_refusals(replica: Arc<Replica>) {
+    let mut rx = replica.ident.not_member.subscribe();
+    let why = match rx.wait_for(Option::is_some).await {
+        Ok(w) => w.clone().unwrap_or_default(),
+        Err(_) => return,
+    };
+    if replica.is_removed() || replica.rebuilding() {
+        return;
+    }
+    replica.mark_removed(&format!("removed from the membership while it was down ({why})"));
 }
 
 /// `--join`: asks the cluster whose member answers HTTP at `at` to add this node,
