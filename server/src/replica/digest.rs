@@ -85,7 +85,7 @@ fn lock(m: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
 impl Digests {
     /// The applier applied the entry at `index` and the tree's digest is `digest`.
     pub(crate) fn record(&self, index: u64, digest: u64) {
-        if index == 0 || index % SAMPLE_EVERY != 0 {
+        if index == 0 || !index.is_multiple_of(SAMPLE_EVERY) {
             return;
         }
         let mut g = lock(&self.inner);
