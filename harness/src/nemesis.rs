@@ -157,6 +157,20 @@ pub fn run(
             break;
         }
         sleep_until(start);
+        // A node that ended by itself (not killed here) is a crash: report it, bring
+        // it back.
+        for n in NODES {
+            if let Some(code) = c.exited(n) {
+                log.errors.push(format!(
+                    "node {n} exited by itself (exit code {code:?}) before {:.2} s: {}",
+                    t0.elapsed().as_secs_f64(),
+                    c.log_tail(n, 3)
+                ));
+                if let Err(e) = c.start(n) {
+                    log.errors.push(format!("restarting node {n}: {e:#}"));
+                }
+            }
+        }
         let at = t0.elapsed().as_secs_f64();
         let end = Instant::now() + p.hold;
         let what = match p.fault {

@@ -189,6 +189,12 @@ fn campaign(
     // heal everything
     proxies.heal();
     for n in NODES {
+        if let Some(code) = cluster.exited(n) {
+            s.failures.push(format!(
+                "node {n} exited by itself (exit code {code:?}) during the run: {}",
+                cluster.log_tail(n, 3)
+            ));
+        }
         if cluster.is_paused(n) {
             cluster.resume(n);
         }
