@@ -86,6 +86,12 @@ pub struct Status {
     pub applied_index: Option<u64>,
     /// Whether `/ready` would answer true.
     pub ready: bool,
+    /// The latest tree digest sample (Raft index, digest), when `/status` has one.
+    pub digest: Option<(u64, String)>,
+    /// Whether the node found its tree diverged from the other members'.
+    pub diverged: bool,
+    /// Digest comparisons with the other members so far.
+    pub digest_checks: u64,
 }
 
 impl Status {
@@ -98,6 +104,19 @@ impl Status {
             last_log_index: v.get("last_log_index").and_then(serde_json::Value::as_u64),
             applied_index: v.get("applied_index").and_then(serde_json::Value::as_u64),
             ready: v.get("ready").and_then(serde_json::Value::as_bool).unwrap_or(false),
+            digest: v.get("digest").and_then(|d| d.get("last_sample")).and_then(|s| {
+                Some((s.get("index")?.as_u64()?, s.get("digest")?.as_str()?.to_string()))
+            }),
+            diverged: v
+                .get("digest")
+                .and_then(|d| d.get("diverged"))
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+            digest_checks: v
+                .get("digest")
+                .and_then(|d| d.get("checks"))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
         })
     }
 }
@@ -107,6 +126,31 @@ pub fn status(addr: &NodeAddr, timeout: Duration) -> Option<Status> {
     let (code, body) =
         keeperkit_server::replica::http_call(&addr.http(), "GET", "/status", timeout).ok()?;
     (code == 200).then(|| Status::parse(&body)).flatten()
+}
+
+/// The nodes' latest tree digest samples compared: a line for people, and whether two
+/// nodes hold different digests at the same index.
+pub fn compare_digests(statuses: &[(NodeId, Status)]) -> (String, bool) {
+    let mut by_index: BTreeMap<u64, BTreeMap<&str, Vec<NodeId>>> = BTreeMap::new();
+    for (n, s) in statuses {
+        if let Some((i, d)) = &s.digest {
+            by_index.entry(*i).or_default().entry(d.as_str()).or_default().push(*n);
+        }
+    }
+    if by_index.is_empty() {
+        return ("no tree digest in /status".to_string(), false);
+    }
+    let mut bad = false;
+    let parts: Vec<String> = by_index
+        .iter()
+        .map(|(i, ds)| {
+            bad |= ds.len() > 1;
+            let each: Vec<String> =
+                ds.iter().map(|(d, ns)| format!("{d} on nodes {ns:?}")).collect();
+            format!("at index {i}: {}", each.join(", "))
+        })
+        .collect();
+    (format!("tree digests (/status) {}", parts.join("; ")), bad)
 }
 
 /// What the status pollers saw during the run.
@@ -120,6 +164,8 @@ pub struct Observed {
     pub latest: BTreeMap<NodeId, (Instant, Status)>,
     /// Status answers read.
     pub polls: u64,
+    /// Nodes seen reporting a diverged tree: (node, seconds into the run).
+    pub diverged: BTreeMap<NodeId, f64>,
 }
 
 impl Observed {
@@ -409,6 +455,9 @@ impl Cluster {
                             o.leaders.entry(s.term).or_default().insert(l);
                             o.first_claim.entry((s.term, l)).or_insert((n, at));
                         }
+                        if s.diverged {
+                            o.diverged.entry(n).or_insert(at);
+                        }
                         o.latest.insert(n, (Instant::now(), s));
                     }
                     std::thread::sleep(every);
@@ -554,4 +603,34 @@ pub fn damage(data_dir: &Path, snapshot: bool, r: u64) -> anyhow::Result<Damage>
     f.write_all(&new)?;
     f.sync_all()?;
     Ok(Damage { file, offset, len: n })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_and_digests_are_read_and_compared() {
+        let with = |id: u64, idx: u64, d: &str| {
+            Status::parse(&format!(
+                "{{\"id\":{id},\"state\":\"follower\",\"term\":3,\"leader\":1,\"last_log_index\":70,\"applied_index\":70,\"ready\":true,\
+                 \"digest\":{{\"last_sample\":{{\"index\":{idx},\"digest\":\"{d}\"}},\"checks\":4,\"diverged\":false}}}}"
+            ))
+            .unwrap()
+        };
+        let a = with(1, 64, "00ff");
+        assert_eq!((a.term, a.leader, a.applied_index, a.ready), (3, Some(1), Some(70), true));
+        assert_eq!(a.digest, Some((64, "00ff".to_string())));
+        assert_eq!(a.digest_checks, 4);
+        let same = [(1, a.clone()), (2, with(2, 64, "00ff")), (3, with(3, 32, "0a0a"))];
+        let (line, bad) = compare_digests(&same);
+        assert!(!bad, "{line}");
+        let differ = [(1, a), (2, with(2, 64, "00fe"))];
+        assert!(compare_digests(&differ).1);
+        // a server without digests in /status
+        let old = Status::parse("{\"state\":\"leader\",\"term\":2,\"leader\":1}").unwrap();
+        assert_eq!(old.digest, None);
+        assert_eq!(compare_digests(&[(1, old)]), ("no tree digest in /status".to_string(), false));
+        assert!(Status::parse("not json").is_none());
+    }
 }

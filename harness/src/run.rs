@@ -216,6 +216,18 @@ fn campaign(
     };
     s.lines
         .push(format!("healed: node {leader} leads term {term}, every node applied index {index}"));
+    let statuses: Vec<(u64, crate::cluster::Status)> = NODES
+        .iter()
+        .filter_map(|&n| {
+            Some((n, crate::cluster::status(&cluster.addr(n), Duration::from_secs(2))?))
+        })
+        .collect();
+    let (line, differ) = crate::cluster::compare_digests(&statuses);
+    if differ {
+        s.failures.push(line);
+    } else {
+        s.lines.push(line);
+    }
 
     // read everything back from every node
     let final_clients = rt.block_on(final_reads(cluster, &rec, keys, op_timeout));
@@ -314,6 +326,9 @@ fn finish(
         let obs = cluster.observed.lock().unwrap_or_else(|e| e.into_inner());
         s.lines.push(format!("status polls: {}, terms seen: {}", obs.polls, obs.leaders.len()));
         s.failures.extend(obs.split_terms());
+        for (n, at) in &obs.diverged {
+            s.failures.push(format!("node {n} reported its tree diverged (/status, at {at:.2} s)"));
+        }
     }
     // linearizability
     let t = Instant::now();
