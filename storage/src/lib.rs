@@ -71,6 +71,7 @@ pub mod clickhouse;
 pub mod convert;
 pub mod datadir;
 pub mod dialect;
+pub mod dump;
 pub mod engine;
 pub mod error;
 pub mod findings;

@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use keeperkit_model::NodeKind;
-use keeperkit_tree::DataTree;
+use keeperkit_tree::{DataTree, NodeRef, PreorderKind, PreorderPart};
 use serde::Serialize;
 
 /// A subtree in a top list.
@@ -136,13 +136,13 @@ fn offer(top: &mut TopK<Ranked>, key: u64, path: &str, nodes: u64, bytes: u64) {
 }
 
 /// A subtree whose walk is not finished: its path, and its totals so far.
+/// A subtree whose totals are still growing.
 struct Open {
     path: String,
     nodes: u64,
     bytes: u64,
 }
 
-/// The subtree tops, fed as subtrees close.
 struct SubtreeTops {
     by_nodes: TopK<Ranked>,
     by_bytes: TopK<Ranked>,
@@ -155,99 +155,223 @@ impl SubtreeTops {
     }
 }
 
-/// Computes the statistics of a tree in one pre-order pass: subtree totals are summed
-/// on a stack of the open ancestors (each closed subtree adds its totals to its parent),
-/// and the top lists are bounded heaps, so memory is O(depth + top), not O(nodes).
-pub fn compute(tree: &DataTree, top: usize) -> Stats {
-    let mut s = Stats {
-        node_count: 0,
-        data_bytes: 0,
-        path_bytes: 0,
-        depth_histogram: BTreeMap::new(),
-        kinds: BTreeMap::new(),
-        acl_lists: tree.acl_lists().len() as u64,
-        sessions: tree.sessions().len() as u64,
-        biggest_subtrees_by_nodes: vec![],
-        biggest_subtrees_by_bytes: vec![],
-        largest_values: vec![],
-        ephemerals_per_session: vec![],
-        digest: format!("{:#x}", tree.digest()),
-    };
-    let mut depths: Vec<u64> = Vec::new();
-    // Persistent, ephemeral, container, TTL.
-    let mut kinds = [0u64; 4];
-    let mut values = TopK::new(top);
-    let mut tops = SubtreeTops { by_nodes: TopK::new(top), by_bytes: TopK::new(top) };
-    // The open subtrees from depth 1 down to the last node visited; `stack[..open]`
-    // are live, the rest are spare buffers reused for their path strings.
-    let mut stack: Vec<Open> = Vec::new();
-    let mut open = 0usize;
-    let mut owners: HashMap<i64, u64> = HashMap::new();
-    tree.for_each_preorder(|path, node| {
-        let len = node.data().map_or(0, <[u8]>::len) as u64;
-        s.node_count += 1;
-        s.data_bytes += len;
-        s.path_bytes += path.len() as u64;
-        let depth = keeperkit_model::path::depth(path);
-        if depths.len() <= depth {
-            depths.resize(depth + 1, 0);
+/// Open subtrees by depth, `slots[..open]` live, the rest spare path buffers.
+struct OpenStack {
+    slots: Vec<Open>,
+    open: usize,
+}
+
+impl OpenStack {
+    fn new() -> Self {
+        OpenStack { slots: Vec::new(), open: 0 }
+    }
+
+    /// Closes every open subtree at stack level `level` or deeper, each into its
+    /// parent's totals; returns the totals of those at level 0 (they belong to a
+    /// subtree below the stack).
+    fn close_to(&mut self, level: usize, tops: &mut SubtreeTops) -> (u64, u64) {
+        let mut carried = (0, 0);
+        while self.open > level {
+            self.open -= 1;
+            let s = &self.slots[self.open];
+            tops.close(s);
+            let (n, b) = (s.nodes, s.bytes);
+            if self.open > 0 {
+                self.slots[self.open - 1].nodes += n;
+                self.slots[self.open - 1].bytes += b;
+            } else {
+                carried.0 += n;
+                carried.1 += b;
+            }
         }
-        depths[depth] += 1;
+        carried
+    }
+
+    /// Opens a subtree at the next level.
+    fn push(&mut self, path: &str, nodes: u64, bytes: u64) {
+        if self.slots.len() == self.open {
+            self.slots.push(Open { path: String::new(), nodes: 0, bytes: 0 });
+        }
+        let slot = &mut self.slots[self.open];
+        slot.path.clear();
+        slot.path.push_str(path);
+        slot.nodes = nodes;
+        slot.bytes = bytes;
+        self.open += 1;
+    }
+
+    fn add(&mut self, level: usize, nodes: u64, bytes: u64) {
+        let s = &mut self.slots[level];
+        s.nodes += nodes;
+        s.bytes += bytes;
+    }
+}
+
+/// Everything [`compute`] counts per node, for one part of the tree; parts merge.
+struct Counts {
+    node_count: u64,
+    data_bytes: u64,
+    path_bytes: u64,
+    depths: Vec<u64>,
+    /// Persistent, ephemeral, container, TTL.
+    kinds: [u64; 4],
+    values: TopK<Ranked>,
+    tops: SubtreeTops,
+    owners: HashMap<i64, u64>,
+}
+
+impl Counts {
+    fn new(top: usize) -> Self {
+        Counts {
+            node_count: 0,
+            data_bytes: 0,
+            path_bytes: 0,
+            depths: Vec::new(),
+            kinds: [0; 4],
+            values: TopK::new(top),
+            tops: SubtreeTops { by_nodes: TopK::new(top), by_bytes: TopK::new(top) },
+            owners: HashMap::new(),
+        }
+    }
+
+    /// Counts one node (not its subtree); returns its data length.
+    fn node(&mut self, path: &str, depth: usize, node: NodeRef<'_>) -> u64 {
+        let len = node.data().map_or(0, <[u8]>::len) as u64;
+        self.node_count += 1;
+        self.data_bytes += len;
+        self.path_bytes += path.len() as u64;
+        if self.depths.len() <= depth {
+            self.depths.resize(depth + 1, 0);
+        }
+        self.depths[depth] += 1;
         let kind = node.kind();
-        kinds[match kind {
+        self.kinds[match kind {
             NodeKind::Persistent => 0,
             NodeKind::Ephemeral => 1,
             NodeKind::Container => 2,
             NodeKind::Ttl => 3,
         }] += 1;
         if kind == NodeKind::Ephemeral {
-            *owners.entry(node.stored_stat().ephemeral_owner).or_default() += 1;
+            *self.owners.entry(node.stored_stat().ephemeral_owner).or_default() += 1;
         }
         if len > 0 {
-            offer(&mut values, len, path, 1, len);
+            offer(&mut self.values, len, path, 1, len);
         }
-        if depth == 0 {
-            return;
+        len
+    }
+
+    fn merge(&mut self, o: Counts) {
+        self.node_count += o.node_count;
+        self.data_bytes += o.data_bytes;
+        self.path_bytes += o.path_bytes;
+        if self.depths.len() < o.depths.len() {
+            self.depths.resize(o.depths.len(), 0);
         }
-        // Pre-order: every open subtree at this depth or deeper is complete.
-        while open >= depth {
-            open -= 1;
-            tops.close(&stack[open]);
-            let (n, b) = (stack[open].nodes, stack[open].bytes);
-            if open > 0 {
-                stack[open - 1].nodes += n;
-                stack[open - 1].bytes += b;
-            }
+        for (d, n) in o.depths.into_iter().enumerate() {
+            self.depths[d] += n;
         }
-        if stack.len() == open {
-            stack.push(Open { path: String::new(), nodes: 0, bytes: 0 });
+        for (k, n) in o.kinds.into_iter().enumerate() {
+            self.kinds[k] += n;
         }
-        let slot = &mut stack[open];
-        slot.path.clear();
-        slot.path.push_str(path);
-        slot.nodes = 1;
-        slot.bytes = len;
-        open += 1;
-    });
-    while open > 0 {
-        open -= 1;
-        tops.close(&stack[open]);
-        let (n, b) = (stack[open].nodes, stack[open].bytes);
-        if open > 0 {
-            stack[open - 1].nodes += n;
-            stack[open - 1].bytes += b;
+        for (id, n) in o.owners {
+            *self.owners.entry(id).or_default() += n;
+        }
+        for r in o.values.heap {
+            offer(&mut self.values, r.key, &r.path, r.nodes, r.bytes);
+        }
+        for r in o.tops.by_nodes.heap {
+            offer(&mut self.tops.by_nodes, r.key, &r.path, r.nodes, r.bytes);
+        }
+        for r in o.tops.by_bytes.heap {
+            offer(&mut self.tops.by_bytes, r.key, &r.path, r.nodes, r.bytes);
         }
     }
-    s.depth_histogram =
-        depths.into_iter().enumerate().filter(|&(_, n)| n > 0).collect::<BTreeMap<_, _>>();
+}
+
+/// How one part of the walk adds to the subtrees it does not hold whole.
+enum Edge {
+    /// A node alone at this depth (path, data length): its subtree opens here.
+    Node(String, usize, u64),
+    /// Whole subtrees below the node at this depth, with their node and byte totals.
+    Below(usize, u64, u64),
+}
+
+/// Counts one part: a node alone, or whole subtrees of siblings, each closed inside.
+fn count_part(part: &PreorderPart<'_>, top: usize) -> (Counts, Edge) {
+    let mut c = Counts::new(top);
+    match part.kind() {
+        PreorderKind::Node(path, depth) => {
+            let mut len = 0;
+            part.for_each(|p, d, n| len = c.node(p, d, n));
+            (c, Edge::Node(path.to_owned(), depth, len))
+        }
+        PreorderKind::Subtrees(_, parent_depth) => {
+            let mut stack = OpenStack::new();
+            let mut tops = SubtreeTops { by_nodes: TopK::new(top), by_bytes: TopK::new(top) };
+            let mut carried = (0, 0);
+            part.for_each(|p, depth, n| {
+                let len = c.node(p, depth, n);
+                // Pre-order: every open subtree at this depth or deeper is complete.
+                let level = depth - parent_depth - 1;
+                let (n, b) = stack.close_to(level, &mut tops);
+                carried = (carried.0 + n, carried.1 + b);
+                stack.push(p, 1, len);
+            });
+            let (n, b) = stack.close_to(0, &mut tops);
+            c.tops = tops;
+            (c, Edge::Below(parent_depth, carried.0 + n, carried.1 + b))
+        }
+    }
+}
+
+/// Computes the statistics of `tree`, keeping the `top` biggest of each list, on
+/// every core.
+pub fn compute(tree: &DataTree, top: usize) -> Stats {
+    compute_on(tree, top, std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// [`compute`] on `threads` threads (the result does not depend on it).
+pub fn compute_on(tree: &DataTree, top: usize, threads: usize) -> Stats {
+    let mut all = Counts::new(top);
+    // Nodes whose subtree spans parts, by depth from 1 (the root is no subtree of
+    // interest); a part of subtrees adds its totals to the node it hangs from.
+    let mut spanning = OpenStack::new();
+    let mut tops = SubtreeTops { by_nodes: TopK::new(top), by_bytes: TopK::new(top) };
+    let merged: Result<(), std::convert::Infallible> = tree.par_preorder(
+        threads,
+        |part| count_part(part, top),
+        |(counts, edge)| {
+            all.merge(counts);
+            match edge {
+                Edge::Node(_, 0, _) => {}
+                Edge::Node(path, depth, len) => {
+                    spanning.close_to(depth - 1, &mut tops);
+                    spanning.push(&path, 1, len);
+                }
+                Edge::Below(depth, nodes, bytes) => {
+                    spanning.close_to(depth, &mut tops);
+                    if depth > 0 {
+                        spanning.add(depth - 1, nodes, bytes);
+                    }
+                }
+            }
+            Ok(())
+        },
+    );
+    if let Err(never) = merged {
+        match never {}
+    }
+    spanning.close_to(0, &mut tops);
+    for r in tops.by_nodes.heap {
+        offer(&mut all.tops.by_nodes, r.key, &r.path, r.nodes, r.bytes);
+    }
+    for r in tops.by_bytes.heap {
+        offer(&mut all.tops.by_bytes, r.key, &r.path, r.nodes, r.bytes);
+    }
     let names = ["persistent", "ephemeral", "container", "ttl"];
-    s.kinds = names.into_iter().zip(kinds).filter(|&(_, n)| n > 0).collect();
-    s.largest_values =
-        values.into_sorted().into_iter().map(|r| Value { path: r.path, bytes: r.bytes }).collect();
     let subtree = |r: Ranked| Subtree { path: r.path, nodes: r.nodes, bytes: r.bytes };
-    s.biggest_subtrees_by_nodes = tops.by_nodes.into_sorted().into_iter().map(subtree).collect();
-    s.biggest_subtrees_by_bytes = tops.by_bytes.into_sorted().into_iter().map(subtree).collect();
-    let mut eph: Vec<SessionEphemerals> = owners
+    let mut eph: Vec<SessionEphemerals> = all
+        .owners
         .into_iter()
         .map(|(id, n)| SessionEphemerals {
             session: format!("{id:#x}"),
@@ -256,8 +380,37 @@ pub fn compute(tree: &DataTree, top: usize) -> Stats {
         })
         .collect();
     eph.sort_by(|a, b| b.ephemerals.cmp(&a.ephemerals).then_with(|| a.session.cmp(&b.session)));
-    s.ephemerals_per_session = eph;
-    s
+    Stats {
+        node_count: all.node_count,
+        data_bytes: all.data_bytes,
+        path_bytes: all.path_bytes,
+        depth_histogram: all.depths.into_iter().enumerate().filter(|&(_, n)| n > 0).collect(),
+        kinds: names.into_iter().zip(all.kinds).filter(|&(_, n)| n > 0).collect(),
+        acl_lists: tree.acl_lists().len() as u64,
+        sessions: tree.sessions().len() as u64,
+        biggest_subtrees_by_nodes: all
+            .tops
+            .by_nodes
+            .into_sorted()
+            .into_iter()
+            .map(subtree)
+            .collect(),
+        biggest_subtrees_by_bytes: all
+            .tops
+            .by_bytes
+            .into_sorted()
+            .into_iter()
+            .map(subtree)
+            .collect(),
+        largest_values: all
+            .values
+            .into_sorted()
+            .into_iter()
+            .map(|r| Value { path: r.path, bytes: r.bytes })
+            .collect(),
+        ephemerals_per_session: eph,
+        digest: format!("{:#x}", tree.digest()),
+    }
 }
 
 #[cfg(test)]
@@ -381,7 +534,10 @@ mod tests {
     fn one_pass_equals_listing_everything() {
         let t = sample();
         for top in [0, 1, 3, 10, 1000] {
-            assert_eq!(compute(&t, top), naive(&t, top), "top {top}");
+            let want = naive(&t, top);
+            for threads in [1, 2, 3] {
+                assert_eq!(compute_on(&t, top, threads), want, "top {top}, {threads} threads");
+            }
         }
         let s = compute(&t, 5);
         assert_eq!(s.node_count, t.node_count() as u64);

@@ -76,43 +76,6 @@ pub fn b64(data: &[u8]) -> String {
 }
 
 impl JsonNode {
-    /// The JSON array of a node's ACL, as [`JsonNode`] serializes it.
-    pub fn acl_json(node: &NodeRef<'_>) -> String {
-        let acl: Vec<JsonAcl> = node.acl().iter().map(JsonAcl::from).collect();
-        serde_json::to_string(&acl).unwrap_or_default()
-    }
-
-    /// Writes the line `dump --json` prints for a node, byte for byte what serializing
-    /// [`JsonNode::from_node`] gives, without building it: `acl` is
-    /// [`JsonNode::acl_json`] of the node (shared lists are rendered once) and `b64` a
-    /// reused buffer.
-    pub fn write_line(
-        out: &mut dyn std::io::Write,
-        path: &str,
-        node: &NodeRef<'_>,
-        acl: &str,
-        b64: &mut String,
-    ) -> std::io::Result<()> {
-        out.write_all(b"{\"path\":")?;
-        serde_json::to_writer(&mut *out, path)?;
-        match node.data() {
-            None => out.write_all(b",\"data\":null")?,
-            Some(d) => {
-                b64.clear();
-                base64::engine::general_purpose::STANDARD.encode_string(d, b64);
-                // The base64 alphabet needs no JSON escaping.
-                out.write_all(b",\"data\":\"")?;
-                out.write_all(b64.as_bytes())?;
-                out.write_all(b"\"")?;
-            }
-        }
-        out.write_all(b",\"stat\":")?;
-        serde_json::to_writer(&mut *out, &JsonStat::from(node.stat()))?;
-        out.write_all(b",\"acl\":")?;
-        out.write_all(acl.as_bytes())?;
-        out.write_all(b"}\n")
-    }
-
     /// Builds the JSON form of a node.
     pub fn from_node(path: &str, node: &NodeRef<'_>) -> JsonNode {
         JsonNode {
@@ -133,6 +96,7 @@ mod tests {
     use super::*;
 
     #[test]
+    /// `keeperkit dump --json` writes its lines without serde: they must stay this shape.
     fn written_line_is_the_serialized_node() {
         let mut t = DataTree::new();
         let acl = [
@@ -146,7 +110,8 @@ mod tests {
         let mut b64 = String::new();
         t.for_each_sorted(|p, n| {
             let mut line = Vec::new();
-            JsonNode::write_line(&mut line, p, &n, &JsonNode::acl_json(&n), &mut b64).unwrap();
+            let acl = keeperkit_storage::dump::acl_json(n.acl());
+            keeperkit_storage::dump::json_line(&mut line, p, &n, &acl, &mut b64);
             let mut want = serde_json::to_vec(&JsonNode::from_node(p, &n)).unwrap();
             want.push(b'\n');
             assert_eq!(String::from_utf8(line).unwrap(), String::from_utf8(want).unwrap());

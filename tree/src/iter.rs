@@ -12,7 +12,8 @@ use crate::tree::{client_cversion, name_str, session_owner, DataTree, NodeRef};
 
 /// A pending step of the sorted walk: a node, its name, and the length of its
 /// parent's path.
-enum Step<'a> {
+#[derive(Clone, Copy)]
+pub(crate) enum Step<'a> {
     /// Report this node.
     Visit(NodeId, &'a [u8], usize),
     /// Expand this node's children (all its descendants sort here, as a block).
@@ -177,7 +178,12 @@ impl DataTree {
 
     /// Pushes the steps for `parent`'s children (path length `len`) so that they pop
     /// in full-path byte order.
-    fn push_sorted_steps<'a>(&'a self, parent: NodeId, len: usize, stack: &mut Vec<Step<'a>>) {
+    pub(crate) fn push_sorted_steps<'a>(
+        &'a self,
+        parent: NodeId,
+        len: usize,
+        stack: &mut Vec<Step<'a>>,
+    ) {
         let Some(set) = self.children.get(&parent) else { return };
         // Children with descendants, ordered by `name + "/"` (not always name order:
         // "a-/" < "a/").

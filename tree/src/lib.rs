@@ -169,6 +169,7 @@ mod error;
 mod iter;
 pub mod keeper;
 mod node;
+mod parallel;
 mod quota;
 mod tree;
 
@@ -179,4 +180,5 @@ pub use keeper::{
     keeper_digest_id, DigestCheck, KeeperApplyError, KeeperExecOptions, KeeperOutcome,
     KeeperResponse,
 };
+pub use parallel::{PreorderKind, PreorderPart, SortedPart, PART_STEPS_MAX};
 pub use tree::{DataTree, NodeRef, SessionInfo};

@@ -34,40 +34,7 @@ pub(crate) fn json_doc(out: &mut dyn Write, v: &impl serde::Serialize) -> Result
     Ok(())
 }
 
-/// `s` with control characters escaped (`\n`, `\u{1b}`, ...), so that text output
-/// shows one item per line whatever a znode's name or value holds.
-pub(crate) fn escape(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_string();
-    }
-    s.chars()
-        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
-        .collect()
-}
-
-/// A short, printable preview of a value for human output.
-pub(crate) fn preview(data: Option<&[u8]>, max: usize) -> String {
-    match data {
-        None => "null".to_string(),
-        Some([]) => "\"\"".to_string(),
-        Some(d) => {
-            let printable = std::str::from_utf8(d)
-                .ok()
-                .filter(|s| s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'));
-            // `{:?}` escapes every control character the filter let through.
-            match printable {
-                Some(s) => {
-                    let mut t: String = s.chars().take(max).collect();
-                    if t.len() < s.len() {
-                        t.push('…');
-                    }
-                    format!("{:?}", t)
-                }
-                None => format!("<{} bytes binary>", d.len()),
-            }
-        }
-    }
-}
+pub(crate) use keeperkit_storage::dump::{escape, preview};
 
 /// Formats ms since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), for human output.
 pub(crate) fn iso_time(ms: i64) -> String {

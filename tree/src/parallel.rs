@@ -1,0 +1,572 @@
+//! Whole-tree walks on several threads whose results come back in the order of the
+//! one-thread walks ([`DataTree::for_each_sorted`], [`DataTree::for_each_preorder`]).
+//!
+//! The walk is cut into parts before it starts: a part is a run of consecutive steps
+//! under one parent (a node alone, or the block of all its descendants), so the parts,
+//! taken in order, give exactly the one-thread walk. Parts are cut level by level
+//! (every block of descendants becomes a part of its own) until there are enough to
+//! keep every thread busy, then long runs are cut into pieces of at most
+//! [`PART_STEPS_MAX`] steps. Workers take parts in order; the caller's thread receives
+//! their results in order, with at most a few parts per thread waiting, so memory is
+//! bounded by the size of those results, not by the tree.
+
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex};
+
+use crate::iter::Step;
+use crate::node::{NodeId, NO_NODE};
+use crate::tree::{name_str, DataTree, NodeRef};
+
+/// Longest run of steps one part holds: a parent with a million children is cut into
+/// pieces a worker renders in a few milliseconds.
+pub const PART_STEPS_MAX: usize = 4096;
+
+/// Parts wanted per thread before cutting stops; more parts balance uneven subtrees.
+const PARTS_PER_THREAD: usize = 64;
+
+/// Levels cut at most: past this the tree is a chain, and parts would not balance it.
+const LEVELS_MAX: usize = 32;
+
+/// Results computed ahead of the one the caller waits for, per thread.
+const AHEAD_PER_THREAD: usize = 4;
+
+/// A part of the walk in full-path byte order; see [`DataTree::par_sorted`].
+pub struct SortedPart<'t> {
+    tree: &'t DataTree,
+    /// The parent's path ("" for the root's children); `None`: the root alone.
+    prefix: Option<String>,
+    /// Steps under the parent, in walk order.
+    steps: Vec<Step<'t>>,
+}
+
+impl<'t> SortedPart<'t> {
+    /// Calls `f` for each node of the part, in full-path byte order, with its path.
+    pub fn for_each(&self, mut f: impl FnMut(&str, NodeRef<'t>)) {
+        let t = self.tree;
+        let Some(prefix) = &self.prefix else {
+            f("/", t.node_ref(t.root));
+            return;
+        };
+        let mut path = prefix.clone();
+        let mut stack: Vec<Step<'t>> = self.steps.iter().rev().copied().collect();
+        while let Some(step) = stack.pop() {
+            let (id, name, parent_len) = match step {
+                Step::Visit(id, n, l) | Step::Expand(id, n, l) => (id, n, l),
+            };
+            path.truncate(parent_len);
+            path.push('/');
+            path.push_str(name_str(name));
+            match step {
+                Step::Visit(..) => f(&path, t.node_ref(id)),
+                Step::Expand(..) => t.push_sorted_steps(id, path.len(), &mut stack),
+            }
+        }
+    }
+}
+
+/// What a part of the pre-order walk holds; see [`DataTree::par_preorder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreorderKind<'p> {
+    /// One node alone (its descendants are in later parts): its path and depth.
+    Node(&'p str, usize),
+    /// Whole subtrees of consecutive children of one parent: the parent's path (`/`
+    /// for the root) and depth. Every node of those subtrees is in this part.
+    Subtrees(&'p str, usize),
+}
+
+/// A part of the pre-order walk; see [`DataTree::par_preorder`].
+pub struct PreorderPart<'t> {
+    tree: &'t DataTree,
+    /// The node's path (`Node`) or the parent's path (`Subtrees`), "" for the root.
+    path: String,
+    depth: usize,
+    /// Empty: the node `id` alone; else children of the parent, each with its subtree.
+    children: Vec<(NodeId, &'t [u8])>,
+    id: NodeId,
+}
+
+impl<'t> PreorderPart<'t> {
+    /// What the part holds.
+    pub fn kind(&self) -> PreorderKind<'_> {
+        let shown = if self.path.is_empty() { "/" } else { &self.path };
+        if self.children.is_empty() {
+            PreorderKind::Node(shown, self.depth)
+        } else {
+            PreorderKind::Subtrees(shown, self.depth)
+        }
+    }
+
+    /// Calls `f` for each node of the part in pre-order, with its path and depth (the
+    /// root's is 0).
+    pub fn for_each(&self, mut f: impl FnMut(&str, usize, NodeRef<'t>)) {
+        let t = self.tree;
+        if self.children.is_empty() {
+            let shown = if self.path.is_empty() { "/" } else { &self.path };
+            f(shown, self.depth, t.node_ref(self.id));
+            return;
+        }
+        let mut path = self.path.clone();
+        // (node, name, length of the parent's path, depth)
+        let mut stack: Vec<(NodeId, &[u8], usize, usize)> = Vec::new();
+        let base = (path.len(), self.depth + 1);
+        stack.extend(self.children.iter().rev().map(|&(c, n)| (c, n, base.0, base.1)));
+        while let Some((id, name, parent_len, depth)) = stack.pop() {
+            path.truncate(parent_len);
+            path.push('/');
+            path.push_str(name_str(name));
+            f(&path, depth, t.node_ref(id));
+            if let Some(set) = t.children.get(&id) {
+                let len = path.len();
+                stack.extend(set.entries().rev().map(|(c, n)| (c, n, len, depth + 1)));
+            }
+        }
+    }
+}
+
+impl DataTree {
+    /// The full-path byte order walk ([`DataTree::for_each_sorted`]) on `threads`
+    /// threads: `work` runs on worker threads, once per part, and `sink` receives its
+    /// results on the calling thread in walk order. Concatenating what `work` sees of
+    /// each part, in the order `sink` receives them, is exactly the one-thread walk.
+    /// An `Err` from `sink` stops the walk and is returned.
+    pub fn par_sorted<R: Send, E>(
+        &self,
+        threads: usize,
+        work: impl Fn(&SortedPart<'_>) -> R + Sync,
+        sink: impl FnMut(R) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let parts = self.sorted_parts(threads.max(1) * PARTS_PER_THREAD);
+        run_in_order(&parts, threads, work, sink)
+    }
+
+    /// The pre-order walk ([`DataTree::for_each_preorder`]) on `threads` threads, as
+    /// [`DataTree::par_sorted`] does it for the sorted walk. A part is one node alone
+    /// or whole subtrees of consecutive siblings ([`PreorderKind`]), so results that
+    /// sum over subtrees can be merged in order.
+    pub fn par_preorder<R: Send, E>(
+        &self,
+        threads: usize,
+        work: impl Fn(&PreorderPart<'_>) -> R + Sync,
+        sink: impl FnMut(R) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let parts = self.preorder_parts(threads.max(1) * PARTS_PER_THREAD);
+        run_in_order(&parts, threads, work, sink)
+    }
+
+    /// The sorted steps of `parent`'s children, first step first.
+    fn sorted_steps_of(&self, parent: NodeId, len: usize) -> Vec<Step<'_>> {
+        let mut steps = Vec::new();
+        self.push_sorted_steps(parent, len, &mut steps);
+        steps.reverse();
+        steps
+    }
+
+    fn sorted_parts(&self, want: usize) -> Vec<SortedPart<'_>> {
+        if self.root == NO_NODE {
+            return Vec::new();
+        }
+        let mut parts = vec![SortedPart { tree: self, prefix: None, steps: Vec::new() }];
+        let root_steps = self.sorted_steps_of(self.root, 0);
+        if !root_steps.is_empty() {
+            parts.push(SortedPart { tree: self, prefix: Some(String::new()), steps: root_steps });
+        }
+        for _ in 0..LEVELS_MAX {
+            let expands: usize = parts
+                .iter()
+                .map(|p| p.steps.iter().filter(|s| matches!(s, Step::Expand(..))).count())
+                .sum();
+            if expands == 0 || parts.len() >= want {
+                break;
+            }
+            let mut next = Vec::with_capacity(parts.len() + 2 * expands);
+            for part in parts {
+                let SortedPart { prefix: Some(prefix), steps, .. } = part else {
+                    next.push(part);
+                    continue;
+                };
+                let mut run = Vec::new();
+                for step in steps {
+                    let Step::Expand(id, name, _) = step else {
+                        run.push(step);
+                        continue;
+                    };
+                    if !run.is_empty() {
+                        let steps = std::mem::take(&mut run);
+                        next.push(SortedPart { tree: self, prefix: Some(prefix.clone()), steps });
+                    }
+                    let mut child = prefix.clone();
+                    child.push('/');
+                    child.push_str(name_str(name));
+                    let steps = self.sorted_steps_of(id, child.len());
+                    next.push(SortedPart { tree: self, prefix: Some(child), steps });
+                }
+                if !run.is_empty() {
+                    next.push(SortedPart { tree: self, prefix: Some(prefix), steps: run });
+                }
+            }
+            parts = next;
+        }
+        let mut out = Vec::with_capacity(parts.len());
+        for part in parts {
+            if part.steps.len() <= PART_STEPS_MAX {
+                out.push(part);
+                continue;
+            }
+            for piece in part.steps.chunks(PART_STEPS_MAX) {
+                out.push(SortedPart {
+                    tree: self,
+                    prefix: part.prefix.clone(),
+                    steps: piece.to_vec(),
+                });
+            }
+        }
+        out
+    }
+
+    fn preorder_parts(&self, want: usize) -> Vec<PreorderPart<'_>> {
+        if self.root == NO_NODE {
+            return Vec::new();
+        }
+        let single = |path: String, depth, id| PreorderPart {
+            tree: self,
+            path,
+            depth,
+            children: Vec::new(),
+            id,
+        };
+        let below = |path: String, depth, id: NodeId| {
+            let children: Vec<(NodeId, &[u8])> =
+                self.children.get(&id).map(|s| s.entries().collect()).unwrap_or_default();
+            PreorderPart { tree: self, path, depth, children, id }
+        };
+        let mut parts = vec![single(String::new(), 0, self.root)];
+        if self.children.contains_key(&self.root) {
+            parts.push(below(String::new(), 0, self.root));
+        }
+        for _ in 0..LEVELS_MAX {
+            let deep: usize = parts
+                .iter()
+                .map(|p| p.children.iter().filter(|(c, _)| self.children.contains_key(c)).count())
+                .sum();
+            if deep == 0 || parts.len() >= want {
+                break;
+            }
+            let mut next = Vec::with_capacity(parts.len() + 2 * deep);
+            for part in parts {
+                if part.children.is_empty() {
+                    next.push(part);
+                    continue;
+                }
+                let mut run = Vec::new();
+                for (c, name) in part.children {
+                    if !self.children.contains_key(&c) {
+                        run.push((c, name));
+                        continue;
+                    }
+                    if !run.is_empty() {
+                        let children = std::mem::take(&mut run);
+                        next.push(PreorderPart { children, path: part.path.clone(), ..part });
+                    }
+                    let mut path = part.path.clone();
+                    path.push('/');
+                    path.push_str(name_str(name));
+                    next.push(single(path.clone(), part.depth + 1, c));
+                    next.push(below(path, part.depth + 1, c));
+                }
+                if !run.is_empty() {
+                    next.push(PreorderPart { children: run, ..part });
+                }
+            }
+            parts = next;
+        }
+        let mut out = Vec::with_capacity(parts.len());
+        for part in parts {
+            if part.children.len() <= PART_STEPS_MAX {
+                out.push(part);
+                continue;
+            }
+            for piece in part.children.chunks(PART_STEPS_MAX) {
+                out.push(PreorderPart {
+                    children: piece.to_vec(),
+                    path: part.path.clone(),
+                    ..part
+                });
+            }
+        }
+        out
+    }
+}
+
+/// What the workers and the caller's thread share.
+struct Queue<R> {
+    /// The next part a worker takes.
+    next: usize,
+    /// Parts the caller has taken the result of.
+    taken: usize,
+    /// Results not yet taken, by part index.
+    done: BTreeMap<usize, R>,
+    /// Set when the caller stops early or a worker panicked.
+    stop: bool,
+}
+
+/// Sets `stop` if a worker unwinds, so the caller does not wait for its result forever
+/// (the scope then re-raises the panic).
+struct StopOnPanic<'a, R>(&'a (Mutex<Queue<R>>, Condvar));
+
+impl<R> Drop for StopOnPanic<'_, R> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(mut q) = self.0 .0.lock() {
+                q.stop = true;
+            }
+            self.0 .1.notify_all();
+        }
+    }
+}
+
+fn lock<R>(m: &Mutex<Queue<R>>) -> std::sync::MutexGuard<'_, Queue<R>> {
+    // A worker that panicked while holding the lock left consistent data (every
+    // update is a single insert or counter store), and the scope re-raises its panic.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs `work` over `parts` on `threads` threads and feeds the results to `sink` in
+/// part order on the calling thread.
+fn run_in_order<P: Sync, R: Send, E>(
+    parts: &[P],
+    threads: usize,
+    work: impl Fn(&P) -> R + Sync,
+    mut sink: impl FnMut(R) -> Result<(), E>,
+) -> Result<(), E> {
+    if threads <= 1 || parts.len() <= 1 {
+        return parts.iter().try_for_each(|p| sink(work(p)));
+    }
+    let ahead = threads * AHEAD_PER_THREAD;
+    let shared = (
+        Mutex::new(Queue { next: 0, taken: 0, done: BTreeMap::new(), stop: false }),
+        Condvar::new(),
+    );
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let _guard = StopOnPanic(&shared);
+                loop {
+                    let i = {
+                        let mut q = lock(&shared.0);
+                        while !q.stop && q.next < parts.len() && q.next >= q.taken + ahead {
+                            q = shared.1.wait(q).unwrap_or_else(std::sync::PoisonError::into_inner);
+                        }
+                        if q.stop || q.next >= parts.len() {
+                            return;
+                        }
+                        q.next += 1;
+                        q.next - 1
+                    };
+                    let r = work(&parts[i]);
+                    lock(&shared.0).done.insert(i, r);
+                    shared.1.notify_all();
+                }
+            });
+        }
+        let mut result = Ok(());
+        for i in 0..parts.len() {
+            let r = {
+                let mut q = lock(&shared.0);
+                loop {
+                    if let Some(r) = q.done.remove(&i) {
+                        q.taken = i + 1;
+                        break Some(r);
+                    }
+                    if q.stop {
+                        break None;
+                    }
+                    q = shared.1.wait(q).unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+            };
+            shared.1.notify_all();
+            let Some(r) = r else { break };
+            if let Err(e) = sink(r) {
+                result = Err(e);
+                break;
+            }
+        }
+        lock(&shared.0).stop = true;
+        shared.1.notify_all();
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use keeperkit_model::{Acl, StatPersisted};
+
+    use super::*;
+
+    /// A tree with the shapes that stress cutting: a wide parent, a chain, names that
+    /// sort between a node and its children (`a-b` < `a/…`), leaves at the root.
+    fn tree(wide: usize) -> DataTree {
+        let mut t = DataTree::new();
+        let acl = Acl::open_unsafe();
+        let mut add = |p: &str| {
+            t.insert_loaded(p, Some(p.as_bytes()), &acl, StatPersisted::default()).unwrap();
+        };
+        for p in ["/a", "/a-b", "/a/x", "/a/x/y", "/a-b/c", "/b", "/zz"] {
+            add(p);
+        }
+        add("/wide");
+        for i in 0..wide {
+            add(&format!("/wide/n{i:05}"));
+            if i % 97 == 0 {
+                add(&format!("/wide/n{i:05}/k"));
+                add(&format!("/wide/n{i:05}-x"));
+            }
+        }
+        let mut chain = String::from("/chain");
+        for i in 0..50 {
+            add(&chain);
+            chain.push_str(&format!("/c{i}"));
+        }
+        t
+    }
+
+    fn sorted_one(t: &DataTree) -> Vec<String> {
+        let mut v = Vec::new();
+        t.for_each_sorted(|p, _| v.push(p.to_owned()));
+        v
+    }
+
+    fn preorder_one(t: &DataTree) -> Vec<(String, usize)> {
+        let mut v = Vec::new();
+        t.for_each_preorder(|p, _| v.push((p.to_owned(), keeperkit_model::path::depth(p))));
+        v
+    }
+
+    #[test]
+    fn parallel_walks_give_the_one_thread_order() {
+        for wide in [0, 3, 5000, 9000] {
+            let t = tree(wide);
+            let want = sorted_one(&t);
+            let want_pre = preorder_one(&t);
+            for threads in [1, 2, 3, 8] {
+                let mut got = Vec::new();
+                t.par_sorted::<_, ()>(
+                    threads,
+                    |part| {
+                        let mut v = Vec::new();
+                        part.for_each(|p, n| {
+                            if p != "/" && !p.starts_with("/zookeeper") {
+                                assert_eq!(n.data(), Some(p.as_bytes()));
+                            }
+                            v.push(p.to_owned());
+                        });
+                        v
+                    },
+                    |v| {
+                        got.extend(v);
+                        Ok(())
+                    },
+                )
+                .unwrap();
+                assert_eq!(got, want, "sorted, {wide} wide, {threads} threads");
+                let mut got = Vec::new();
+                t.par_preorder::<_, ()>(
+                    threads,
+                    |part| {
+                        let mut v = Vec::new();
+                        part.for_each(|p, d, _| v.push((p.to_owned(), d)));
+                        (part.kind().clone_owned(), v)
+                    },
+                    |(kind, v)| {
+                        match kind {
+                            (true, path, depth) => {
+                                assert_eq!(v, vec![(path, depth)]);
+                            }
+                            (false, parent, depth) => {
+                                // Every node of the part is below its parent.
+                                for (p, d) in &v {
+                                    assert!(*d > depth);
+                                    assert!(parent == "/" || p.starts_with(&format!("{parent}/")));
+                                }
+                            }
+                        }
+                        got.extend(v);
+                        Ok(())
+                    },
+                )
+                .unwrap();
+                assert_eq!(got, want_pre, "preorder, {wide} wide, {threads} threads");
+            }
+        }
+    }
+
+    impl PreorderKind<'_> {
+        fn clone_owned(self) -> (bool, String, usize) {
+            match self {
+                PreorderKind::Node(p, d) => (true, p.to_owned(), d),
+                PreorderKind::Subtrees(p, d) => (false, p.to_owned(), d),
+            }
+        }
+    }
+
+    #[test]
+    fn wide_parents_are_cut_into_bounded_parts() {
+        let t = tree(3 * PART_STEPS_MAX + 5);
+        // Cutting goes down to /wide, whose children are more than a part may hold.
+        let parts = t.sorted_parts(1000);
+        assert!(parts.iter().all(|p| p.steps.len() <= PART_STEPS_MAX));
+        let wide: Vec<_> = parts.iter().filter(|p| p.prefix.as_deref() == Some("/wide")).collect();
+        assert!(wide.len() >= 4, "{} parts under /wide", wide.len());
+        let parts = t.preorder_parts(1000);
+        assert!(parts.iter().all(|p| p.children.len() <= PART_STEPS_MAX));
+        assert!(parts.iter().filter(|p| p.path == "/wide" && !p.children.is_empty()).count() >= 4);
+    }
+
+    #[test]
+    fn an_error_from_the_sink_stops_the_walk() {
+        let t = tree(20_000);
+        let mut seen = 0usize;
+        let r = t.par_sorted(
+            2,
+            |part| {
+                let mut n = 0usize;
+                part.for_each(|_, _| n += 1);
+                n
+            },
+            |n| {
+                seen += 1;
+                if seen == 3 {
+                    return Err(n);
+                }
+                Ok(())
+            },
+        );
+        assert!(r.is_err());
+        assert_eq!(seen, 3);
+    }
+
+    #[test]
+    fn empty_tree_has_no_parts() {
+        let t = DataTree::empty();
+        let mut calls = 0;
+        t.par_sorted::<_, ()>(
+            2,
+            |_| (),
+            |()| {
+                calls += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        t.par_preorder::<_, ()>(
+            2,
+            |_| (),
+            |()| {
+                calls += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(calls, 0);
+    }
+}
