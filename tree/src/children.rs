@@ -278,6 +278,18 @@ impl ChildSet {
         self.chunks().iter().flat_map(|k| k.iter())
     }
 
+    /// The ids and names in name order from the `start`-th child on (whole chunks
+    /// before it are stepped over, not walked).
+    pub(crate) fn entries_from(&self, start: usize) -> impl Iterator<Item = (NodeId, &[u8])> + '_ {
+        let chunks = self.chunks();
+        let (mut first, mut skip) = (0, start);
+        while first < chunks.len() && skip >= chunks[first].len() {
+            skip -= chunks[first].len();
+            first += 1;
+        }
+        chunks[first..].iter().flat_map(|k| k.iter()).skip(skip)
+    }
+
     /// Checks the structure's invariants (tests): sorted, sizes, and each name the one
     /// the node store holds for its id.
     #[cfg(test)]

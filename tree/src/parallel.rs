@@ -33,22 +33,38 @@ const AHEAD_PER_THREAD: usize = 4;
 /// A part of the walk in full-path byte order; see [`DataTree::par_sorted`].
 pub struct SortedPart<'t> {
     tree: &'t DataTree,
-    /// The parent's path ("" for the root's children); `None`: the root alone.
-    prefix: Option<String>,
-    /// Steps under the parent, in walk order.
-    steps: Vec<Step<'t>>,
+    /// The parent's path ("" for the root's children).
+    prefix: String,
+    span: SortedSpan<'t>,
+}
+
+/// What a [`SortedPart`] holds under its parent.
+enum SortedSpan<'t> {
+    /// The root alone.
+    Root,
+    /// Every descendant of the parent (its steps are listed by the worker).
+    Below(NodeId),
+    /// These consecutive steps under the parent.
+    Steps(Vec<Step<'t>>),
 }
 
 impl<'t> SortedPart<'t> {
     /// Calls `f` for each node of the part, in full-path byte order, with its path.
     pub fn for_each(&self, mut f: impl FnMut(&str, NodeRef<'t>)) {
         let t = self.tree;
-        let Some(prefix) = &self.prefix else {
-            f("/", t.node_ref(t.root));
-            return;
+        let mut path = self.prefix.clone();
+        let mut stack: Vec<Step<'t>> = match &self.span {
+            SortedSpan::Root => {
+                f("/", t.node_ref(t.root));
+                return;
+            }
+            SortedSpan::Below(id) => {
+                let mut stack = Vec::new();
+                t.push_sorted_steps(*id, path.len(), &mut stack);
+                stack
+            }
+            SortedSpan::Steps(steps) => steps.iter().rev().copied().collect(),
         };
-        let mut path = prefix.clone();
-        let mut stack: Vec<Step<'t>> = self.steps.iter().rev().copied().collect();
         while let Some(step) = stack.pop() {
             let (id, name, parent_len) = match step {
                 Step::Visit(id, n, l) | Step::Expand(id, n, l) => (id, n, l),
@@ -77,22 +93,23 @@ pub enum PreorderKind<'p> {
 /// A part of the pre-order walk; see [`DataTree::par_preorder`].
 pub struct PreorderPart<'t> {
     tree: &'t DataTree,
-    /// The node's path (`Node`) or the parent's path (`Subtrees`), "" for the root.
+    /// The node's path (alone) or the parent's path (subtrees), "" for the root.
     path: String,
     depth: usize,
-    /// Empty: the node `id` alone; else children of the parent, each with its subtree.
-    children: Vec<(NodeId, &'t [u8])>,
+    /// The node (alone) or the parent (subtrees).
     id: NodeId,
+    /// `None`: the node alone; else the parent's children `start..end`, in name
+    /// order, each with its whole subtree.
+    children: Option<(usize, usize)>,
 }
 
 impl<'t> PreorderPart<'t> {
     /// What the part holds.
     pub fn kind(&self) -> PreorderKind<'_> {
         let shown = if self.path.is_empty() { "/" } else { &self.path };
-        if self.children.is_empty() {
-            PreorderKind::Node(shown, self.depth)
-        } else {
-            PreorderKind::Subtrees(shown, self.depth)
+        match self.children {
+            None => PreorderKind::Node(shown, self.depth),
+            Some(_) => PreorderKind::Subtrees(shown, self.depth),
         }
     }
 
@@ -100,16 +117,20 @@ impl<'t> PreorderPart<'t> {
     /// root's is 0).
     pub fn for_each(&self, mut f: impl FnMut(&str, usize, NodeRef<'t>)) {
         let t = self.tree;
-        if self.children.is_empty() {
+        let Some((start, end)) = self.children else {
             let shown = if self.path.is_empty() { "/" } else { &self.path };
             f(shown, self.depth, t.node_ref(self.id));
             return;
-        }
+        };
         let mut path = self.path.clone();
         // (node, name, length of the parent's path, depth)
         let mut stack: Vec<(NodeId, &[u8], usize, usize)> = Vec::new();
-        let base = (path.len(), self.depth + 1);
-        stack.extend(self.children.iter().rev().map(|&(c, n)| (c, n, base.0, base.1)));
+        if let Some(set) = t.children.get(&self.id) {
+            let (len, depth) = (path.len(), self.depth + 1);
+            stack
+                .extend(set.entries_from(start).take(end - start).map(|(c, n)| (c, n, len, depth)));
+            stack.reverse();
+        }
         while let Some((id, name, parent_len, depth)) = stack.pop() {
             path.truncate(parent_len);
             path.push('/');
@@ -153,144 +174,135 @@ impl DataTree {
         run_in_order(&parts, threads, work, sink)
     }
 
-    /// The sorted steps of `parent`'s children, first step first.
-    fn sorted_steps_of(&self, parent: NodeId, len: usize) -> Vec<Step<'_>> {
-        let mut steps = Vec::new();
-        self.push_sorted_steps(parent, len, &mut steps);
-        steps.reverse();
-        steps
-    }
-
+    /// Cuts the sorted walk into at least `want` parts where the tree allows. Steps
+    /// are listed only for the nodes cut through (a part of all of a node's
+    /// descendants is listed by the worker that walks it).
     fn sorted_parts(&self, want: usize) -> Vec<SortedPart<'_>> {
         if self.root == NO_NODE {
             return Vec::new();
         }
-        let mut parts = vec![SortedPart { tree: self, prefix: None, steps: Vec::new() }];
-        let root_steps = self.sorted_steps_of(self.root, 0);
-        if !root_steps.is_empty() {
-            parts.push(SortedPart { tree: self, prefix: Some(String::new()), steps: root_steps });
+        let part = |prefix: String, span| SortedPart { tree: self, prefix, span };
+        let cut = |prefix, id, out: &mut Vec<_>| self.cut_sorted(prefix, id, out);
+        let mut parts = vec![part(String::new(), SortedSpan::Root)];
+        if self.children.contains_key(&self.root) {
+            parts.push(part(String::new(), SortedSpan::Below(self.root)));
         }
         for _ in 0..LEVELS_MAX {
-            let expands: usize = parts
-                .iter()
-                .map(|p| p.steps.iter().filter(|s| matches!(s, Step::Expand(..))).count())
-                .sum();
-            if expands == 0 || parts.len() >= want {
+            let below = parts.iter().filter(|p| matches!(p.span, SortedSpan::Below(_))).count();
+            if below == 0 || parts.len() >= want {
                 break;
             }
-            let mut next = Vec::with_capacity(parts.len() + 2 * expands);
-            for part in parts {
-                let SortedPart { prefix: Some(prefix), steps, .. } = part else {
-                    next.push(part);
-                    continue;
-                };
-                let mut run = Vec::new();
-                for step in steps {
-                    let Step::Expand(id, name, _) = step else {
-                        run.push(step);
-                        continue;
-                    };
-                    if !run.is_empty() {
-                        let steps = std::mem::take(&mut run);
-                        next.push(SortedPart { tree: self, prefix: Some(prefix.clone()), steps });
-                    }
-                    let mut child = prefix.clone();
-                    child.push('/');
-                    child.push_str(name_str(name));
-                    let steps = self.sorted_steps_of(id, child.len());
-                    next.push(SortedPart { tree: self, prefix: Some(child), steps });
-                }
-                if !run.is_empty() {
-                    next.push(SortedPart { tree: self, prefix: Some(prefix), steps: run });
+            let mut next = Vec::with_capacity(parts.len() + 2 * below);
+            for p in parts {
+                match p.span {
+                    SortedSpan::Below(id) => cut(p.prefix, id, &mut next),
+                    _ => next.push(p),
                 }
             }
             parts = next;
         }
+        // A node with more children than a part holds is cut however many parts there
+        // are: one worker would walk all of them alone.
         let mut out = Vec::with_capacity(parts.len());
-        for part in parts {
-            if part.steps.len() <= PART_STEPS_MAX {
-                out.push(part);
-                continue;
-            }
-            for piece in part.steps.chunks(PART_STEPS_MAX) {
-                out.push(SortedPart {
-                    tree: self,
-                    prefix: part.prefix.clone(),
-                    steps: piece.to_vec(),
-                });
+        for p in parts {
+            match p.span {
+                SortedSpan::Below(id) if self.num_children(id) > PART_STEPS_MAX => {
+                    cut(p.prefix, id, &mut out);
+                }
+                _ => out.push(p),
             }
         }
         out
     }
 
+    /// Cuts a part of all of node `id`'s descendants (`prefix` is its path) into runs
+    /// of its children's steps and parts of all of a child's descendants.
+    fn cut_sorted<'t>(&'t self, prefix: String, id: NodeId, out: &mut Vec<SortedPart<'t>>) {
+        let part = |prefix: String, span| SortedPart { tree: self, prefix, span };
+        let mut run = Vec::new();
+        let mut steps = Vec::new();
+        self.push_sorted_steps(id, prefix.len(), &mut steps);
+        for step in steps.into_iter().rev() {
+            let Step::Expand(c, name, _) = step else {
+                run.push(step);
+                if run.len() == PART_STEPS_MAX {
+                    out.push(part(prefix.clone(), SortedSpan::Steps(std::mem::take(&mut run))));
+                }
+                continue;
+            };
+            if !run.is_empty() {
+                out.push(part(prefix.clone(), SortedSpan::Steps(std::mem::take(&mut run))));
+            }
+            let mut child = prefix.clone();
+            child.push('/');
+            child.push_str(name_str(name));
+            out.push(part(child, SortedSpan::Below(c)));
+        }
+        if !run.is_empty() {
+            out.push(part(prefix, SortedSpan::Steps(run)));
+        }
+    }
+
+    /// Cuts the pre-order walk into at least `want` parts where the tree allows,
+    /// without listing any node's children.
     fn preorder_parts(&self, want: usize) -> Vec<PreorderPart<'_>> {
         if self.root == NO_NODE {
             return Vec::new();
         }
-        let single = |path: String, depth, id| PreorderPart {
+        let part = |path: String, depth, id, children| PreorderPart {
             tree: self,
             path,
             depth,
-            children: Vec::new(),
             id,
+            children,
         };
-        let below = |path: String, depth, id: NodeId| {
-            let children: Vec<(NodeId, &[u8])> =
-                self.children.get(&id).map(|s| s.entries().collect()).unwrap_or_default();
-            PreorderPart { tree: self, path, depth, children, id }
-        };
-        let mut parts = vec![single(String::new(), 0, self.root)];
+        let all = |id| Some((0, self.num_children(id)));
+        let mut parts = vec![part(String::new(), 0, self.root, None)];
         if self.children.contains_key(&self.root) {
-            parts.push(below(String::new(), 0, self.root));
+            parts.push(part(String::new(), 0, self.root, all(self.root)));
         }
         for _ in 0..LEVELS_MAX {
-            let deep: usize = parts
-                .iter()
-                .map(|p| p.children.iter().filter(|(c, _)| self.children.contains_key(c)).count())
-                .sum();
+            let deep = parts.iter().filter(|p| p.children.is_some()).count();
             if deep == 0 || parts.len() >= want {
                 break;
             }
             let mut next = Vec::with_capacity(parts.len() + 2 * deep);
-            for part in parts {
-                if part.children.is_empty() {
-                    next.push(part);
+            for p in parts {
+                let (Some((start, end)), Some(set)) = (p.children, self.children.get(&p.id)) else {
+                    next.push(p);
                     continue;
-                }
-                let mut run = Vec::new();
-                for (c, name) in part.children {
+                };
+                let mut run = start;
+                for (i, (c, name)) in (start..end).zip(set.entries_from(start)) {
                     if !self.children.contains_key(&c) {
-                        run.push((c, name));
                         continue;
                     }
-                    if !run.is_empty() {
-                        let children = std::mem::take(&mut run);
-                        next.push(PreorderPart { children, path: part.path.clone(), ..part });
+                    if run < i {
+                        next.push(part(p.path.clone(), p.depth, p.id, Some((run, i))));
                     }
-                    let mut path = part.path.clone();
+                    run = i + 1;
+                    let mut path = p.path.clone();
                     path.push('/');
                     path.push_str(name_str(name));
-                    next.push(single(path.clone(), part.depth + 1, c));
-                    next.push(below(path, part.depth + 1, c));
+                    next.push(part(path.clone(), p.depth + 1, c, None));
+                    next.push(part(path, p.depth + 1, c, all(c)));
                 }
-                if !run.is_empty() {
-                    next.push(PreorderPart { children: run, ..part });
+                if run < end {
+                    next.push(part(p.path, p.depth, p.id, Some((run, end))));
                 }
             }
             parts = next;
         }
         let mut out = Vec::with_capacity(parts.len());
-        for part in parts {
-            if part.children.len() <= PART_STEPS_MAX {
-                out.push(part);
-                continue;
-            }
-            for piece in part.children.chunks(PART_STEPS_MAX) {
-                out.push(PreorderPart {
-                    children: piece.to_vec(),
-                    path: part.path.clone(),
-                    ..part
-                });
+        for p in parts {
+            match p.children {
+                Some((start, end)) if end - start > PART_STEPS_MAX => {
+                    for s in (start..end).step_by(PART_STEPS_MAX) {
+                        let e = (s + PART_STEPS_MAX).min(end);
+                        out.push(part(p.path.clone(), p.depth, p.id, Some((s, e))));
+                    }
+                }
+                _ => out.push(p),
             }
         }
         out
@@ -513,13 +525,24 @@ mod tests {
     fn wide_parents_are_cut_into_bounded_parts() {
         let t = tree(3 * PART_STEPS_MAX + 5);
         // Cutting goes down to /wide, whose children are more than a part may hold.
-        let parts = t.sorted_parts(1000);
-        assert!(parts.iter().all(|p| p.steps.len() <= PART_STEPS_MAX));
-        let wide: Vec<_> = parts.iter().filter(|p| p.prefix.as_deref() == Some("/wide")).collect();
-        assert!(wide.len() >= 4, "{} parts under /wide", wide.len());
+        for want in [2, 64, 1000] {
+            let parts = t.sorted_parts(want);
+            let steps = |p: &SortedPart<'_>| match &p.span {
+                SortedSpan::Steps(s) => s.len(),
+                SortedSpan::Below(id) => t.num_children(*id),
+                SortedSpan::Root => 1,
+            };
+            assert!(parts.iter().all(|p| steps(p) <= PART_STEPS_MAX), "want {want}");
+            if want >= 64 {
+                // A part of all of /wide's descendants is cut however many parts there are.
+                assert!(parts.iter().filter(|p| p.prefix == "/wide").count() >= 4, "want {want}");
+            }
+            let parts = t.preorder_parts(want);
+            let children = |p: &PreorderPart<'_>| p.children.map_or(0, |(s, e)| e - s);
+            assert!(parts.iter().all(|p| children(p) <= PART_STEPS_MAX), "want {want}");
+        }
         let parts = t.preorder_parts(1000);
-        assert!(parts.iter().all(|p| p.children.len() <= PART_STEPS_MAX));
-        assert!(parts.iter().filter(|p| p.path == "/wide" && !p.children.is_empty()).count() >= 4);
+        assert!(parts.iter().filter(|p| p.path == "/wide" && p.children.is_some()).count() >= 4);
     }
 
     #[test]
