@@ -63,7 +63,7 @@
 #   --keep           keep the work dir (server logs, suite outputs)
 # Environment: KEEPERKIT = the keeperkit binary (default target/release/keeperkit, built
 # when missing); KEEPERKIT_PORT_RANGE=LO-HI limits the ports; KK_SECONDS = how long the
-# failover phase writes after each kill (default 3).
+# failover phase writes after each kill (default 5).
 # Prints one line per target and suite (with its time) and a table; exit 0 when every
 # run that is not allowed to fail passed (n/a: the suite does not apply to the target).
 set -euo pipefail
@@ -283,7 +283,7 @@ failover() {
   for to in leader follower; do
     pids=$(IFS=,; echo "${TGT_PIDS[*]}")
     local before=("${TGT_PIDS[@]}")
-    KK_SECONDS=${KK_SECONDS:-3} KK_CLIENT_PORTS=$(IFS=,; echo "${TGT_PORTS[*]}") KK_PIDS="$pids" \
+    KK_SECONDS=${KK_SECONDS:-5} KK_CLIENT_PORTS=$(IFS=,; echo "${TGT_PORTS[*]}") KK_PIDS="$pids" \
       timeout 120 python3 "$HERE/failover.py" --kill connected --connect-to "$to" 2>"$dir/failover-$to.stderr" || return 1
     for n in 1 2 3; do
       if ! kill -0 "${before[n-1]}" 2>/dev/null; then

@@ -84,8 +84,16 @@ tgt_init() {
       if [ "$TGT_KIND" = keeperkit3 ] && [ ! -x "$KEEPERKIT" ]; then
         echo "error: $KEEPERKIT not found (cargo build --release -p keeperkit-tools)" >&2; return 1
       fi
-      local ports n
-      mapfile -t ports < <(tgt_free_ports 9) || return 1
+      local ports n range="${KEEPERKIT_PORT_RANGE:-}"
+      if [ -z "$range" ]; then
+        # below the kernel's ephemeral range: a member restarts on its ports, which an
+        # outgoing connection must not have taken meanwhile
+        local lo
+        lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+        range="10000-$((lo - 1))"
+      fi
+      mapfile -t ports < <(KEEPERKIT_PORT_RANGE=$range tgt_free_ports 9)
+      [ ${#ports[@]} = 9 ] || { echo "error: no 9 free ports in $range" >&2; return 1; }
       TGT_PORTS=("${ports[@]:0:3}") TGT_PEER_PORTS=("${ports[@]:3:3}") TGT_AUX_PORTS=("${ports[@]:6:3}")
       TGT_PIDS=("" "" "")
       TGT_PORT=${TGT_PORTS[0]}

@@ -405,6 +405,8 @@ fn user_entry() -> (String, String) {
 /// ZooKeeper's 10 s sessionless-connection interval; a connection without a session
 /// expires 10 s after it was accepted). Within a group, ids and connections are in
 /// ascending order where ZooKeeper's hash sets have their own order. Dates are UTC.
+/// A replica that follows lists the sessions as a ZooKeeper learner does
+/// (`Global Sessions(N):`, then `0xID<tab>TIMEOUTms`).
 fn dump(shared: &Shared) -> String {
     let now = std::time::Instant::now();
     let wall = crate::server::now_ms();
@@ -434,11 +436,26 @@ fn dump(shared: &Shared) -> String {
         let ss = crate::server::lock(&shared.sessions);
         ss.map.iter().map(|(id, s)| (s.deadline, *id)).collect()
     };
-    let mut o = String::from("SessionTracker dump:\nSession ");
-    let tick = u64::from(shared.cfg.tick_time_ms.max(1));
-    let mut by_id: Vec<_> = sessions.iter().map(|(d, id)| (*d, *id)).collect();
-    by_id.sort_by_key(|(_, id)| *id);
-    o.push_str(&group(by_id.iter().map(|(d, id)| (*d, format!("0x{id:x}"))).collect(), tick));
+    let mut o = String::from("SessionTracker dump:\n");
+    let learner =
+        shared.replica.as_ref().is_some_and(|r| matches!(r.state_name(), "follower" | "observer"));
+    if learner {
+        // A follower does not expire sessions: as ZooKeeper's LearnerSessionTracker, every
+        // session of the service in ascending order with its timeout.
+        let t = shared.published.read().unwrap_or_else(|e| e.into_inner());
+        let mut all = t.sessions();
+        all.sort_by_key(|s| s.id.0);
+        let _ = writeln!(o, "Global Sessions({}):", all.len());
+        for s in all {
+            let _ = writeln!(o, "0x{:x}\t{}ms", s.id.0, s.timeout_ms);
+        }
+    } else {
+        o.push_str("Session ");
+        let tick = u64::from(shared.cfg.tick_time_ms.max(1));
+        let mut by_id: Vec<_> = sessions.iter().map(|(d, id)| (*d, *id)).collect();
+        by_id.sort_by_key(|(_, id)| *id);
+        o.push_str(&group(by_id.iter().map(|(d, id)| (*d, format!("0x{id:x}"))).collect(), tick));
+    }
     {
         let t = shared.published.read().unwrap_or_else(|e| e.into_inner());
         let with: Vec<_> = t.sessions().into_iter().filter(|s| s.ephemerals > 0).collect();

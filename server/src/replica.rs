@@ -138,7 +138,8 @@ pub struct ReplicaConfig {
     pub bootstrap: bool,
     /// The address the Raft port binds.
     pub raft_bind: IpAddr,
-    /// Raft heartbeat (ms); elections start after 6 to 12 of them without a leader.
+    /// Raft heartbeat (ms); elections start after 6 to 12.5 of them without a leader
+    /// (each member in its own window, by its id).
     pub heartbeat_ms: u64,
     /// `--join HOST:HTTP_PORT`: an empty node asks the cluster whose member answers
     /// HTTP there to add it (see [`members`]).
@@ -393,8 +394,9 @@ impl Replica {
         self.ident.cluster.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The longest election timeout of any member (12 heartbeats).
     fn election_ms(&self) -> u64 {
-        self.raft.config().election_timeout_max
+        self.raft.config().heartbeat_interval * 12
     }
 
     /// `/status`: JSON.
@@ -1399,12 +1401,12 @@ pub(crate) async fn open(
     let (atx, arx) = stdmpsc::channel();
     sm.observe(atx);
     let (tree, pos) = engine.view();
-    let election = rc.heartbeat_ms * 6;
+    let (election_min, election_max) = election_window(rc.id, rc.heartbeat_ms);
     let config = openraft::Config {
         cluster_name: "keeperkit".into(),
         heartbeat_interval: rc.heartbeat_ms,
-        election_timeout_min: election,
-        election_timeout_max: election * 2,
+        election_timeout_min: election_min,
+        election_timeout_max: election_max,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snap_count),
         max_in_snapshot_log_to_keep: cfg.snap_count.min(1000),
         enable_elect: start == Start::Member,
@@ -1446,6 +1448,19 @@ pub(crate) async fn open(
         dir: dir.to_path_buf(),
         join: rc.join.clone(),
     })
+}
+
+/// Member `id`'s election timeout window (ms): 6, 9 or 12 heartbeats by `(id - 1) % 3`,
+/// plus up to half a heartbeat. openraft draws a member's timeout once, when it starts,
+/// and checks it on its tick (every 1.5 heartbeats): two followers that lost their leader
+/// at the same moment with timeouts in the same tick campaign in lockstep, each votes
+/// for itself, and every vote is split until their clocks drift apart (seen after a
+/// leader was killed: eight terms, 9 s without a leader, clients' writes failing). Three
+/// windows two ticks apart never share a tick, so of any two of members 1 to 3 one
+/// campaigns first and the other votes for it.
+fn election_window(id: u64, heartbeat_ms: u64) -> (u64, u64) {
+    let min = heartbeat_ms * (6 + 3 * (id.saturating_sub(1) % 3));
+    (min, min + (heartbeat_ms / 2).max(1))
 }
 
 impl Opened {
@@ -1498,6 +1513,21 @@ impl Opened {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_1_to_3_campaign_in_different_ticks() {
+        for hb in [10, 100, 250] {
+            let tick = hb * 3 / 2;
+            let w: Vec<_> = (1..=3).map(|id| election_window(id, hb)).collect();
+            assert!(w.iter().all(|&(lo, hi)| lo > hb && lo < hi), "{hb}: {w:?}");
+            for p in w.windows(2) {
+                // the latest the earlier window can fire (its end plus a tick) is at least
+                // than a heartbeat before the next one's earliest
+                assert!(p[0].1 + tick + hb <= p[1].0, "{hb}: {w:?}");
+            }
+            assert_eq!(election_window(4, hb), w[0]);
+        }
+    }
 
     #[test]
     fn peers_parse_both_forms() {

@@ -241,6 +241,19 @@ fn three_replicas_keep_sessions_and_writes_across_a_leader_stop() {
             let r = a.recv().await.unwrap();
             assert_eq!(r.header.err, 0);
         }
+        // dump: a follower lists every session of the service as a ZooKeeper learner
+        // does (ascending, with its timeout); the leader, its expiry sets.
+        let (lo, hi) = (a.session_id().min(b.session_id()), a.session_id().max(b.session_id()));
+        let want = format!(
+            "SessionTracker dump:\nGlobal Sessions(2):\n0x{lo:x}\t15000ms\n0x{hi:x}\t15000ms\n"
+        );
+        let got = word(peers[&f1].client_port, "dump");
+        assert!(got.starts_with(&want), "the dump of follower {f1}: {got}");
+        let got = word(peers[&lead].client_port, "dump");
+        assert!(
+            got.starts_with("SessionTracker dump:\nSession Sets ("),
+            "the dump of leader {lead}: {got}"
+        );
         b.close().await.unwrap();
         let sid = a.session_id();
         let passwd = a.password().to_vec();

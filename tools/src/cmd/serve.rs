@@ -72,8 +72,8 @@ pub struct ServeArgs {
     /// Ignored once the node is a member.
     #[arg(long, value_name = "HOST:HTTP_PORT", requires = "id", conflicts_with = "bootstrap")]
     pub join: Option<String>,
-    /// Raft heartbeat interval (ms); an election starts after 6 to 12 heartbeats
-    /// without a leader.
+    /// Raft heartbeat interval (ms); an election starts after 6, 9 or 12 heartbeats
+    /// without a leader (by the member's id, so that two never campaign in step).
     #[arg(long, value_name = "MS", default_value_t = 100, requires = "id")]
     pub heartbeat_ms: u64,
 }
