@@ -288,7 +288,7 @@ tgt_stop() {
       local n pid
       # SIGTERM to all at once (members that wait for each other stop together), then
       # each one as tgt_node_stop does
-      for pid in "${TGT_PIDS[@]}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
+      for pid in "${TGT_PIDS[@]}"; do if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi; done
       for n in 1 2 3; do tgt_node_stop "$n"; done;;
   esac
   return 0
