@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod allocator;
 pub mod cmd;
 pub mod json;
 pub mod load;

@@ -9,5 +9,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = keeperkit_tools::Cli::parse();
+    if !matches!(cli.command, keeperkit_tools::Command::Serve(_)) {
+        keeperkit_tools::allocator::keep_freed_memory();
+    }
     keeperkit_tools::main_with(cli)
 }

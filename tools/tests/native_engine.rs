@@ -6,12 +6,13 @@
 //! the file and the chunk), inspect not listing the snapshots.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use keeperkit_model::txn::CreateTxn;
-use keeperkit_model::{Acl, OpCode, SessionId, Txn, TxnBody, TxnHeader, Zxid};
+use common::create_txn;
 use keeperkit_storage::engine::{NativeEngine, NativeEngineOptions};
 use keeperkit_storage::traits::SnapshotStore;
 
@@ -25,29 +26,6 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn create(zxid: i64, path: &str) -> Vec<u8> {
-    Txn {
-        header: TxnHeader {
-            client_id: SessionId(0),
-            cxid: 0,
-            zxid: Zxid(zxid),
-            time: zxid,
-            op: OpCode::CREATE,
-        },
-        body: TxnBody::Create(CreateTxn {
-            path: path.into(),
-            data: Some(format!("data of {path}").into_bytes()),
-            acl: Acl::open_unsafe(),
-            ephemeral: false,
-            parent_cversion: -1,
-            ttl: None,
-            v0: false,
-        }),
-        digest: None,
-    }
-    .to_bytes()
-}
-
 /// 300 nodes in a snapshot at index 300, then 20 more in the log only.
 fn make_dir(dir: &Path) -> std::path::PathBuf {
     let mut o = NativeEngineOptions::new(dir);
@@ -56,7 +34,7 @@ fn make_dir(dir: &Path) -> std::path::PathBuf {
     let mut z = 0;
     let mut next = |p: String| {
         z += 1;
-        create(z, &p)
+        create_txn(z, &p)
     };
     let t = next("/a".into());
     e.write(1, &[&t]).unwrap();

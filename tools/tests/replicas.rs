@@ -18,33 +18,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{clickhouse_dir, run, s};
-use keeperkit_model::txn::CreateTxn;
-use keeperkit_model::{Acl, OpCode, SessionId, Txn, TxnBody, TxnHeader, Zxid};
+use common::{clickhouse_dir, create_txn, run, s};
+use keeperkit_model::Acl;
 use keeperkit_storage::engine::{NativeEngine, NativeEngineOptions};
-
-fn create(zxid: i64, path: &str) -> Vec<u8> {
-    Txn {
-        header: TxnHeader {
-            client_id: SessionId(0),
-            cxid: 0,
-            zxid: Zxid(zxid),
-            time: zxid,
-            op: OpCode::CREATE,
-        },
-        body: TxnBody::Create(CreateTxn {
-            path: path.into(),
-            data: Some(format!("data of {path}").into_bytes()),
-            acl: Acl::open_unsafe(),
-            ephemeral: false,
-            parent_cversion: -1,
-            ttl: None,
-            v0: false,
-        }),
-        digest: None,
-    }
-    .to_bytes()
-}
 
 /// A native replica `root/name` of `cluster`, node `node`, whose log holds `entries`
 /// (term, path created), one per index from 1.
@@ -59,7 +35,7 @@ fn replica(
     let e =
         NativeEngine::open(Arc::new(keeperkit_vfs::StdFs), NativeEngineOptions::new(&dir)).unwrap();
     for (i, (term, path)) in entries.iter().enumerate() {
-        let t = create(i64::try_from(i).unwrap() + 1, path);
+        let t = create_txn(i64::try_from(i).unwrap() + 1, path);
         e.write(*term, &[&t]).unwrap();
     }
     drop(e);

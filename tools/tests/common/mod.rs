@@ -323,3 +323,27 @@ pub fn native_engine_dir(dir: &Path) {
         }
     }
 }
+
+/// The bytes of a txn creating `path` (persistent, open ACL, value "data of PATH") at
+/// `zxid`, as a native log entry holds it.
+pub fn create_txn(zxid: i64, path: &str) -> Vec<u8> {
+    use keeperkit_model::txn::CreateTxn;
+    use keeperkit_model::{Acl, OpCode, SessionId, Txn, TxnBody, TxnHeader, Zxid};
+    let header = TxnHeader {
+        client_id: SessionId(0),
+        cxid: 0,
+        zxid: Zxid(zxid),
+        time: zxid,
+        op: OpCode::CREATE,
+    };
+    let body = CreateTxn {
+        path: path.into(),
+        data: Some(format!("data of {path}").into_bytes()),
+        acl: Acl::open_unsafe(),
+        ephemeral: false,
+        parent_cversion: -1,
+        ttl: None,
+        v0: false,
+    };
+    Txn { header, body: TxnBody::Create(body), digest: None }.to_bytes()
+}

@@ -1,0 +1,40 @@
+//! The allocator option keeperkit sets is the one it means: mimalloc reads its options
+//! from the environment when the process starts, so the test runs itself again in a
+//! child with `MIMALLOC_PURGE_DELAY` set and reads the option by its number there.
+
+use std::process::Command;
+
+use keeperkit_tools::allocator;
+
+const CHILD: &str = "KEEPERKIT_ALLOCATOR_TEST_CHILD";
+
+#[test]
+fn option_15_is_the_purge_delay_and_keeping_freed_memory_sets_it() {
+    if std::env::var_os(CHILD).is_some() {
+        // In the child: the environment's value is read through option 15 ...
+        assert_eq!(allocator::purge_delay(), 1234, "option 15 is not mimalloc's purge_delay");
+        // ... and keep_freed_memory turns purging off.
+        allocator::keep_freed_memory();
+        assert_eq!(allocator::purge_delay(), -1);
+        return;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            "option_15_is_the_purge_delay_and_keeping_freed_memory_sets_it",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .env("MIMALLOC_PURGE_DELAY", "1234")
+        .output()
+        .expect("run the test binary again");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the child failed:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The child ran the test (a filter that matched nothing would pass too).
+    assert!(text.contains("1 passed"), "the child did not run the test:\n{text}");
+}
