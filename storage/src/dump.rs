@@ -17,6 +17,9 @@ use keeperkit_tree::{DataTree, NodeRef};
 /// How many bytes of a value the text line shows.
 pub const PREVIEW_CHARS: usize = 40;
 
+/// The capacity each part's output starts with.
+const PART_BUF: usize = 1 << 20;
+
 /// Writes the dump of `tree` to `out`: text lines, or JSON lines when `json`, on
 /// `threads` threads (the output does not depend on it).
 pub fn write_dump(
@@ -28,7 +31,10 @@ pub fn write_dump(
     tree.par_sorted(
         threads,
         |part| {
-            let mut buf = Vec::with_capacity(64 * 1024);
+            // Big enough for most parts (a part is a few thousand lines): a buffer that
+            // grows copies what it holds and takes fresh pages for it; freed ones are
+            // reused by the next parts.
+            let mut buf = Vec::with_capacity(PART_BUF);
             // Nodes share interned ACL lists: each list is rendered once per part.
             let mut acls: HashMap<u32, String> = HashMap::new();
             let mut b64 = String::new();
