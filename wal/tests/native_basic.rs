@@ -269,3 +269,174 @@ fn real_disk_roundtrip_with_mmap() {
     check_range(&wal, 21..100, 2, 500);
     assert!(keeperkit_wal::native::verify(fs.as_ref(), &dir).unwrap().is_empty());
 }
+
+/// A file system where, once armed, the next directory fsync waits until released
+/// (a purge stuck in its marker's fsync); the others pass.
+#[derive(Debug)]
+struct GatedFs {
+    inner: FaultFs,
+    gate: std::sync::Mutex<Gate>,
+    cv: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Gate {
+    armed: bool,
+    held: bool,
+    released: bool,
+}
+
+impl GatedFs {
+    fn new() -> GatedFs {
+        GatedFs {
+            inner: FaultFs::default(),
+            gate: std::sync::Mutex::new(Gate::default()),
+            cv: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Arms the gate: the next directory fsync waits until [`GatedFs::release`].
+    fn arm(&self) {
+        *self.gate.lock().unwrap() = Gate { armed: true, ..Gate::default() };
+    }
+
+    /// Waits until a directory fsync is held at the gate.
+    fn wait_held(&self) {
+        let mut g = self.gate.lock().unwrap();
+        while !g.held {
+            g = self.cv.wait(g).unwrap();
+        }
+    }
+
+    fn release(&self) {
+        self.gate.lock().unwrap().released = true;
+        self.cv.notify_all();
+    }
+}
+
+impl FileSystem for GatedFs {
+    fn open(
+        &self,
+        path: &Path,
+        mode: keeperkit_vfs::OpenMode,
+    ) -> std::io::Result<Arc<dyn keeperkit_vfs::File>> {
+        self.inner.open(path, mode)
+    }
+    fn read_dir(&self, path: &Path) -> std::io::Result<Vec<keeperkit_vfs::DirEntry>> {
+        self.inner.read_dir(path)
+    }
+    fn metadata(&self, path: &Path) -> std::io::Result<keeperkit_vfs::Metadata> {
+        self.inner.metadata(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn remove_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        let mut g = self.gate.lock().unwrap();
+        if g.armed {
+            g.armed = false;
+            g.held = true;
+            self.cv.notify_all();
+            while !g.released {
+                g = self.cv.wait(g).unwrap();
+            }
+        }
+        drop(g);
+        self.inner.sync_dir(path)
+    }
+}
+
+/// A purge (after every snapshot) must not stall appends while its marker and the
+/// directory are fsynced: appends and syncs go on, and what they wrote survives the
+/// purge and a reopen.
+#[test]
+fn appends_go_on_while_a_purge_syncs() {
+    let fs = Arc::new(GatedFs::new());
+    let dir = PathBuf::from("/log");
+    let wal = Arc::new(NativeWal::open(fs.clone(), opts(&dir)).unwrap());
+    for i in 1..=100u64 {
+        append_range(&wal, i..i + 1, 1, 200);
+    }
+    fs.arm();
+    let purger = {
+        let wal = Arc::clone(&wal);
+        std::thread::spawn(move || wal.purge(50))
+    };
+    fs.wait_held();
+    // The purge is inside its fsync: appends (rotating into new segments) and syncs
+    // must complete meanwhile.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let appender = {
+        let wal = Arc::clone(&wal);
+        std::thread::spawn(move || {
+            for i in 101..=110u64 {
+                let p = payload(i, 200);
+                let r = wal.append_next(1, &[&p]).and_then(|r| wal.sync().map(|()| r));
+                if tx.send(r).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let mut got = Vec::new();
+    for _ in 101..=110u64 {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(r) => got.push(r.unwrap()),
+            Err(_) => break,
+        }
+    }
+    fs.release();
+    appender.join().unwrap();
+    purger.join().unwrap().unwrap();
+    assert_eq!(got.len(), 10, "appends waited for the purge's fsync");
+    assert_eq!(got.last(), Some(&(110..111)));
+    assert_eq!((wal.first_index(), wal.last_index()), (Some(51), Some(110)));
+    check_range(&wal, 51..111, 1, 200);
+    let wal = Arc::into_inner(wal).unwrap();
+    drop(wal);
+    let wal = NativeWal::open(fs.clone(), opts(&dir)).unwrap();
+    assert_eq!((wal.first_index(), wal.last_index()), (Some(51), Some(110)));
+    check_range(&wal, 51..111, 1, 200);
+    assert!(keeperkit_wal::native::verify(&*fs, &dir).unwrap().is_empty());
+}
+
+/// While a purge is under way, a truncation below its point is refused as one below
+/// a finished purge is.
+#[test]
+fn truncation_below_a_purge_under_way_is_refused() {
+    let fs = Arc::new(GatedFs::new());
+    let dir = PathBuf::from("/log");
+    let wal = Arc::new(NativeWal::open(fs.clone(), opts(&dir)).unwrap());
+    for i in 1..=100u64 {
+        append_range(&wal, i..i + 1, 1, 200);
+    }
+    fs.arm();
+    let purger = {
+        let wal = Arc::clone(&wal);
+        std::thread::spawn(move || wal.purge(50))
+    };
+    fs.wait_held();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let truncater = {
+        let wal = Arc::clone(&wal);
+        std::thread::spawn(move || {
+            let _ = tx.send(wal.truncate_suffix(40));
+        })
+    };
+    let r = rx.recv_timeout(Duration::from_secs(10));
+    fs.release();
+    truncater.join().unwrap();
+    purger.join().unwrap().unwrap();
+    let r = r.expect("the truncation waited for the purge's fsync");
+    assert!(matches!(r, Err(WalError::InvalidArgument(_))), "{r:?}");
+    check_range(&wal, 51..101, 1, 200);
+}

@@ -96,6 +96,9 @@ struct LogState {
     segments: Vec<Segment>,
     /// Every index up to and including this one is purged.
     purged: u64,
+    /// While a purge writes its marker (without this lock held): the index it purges
+    /// up to, so that a truncation below it is refused as one below `purged` is.
+    purging: u64,
     next_index: u64,
     /// Term of entry `next_index - 1` (0 if unknown).
     last_term: u64,
@@ -134,6 +137,8 @@ pub struct NativeWal {
     synced_lsn: AtomicU64,
     poisoned: AtomicBool,
     meta: Mutex<MetaRecord>,
+    /// Serializes purges (taken before `state` or `meta`, never while holding them).
+    purge_lock: Mutex<()>,
     report: RecoveryReport,
 }
 
@@ -236,6 +241,19 @@ pub(crate) fn cut_torn_tail(fs: &dyn FileSystem, path: &Path, new_len: u64) -> R
     let f = fs.open(path, OpenMode::ReadWrite).map_err(|e| WalError::io(path, e))?;
     f.set_len(new_len).map_err(|e| WalError::io(path, e))?;
     f.sync_all().map_err(|e| WalError::io(path, e))
+}
+
+/// How many leading segments hold only entries up to `upto` (none with a sequence
+/// number at or past `below_seq`).
+fn purged_prefix(segments: &[Segment], upto: u64, below_seq: u64) -> usize {
+    segments
+        .iter()
+        .take_while(|seg| {
+            let last = seg.records.last().map(RecordLoc::last_index);
+            seg.seq < below_seq
+                && super::scan::is_purged_segment(seg.header.first_index, last, upto)
+        })
+        .count()
 }
 
 impl NativeWal {
@@ -405,6 +423,7 @@ impl NativeWal {
             state: RwLock::new(LogState {
                 segments,
                 purged,
+                purging: purged,
                 next_index,
                 last_term,
                 next_seq: last_seq.map_or(1, |s| s + 1),
@@ -419,6 +438,7 @@ impl NativeWal {
             synced_lsn: AtomicU64::new(written_lsn),
             poisoned: AtomicBool::new(false),
             meta: Mutex::new(meta),
+            purge_lock: Mutex::new(()),
             report,
             opts,
         };
@@ -1085,10 +1105,10 @@ impl NativeWal {
         let mut guard = self.write_state();
         let st = &mut *guard;
         self.check_poison(st)?;
-        if from <= st.purged {
+        if from <= st.purged.max(st.purging) {
             return Err(WalError::InvalidArgument(format!(
                 "cannot truncate from {from}: entries up to {} are purged",
-                st.purged
+                st.purged.max(st.purging)
             )));
         }
         // A failed write may have left a complete record after the end; a truncation
@@ -1229,33 +1249,65 @@ impl NativeWal {
     /// entries are unlinked (the directory fsynced). Entries of a segment that also
     /// holds later ones stay on disk but are no longer served. If `upto` is at or past
     /// the last index, the log becomes empty and the next append must be `upto + 1`.
+    ///
+    /// Appends and syncs go on while the marker and the directory are fsynced: the
+    /// writer lock is only held to decide what goes and to publish it, never across an
+    /// fsync or an unlink (a purge at the end of every snapshot would otherwise stall
+    /// every write for the length of three fsyncs).
     pub fn purge(&self, upto: u64) -> Result<()> {
-        let mut guard = self.write_state();
-        let st = &mut *guard;
-        self.check_poison(st)?;
+        let _purging = lock(&self.purge_lock);
+        // What goes: the leading segments that hold only purged entries.
+        let mut st = self.write_state();
+        self.check_poison(&st)?;
         if upto <= st.purged {
             return Ok(());
         }
-        self.flush_pending(st)?;
-        let mut removed = 0usize;
-        for seg in &st.segments {
-            let last = seg.records.last().map(RecordLoc::last_index);
-            if !super::scan::is_purged_segment(seg.header.first_index, last, upto) {
-                break;
-            }
-            removed += 1;
-        }
-        {
+        self.flush_pending(&mut st)?;
+        let kept = st.segments.get(purged_prefix(&st.segments, upto, u64::MAX)).map(|s| s.seq);
+        st.purging = upto;
+        // A purge of every entry (installing a snapshot) keeps the lock: an append
+        // meanwhile would take an index at or below `upto` and be purged with the rest.
+        // Otherwise appends only add entries after `upto`.
+        let held = if upto.saturating_add(1) >= st.next_index {
+            Some(st)
+        } else {
+            drop(st);
+            None
+        };
+        let marked = {
             let mut m = lock(&self.meta);
             // A mark on a segment that goes would speak of a file that is not there.
-            let kept = st.segments.get(removed).map(|s| s.seq);
             let durable = m.durable.filter(|d| kept.is_some_and(|k| d.seq >= k));
             let next = MetaRecord { purged: upto, durable, ..*m };
-            write_meta(self.fs.as_ref(), &self.dir, &next, DirSync::Yes)?;
-            *m = next;
-        }
-        st.purged = upto;
-        let gone: Vec<Segment> = st.segments.drain(..removed).collect();
+            let r = write_meta(self.fs.as_ref(), &self.dir, &next, DirSync::Yes);
+            if r.is_ok() {
+                *m = next;
+            }
+            r
+        };
+        // Publish. Appends meanwhile only added records at the end: a segment that
+        // was wholly purged may have received later entries since (then it stays), and
+        // no segment at or after `kept` goes (the marker dropped no mark on it).
+        let gone: Vec<Segment> = {
+            let mut st = held.unwrap_or_else(|| self.write_state());
+            if let Err(e) = marked {
+                st.purging = st.purged;
+                return Err(e);
+            }
+            let removed = purged_prefix(&st.segments, upto, kept.unwrap_or(u64::MAX));
+            st.purged = upto;
+            if upto >= st.next_index {
+                st.next_index = upto + 1;
+                st.last_term = 0;
+            }
+            let gone = st.segments.drain(..removed).collect();
+            if st.segments.is_empty() {
+                // Nothing left to sync; wake anybody waiting for bytes that are gone.
+                self.mark_synced(st.written_lsn);
+            }
+            gone
+        };
+        let removed = gone.len();
         let mut result = Ok(());
         for seg in gone {
             let path = seg.path.clone();
@@ -1269,14 +1321,6 @@ impl NativeWal {
             if let Err(e) = self.fs.sync_dir(&self.dir) {
                 result = result.and(Err(WalError::io(&self.dir, e)));
             }
-        }
-        if upto >= st.next_index {
-            st.next_index = upto + 1;
-            st.last_term = 0;
-        }
-        if st.segments.is_empty() {
-            // Nothing left to sync; wake anybody waiting for bytes that are gone.
-            self.mark_synced(st.written_lsn);
         }
         // A failed unlink leaves a leftover that the next open removes.
         result
