@@ -168,33 +168,19 @@ impl TxnLog for LocalLog {
         self.engine.view().0
     }
 
-    /// The snapshot is written by a thread of lowered priority ([`SNAPSHOT_NICE`]):
-    /// on a busy machine the committer and the connections, whose latency clients
-    /// see, go first. The engine's snapshot thread inherits the nice value of the
-    /// thread that starts it (Linux: per thread), so a short-lived thread lowers its
-    /// own priority and starts it (a process may always lower a priority, never raise
-    /// it back: hence not the committer itself).
+    /// The engine's snapshot thread lowers its own priority as it starts
+    /// ([`SNAPSHOT_NICE`], set at open): nothing but that thread's start is on the
+    /// committer's path.
     fn start_snapshot(&mut self) -> Result<Option<SnapshotTicket>, String> {
-        let engine = self.engine.clone();
-        let starter = std::thread::Builder::new()
-            .name("keeperkit-snapshot-start".into())
-            .spawn(move || {
-                if let Err(e) = rustix::process::setpriority_process(None, SNAPSHOT_NICE) {
-                    debug!("lowering the priority of the snapshot thread: {e}");
-                }
-                engine.start_snapshot()
-            })
-            .map_err(|e| format!("starting the snapshot thread: {e}"))?;
-        match starter.join() {
-            Ok(r) => r.map(Some).map_err(|e| e.to_string()),
-            Err(_) => Err("the thread starting the snapshot panicked".into()),
-        }
+        self.engine.start_snapshot().map(Some).map_err(|e| e.to_string())
     }
 }
 
 /// The nice value of the thread writing a snapshot (CFS gives a nice-10 thread about a
-/// tenth of a nice-0 one's share of a contended core; alone, it runs at full speed).
-const SNAPSHOT_NICE: i32 = 10;
+/// tenth of a nice-0 one's share of a contended core; alone, it runs at full speed):
+/// on a busy machine the committer and the connections, whose latency clients see,
+/// go first.
+pub(crate) const SNAPSHOT_NICE: i32 = 10;
 
 /// Work for the committer.
 pub(crate) enum Job {

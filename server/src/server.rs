@@ -427,6 +427,7 @@ impl Server {
         // workers on every core would compete with the requests and each hold chunk
         // buffers, so the snapshot takes longer but costs the clients less.
         opts.snapshot_write.threads = 1;
+        opts.snapshot_nice = crate::commit::SNAPSHOT_NICE;
         match cfg.pre_alloc_kib {
             Some(0) => opts.preallocate = false,
             Some(kib) => opts.segment_len = kib << 10,

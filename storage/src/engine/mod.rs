@@ -93,6 +93,11 @@ pub struct NativeEngineOptions {
     pub replay: Replay,
     /// How snapshots are written.
     pub snapshot_write: WriteOptions,
+    /// The nice value the thread writing a snapshot gives itself as it starts (0:
+    /// it keeps the priority of the thread that started it). Linux sets it per
+    /// thread, and a thread may always lower its own priority, never raise it back:
+    /// so the thread that asks for a snapshot (a server's committer) keeps its own.
+    pub snapshot_nice: i32,
     /// WAL segment size in bytes.
     pub segment_len: u64,
     /// Preallocate WAL segments.
@@ -113,6 +118,7 @@ impl NativeEngineOptions {
             purge_after_snapshot: true,
             replay: Replay::All,
             snapshot_write: WriteOptions::default(),
+            snapshot_nice: 0,
             segment_len: wal.segment_len,
             preallocate: wal.preallocate,
         }
@@ -612,6 +618,12 @@ impl SnapshotStore for NativeEngine {
         let handle = std::thread::Builder::new()
             .name("keeperkit-snapshot".into())
             .spawn(move || {
+                let nice = inner.opts.snapshot_nice;
+                if nice != 0 {
+                    // A refusal (a sandbox; a raise without the privilege) leaves the
+                    // thread at the priority it inherited.
+                    let _ = rustix::process::setpriority_process(None, nice);
+                }
                 let _s = lock(&inner.snap_lock);
                 inner.write_snapshot(&view, pos, config)
             })
