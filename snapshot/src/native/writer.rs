@@ -511,6 +511,10 @@ fn write_parallel<S: NodeSource + ?Sized>(
     })
 }
 
+/// Room past the chunk target reserved in a chunk buffer: the record that crosses the
+/// target fits without a reallocation unless it is larger than this.
+const RAW_SLACK: usize = 64 << 10;
+
 /// Walks the source, checks every node against the limits and fills chunks.
 struct Producer<'a> {
     path: &'a Path,
@@ -599,6 +603,9 @@ impl<'a> Producer<'a> {
                 None => {
                     let mut c = out.take()?;
                     c.clear();
+                    // Room for the chunk at once: grown by doubling, the buffer would
+                    // end at twice the target after a ladder of reallocations.
+                    c.raw.reserve(self.target.saturating_add(RAW_SLACK));
                     c
                 }
             };
