@@ -114,7 +114,7 @@ async fn main() {
     // leader) and answers the client with the result once it is committed and applied.
     let mut last = 0;
     for (zxid, path) in [(1, "/app"), (2, "/app/config"), (3, "/app/lock")] {
-        let resp = raft(leader).client_write(create(zxid, path, "hello")).await.unwrap();
+        let resp = raft(leader).client_write(vec![create(zxid, path, "hello")]).await.unwrap();
         last = resp.log_id.index;
         println!("{path}: {:?} at log index {}", resp.data, resp.log_id.index);
     }

@@ -4,8 +4,11 @@
 //!   WAL index = Raft index + 1. A WAL/engine position with index 0 is Raft's `None`.
 //!   Log ids are `(term, index)` (openraft's `single-term-leader`, standard Raft), which
 //!   is what a WAL entry records.
-//! - **Entry payloads.** `Blank` → empty payload (the engine's no-op); `Normal(txn)` →
-//!   the txn's jute bytes; `Membership` → an engine cluster-config entry
+//! - **Entry payloads.** `Blank` → empty payload (the engine's no-op); `Normal(txns)`
+//!   with one txn → the txn's jute bytes (what earlier versions stored for every
+//!   `Normal` entry, so their logs still open), with any other count → an engine batch
+//!   entry ([`batch_entry`]: the txns' jute bytes, applied in order); `Membership` → an
+//!   engine cluster-config entry
 //!   ([`config_entry`]) holding [`encode_membership`] of the membership and its log id.
 //!   The engine applies config entries by replacing its cluster config, which every
 //!   snapshot carries: the membership survives restarts and snapshot installs.
@@ -16,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use keeperkit_model::le::Cursor;
 use keeperkit_model::Txn;
-use keeperkit_storage::engine::{config_entry, parse_config_entry};
+use keeperkit_storage::engine::{batch_entry, config_entry, parse_batch_entry, parse_config_entry};
 use keeperkit_storage::traits::LogPosition;
 use openraft::{
     BasicNode, CommittedLeaderId, EntryPayload, LeaderId, LogId, Membership, StoredMembership, Vote,
@@ -60,7 +63,13 @@ pub fn position_of(id: &LogId<NodeId>) -> LogPosition {
 pub fn encode_payload(entry: &Entry) -> Vec<u8> {
     match &entry.payload {
         EntryPayload::Blank => Vec::new(),
-        EntryPayload::Normal(txn) => txn.to_bytes(),
+        EntryPayload::Normal(txns) => match txns.as_slice() {
+            [txn] => txn.to_bytes(),
+            _ => {
+                let bytes: Vec<Vec<u8>> = txns.iter().map(Txn::to_bytes).collect();
+                batch_entry(&bytes.iter().map(Vec::as_slice).collect::<Vec<_>>())
+            }
+        },
         EntryPayload::Membership(m) => config_entry(&encode_membership(&entry.log_id, m)),
     }
 }
@@ -81,10 +90,24 @@ pub fn decode_entry(index: u64, term: u64, payload: &[u8]) -> Result<Entry, Deco
             )));
         }
         EntryPayload::Membership(m)
+    } else if let Some(batch) = parse_batch_entry(payload) {
+        let parts = batch.map_err(|e| DecodeError(format!("entry {raft_index}: {e}")))?;
+        let txns = parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| {
+                Txn::decode_from(b).map_err(|e| {
+                    DecodeError(format!(
+                        "txn {i} of entry {raft_index} is not a ZooKeeper txn: {e}"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        EntryPayload::Normal(txns)
     } else {
         let txn = Txn::decode_from(payload)
             .map_err(|e| DecodeError(format!("entry {raft_index} is not a ZooKeeper txn: {e}")))?;
-        EntryPayload::Normal(txn)
+        EntryPayload::Normal(vec![txn])
     };
     Ok(openraft::Entry::<KeeperRaft> { log_id, payload })
 }
@@ -306,9 +329,19 @@ mod tests {
             body: TxnBody::Delete { path: "/a".into() },
             digest: None,
         };
+        let mut second = txn.clone();
+        second.header.zxid = Zxid(10);
         let entries: Vec<Entry> = vec![
             openraft::Entry { log_id: log_id(1, 0), payload: EntryPayload::Blank },
-            openraft::Entry { log_id: log_id(2, 1), payload: EntryPayload::Normal(txn) },
+            openraft::Entry {
+                log_id: log_id(2, 1),
+                payload: EntryPayload::Normal(vec![txn.clone()]),
+            },
+            openraft::Entry {
+                log_id: log_id(2, 3),
+                payload: EntryPayload::Normal(vec![txn.clone(), second]),
+            },
+            openraft::Entry { log_id: log_id(2, 4), payload: EntryPayload::Normal(Vec::new()) },
             openraft::Entry {
                 log_id: log_id(2, 2),
                 payload: EntryPayload::Membership(membership()),
@@ -328,6 +361,15 @@ mod tests {
         };
         assert!(decode_entry(9, 2, &encode_payload(&m)).is_err());
         assert!(decode_entry(3, 1, b"garbage").is_err());
+        // One txn is stored as its jute bytes (as earlier versions stored every entry);
+        // a batch whose txn does not decode is refused.
+        let one = openraft::Entry::<KeeperRaft> {
+            log_id: log_id(2, 1),
+            payload: EntryPayload::Normal(vec![txn.clone()]),
+        };
+        assert_eq!(encode_payload(&one), txn.to_bytes());
+        let bad = batch_entry(&[&txn.to_bytes(), b"garbage"]);
+        assert!(decode_entry(3, 1, &bad).is_err());
         assert!(decode_entry(0, 1, b"").is_err());
     }
 

@@ -10,15 +10,16 @@
 //!   `fsync` for every batch written meanwhile: group commit) and only then calls
 //!   openraft's callback.
 //! - [`KeeperStateMachine`] (`RaftStateMachine`): committed entries are applied to the
-//!   engine's copy-on-write znode tree (a ZooKeeper txn per `Normal` entry; membership
-//!   entries become the engine's cluster config). Snapshots are native snapshots taken
+//!   engine's copy-on-write znode tree (the ZooKeeper txns of a `Normal` entry, in
+//!   order; membership entries become the engine's cluster config). Snapshots are native snapshots taken
 //!   from an O(1) view of the tree and written in the background; they carry the last
 //!   applied log id and the membership. Snapshots are sent and received as the bytes
 //!   of the snapshot file (openraft streams them in chunks); an installed snapshot is
 //!   validated (every CRC, node count, digest) before it replaces anything.
 //!
-//! The type configuration is [`KeeperRaft`]: `D` = [`Txn`] (a ZooKeeper txn, stored in
-//! its jute encoding), `R` = [`TxnResult`], node ids `u64`, [`BasicNode`], and
+//! The type configuration is [`KeeperRaft`]: `D` = `Vec<`[`Txn`]`>` (a batch of
+//! ZooKeeper txns, one entry for all: a server proposes each batch of its committer as
+//! one entry), `R` = `Vec<`[`TxnResult`]`>` (one per txn), node ids `u64`, [`BasicNode`], and
 //! openraft's `single-term-leader` feature (standard Raft log ids `(term, index)`,
 //! exactly what a WAL entry records). [`codec`] documents every stored byte.
 //!
@@ -53,8 +54,8 @@ pub use state_machine::{Applied, KeeperSnapshotBuilder, KeeperStateMachine};
 openraft::declare_raft_types!(
     /// openraft's type configuration for a Keeper server on keeperkit storage.
     pub KeeperRaft:
-        D = Txn,
-        R = TxnResult,
+        D = Vec<Txn>,
+        R = Vec<TxnResult>,
         NodeId = u64,
         Node = BasicNode,
         Entry = openraft::Entry<KeeperRaft>,

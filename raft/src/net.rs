@@ -823,7 +823,10 @@ mod tests {
             prev_log_id: Some(codec::log_id(2, 4)),
             entries: vec![
                 Entry { log_id: codec::log_id(3, 5), payload: EntryPayload::Blank },
-                Entry { log_id: codec::log_id(3, 6), payload: EntryPayload::Normal(txn) },
+                Entry {
+                    log_id: codec::log_id(3, 6),
+                    payload: EntryPayload::Normal(vec![txn.clone(), txn]),
+                },
             ],
             leader_commit: Some(codec::log_id(2, 4)),
         };

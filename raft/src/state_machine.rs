@@ -31,12 +31,12 @@ pub struct KeeperStateMachine {
 /// apply order, once the engine has applied it.
 #[derive(Debug, Clone)]
 pub enum Applied {
-    /// The txn of the entry at Raft index `index`.
-    Txn {
+    /// The txns of the entry at Raft index `index`, applied in this order.
+    Txns {
         /// The entry's Raft index.
         index: u64,
-        /// The txn.
-        txn: Txn,
+        /// The txns.
+        txns: Vec<Txn>,
     },
     /// A blank or membership entry at Raft index `index`.
     Other {
@@ -136,11 +136,11 @@ impl RaftStateMachine<KeeperRaft> for KeeperStateMachine {
         Ok((codec::log_id_of(applied), Self::membership(&config)?))
     }
 
-    /// Applies each entry to the tree (a txn) or the cluster config (a membership);
-    /// a blank entry only advances the applied log id. openraft's storage tests apply
+    /// Applies each entry to the tree (its txns, in order: one result each) or the
+    /// cluster config (a membership); a blank entry only advances the applied log id. openraft's storage tests apply
     /// entries with gaps before them (a real cluster never does): the indexes skipped
     /// are applied as no-ops.
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<TxnResult>, StoreError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<TxnResult>>, StoreError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -175,11 +175,13 @@ impl RaftStateMachine<KeeperRaft> for KeeperStateMachine {
             };
             let r = self
                 .engine
-                .apply(EntryRef { index: pos.index, term: pos.term, payload: &payload })
+                .apply_entry(EntryRef { index: pos.index, term: pos.term, payload: &payload })
                 .map_err(fail)?;
             out.push(r);
             match entry.payload {
-                EntryPayload::Normal(txn) => self.tell(Applied::Txn { index: log_id.index, txn }),
+                EntryPayload::Normal(txns) => {
+                    self.tell(Applied::Txns { index: log_id.index, txns })
+                }
                 _ => self.tell(Applied::Other { index: log_id.index }),
             }
         }

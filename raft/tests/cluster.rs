@@ -250,7 +250,7 @@ impl Client {
             let i = self.next;
             self.next += 1;
             let path = if i == 1 { "/w".to_string() } else { znode(i) };
-            match raft.client_write_ff(create_txn(i as i64, path.clone())).await {
+            match raft.client_write_ff(vec![create_txn(i as i64, path.clone())]).await {
                 Ok(rx) => pending.push((path, rx)),
                 Err(_) => break,
             }
@@ -258,7 +258,7 @@ impl Client {
         let mut ok = 0;
         for (path, rx) in pending {
             if let Ok(Ok(resp)) = rx.await {
-                assert_eq!(resp.data, TxnResult::Ok, "{path}");
+                assert_eq!(resp.data, vec![TxnResult::Ok], "{path}");
                 self.acked.insert(path);
                 ok += 1;
             }

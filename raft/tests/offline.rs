@@ -56,7 +56,7 @@ fn replica(dir: &Path) {
     for i in 2..=8u64 {
         let t = Entry {
             log_id: codec::log_id(if i <= 5 { 1 } else { 2 }, i - 1),
-            payload: EntryPayload::Normal(txn(i64::try_from(i).unwrap(), &format!("/n{i}"))),
+            payload: EntryPayload::Normal(vec![txn(i64::try_from(i).unwrap(), &format!("/n{i}"))]),
         };
         payloads.push((t.log_id.leader_id.term, codec::encode_payload(&t)));
     }

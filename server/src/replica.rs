@@ -9,10 +9,12 @@
 //! connection's authenticated ids). On the **leader** the committer preps every write
 //! into a txn exactly as the single-node server does (zxid, time, session and ACL
 //! checks, against a tree holding everything appended so far), and proposes the
-//! batch's txns to Raft, one entry each. Raft appends them to the leader's WAL and
-//! replicates them; an entry is committed once a majority has it durable (each node's
+//! batch's txns to Raft as **one entry** (one append to the leader's WAL, one
+//! replication message per follower, one apply per node for the whole batch). Raft
+//! replicates it; an entry is committed once a majority has it durable (each node's
 //! log store acknowledges only after `fsync`). Every replica applies committed entries
-//! in log order to its engine tree; the replica's **applier** mirrors each applied txn
+//! in log order to its engine tree, the txns of an entry in their order; the replica's
+//! **applier** mirrors each applied txn
 //! to the tree clients read, fires the watches of its own connections, and tracks the
 //! sessions. The answer goes to the client only when the server it is connected to
 //! has applied the write: a client reads its own writes there, and every watch event
@@ -551,12 +553,14 @@ impl TxnLog for RaftLog {
         let replica = self.replica.clone();
         let last = txns.last().map(|t| t.header.zxid.0);
         let r = self.replica.rt.block_on(async move {
-            let mut answers = Vec::with_capacity(txns.len());
-            for t in txns {
-                answers.push(raft.client_write_ff(t).await.map_err(|e| e.to_string())?);
-            }
+            // The whole batch is one Raft entry: one append, one replication message,
+            // one apply per node for all of its txns.
+            let answer = match txns.is_empty() {
+                true => None,
+                false => Some(raft.client_write_ff(txns).await.map_err(|e| e.to_string())?),
+            };
             let all = async {
-                for a in answers {
+                if let Some(a) = answer {
                     match a.await {
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => return Err(e.to_string()),
@@ -1184,38 +1188,41 @@ fn applier(
         let mut reset = false;
         for a in batch {
             match a {
-                Applied::Txn { index: i, txn } => {
+                Applied::Txns { index: i, txns } => {
                     if skip_upto.is_some_and(|s| i <= s) {
                         continue;
                     }
                     index = i;
-                    let subs: Vec<TxnBody> = match &txn.body {
-                        TxnBody::Multi(s) => s.clone(),
-                        TxnBody::CloseSession { paths } => paths
-                            .iter()
-                            .flatten()
-                            .map(|p| TxnBody::Delete { path: p.clone() })
-                            .collect(),
-                        b => vec![b.clone()],
-                    };
-                    let pre = commit::pre_acls(&tree, &subs);
-                    let r = tree.apply(&txn);
-                    if !r.is_ok() && !matches!(txn.body, TxnBody::Error { .. } | TxnBody::Multi(_))
-                    {
-                        error!("txn {:#x} applied with {r:?} on the mirror", txn.header.zxid.0);
-                    }
-                    changes.extend(commit::changes_of(&subs, &pre, &tree));
-                    match &txn.body {
-                        TxnBody::CreateSession { timeout_ms } => {
-                            created.push((txn.header.client_id, *timeout_ms))
+                    for txn in txns {
+                        let subs: Vec<TxnBody> = match &txn.body {
+                            TxnBody::Multi(s) => s.clone(),
+                            TxnBody::CloseSession { paths } => paths
+                                .iter()
+                                .flatten()
+                                .map(|p| TxnBody::Delete { path: p.clone() })
+                                .collect(),
+                            b => vec![b.clone()],
+                        };
+                        let pre = commit::pre_acls(&tree, &subs);
+                        let r = tree.apply(&txn);
+                        if !r.is_ok()
+                            && !matches!(txn.body, TxnBody::Error { .. } | TxnBody::Multi(_))
+                        {
+                            error!("txn {:#x} applied with {r:?} on the mirror", txn.header.zxid.0);
                         }
-                        // An expiry (the server's own closeSession, xid 0) closes the
-                        // session's connection here; a client's closeSession is answered
-                        // first and then closed by its committer.
-                        TxnBody::CloseSession { .. } => {
-                            closed.push((txn.header.client_id, txn.header.cxid == 0))
+                        changes.extend(commit::changes_of(&subs, &pre, &tree));
+                        match &txn.body {
+                            TxnBody::CreateSession { timeout_ms } => {
+                                created.push((txn.header.client_id, *timeout_ms))
+                            }
+                            // An expiry (the server's own closeSession, xid 0) closes the
+                            // session's connection here; a client's closeSession is answered
+                            // first and then closed by its committer.
+                            TxnBody::CloseSession { .. } => {
+                                closed.push((txn.header.client_id, txn.header.cxid == 0))
+                            }
+                            _ => {}
                         }
-                        _ => {}
                     }
                     digests.record(i, tree.digest());
                 }

@@ -28,12 +28,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use keeperkit_model::{Acl, Txn, TxnBody};
+use keeperkit_raft::codec;
 use keeperkit_server::client::{Client, ConnectOptions};
 use keeperkit_server::proto::{create_mode, CreateRequest, Request, Response};
 use keeperkit_server::replica::{http_call, PeerAddr, ReplicaConfig};
 use keeperkit_server::{Server, ServerConfig};
 use keeperkit_storage::engine::NativeEngine;
 use keeperkit_storage::traits::{EntryRef, LogStore, SnapshotStore};
+use openraft::EntryPayload;
 use serde_json::Value;
 
 struct Node {
@@ -180,14 +182,14 @@ fn create(path: &str, data: &[u8]) -> Request {
     })
 }
 
-/// Sends `reqs` pipelined through a client of `addr`; every one acknowledged.
+/// Sends `reqs` one at a time through a client of `addr`; every one acknowledged. One
+/// at a time, each is a committer batch of its own, so one Raft entry: digest samples
+/// and snapshots go by Raft index, and what these tests wait for counts on that.
 fn write_all(rt: &tokio::runtime::Runtime, addr: &str, reqs: &[Request]) {
     rt.block_on(async {
         let mut c = Client::connect(addr, &ConnectOptions::default()).await.unwrap();
         for r in reqs {
             c.send(r).await.unwrap();
-        }
-        for r in reqs {
             let a = c.recv().await.unwrap();
             assert_eq!(a.header.err, 0, "{r:?}");
         }
@@ -225,6 +227,10 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
 }
 
+fn is_set_data(t: &Txn) -> bool {
+    matches!(t.body, TxnBody::SetData(_))
+}
+
 #[test]
 fn digests_agree_under_writes_snapshots_and_an_install() {
     tracing();
@@ -251,8 +257,10 @@ fn digests_agree_under_writes_snapshots_and_an_install() {
     nodes.remove(&down).unwrap().stop();
     write_all(&rt, &client_of(&peers[&lead]), &creates("gap", 300));
     nodes.insert(down, Node::start(&path(down), down, &peers, snap));
-    write_all(&rt, &client_of(&peers[&down]), &creates("after", 200));
+    // Read before the writes: with one write at a time, the follower compares the
+    // samples as they come, while the writes go on.
     let checks_before = u(&status(&peers[&down])["digest"]["checks"]);
+    write_all(&rt, &client_of(&peers[&down]), &creates("after", 200));
     wait_for("the restarted follower compares again", 30, || {
         u(&status(&peers[&down])["digest"]["checks"]) >= checks_before + 3
     });
@@ -273,8 +281,9 @@ fn digests_agree_under_writes_snapshots_and_an_install() {
     assert!(started.elapsed() < Duration::from_secs(120), "took {:?}", started.elapsed());
 }
 
-/// Rewrites the last setData entry of the log in `dir` (a stopped replica's) with
-/// other data, every checksum right: returns its Raft index and path.
+/// Rewrites the last setData txn of the log in `dir` (a stopped replica's) with other
+/// data, every checksum right (in its entry, which may hold a batch of txns): returns
+/// the entry's Raft index and the path.
 fn rewrite_last_set_data(dir: &Path) -> (u64, String) {
     let engine =
         NativeEngine::open(keeperkit_vfs::std_fs(), keeperkit_raft::engine_options(dir)).unwrap();
@@ -282,19 +291,22 @@ fn rewrite_last_set_data(dir: &Path) -> (u64, String) {
     let last = engine.last_index().unwrap();
     let after_snapshot = engine.list_snapshots().unwrap().last().map_or(0, |s| s.position.index);
     let entries = engine.read_range(first..last + 1).unwrap();
-    let (at, mut txn) = entries
+    let (at, mut entry) = entries
         .iter()
         .rev()
         .filter(|e| e.index > after_snapshot)
         .find_map(|e| {
-            let t = Txn::decode_from(&e.payload).ok()?;
-            matches!(t.body, TxnBody::SetData(_)).then_some((e.index, t))
+            let entry = codec::decode_entry(e.index, e.term, &e.payload).ok()?;
+            let EntryPayload::Normal(txns) = &entry.payload else { return None };
+            txns.iter().any(is_set_data).then_some((e.index, entry))
         })
         .expect("a setData entry after the newest snapshot");
+    let EntryPayload::Normal(txns) = &mut entry.payload else { unreachable!() };
+    let txn = txns.iter_mut().rev().find(|t| is_set_data(t)).unwrap();
     let TxnBody::SetData(s) = &mut txn.body else { unreachable!() };
     s.data = Some(b"diverged".to_vec());
     let path = s.path.clone();
-    let payload = txn.to_bytes();
+    let payload = codec::encode_payload(&entry);
     engine.truncate_suffix(at).unwrap();
     let mut again = Vec::new();
     for e in entries.iter().filter(|e| e.index >= at) {

@@ -309,12 +309,12 @@ fn peers_at(base: u16) -> BTreeMap<u64, PeerAddr> {
         .collect()
 }
 
-/// Creates `paths` through one pipelined client; every one acknowledged.
+/// Creates `paths` through one client, one at a time, every one acknowledged: each is a
+/// committer batch of its own, so one Raft entry, and Raft's snapshots and log purges
+/// (every `SNAP` entries) follow the count.
 async fn create_all(c: &mut Client, paths: &[String]) {
     for p in paths {
         c.send(&create(p, b"x", create_mode::PERSISTENT)).await.unwrap();
-    }
-    for p in paths {
         let r = c.recv().await.unwrap();
         assert_eq!(r.header.err, 0, "creating {p}");
     }

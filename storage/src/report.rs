@@ -199,7 +199,8 @@ pub struct LogEntry {
     /// The zxid in hex.
     pub zxid_hex: Option<String>,
     /// What the entry is: `txn` (a change of the tree), `config` (cluster
-    /// configuration), `noop` (an empty Raft entry) or `opaque` (not decodable as any).
+    /// configuration), `batch` (several txns in one entry, `zxid` is the last one's),
+    /// `noop` (an empty Raft entry) or `opaque` (not decodable as any).
     pub kind: &'static str,
     /// Request time in ms since the epoch.
     pub time: Option<i64>,

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use engine_support::{assert_matches, open, write_n, Workload};
 use keeperkit_storage::engine::{
-    config_entry, parse_config_entry, recover_readonly, NativeEngine, Replay, ReplayEnd,
+    batch_entry, config_entry, parse_batch_entry, parse_config_entry, recover_readonly,
+    NativeEngine, Replay, ReplayEnd,
 };
 use keeperkit_storage::traits::{
     EntryRef, LogPosition, LogStore, SnapshotStore, StateMachine, Storage,
@@ -44,6 +45,65 @@ fn config_entry_encoding() {
     let mut p = config_entry(b"x");
     p[5] = 1;
     assert_eq!(parse_config_entry(&p), None);
+}
+
+#[test]
+fn batch_entry_encoding_and_hostile_bytes() {
+    let mut w = Workload::new(10);
+    let txns: Vec<Vec<u8>> = (0..3).map(|_| w.next_txn()).collect();
+    let refs: Vec<&[u8]> = txns.iter().map(Vec::as_slice).collect();
+    let p = batch_entry(&refs);
+    assert_eq!(parse_batch_entry(&p), Some(Ok(refs.clone())));
+    assert_eq!(parse_batch_entry(&batch_entry(&[])), Some(Ok(Vec::new())));
+    // Txns, config entries and empty payloads are not batch entries.
+    assert_eq!(parse_batch_entry(&txns[0]), None);
+    assert_eq!(parse_batch_entry(&config_entry(b"x")), None);
+    assert_eq!(parse_batch_entry(&[]), None);
+    assert_eq!(parse_config_entry(&p), None);
+    // Cut anywhere after the header, one byte more, or a huge count: an error.
+    for n in 32..p.len() {
+        assert!(matches!(parse_batch_entry(&p[..n]), Some(Err(_))), "cut at {n}");
+    }
+    let mut long = p.clone();
+    long.push(0);
+    assert!(matches!(parse_batch_entry(&long), Some(Err(_))));
+    let mut huge = p.clone();
+    huge[32..36].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(parse_batch_entry(&huge), Some(Err(_))));
+}
+
+#[test]
+fn batch_entries_are_applied_in_order_and_replayed() {
+    let (_f, fs) = fault_fs();
+    let dir = Path::new("/b");
+    let mut w = Workload::new(30);
+    let e = open(&fs, dir);
+    write_n(&e, &mut w, 10);
+    let txns: Vec<Vec<u8>> = (0..7).map(|_| w.next_txn()).collect();
+    let refs: Vec<&[u8]> = txns.iter().map(Vec::as_slice).collect();
+    let batch = batch_entry(&refs);
+    e.append(&[EntryRef { index: 11, term: 2, payload: &batch }]).unwrap();
+    let results = e.apply_entry(EntryRef { index: 11, term: 2, payload: &batch }).unwrap();
+    assert_eq!(results.len(), 7);
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    assert_eq!(e.applied(), LogPosition { index: 11, term: 2 });
+    e.with_tree(|t| assert_matches(t, &w.model, "applied"));
+    e.sync().unwrap();
+    write_n(&e, &mut w, 3);
+    drop(e);
+    // Replayed on open, and by the tools' read-only recovery.
+    let e = open(&fs, dir);
+    assert_eq!(e.applied().index, 14);
+    e.with_tree(|t| assert_matches(t, &w.model, "reopened"));
+    let ro = recover_readonly(&*fs, dir, None).unwrap();
+    assert_eq!(ro.end, ReplayEnd::Complete);
+    assert_matches(&ro.tree, &w.model, "read-only");
+    // A damaged batch (a txn that does not decode) is refused, nothing of it applied.
+    let bad = batch_entry(&[refs[0], b"not a txn"]);
+    e.append(&[EntryRef { index: 15, term: 2, payload: &bad }]).unwrap();
+    assert!(e.apply_entry(EntryRef { index: 15, term: 2, payload: &bad }).is_err());
+    assert_eq!(e.applied().index, 14);
+    e.with_tree(|t| assert_matches(t, &w.model, "after a damaged batch"));
 }
 
 #[test]

@@ -49,8 +49,9 @@ mod recover;
 pub mod server_state;
 
 pub use recover::{
-    config_entry, parse_config_entry, recover_readonly, recover_readonly_in, recover_readonly_with,
-    ReadOnlyState, ReplayEnd, SkippedSnapshot, CONFIG_ENTRY_HEADER_LEN, CONFIG_ENTRY_TYPE,
+    batch_entry, config_entry, parse_batch_entry, parse_config_entry, recover_readonly,
+    recover_readonly_in, recover_readonly_with, ReadOnlyState, ReplayEnd, SkippedSnapshot,
+    BATCH_ENTRY_TYPE, CONFIG_ENTRY_HEADER_LEN, CONFIG_ENTRY_TYPE,
 };
 
 use crate::native::snapshot::{load_tree, save_tree, SnapshotPosition};
@@ -432,13 +433,14 @@ impl NativeEngine {
         let mut out = Vec::with_capacity(payloads.len());
         for (index, p) in range.zip(payloads) {
             let live = &mut *live;
-            out.push(recover::apply_payload(
+            let r = recover::apply_payload(
                 &mut live.tree,
                 &mut live.config,
                 &self.inner.wal_dir,
                 index,
                 p,
-            )?);
+            )?;
+            out.push(r.last().cloned().unwrap_or(TxnResult::Ok));
             live.applied = LogPosition { index, term };
         }
         Ok(out)
@@ -551,8 +553,11 @@ impl LogStore for NativeEngine {
     }
 }
 
-impl StateMachine for NativeEngine {
-    fn apply(&self, entry: EntryRef<'_>) -> Result<TxnResult, StorageError> {
+impl NativeEngine {
+    /// Applies the next entry, as [`StateMachine::apply`] does, and returns one result
+    /// per txn it holds: one for a txn, one per txn of a [batch entry](batch_entry),
+    /// none for a no-op or a config entry.
+    pub fn apply_entry(&self, entry: EntryRef<'_>) -> Result<Vec<TxnResult>, StorageError> {
         let mut live = self.inner.write();
         if entry.index != live.applied.index + 1 {
             return Err(StorageError::Usage(format!(
@@ -570,6 +575,14 @@ impl StateMachine for NativeEngine {
         )?;
         live.applied = LogPosition { index: entry.index, term: entry.term };
         Ok(r)
+    }
+}
+
+impl StateMachine for NativeEngine {
+    /// For a [batch entry](batch_entry), the last txn's result
+    /// ([`NativeEngine::apply_entry`] gives each one).
+    fn apply(&self, entry: EntryRef<'_>) -> Result<TxnResult, StorageError> {
+        Ok(self.apply_entry(entry)?.pop().unwrap_or(TxnResult::Ok))
     }
 
     fn applied(&self) -> LogPosition {

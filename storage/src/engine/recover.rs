@@ -69,6 +69,77 @@ pub fn parse_config_entry(payload: &[u8]) -> Option<&[u8]> {
     is_config.then(|| &payload[CONFIG_ENTRY_HEADER_LEN..])
 }
 
+/// The value in the jute `type` field (bytes 28..32, big-endian) that marks a batch
+/// entry: ASCII `KKBT`. No ZooKeeper or Keeper txn has this type.
+pub const BATCH_ENTRY_TYPE: i32 = 0x4B4B_4254;
+const BATCH_ENTRY_MAGIC: &[u8; 4] = b"KKBT";
+
+/// The WAL payload of a batch entry: several txns logged as one entry, applied in
+/// order. A 32-byte header shaped like a jute `TxnHeader` (bytes 0..4 `KKBT`, bytes
+/// 4..28 zero, bytes 28..32 the type [`BATCH_ENTRY_TYPE`]), the txn count (u32,
+/// little-endian), then per txn its length (u32, little-endian) and its jute bytes.
+pub fn batch_entry(txns: &[&[u8]]) -> Vec<u8> {
+    let len = CONFIG_ENTRY_HEADER_LEN + 4 + txns.iter().map(|t| 4 + t.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(BATCH_ENTRY_MAGIC);
+    out.resize(28, 0);
+    out.extend_from_slice(&BATCH_ENTRY_TYPE.to_be_bytes());
+    out.extend_from_slice(&u32::try_from(txns.len()).unwrap_or(u32::MAX).to_le_bytes());
+    for t in txns {
+        out.extend_from_slice(&u32::try_from(t.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(t);
+    }
+    out
+}
+
+/// The txns (jute bytes each) of a batch entry ([`batch_entry`]); `None` if `payload`
+/// is not one, an error (a full sentence) if its header says it is one and the rest
+/// does not parse: a count or a length past the end, or bytes after the last txn.
+pub fn parse_batch_entry(payload: &[u8]) -> Option<Result<Vec<&[u8]>, String>> {
+    let header = payload.get(..CONFIG_ENTRY_HEADER_LEN)?;
+    let is_batch = header[..4] == BATCH_ENTRY_MAGIC[..]
+        && header[4..28].iter().all(|&b| b == 0)
+        && header[28..] == BATCH_ENTRY_TYPE.to_be_bytes();
+    if !is_batch {
+        return None;
+    }
+    Some(parse_batch(&payload[CONFIG_ENTRY_HEADER_LEN..]))
+}
+
+/// The txns of a batch entry's bytes after its header (see [`parse_batch_entry`]).
+fn parse_batch(mut rest: &[u8]) -> Result<Vec<&[u8]>, String> {
+    fn u32_at(rest: &mut &[u8], what: &str) -> Result<usize, String> {
+        let (n, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| format!("the batch entry ends inside its {what}"))?;
+        *rest = tail;
+        usize::try_from(u32::from_le_bytes(*n)).map_err(|e| e.to_string())
+    }
+    let count = u32_at(&mut rest, "txn count")?;
+    // Every txn takes at least its 4-byte length: a count larger than that allows is
+    // refused before anything is allocated for it.
+    if count > rest.len() / 4 {
+        return Err(format!("the batch entry counts {count} txns in {} bytes", rest.len()));
+    }
+    let mut txns = Vec::with_capacity(count);
+    for i in 0..count {
+        let len = u32_at(&mut rest, "txn length")?;
+        if len > rest.len() {
+            return Err(format!(
+                "txn {i} of the batch entry is {len} bytes long, {} are left",
+                rest.len()
+            ));
+        }
+        let (t, tail) = rest.split_at(len);
+        txns.push(t);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(format!("{} bytes follow the last txn of the batch entry", rest.len()));
+    }
+    Ok(txns)
+}
+
 /// Whether falling back to the state at `fallback` after skipping damaged snapshots
 /// loses nothing: the log must hold every entry from `fallback + 1` (not purged) up to
 /// the newest skipped snapshot's index (`log_last`). Otherwise the error names the
@@ -161,33 +232,42 @@ pub(crate) fn choose_snapshot(
     })
 }
 
-/// Decodes and applies one logged entry: a txn to `tree`, a cluster-config entry to
-/// `config`; an empty payload is a no-op.
+/// Decodes and applies one logged entry: a txn to `tree`, each txn of a batch entry
+/// in order, a cluster-config entry to `config`; an empty payload is a no-op. Returns
+/// one result per txn applied (none for a no-op or a config entry). A batch entry that
+/// does not parse, or holds a txn that does not decode, is corruption and nothing of it
+/// is applied.
 pub(crate) fn apply_payload(
     tree: &mut DataTree,
     config: &mut Vec<u8>,
     wal_dir: &Path,
     index: u64,
     payload: &[u8],
-) -> Result<keeperkit_tree::TxnResult, StorageError> {
+) -> Result<Vec<keeperkit_tree::TxnResult>, StorageError> {
     if payload.is_empty() {
-        return Ok(keeperkit_tree::TxnResult::Ok);
+        return Ok(Vec::new());
     }
     if let Some(c) = parse_config_entry(payload) {
         c.clone_into(config);
-        return Ok(keeperkit_tree::TxnResult::Ok);
+        return Ok(Vec::new());
     }
-    let txn = Txn::decode_from(payload).map_err(|e| {
+    let corrupt = |what: String| {
         StorageError::Corrupt(
-            Corruption::new(
-                wal_dir,
-                0,
-                CorruptionKind::inconsistent(format!("entry {index} is not a ZooKeeper txn: {e}")),
-            )
-            .with_index(index),
+            Corruption::new(wal_dir, 0, CorruptionKind::inconsistent(what)).with_index(index),
         )
-    })?;
-    Ok(tree.apply(&txn))
+    };
+    let decode = |b: &[u8]| {
+        Txn::decode_from(b)
+            .map_err(|e| corrupt(format!("entry {index} is not a ZooKeeper txn: {e}")))
+    };
+    match parse_batch_entry(payload) {
+        None => Ok(vec![tree.apply(&decode(payload)?)]),
+        Some(Err(e)) => Err(corrupt(format!("entry {index}: {e}"))),
+        Some(Ok(parts)) => {
+            let txns = parts.into_iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+            Ok(txns.iter().map(|t| tree.apply(t)).collect())
+        }
+    }
 }
 
 /// How the log replay of a read-only recovery ended.

@@ -79,6 +79,10 @@ pub(crate) fn read_log(
         j.term = Some(e.term);
         j.payload_len = e.payload.len();
         let config = crate::engine::parse_config_entry(&e.payload);
+        if let Some(batch) = crate::engine::parse_batch_entry(&e.payload) {
+            batch_entry(&mut j, batch);
+            return sink(j);
+        }
         match (config, Txn::decode_from(&e.payload)) {
             (Some(c), _) => {
                 j.kind = "config";
@@ -97,4 +101,34 @@ pub(crate) fn read_log(
         }
         sink(j)
     })
+}
+
+/// Describes a batch entry (several txns in one entry): its txn count and the zxids
+/// of its first and last txn (the entry's zxid is the last one's).
+fn batch_entry(j: &mut LogEntry, batch: Result<Vec<&[u8]>, String>) {
+    j.op = "Batch".into();
+    let txns = batch.and_then(|parts| {
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| Txn::decode_from(b).map_err(|e| format!("txn {i}: {e}")))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    match txns {
+        Ok(txns) => {
+            j.kind = "batch";
+            let zxids: Vec<i64> = txns.iter().map(|t| t.header.zxid.0).collect();
+            if let (Some(first), Some(last)) = (zxids.first(), zxids.last()) {
+                j.zxid = Some(*last);
+                j.zxid_hex = Some(format!("{last:#x}"));
+                j.detail = format!("{} txns, zxid {first:#x} ..= {last:#x}", txns.len());
+            } else {
+                j.detail = "0 txns".into();
+            }
+        }
+        Err(err) => {
+            j.op = "Opaque".into();
+            j.detail = format!("{} bytes, a damaged batch entry ({err})", j.payload_len);
+        }
+    }
 }
