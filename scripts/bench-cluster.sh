@@ -20,7 +20,8 @@
 # Settings, the same for both where they exist: tickTime=500, minSessionTimeout=1000,
 # maxSessionTimeout=30000; ZooKeeper initLimit=20, syncLimit=5 (its followers see a dead
 # leader's socket close at once and elect); keeperkit --heartbeat-ms 100 (its default:
-# an election after 6 to 12 heartbeats without a leader).
+# an election after 6 to 12 heartbeats without a leader, or at once when the leader's
+# connection ends and nothing listens on its Raft port any more).
 #
 # Options:
 #   --dir DIR      where the data directories go (default: a temp dir under /tmp)

@@ -34,6 +34,7 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, LeaderId, LogId, Membership, SnapshotMeta, StoredMembership, Vote};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
@@ -95,6 +96,10 @@ pub struct Identity {
     /// [`NOT_MEMBER`]: this node was removed from the cluster while it could not hear
     /// of it. The application stops it from campaigning.
     pub not_member: tokio::sync::watch::Sender<Option<String>>,
+    /// Told the id of each peer whose connection to this node's Raft port ended (its
+    /// process may be gone: the application can look and campaign early when that
+    /// peer led).
+    pub closed: Option<mpsc::UnboundedSender<NodeId>>,
 }
 
 impl Identity {
@@ -510,7 +515,23 @@ async fn serve_conn(
         }
         (k, _, _) => return Err(format!("the first frame is of kind {k}, not a hello")),
     };
-    while let Some((kind, id, body)) = read_frame(&mut rd).await.map_err(|e| e.to_string())? {
+    let served = serve_calls(&mut rd, &tx, &raft, &ident, &app, from).await;
+    if let Some(c) = &ident.closed {
+        let _ = c.send(from);
+    }
+    served
+}
+
+/// Answers the calls of node `from` on its connection until it ends.
+async fn serve_calls(
+    rd: &mut OwnedReadHalf,
+    tx: &mpsc::UnboundedSender<Vec<u8>>,
+    raft: &Raft,
+    ident: &Arc<Identity>,
+    app: &AppHandler,
+    from: NodeId,
+) -> Result<(), String> {
+    while let Some((kind, id, body)) = read_frame(rd).await.map_err(|e| e.to_string())? {
         let (raft, app, tx, ident) = (raft.clone(), app.clone(), tx.clone(), ident.clone());
         tokio::spawn(async move {
             let refused = if kind == VOTE { not_member(&raft, from, &body) } else { None };

@@ -1298,6 +1298,8 @@ pub(crate) struct Opened {
     pub(crate) tree: DataTree,
     raft_listener: tokio::net::TcpListener,
     applied_rx: stdmpsc::Receiver<Applied>,
+    /// The peers whose connection to the Raft port ended (see [`leader_gone`]).
+    closed_rx: tokio::sync::mpsc::UnboundedReceiver<u64>,
     start: Start,
     dir: std::path::PathBuf,
     join: Option<String>,
@@ -1395,6 +1397,7 @@ pub(crate) async fn open(
     };
     let d2 = dir.to_path_buf();
     let node = rc.id;
+    let (closed_tx, closed_rx) = tokio::sync::mpsc::unbounded_channel();
     let ident = Arc::new(Identity {
         node,
         cluster: Mutex::new(cluster),
@@ -1404,6 +1407,7 @@ pub(crate) async fn open(
         }),
         no_vote: std::sync::atomic::AtomicBool::new(start != Start::Member),
         not_member: watch::channel(None).0,
+        closed: Some(closed_tx),
     });
     let (atx, arx) = stdmpsc::channel();
     sm.observe(atx);
@@ -1451,10 +1455,96 @@ pub(crate) async fn open(
         tree,
         raft_listener,
         applied_rx: arx,
+        closed_rx,
         start,
         dir: dir.to_path_buf(),
         join: rc.join.clone(),
     })
+}
+
+/// Campaigns at once when the leader's process is gone: its connection to this node's
+/// Raft port ended and nothing listens on its Raft port any more ([`port_gone`]: a
+/// killed process, or one that exited; a live leader whose connection broke answers,
+/// and nothing happens). Without
+/// this, followers wait for their election timeout (6 to 12.5 heartbeats), and a vote
+/// is granted only once the voter's leader lease (its own longest timeout) has passed:
+/// about two seconds with 100 ms heartbeats, where ZooKeeper's followers elect as soon
+/// as the leader's socket closes.
+///
+/// Every follower that sees it campaigns at once: a campaign drops its own lease, so
+/// it can grant a later one's vote. Those campaigns share a term and split the votes;
+/// the surviving voter with the lowest id campaigns once more a heartbeat later, in a
+/// new term the others (candidates now, no lease) grant if its log is as long as
+/// theirs. When that fails (a longer log elsewhere, a peer that saw nothing), the
+/// election timeouts decide as before. Only a voter that may vote campaigns: never a
+/// node being rebuilt (it forgot its term and vote) or one removed from the cluster.
+async fn leader_gone(replica: Arc<Replica>, mut closed: tokio::sync::mpsc::UnboundedReceiver<u64>) {
+    let heartbeat = Duration::from_millis(replica.raft.config().heartbeat_interval);
+    // The leader and term this node last campaigned after: a leader has several
+    // connections to this node, and each one's end is told.
+    let mut done: Option<(u64, u64)> = None;
+    while let Some(from) = closed.recv().await {
+        let m = replica.metrics();
+        if done == Some((from, m.current_term)) {
+            continue;
+        }
+        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+        let may_campaign = m.state == ServerState::Follower
+            && m.current_leader == Some(from)
+            && voters.contains(&replica.id)
+            && replica.ident.votes()
+            && !replica.rebuilding()
+            && !replica.is_removed()
+            && !replica.mstate.transferring();
+        if !may_campaign {
+            continue;
+        }
+        let Some(node) = m.membership_config.membership().get_node(&from) else { continue };
+        let dial = node.addr.split(';').next().unwrap_or(&node.addr).to_string();
+        if !port_gone(&dial, heartbeat).await {
+            info!("the connection of leader node {from} ended; its Raft port {dial} answers");
+            continue;
+        }
+        let term = m.current_term;
+        done = Some((from, term));
+        info!(
+            term,
+            "leader node {from} is gone (nothing listens on its Raft port {dial}): campaigning now"
+        );
+        if let Err(e) = replica.raft.trigger().elect().await {
+            warn!("campaigning: {e}");
+            continue;
+        }
+        let first = voters.iter().copied().filter(|&v| v != from).min();
+        if first == Some(replica.id) {
+            tokio::time::sleep(heartbeat).await;
+            let m = replica.metrics();
+            let leaderless = m.current_leader.is_none() || m.current_leader == Some(from);
+            if m.state == ServerState::Candidate && leaderless && replica.ident.votes() {
+                info!(term = m.current_term, "no leader yet: campaigning again in a new term");
+                if let Err(e) = replica.raft.trigger().elect().await {
+                    warn!("campaigning: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Whether nothing listens at `addr` any more: a connection is refused, or accepted and
+/// then reset or closed within `wait` without a word (a process being torn down can
+/// still hold its listening socket when its other connections already ended). A live
+/// Raft port waits for the hello; no answer within `wait` either way is not "gone".
+async fn port_gone(addr: &str, wait: Duration) -> bool {
+    use std::io::ErrorKind;
+    use tokio::io::AsyncReadExt as _;
+    match tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Err(e)) => matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset),
+        Err(_) => false,
+        Ok(Ok(mut s)) => {
+            let mut b = [0u8; 1];
+            matches!(tokio::time::timeout(wait, s.read(&mut b)).await, Ok(Ok(0) | Err(_)))
+        }
+    }
 }
 
 /// Member `id`'s election timeout window (ms): 6, 9 or 12 heartbeats by `(id - 1) % 3`,
@@ -1474,7 +1564,17 @@ impl Opened {
     /// Starts the applier, the Raft port and the session reports, once the server's
     /// shared state exists.
     pub(crate) fn run(self, shared: &Arc<Shared>) -> Result<(), crate::ServeError> {
-        let Opened { replica, engine, tree, raft_listener, applied_rx, start, dir, join } = self;
+        let Opened {
+            replica,
+            engine,
+            tree,
+            raft_listener,
+            applied_rx,
+            closed_rx,
+            start,
+            dir,
+            join,
+        } = self;
         let _ = replica.shared.set(Arc::downgrade(shared));
         let weak = Arc::downgrade(shared);
         let applied = replica.applied.clone();
@@ -1497,6 +1597,7 @@ impl Opened {
         let period =
             (shared.cfg.tick() / 2).clamp(Duration::from_millis(50), Duration::from_millis(1000));
         tokio::spawn(touch_loop(replica.clone(), Arc::downgrade(shared), period));
+        tokio::spawn(leader_gone(replica.clone(), closed_rx));
         tokio::spawn(members::watch_removal(replica.clone()));
         tokio::spawn(members::watch_refusals(replica.clone()));
         let every = digest::period(replica.raft.config().heartbeat_interval);
