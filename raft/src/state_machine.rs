@@ -59,6 +59,12 @@ impl KeeperStateMachine {
         *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
     }
 
+    /// Stops telling the observer: its receiver sees the channel closed once it has
+    /// taken what was sent (a server that stops waits for its applier this way).
+    pub fn stop_observing(&self) {
+        *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     fn tell(&self, a: Applied) {
         let mut o = self.observer.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tx) = o.as_ref() {

@@ -101,6 +101,9 @@ pub use crate::http::call as http_call;
 /// up to date, make it a voter) before the node asks again.
 const REJOIN_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a stopping server waits for its applier to finish.
+const APPLIER_STOP: Duration = Duration::from_secs(10);
+
 /// How long a forwarded batch or a proposal may take before its clients' connections
 /// are closed (outcome unknown).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -260,12 +263,30 @@ pub(crate) struct Replica {
     /// Tree digest samples and what comparing them with the peers' found (see
     /// [`digest`]).
     pub(crate) digests: Arc<digest::Digests>,
+    /// The state machine (to stop the applier's feed when the server stops).
+    sm: keeperkit_raft::KeeperStateMachine,
+    /// The applier thread, joined when the server stops: it holds the engine, which
+    /// must be closed before `serve` returns (a caller may open the directory next).
+    applier: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// openraft's metrics of this node.
 pub(crate) type Metrics = openraft::RaftMetrics<u64, BasicNode>;
 
 impl Replica {
+    /// After Raft stopped: ends the applier's feed and waits (at most `APPLIER_STOP`)
+    /// until the applier has applied what it was sent and let go of the engine.
+    pub(crate) async fn stop_applier(&self) {
+        self.sm.stop_observing();
+        let Some(h) = lock(&self.applier).take() else { return };
+        let joined = tokio::task::spawn_blocking(move || h.join());
+        match tokio::time::timeout(APPLIER_STOP, joined).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(_) => error!("the applier thread panicked"),
+            Err(_) => error!("the applier did not stop within {APPLIER_STOP:?}"),
+        }
+    }
+
     pub(crate) fn metrics(&self) -> Metrics {
         self.raft.metrics().borrow().clone()
     }
@@ -1448,6 +1469,8 @@ pub(crate) async fn open(
         nonce: read_nonce(dir),
         mstate: members::State::default(),
         digests: Arc::default(),
+        sm,
+        applier: Mutex::new(None),
     });
     Ok(Opened {
         replica,
@@ -1579,10 +1602,11 @@ impl Opened {
         let weak = Arc::downgrade(shared);
         let applied = replica.applied.clone();
         let digests = replica.digests.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("keeperkit-applier".into())
             .spawn(move || applier(weak, engine, tree, applied_rx, applied, digests))
             .map_err(|e| open_err(format!("starting the applier: {e}")))?;
+        *lock(&replica.applier) = Some(thread);
         let r2 = replica.clone();
         let handler: net::AppHandler = Arc::new(move |from, body| {
             let r = r2.clone();

@@ -637,6 +637,7 @@ impl Server {
             if let Err(e) = r.raft.shutdown().await {
                 error!("stopping raft: {e}");
             }
+            r.stop_applier().await;
         }
         if let Err(e) = shared.engine.sync() {
             error!("final sync failed: {e}");
