@@ -355,11 +355,11 @@ impl FileSystem for GatedFs {
     }
 }
 
-/// A purge (after every snapshot) must not stall appends while its marker and the
-/// directory are fsynced: appends and syncs go on, and what they wrote survives the
-/// purge and a reopen.
-#[test]
-fn appends_go_on_while_a_purge_syncs() {
+/// A log of entries 1..=100 whose purge up to 50 runs on another thread and is held
+/// inside its directory fsync (until `fs.release()`).
+#[allow(clippy::type_complexity)]
+fn purge_held_in_its_fsync(
+) -> (Arc<GatedFs>, PathBuf, Arc<NativeWal>, std::thread::JoinHandle<Result<(), WalError>>) {
     let fs = Arc::new(GatedFs::new());
     let dir = PathBuf::from("/log");
     let wal = Arc::new(NativeWal::open(fs.clone(), opts(&dir)).unwrap());
@@ -372,6 +372,15 @@ fn appends_go_on_while_a_purge_syncs() {
         std::thread::spawn(move || wal.purge(50))
     };
     fs.wait_held();
+    (fs, dir, wal, purger)
+}
+
+/// A purge (after every snapshot) must not stall appends while its marker and the
+/// directory are fsynced: appends and syncs go on, and what they wrote survives the
+/// purge and a reopen.
+#[test]
+fn appends_go_on_while_a_purge_syncs() {
+    let (fs, dir, wal, purger) = purge_held_in_its_fsync();
     // The purge is inside its fsync: appends (rotating into new segments) and syncs
     // must complete meanwhile.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -413,18 +422,7 @@ fn appends_go_on_while_a_purge_syncs() {
 /// a finished purge is.
 #[test]
 fn truncation_below_a_purge_under_way_is_refused() {
-    let fs = Arc::new(GatedFs::new());
-    let dir = PathBuf::from("/log");
-    let wal = Arc::new(NativeWal::open(fs.clone(), opts(&dir)).unwrap());
-    for i in 1..=100u64 {
-        append_range(&wal, i..i + 1, 1, 200);
-    }
-    fs.arm();
-    let purger = {
-        let wal = Arc::clone(&wal);
-        std::thread::spawn(move || wal.purge(50))
-    };
-    fs.wait_held();
+    let (fs, _dir, wal, purger) = purge_held_in_its_fsync();
     let (tx, rx) = std::sync::mpsc::channel();
     let truncater = {
         let wal = Arc::clone(&wal);
