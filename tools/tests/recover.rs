@@ -190,7 +190,9 @@ fn lost_quorum_force_new_cluster_keeps_every_acknowledged_write_and_a_member_rej
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     let cmp: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let last = |i: u16| cmp["replicas"][usize::from(i) - 1]["last_index"].as_u64().unwrap();
-    assert!(last(survivor) >= 300, "{cmp}");
+    // (300 writes take fewer entries: the leader proposes each batch of its committer
+    // as one; every acknowledged write is checked in the tree below.)
+    assert!((1..=3u16).all(|i| last(survivor) >= last(i)), "{cmp}");
     assert_eq!(cmp["digests_agree"], true, "{cmp}");
 
     // Not a replica's directory: refused.
