@@ -107,35 +107,25 @@ pub fn parse_batch_entry(payload: &[u8]) -> Option<Result<Vec<&[u8]>, String>> {
 }
 
 /// The txns of a batch entry's bytes after its header (see [`parse_batch_entry`]).
-fn parse_batch(mut rest: &[u8]) -> Result<Vec<&[u8]>, String> {
-    fn u32_at(rest: &mut &[u8], what: &str) -> Result<usize, String> {
-        let (n, tail) = rest
-            .split_first_chunk::<4>()
-            .ok_or_else(|| format!("the batch entry ends inside its {what}"))?;
-        *rest = tail;
-        usize::try_from(u32::from_le_bytes(*n)).map_err(|e| e.to_string())
-    }
-    let count = u32_at(&mut rest, "txn count")?;
+fn parse_batch(rest: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let mut c = keeperkit_model::le::Cursor::new(rest);
+    let count = c.u32().map_err(|e| format!("the batch entry's txn count: {e}"))?;
+    let count = usize::try_from(count).map_err(|e| e.to_string())?;
     // Every txn takes at least its 4-byte length: a count larger than that allows is
     // refused before anything is allocated for it.
-    if count > rest.len() / 4 {
-        return Err(format!("the batch entry counts {count} txns in {} bytes", rest.len()));
+    if count > c.remaining() / 4 {
+        return Err(format!("the batch entry counts {count} txns in {} bytes", c.remaining()));
     }
     let mut txns = Vec::with_capacity(count);
     for i in 0..count {
-        let len = u32_at(&mut rest, "txn length")?;
-        if len > rest.len() {
-            return Err(format!(
-                "txn {i} of the batch entry is {len} bytes long, {} are left",
-                rest.len()
-            ));
-        }
-        let (t, tail) = rest.split_at(len);
-        txns.push(t);
-        rest = tail;
+        let txn = c
+            .u32()
+            .and_then(|len| c.take(usize::try_from(len).unwrap_or(usize::MAX)))
+            .map_err(|e| format!("txn {i} of the batch entry: {e}"))?;
+        txns.push(txn);
     }
-    if !rest.is_empty() {
-        return Err(format!("{} bytes follow the last txn of the batch entry", rest.len()));
+    if !c.is_empty() {
+        return Err(format!("{} bytes follow the last txn of the batch entry", c.remaining()));
     }
     Ok(txns)
 }
