@@ -7,7 +7,6 @@
 //! common line (a printable path and value) without any allocation: a dump of a
 //! million nodes is mostly formatting.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 
 use base64::Engine;
@@ -28,6 +27,13 @@ pub fn write_dump(
     threads: usize,
     out: &mut dyn Write,
 ) -> io::Result<()> {
+    // Nodes share interned ACL lists: each list in use is rendered once, by its id
+    // (ids are the table's slots, so dense).
+    let table = tree.acl_table();
+    let mut acls = vec![String::new(); table.last().map_or(0, |&(id, _)| id as usize + 1)];
+    for (id, list) in table {
+        acls[id as usize] = if json { acl_json(list) } else { acl_text(list) };
+    }
     tree.par_sorted(
         threads,
         |part| {
@@ -35,17 +41,11 @@ pub fn write_dump(
             // grows copies what it holds and takes fresh pages for it; freed ones are
             // reused by the next parts.
             let mut buf = Vec::with_capacity(PART_BUF);
-            // Nodes share interned ACL lists: each list is rendered once per part.
-            let mut acls: HashMap<u32, String> = HashMap::new();
             let mut b64 = String::new();
             part.for_each(|path, node| {
-                let acl = acls.entry(node.acl_id()).or_insert_with(|| {
-                    if json {
-                        acl_json(node.acl())
-                    } else {
-                        acl_text(node.acl())
-                    }
-                });
+                // Every node's list is in the table; a miss would be a bug in the tree,
+                // and renders as no ACL rather than stopping the dump.
+                let acl = acls.get(node.acl_id() as usize).map_or("", String::as_str);
                 if json {
                     json_line(&mut buf, path, &node, acl, &mut b64);
                 } else {
@@ -179,11 +179,8 @@ pub fn preview(data: Option<&[u8]>, max: usize) -> String {
         None => "null".to_string(),
         Some([]) => "\"\"".to_string(),
         Some(d) => {
-            let printable = std::str::from_utf8(d)
-                .ok()
-                .filter(|s| s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'));
-            // `{:?}` escapes every control character the filter let through.
-            match printable {
+            // `{:?}` escapes every control character `as_text` lets through.
+            match as_text(d) {
                 Some(s) => {
                     let mut t: String = s.chars().take(max).collect();
                     if t.len() < s.len() {
@@ -210,9 +207,7 @@ fn push_preview(buf: &mut Vec<u8>, data: Option<&[u8]>) {
         if plain(head) && !head.iter().any(|&c| c == b'"' || c == b'\\') {
             // ASCII: characters are bytes, so the cut is where `preview` makes it;
             // the rest must still be text `preview` would not call binary.
-            let rest_is_text = d.len() == head.len()
-                || std::str::from_utf8(&d[head.len()..])
-                    .is_ok_and(|s| s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'));
+            let rest_is_text = d.len() == head.len() || as_text(&d[head.len()..]).is_some();
             if rest_is_text {
                 buf.push(b'"');
                 buf.extend_from_slice(head);
@@ -224,7 +219,22 @@ fn push_preview(buf: &mut Vec<u8>, data: Option<&[u8]>) {
             }
         }
     }
-    buf.extend_from_slice(preview(data, PREVIEW_CHARS).as_bytes());
+    match data {
+        Some(d) if !d.is_empty() && as_text(d).is_none() => {
+            buf.push(b'<');
+            buf.extend_from_slice(itoa::Buffer::new().format(d.len()).as_bytes());
+            buf.extend_from_slice(b" bytes binary>");
+        }
+        _ => buf.extend_from_slice(preview(data, PREVIEW_CHARS).as_bytes()),
+    }
+}
+
+/// A value as the text [`preview`] shows (UTF-8 without control characters other than
+/// newline and tab); `None` when it is shown as `<N bytes binary>`.
+fn as_text(d: &[u8]) -> Option<&str> {
+    std::str::from_utf8(d)
+        .ok()
+        .filter(|s| s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'))
 }
 
 /// A JSON string, escaped as serde_json does (`"`, `\`, control characters below 0x20).

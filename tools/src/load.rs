@@ -56,6 +56,17 @@ pub fn load(
     Ok(r)
 }
 
+/// Runs `f`; with the environment variable `KEEPERKIT_TIMINGS` set, prints how long it
+/// took on stderr (`timing: WHAT SECONDS`), as [`load`] does for the recovery.
+pub fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let started = std::time::Instant::now();
+    let r = f();
+    if std::env::var_os("KEEPERKIT_TIMINGS").is_some() {
+        eprintln!("timing: {what} {:.3}", started.elapsed().as_secs_f64());
+    }
+    r
+}
+
 /// Prints findings to stderr (info notes only when `verbose`).
 pub fn print_findings(findings: &[Finding], verbose: bool) {
     for f in findings {

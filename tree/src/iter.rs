@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use crate::children::{cmp_to_slashed, cmp_with_slash};
+use crate::children::{cmp_to_slashed, cmp_with_slash, ChildSet};
 use crate::digest::{contribution, digest_path, node_crc};
 use crate::node::{NodeId, NO_NODE};
 use crate::tree::{client_cversion, name_str, session_owner, DataTree, NodeRef};
@@ -184,27 +184,9 @@ impl DataTree {
         len: usize,
         stack: &mut Vec<Step<'a>>,
     ) {
-        let Some(set) = self.children.get(&parent) else { return };
-        // Children with descendants, ordered by `name + "/"` (not always name order:
-        // "a-/" < "a/").
-        let mut expand: Vec<(NodeId, &[u8])> =
-            set.entries().filter(|(c, _)| self.children.contains_key(c)).collect();
-        expand.sort_by(|a, b| cmp_with_slash(a.1, b.1));
-        let start = stack.len();
-        let mut pending = expand.into_iter().peekable();
-        for (c, name) in set.entries() {
-            while let Some(&(e, ename)) = pending.peek() {
-                if cmp_to_slashed(name, ename) == Ordering::Greater {
-                    stack.push(Step::Expand(e, ename, len));
-                    pending.next();
-                } else {
-                    break;
-                }
-            }
-            stack.push(Step::Visit(c, name, len));
+        if let Some(set) = self.children.get(&parent) {
+            push_sorted_steps_of(set, |c| self.children.contains_key(&c), len, stack);
         }
-        stack.extend(pending.map(|(e, ename)| Step::Expand(e, ename, len)));
-        stack[start..].reverse();
     }
 
     /// Recomputes the digest from every node's path, data and stat (O(n)); equals
@@ -311,6 +293,37 @@ impl DataTree {
         }
         Ok(())
     }
+}
+
+/// Pushes the steps for the children in `set` (their parent's path has length `len`)
+/// so that they pop in full-path byte order; `has_children` says which children have
+/// descendants.
+pub(crate) fn push_sorted_steps_of<'a>(
+    set: &'a ChildSet,
+    has_children: impl Fn(NodeId) -> bool,
+    len: usize,
+    stack: &mut Vec<Step<'a>>,
+) {
+    // Children with descendants, ordered by `name + "/"` (not always name order:
+    // "a-/" < "a/").
+    let mut expand: Vec<(NodeId, &[u8])> =
+        set.entries().filter(|&(c, _)| has_children(c)).collect();
+    expand.sort_by(|a, b| cmp_with_slash(a.1, b.1));
+    let start = stack.len();
+    let mut pending = expand.into_iter().peekable();
+    for (c, name) in set.entries() {
+        while let Some(&(e, ename)) = pending.peek() {
+            if cmp_to_slashed(name, ename) == Ordering::Greater {
+                stack.push(Step::Expand(e, ename, len));
+                pending.next();
+            } else {
+                break;
+            }
+        }
+        stack.push(Step::Visit(c, name, len));
+    }
+    stack.extend(pending.map(|(e, ename)| Step::Expand(e, ename, len)));
+    stack[start..].reverse();
 }
 
 #[cfg(test)]

@@ -13,9 +13,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex};
 
-use crate::iter::Step;
-use crate::node::{NodeId, NO_NODE};
-use crate::tree::{name_str, DataTree, NodeRef};
+use crate::children::ChildSet;
+use crate::iter::{push_sorted_steps_of, Step};
+use crate::node::{Node, NodeId, NO_NODE};
+use crate::tree::{name_str, DataTree, Kids, NodeRef};
 
 /// Longest run of steps one part holds: a parent with a million children is cut into
 /// pieces a worker renders in a few milliseconds.
@@ -32,7 +33,7 @@ const AHEAD_PER_THREAD: usize = 4;
 
 /// A part of the walk in full-path byte order; see [`DataTree::par_sorted`].
 pub struct SortedPart<'t> {
-    tree: &'t DataTree,
+    flat: &'t Flat<'t>,
     /// The parent's path ("" for the root's children).
     prefix: String,
     span: SortedSpan<'t>,
@@ -51,16 +52,16 @@ enum SortedSpan<'t> {
 impl<'t> SortedPart<'t> {
     /// Calls `f` for each node of the part, in full-path byte order, with its path.
     pub fn for_each(&self, mut f: impl FnMut(&str, NodeRef<'t>)) {
-        let t = self.tree;
+        let flat = self.flat;
         let mut path = self.prefix.clone();
         let mut stack: Vec<Step<'t>> = match &self.span {
             SortedSpan::Root => {
-                f("/", t.node_ref(t.root));
+                f("/", flat.node_ref(flat.tree.root));
                 return;
             }
             SortedSpan::Below(id) => {
                 let mut stack = Vec::new();
-                t.push_sorted_steps(*id, path.len(), &mut stack);
+                flat.push_sorted_steps(*id, path.len(), &mut stack);
                 stack
             }
             SortedSpan::Steps(steps) => steps.iter().rev().copied().collect(),
@@ -73,8 +74,8 @@ impl<'t> SortedPart<'t> {
             path.push('/');
             path.push_str(name_str(name));
             match step {
-                Step::Visit(..) => f(&path, t.node_ref(id)),
-                Step::Expand(..) => t.push_sorted_steps(id, path.len(), &mut stack),
+                Step::Visit(..) => f(&path, flat.node_ref(id)),
+                Step::Expand(..) => flat.push_sorted_steps(id, path.len(), &mut stack),
             }
         }
     }
@@ -92,7 +93,7 @@ pub enum PreorderKind<'p> {
 
 /// A part of the pre-order walk; see [`DataTree::par_preorder`].
 pub struct PreorderPart<'t> {
-    tree: &'t DataTree,
+    flat: &'t Flat<'t>,
     /// The node's path (alone) or the parent's path (subtrees), "" for the root.
     path: String,
     depth: usize,
@@ -116,16 +117,16 @@ impl<'t> PreorderPart<'t> {
     /// Calls `f` for each node of the part in pre-order, with its path and depth (the
     /// root's is 0).
     pub fn for_each(&self, mut f: impl FnMut(&str, usize, NodeRef<'t>)) {
-        let t = self.tree;
+        let flat = self.flat;
         let Some((start, end)) = self.children else {
             let shown = if self.path.is_empty() { "/" } else { &self.path };
-            f(shown, self.depth, t.node_ref(self.id));
+            f(shown, self.depth, flat.node_ref(self.id));
             return;
         };
         let mut path = self.path.clone();
         // (node, name, length of the parent's path, depth)
         let mut stack: Vec<(NodeId, &[u8], usize, usize)> = Vec::new();
-        if let Some(set) = t.children.get(&self.id) {
+        if let Some(set) = flat.kids(self.id) {
             let (len, depth) = (path.len(), self.depth + 1);
             stack
                 .extend(set.entries_from(start).take(end - start).map(|(c, n)| (c, n, len, depth)));
@@ -135,8 +136,9 @@ impl<'t> PreorderPart<'t> {
             path.truncate(parent_len);
             path.push('/');
             path.push_str(name_str(name));
-            f(&path, depth, t.node_ref(id));
-            if let Some(set) = t.children.get(&id) {
+            let node = flat.node_ref(id);
+            f(&path, depth, node);
+            if let Kids::Known(Some(set)) = node.kids {
                 let len = path.len();
                 stack.extend(set.entries().rev().map(|(c, n)| (c, n, len, depth + 1)));
             }
@@ -144,48 +146,72 @@ impl<'t> PreorderPart<'t> {
     }
 }
 
-impl DataTree {
-    /// The full-path byte order walk ([`DataTree::for_each_sorted`]) on `threads`
-    /// threads: `work` runs on worker threads, once per part, and `sink` receives its
-    /// results on the calling thread in walk order. Concatenating what `work` sees of
-    /// each part, in the order `sink` receives them, is exactly the one-thread walk.
-    /// An `Err` from `sink` stops the walk and is returned.
-    pub fn par_sorted<R: Send, E>(
-        &self,
-        threads: usize,
-        work: impl Fn(&SortedPart<'_>) -> R + Sync,
-        sink: impl FnMut(R) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let parts = self.sorted_parts(threads.max(1) * PARTS_PER_THREAD);
-        run_in_order(&parts, threads, work, sink)
+/// Every node slot and every child set by node id, for the length of one parallel
+/// walk: a step of the walk then reads its node and its children in one load each,
+/// where the tree itself needs a descent of the persistent node vector and a lookup in
+/// the children map (several dependent cache misses per node). Building it is one
+/// sequential pass over each (16 bytes per node slot).
+pub(crate) struct Flat<'t> {
+    tree: &'t DataTree,
+    slots: Vec<FlatSlot<'t>>,
+}
+
+#[derive(Clone, Copy)]
+struct FlatSlot<'t> {
+    node: &'t Node,
+    kids: Option<&'t ChildSet>,
+}
+
+impl<'t> Flat<'t> {
+    fn new(tree: &'t DataTree) -> Flat<'t> {
+        let mut slots: Vec<FlatSlot<'t>> =
+            tree.nodes.iter().map(|node| FlatSlot { node, kids: None }).collect();
+        for (&id, set) in &tree.children {
+            // The children map holds live node ids only (check_consistency checks it).
+            slots[id as usize].kids = Some(set);
+        }
+        Flat { tree, slots }
     }
 
-    /// The pre-order walk ([`DataTree::for_each_preorder`]) on `threads` threads, as
-    /// [`DataTree::par_sorted`] does it for the sorted walk. A part is one node alone
-    /// or whole subtrees of consecutive siblings ([`PreorderKind`]), so results that
-    /// sum over subtrees can be merged in order.
-    pub fn par_preorder<R: Send, E>(
-        &self,
-        threads: usize,
-        work: impl Fn(&PreorderPart<'_>) -> R + Sync,
-        sink: impl FnMut(R) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let parts = self.preorder_parts(threads.max(1) * PARTS_PER_THREAD);
-        run_in_order(&parts, threads, work, sink)
+    #[inline]
+    fn node_ref(&self, id: NodeId) -> NodeRef<'t> {
+        let s = self.slots[id as usize];
+        NodeRef { tree: self.tree, id, node: s.node, kids: Kids::Known(s.kids) }
+    }
+
+    #[inline]
+    fn kids(&self, id: NodeId) -> Option<&'t ChildSet> {
+        self.slots[id as usize].kids
+    }
+
+    #[inline]
+    fn has_kids(&self, id: NodeId) -> bool {
+        self.slots[id as usize].kids.is_some()
+    }
+
+    fn num_children(&self, id: NodeId) -> usize {
+        self.kids(id).map_or(0, ChildSet::len)
+    }
+
+    fn push_sorted_steps(&self, parent: NodeId, len: usize, stack: &mut Vec<Step<'t>>) {
+        if let Some(set) = self.kids(parent) {
+            push_sorted_steps_of(set, |c| self.has_kids(c), len, stack);
+        }
     }
 
     /// Cuts the sorted walk into at least `want` parts where the tree allows. Steps
     /// are listed only for the nodes cut through (a part of all of a node's
     /// descendants is listed by the worker that walks it).
     fn sorted_parts(&self, want: usize) -> Vec<SortedPart<'_>> {
-        if self.root == NO_NODE {
+        let root = self.tree.root;
+        if root == NO_NODE {
             return Vec::new();
         }
-        let part = |prefix: String, span| SortedPart { tree: self, prefix, span };
+        let part = |prefix: String, span| SortedPart { flat: self, prefix, span };
         let cut = |prefix, id, out: &mut Vec<_>| self.cut_sorted(prefix, id, out);
         let mut parts = vec![part(String::new(), SortedSpan::Root)];
-        if self.children.contains_key(&self.root) {
-            parts.push(part(String::new(), SortedSpan::Below(self.root)));
+        if self.has_kids(root) {
+            parts.push(part(String::new(), SortedSpan::Below(root)));
         }
         for _ in 0..LEVELS_MAX {
             let below = parts.iter().filter(|p| matches!(p.span, SortedSpan::Below(_))).count();
@@ -217,8 +243,8 @@ impl DataTree {
 
     /// Cuts a part of all of node `id`'s descendants (`prefix` is its path) into runs
     /// of its children's steps and parts of all of a child's descendants.
-    fn cut_sorted<'t>(&'t self, prefix: String, id: NodeId, out: &mut Vec<SortedPart<'t>>) {
-        let part = |prefix: String, span| SortedPart { tree: self, prefix, span };
+    fn cut_sorted<'a>(&'a self, prefix: String, id: NodeId, out: &mut Vec<SortedPart<'a>>) {
+        let part = |prefix: String, span| SortedPart { flat: self, prefix, span };
         let mut run = Vec::new();
         let mut steps = Vec::new();
         self.push_sorted_steps(id, prefix.len(), &mut steps);
@@ -246,20 +272,21 @@ impl DataTree {
     /// Cuts the pre-order walk into at least `want` parts where the tree allows,
     /// without listing any node's children.
     fn preorder_parts(&self, want: usize) -> Vec<PreorderPart<'_>> {
-        if self.root == NO_NODE {
+        let root = self.tree.root;
+        if root == NO_NODE {
             return Vec::new();
         }
         let part = |path: String, depth, id, children| PreorderPart {
-            tree: self,
+            flat: self,
             path,
             depth,
             id,
             children,
         };
         let all = |id| Some((0, self.num_children(id)));
-        let mut parts = vec![part(String::new(), 0, self.root, None)];
-        if self.children.contains_key(&self.root) {
-            parts.push(part(String::new(), 0, self.root, all(self.root)));
+        let mut parts = vec![part(String::new(), 0, root, None)];
+        if self.has_kids(root) {
+            parts.push(part(String::new(), 0, root, all(root)));
         }
         for _ in 0..LEVELS_MAX {
             let deep = parts.iter().filter(|p| p.children.is_some()).count();
@@ -268,13 +295,13 @@ impl DataTree {
             }
             let mut next = Vec::with_capacity(parts.len() + 2 * deep);
             for p in parts {
-                let (Some((start, end)), Some(set)) = (p.children, self.children.get(&p.id)) else {
+                let (Some((start, end)), Some(set)) = (p.children, self.kids(p.id)) else {
                     next.push(p);
                     continue;
                 };
                 let mut run = start;
                 for (i, (c, name)) in (start..end).zip(set.entries_from(start)) {
-                    if !self.children.contains_key(&c) {
+                    if !self.has_kids(c) {
                         continue;
                     }
                     if run < i {
@@ -306,6 +333,42 @@ impl DataTree {
             }
         }
         out
+    }
+}
+
+impl DataTree {
+    /// The full-path byte order walk ([`DataTree::for_each_sorted`]) on `threads`
+    /// threads: `work` runs on worker threads, once per part, and `sink` receives its
+    /// results on the calling thread in walk order. Concatenating what `work` sees of
+    /// each part, in the order `sink` receives them, is exactly the one-thread walk.
+    /// An `Err` from `sink` stops the walk and is returned.
+    ///
+    /// While it runs, the walk holds an index of every node slot and child set (16
+    /// bytes per node slot), so that a step costs a load, not a search.
+    pub fn par_sorted<R: Send, E>(
+        &self,
+        threads: usize,
+        work: impl Fn(&SortedPart<'_>) -> R + Sync,
+        sink: impl FnMut(R) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let flat = Flat::new(self);
+        let parts = flat.sorted_parts(threads.max(1) * PARTS_PER_THREAD);
+        run_in_order(&parts, threads, work, sink)
+    }
+
+    /// The pre-order walk ([`DataTree::for_each_preorder`]) on `threads` threads, as
+    /// [`DataTree::par_sorted`] does it for the sorted walk. A part is one node alone
+    /// or whole subtrees of consecutive siblings ([`PreorderKind`]), so results that
+    /// sum over subtrees can be merged in order.
+    pub fn par_preorder<R: Send, E>(
+        &self,
+        threads: usize,
+        work: impl Fn(&PreorderPart<'_>) -> R + Sync,
+        sink: impl FnMut(R) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let flat = Flat::new(self);
+        let parts = flat.preorder_parts(threads.max(1) * PARTS_PER_THREAD);
+        run_in_order(&parts, threads, work, sink)
     }
 }
 
@@ -411,7 +474,7 @@ fn run_in_order<P: Sync, R: Send, E>(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use keeperkit_model::{Acl, StatPersisted};
+    use keeperkit_model::{Acl, Stat, StatPersisted};
 
     use super::*;
 
@@ -442,15 +505,19 @@ mod tests {
         t
     }
 
-    fn sorted_one(t: &DataTree) -> Vec<String> {
+    /// Paths with the client stat (its child count comes from the walk's own index in
+    /// the parallel walks).
+    fn sorted_one(t: &DataTree) -> Vec<(String, Stat)> {
         let mut v = Vec::new();
-        t.for_each_sorted(|p, _| v.push(p.to_owned()));
+        t.for_each_sorted(|p, n| v.push((p.to_owned(), n.stat())));
         v
     }
 
-    fn preorder_one(t: &DataTree) -> Vec<(String, usize)> {
+    fn preorder_one(t: &DataTree) -> Vec<(String, usize, Stat)> {
         let mut v = Vec::new();
-        t.for_each_preorder(|p, _| v.push((p.to_owned(), keeperkit_model::path::depth(p))));
+        t.for_each_preorder(|p, n| {
+            v.push((p.to_owned(), keeperkit_model::path::depth(p), n.stat()));
+        });
         v
     }
 
@@ -470,7 +537,7 @@ mod tests {
                             if p != "/" && !p.starts_with("/zookeeper") {
                                 assert_eq!(n.data(), Some(p.as_bytes()));
                             }
-                            v.push(p.to_owned());
+                            v.push((p.to_owned(), n.stat()));
                         });
                         v
                     },
@@ -486,17 +553,18 @@ mod tests {
                     threads,
                     |part| {
                         let mut v = Vec::new();
-                        part.for_each(|p, d, _| v.push((p.to_owned(), d)));
+                        part.for_each(|p, d, n| v.push((p.to_owned(), d, n.stat())));
                         (part.kind().clone_owned(), v)
                     },
                     |(kind, v)| {
                         match kind {
                             (true, path, depth) => {
-                                assert_eq!(v, vec![(path, depth)]);
+                                assert_eq!(v.len(), 1);
+                                assert_eq!((&v[0].0, v[0].1), (&path, depth));
                             }
                             (false, parent, depth) => {
                                 // Every node of the part is below its parent.
-                                for (p, d) in &v {
+                                for (p, d, _) in &v {
                                     assert!(*d > depth);
                                     assert!(parent == "/" || p.starts_with(&format!("{parent}/")));
                                 }
@@ -526,7 +594,8 @@ mod tests {
         let t = tree(3 * PART_STEPS_MAX + 5);
         // Cutting goes down to /wide, whose children are more than a part may hold.
         for want in [2, 64, 1000] {
-            let parts = t.sorted_parts(want);
+            let flat = Flat::new(&t);
+            let parts = flat.sorted_parts(want);
             let steps = |p: &SortedPart<'_>| match &p.span {
                 SortedSpan::Steps(s) => s.len(),
                 SortedSpan::Below(id) => t.num_children(*id),
@@ -537,11 +606,12 @@ mod tests {
                 // A part of all of /wide's descendants is cut however many parts there are.
                 assert!(parts.iter().filter(|p| p.prefix == "/wide").count() >= 4, "want {want}");
             }
-            let parts = t.preorder_parts(want);
+            let parts = flat.preorder_parts(want);
             let children = |p: &PreorderPart<'_>| p.children.map_or(0, |(s, e)| e - s);
             assert!(parts.iter().all(|p| children(p) <= PART_STEPS_MAX), "want {want}");
         }
-        let parts = t.preorder_parts(1000);
+        let flat = Flat::new(&t);
+        let parts = flat.preorder_parts(1000);
         assert!(parts.iter().filter(|p| p.path == "/wide" && p.children.is_some()).count() >= 4);
     }
 

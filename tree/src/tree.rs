@@ -151,6 +151,16 @@ pub struct NodeRef<'a> {
     pub(crate) tree: &'a DataTree,
     pub(crate) id: NodeId,
     pub(crate) node: &'a Node,
+    pub(crate) kids: Kids<'a>,
+}
+
+/// What a [`NodeRef`] knows of its node's children.
+#[derive(Clone, Copy)]
+pub(crate) enum Kids<'a> {
+    /// Nothing yet: looked up in the children map when asked.
+    Lookup,
+    /// The node's child set (`None`: no children), found by the walk that made the ref.
+    Known(Option<&'a ChildSet>),
 }
 
 /// ZooKeeper's client cversion: `2 * stored - numChildren`, in Java `int` arithmetic.
@@ -649,7 +659,7 @@ impl DataTree {
     }
 
     pub(crate) fn node_ref(&self, id: NodeId) -> NodeRef<'_> {
-        NodeRef { tree: self, id, node: &self.nodes[id as usize] }
+        NodeRef { tree: self, id, node: &self.nodes[id as usize], kids: Kids::Lookup }
     }
 
     // ----- public queries -----------------------------------------------------------
@@ -815,7 +825,10 @@ impl<'a> NodeRef<'a> {
 
     /// Number of children.
     pub fn num_children(&self) -> usize {
-        self.tree.num_children(self.id)
+        match self.kids {
+            Kids::Known(set) => set.map_or(0, ChildSet::len),
+            Kids::Lookup => self.tree.num_children(self.id),
+        }
     }
 }
 

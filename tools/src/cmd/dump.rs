@@ -5,7 +5,7 @@ use std::io::Write;
 use keeperkit_storage::dump::write_dump;
 use keeperkit_vfs::FileSystem;
 
-use crate::load::{load, point, print_findings};
+use crate::load::{load, point, print_findings, timed};
 use crate::{CmdResult, DumpArgs, Outcome};
 
 /// Runs the command.
@@ -14,6 +14,6 @@ pub fn run(fs: &dyn FileSystem, args: &DumpArgs, verbose: bool, out: &mut dyn Wr
     let state = load(fs, &args.source, p, args.keep_orphan_ephemerals)?;
     print_findings(&state.report.findings, verbose);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    write_dump(&state.tree, args.json, threads, out)?;
+    timed("walk", || write_dump(&state.tree, args.json, threads, out))?;
     Ok(if state.report.has_errors() { Outcome::Found } else { Outcome::Clean })
 }

@@ -5,14 +5,14 @@ use std::io::Write;
 use keeperkit_storage::stats::compute;
 use keeperkit_vfs::FileSystem;
 
-use crate::load::{load, point, print_findings};
+use crate::load::{load, point, print_findings, timed};
 use crate::{CmdResult, Outcome, StatsArgs};
 
 /// Runs the command.
 pub fn run(fs: &dyn FileSystem, args: &StatsArgs, verbose: bool, out: &mut dyn Write) -> CmdResult {
     let state = load(fs, &args.source, point(args.at.at.as_deref(), args.at.at_index)?, false)?;
     print_findings(&state.report.findings, verbose);
-    let s = compute(&state.tree, args.top);
+    let s = timed("walk", || compute(&state.tree, args.top));
     if args.json {
         super::json_doc(out, &s)?;
     } else {
