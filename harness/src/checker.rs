@@ -43,8 +43,9 @@ pub enum State {
     Counter(i64),
     /// The largest id handed out (`None` before the first).
     Ids(Option<u64>),
-    /// A queue's values, oldest first.
-    Queue(VecDeque<u64>),
+    /// A queue's values, oldest first, and the sequence number of the last enqueue
+    /// whose node name is known.
+    Queue(VecDeque<u64>, Option<u64>),
 }
 
 impl State {
@@ -56,7 +57,7 @@ impl State {
             Kind::Set => State::Set(BTreeSet::new()),
             Kind::Counter => State::Counter(0),
             Kind::Ids => State::Ids(None),
-            Kind::Queue => State::Queue(VecDeque::new()),
+            Kind::Queue => State::Queue(VecDeque::new(), None),
         }
     }
 }
@@ -69,7 +70,7 @@ impl fmt::Display for State {
             State::Counter(c) => write!(f, "count {c}"),
             State::Ids(None) => write!(f, "no id yet"),
             State::Ids(Some(i)) => write!(f, "last id {i}"),
-            State::Queue(q) => write!(f, "{} queued {:?}", q.len(), q),
+            State::Queue(q, _) => write!(f, "{} queued {:?}", q.len(), q),
         }
     }
 }
@@ -137,26 +138,41 @@ pub fn step(state: &State, input: &Input, output: Option<&Output>) -> Option<Sta
         }
         (State::Ids(_), Input::NextId, None) => Some(state.clone()),
         // queue
-        (State::Queue(q), Input::Enqueue { value }, Some(Output::Enqueued) | None) => {
+        // An enqueue whose node name is known takes effect after every enqueue with a
+        // smaller sequence number: the server numbers the creations in the order it
+        // applies them, so a correct server's own order is one of the orders this
+        // allows, and concurrent acknowledged enqueues need no search over their
+        // orders. An enqueue whose name is unknown may go anywhere.
+        (State::Queue(q, last), Input::Enqueue { value }, Some(Output::Enqueued { seq })) => {
+            if let (Some(s), Some(l)) = (seq, last) {
+                if s <= l {
+                    return None;
+                }
+            }
             let mut q = q.clone();
             q.push_back(*value);
-            Some(State::Queue(q))
+            Some(State::Queue(q, seq.or(*last)))
         }
-        (State::Queue(q), Input::Dequeue, Some(Output::Dequeued { value: Some(v) })) => {
+        (State::Queue(q, last), Input::Enqueue { value }, None) => {
+            let mut q = q.clone();
+            q.push_back(*value);
+            Some(State::Queue(q, *last))
+        }
+        (State::Queue(q, last), Input::Dequeue, Some(Output::Dequeued { value: Some(v) })) => {
             (q.front() == Some(v)).then(|| {
                 let mut q = q.clone();
                 q.pop_front();
-                State::Queue(q)
+                State::Queue(q, *last)
             })
         }
-        (State::Queue(q), Input::Dequeue, Some(Output::Dequeued { value: None })) => {
+        (State::Queue(q, _), Input::Dequeue, Some(Output::Dequeued { value: None })) => {
             q.is_empty().then(|| state.clone())
         }
-        (State::Queue(q), Input::Dequeue, None) => {
+        (State::Queue(q, last), Input::Dequeue, None) => {
             // It took effect: it deleted what was then the smallest.
             let mut q = q.clone();
             q.pop_front();
-            Some(State::Queue(q))
+            Some(State::Queue(q, *last))
         }
         _ => None,
     }

@@ -127,8 +127,13 @@ pub enum Output {
         /// The id.
         id: u64,
     },
-    /// An enqueue.
-    Enqueued,
+    /// An enqueue, with the sequence number of the node it created (the server's order
+    /// of enqueues; `None` in histories recorded before it was kept).
+    Enqueued {
+        /// The sequence number in the created node's name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+    },
     /// A dequeue: the value taken, or `None` when the queue was empty.
     Dequeued {
         /// The value.

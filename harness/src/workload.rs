@@ -330,7 +330,13 @@ pub async fn run_op(
             );
             match conn.call(&[req]).await {
                 Err(e) => e.outcome(),
-                Ok(a) if a[0].header.err == 0 => Done::Ok(Output::Enqueued),
+                Ok(a) if a[0].header.err == 0 => {
+                    let seq = match &a[0].body {
+                        Some(Response::Create { path }) => seq_of(path),
+                        _ => None,
+                    };
+                    Done::Ok(Output::Enqueued { seq })
+                }
                 Ok(a) => Done::Info(err_text(&a[0])),
             }
         }

@@ -58,6 +58,10 @@ fn read(value: i64, version: i32) -> Output {
     Output::Value { value, version }
 }
 
+fn enq(seq: u64) -> Output {
+    Output::Enqueued { seq: Some(seq) }
+}
+
 #[test]
 fn a_sequential_register_history_is_linearizable() {
     let mut h = H::new();
@@ -165,8 +169,8 @@ fn a_duplicate_unique_id_is_caught() {
 #[test]
 fn a_double_dequeue_is_caught() {
     let mut h = H::new();
-    h.ok(Kind::Queue, 1, Input::Enqueue { value: 10 }, (0, 1), Output::Enqueued)
-        .ok(Kind::Queue, 1, Input::Enqueue { value: 11 }, (2, 3), Output::Enqueued)
+    h.ok(Kind::Queue, 1, Input::Enqueue { value: 10 }, (0, 1), enq(1))
+        .ok(Kind::Queue, 1, Input::Enqueue { value: 11 }, (2, 3), enq(2))
         .ok(Kind::Queue, 2, Input::Dequeue, (4, 6), Output::Dequeued { value: Some(10) })
         .ok(Kind::Queue, 3, Input::Dequeue, (5, 7), Output::Dequeued { value: Some(10) });
     let r = h.check();
@@ -177,21 +181,34 @@ fn a_double_dequeue_is_caught() {
 #[test]
 fn a_queue_is_fifo_and_empty_only_when_drained() {
     let mut h = H::new();
-    h.ok(Kind::Queue, 1, Input::Enqueue { value: 10 }, (0, 1), Output::Enqueued)
-        .ok(Kind::Queue, 2, Input::Enqueue { value: 11 }, (0, 2), Output::Enqueued)
+    h.ok(Kind::Queue, 1, Input::Enqueue { value: 10 }, (0, 1), enq(2))
+        .ok(Kind::Queue, 2, Input::Enqueue { value: 11 }, (0, 2), enq(1))
         .ok(Kind::Queue, 3, Input::Dequeue, (3, 4), Output::Dequeued { value: Some(11) })
         .ok(Kind::Queue, 3, Input::Dequeue, (5, 6), Output::Dequeued { value: Some(10) })
         .ok(Kind::Queue, 3, Input::Dequeue, (7, 8), Output::Dequeued { value: None });
-    assert!(h.check().valid(), "concurrent enqueues may take either order");
+    assert!(h.check().valid(), "concurrent enqueues take the server's order");
+    // Without the node names, either order.
+    for o in &mut h.ops {
+        if let Outcome::Ok { output: Output::Enqueued { seq } } = &mut o.outcome {
+            *seq = None;
+        }
+    }
+    assert!(h.check().valid(), "concurrent enqueues without names may take either order");
 
     let mut h = H::new();
-    h.ok(Kind::Queue, 1, Input::Enqueue { value: 10 }, (0, 1), Output::Enqueued)
-        .ok(Kind::Queue, 2, Input::Enqueue { value: 11 }, (2, 3), Output::Enqueued)
+    h.ok(Kind::Queue, 1, Input::Enqueue { value: 10 }, (0, 1), enq(1))
+        .ok(Kind::Queue, 2, Input::Enqueue { value: 11 }, (0, 2), enq(2))
+        .ok(Kind::Queue, 3, Input::Dequeue, (3, 4), Output::Dequeued { value: Some(11) });
+    assert_eq!(h.check().violations.len(), 1, "11 was numbered after 10 but came out first");
+
+    let mut h = H::new();
+    h.ok(Kind::Queue, 1, Input::Enqueue { value: 10 }, (0, 1), enq(1))
+        .ok(Kind::Queue, 2, Input::Enqueue { value: 11 }, (2, 3), enq(2))
         .ok(Kind::Queue, 3, Input::Dequeue, (4, 5), Output::Dequeued { value: Some(11) });
     assert_eq!(h.check().violations.len(), 1, "11 came out before 10");
 
     let mut h = H::new();
-    h.ok(Kind::Queue, 1, Input::Enqueue { value: 10 }, (0, 1), Output::Enqueued).ok(
+    h.ok(Kind::Queue, 1, Input::Enqueue { value: 10 }, (0, 1), enq(1)).ok(
         Kind::Queue,
         3,
         Input::Dequeue,
@@ -321,7 +338,7 @@ fn keys_are_checked_apart() {
 #[test]
 fn the_history_round_trips_as_json_lines() {
     let mut h = H::new();
-    h.ok(Kind::Queue, 1, Input::Enqueue { value: 10 }, (0, 1), Output::Enqueued)
+    h.ok(Kind::Queue, 1, Input::Enqueue { value: 10 }, (0, 1), enq(7))
         .info(Kind::Register, 2, Input::Cas { expect: 1, value: 3 }, (0, 1))
         .ok(Kind::Set, 3, Input::ReadSet, (0, 1), Output::Elements { elements: vec![1, 2] });
     let mut buf = Vec::new();
@@ -407,4 +424,44 @@ fn many_indeterminate_operations_do_not_blow_up_the_search() {
     assert_eq!(r.violations.len(), 1, "{r:?}");
     assert_eq!(r.violations[0].kind, Kind::Counter);
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
+}
+
+#[test]
+fn concurrent_enqueues_are_searched_in_the_servers_order() {
+    // Rounds of six overlapping enqueues that the server numbered in the reverse of
+    // their invocation order, then six dequeues in that order: without the node names
+    // the search goes through most of each round's 6! orders (distinct queue states)
+    // before it finds the server's; with them it tries one.
+    let build = |named: bool| {
+        let mut h = H::new();
+        let (mut t, mut value) = (0u64, 100u64);
+        for round in 0..20u64 {
+            for c in 0..6u32 {
+                let c64 = u64::from(c);
+                let seq = round * 6 + (6 - c64);
+                let output = Output::Enqueued { seq: named.then_some(seq) };
+                h.ok(
+                    Kind::Queue,
+                    c,
+                    Input::Enqueue { value: value + c64 },
+                    (t + c64, t + 20),
+                    output,
+                );
+            }
+            for k in 0..6u64 {
+                let t0 = t + 30 + 2 * k;
+                let v = Some(value + 5 - k);
+                h.ok(Kind::Queue, 9, Input::Dequeue, (t0, t0 + 1), Output::Dequeued { value: v });
+            }
+            t += 50;
+            value += 6;
+        }
+        h
+    };
+    let limits = Limits { max_configs: 20_000, max_time: std::time::Duration::from_secs(10) };
+    let r = check(&build(true).ops, limits);
+    assert!(r.valid() && r.unknown.is_empty(), "{r:?}");
+    let r = check(&build(false).ops, limits);
+    assert!(r.valid());
+    assert_eq!(r.unknown.len(), 1, "without names the search is far larger: {r:?}");
 }
