@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sys
 import time
 import urllib.request
@@ -33,23 +32,12 @@ import urllib.request
 from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss, NodeExistsError
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import fourlw  # noqa: E402 - scripts/lib, on the path just above
+
 
 def srvr_mode(port):
-    try:
-        with socket.create_connection(("127.0.0.1", int(port)), timeout=2) as s:
-            s.sendall(b"srvr")
-            out = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                out += b
-    except OSError:
-        return None
-    for line in out.decode("utf-8", "replace").splitlines():
-        if line.startswith("Mode: "):
-            return line[6:].strip()
-    return None
+    return fourlw.field(port, "srvr", "Mode: ")
 
 
 def http_ready(port):

@@ -18,7 +18,6 @@ leader, no write before the kill succeeds, or none succeeds within TIMEOUT_S (de
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -26,23 +25,12 @@ import time
 from kazoo.client import KazooClient
 from kazoo.retry import KazooRetry
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fourlw  # noqa: E402 - this folder, on the path just above
+
 
 def mntr_state(port):
-    try:
-        with socket.create_connection(("127.0.0.1", int(port)), timeout=2) as s:
-            s.sendall(b"mntr")
-            out = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                out += b
-    except OSError:
-        return None
-    for line in out.decode("utf-8", "replace").splitlines():
-        if line.startswith("zk_server_state\t"):
-            return line.split("\t", 1)[1].strip()
-    return None
+    return fourlw.field(port, "mntr", "zk_server_state\t")
 
 
 def main():
