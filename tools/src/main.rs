@@ -9,7 +9,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = keeperkit_tools::Cli::parse();
-    if !matches!(cli.command, keeperkit_tools::Command::Serve(_)) {
+    if matches!(cli.command, keeperkit_tools::Command::Serve(_)) {
+        keeperkit_tools::allocator::serve_purge_delay();
+    } else {
         keeperkit_tools::allocator::keep_freed_memory();
     }
     keeperkit_tools::main_with(cli)

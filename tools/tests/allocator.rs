@@ -1,6 +1,7 @@
 //! The allocator option keeperkit sets is the one it means: mimalloc reads its options
-//! from the environment when the process starts, so the test runs itself again in a
-//! child with `MIMALLOC_PURGE_DELAY` set and reads the option by its number there.
+//! from the environment when the process starts, so each test runs itself again in a
+//! child (with or without `MIMALLOC_PURGE_DELAY`) and reads the option by its number
+//! there.
 
 use std::process::Command;
 
@@ -13,6 +14,9 @@ fn option_15_is_the_purge_delay_and_keeping_freed_memory_sets_it() {
     if std::env::var_os(CHILD).is_some() {
         // In the child: the environment's value is read through option 15 ...
         assert_eq!(allocator::purge_delay(), 1234, "option 15 is not mimalloc's purge_delay");
+        // ... the server's setting leaves the environment's value ...
+        allocator::serve_purge_delay();
+        assert_eq!(allocator::purge_delay(), 1234, "serve_purge_delay overrode the environment");
         // ... and keep_freed_memory turns purging off.
         allocator::keep_freed_memory();
         assert_eq!(allocator::purge_delay(), -1);
@@ -36,5 +40,34 @@ fn option_15_is_the_purge_delay_and_keeping_freed_memory_sets_it() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The child ran the test (a filter that matched nothing would pass too).
+    assert!(text.contains("1 passed"), "the child did not run the test:\n{text}");
+}
+
+#[test]
+fn the_server_purges_after_its_delay_when_the_environment_does_not_say() {
+    if std::env::var_os(CHILD).is_some() {
+        allocator::keep_freed_memory();
+        assert_eq!(allocator::purge_delay(), -1);
+        allocator::serve_purge_delay();
+        assert_eq!(allocator::purge_delay(), allocator::SERVE_PURGE_DELAY_MS);
+        return;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            "the_server_purges_after_its_delay_when_the_environment_does_not_say",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .env_remove("MIMALLOC_PURGE_DELAY")
+        .output()
+        .expect("run the test binary again");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the child failed:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("1 passed"), "the child did not run the test:\n{text}");
 }
