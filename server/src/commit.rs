@@ -13,6 +13,24 @@
 //! [`TxnLog`] is the seam between the committer and where txns become durable:
 //! [`LocalLog`] is the single-node server's (the native WAL, one `fdatasync` per batch:
 //! group commit); the replicated server has its own.
+//!
+//! # Pipelining (a replica's leader)
+//!
+//! A log whose [`TxnLog::depth`] is above 1 (Raft's) does not make the committer wait
+//! for each batch: the batch is **proposed** ([`TxnLog::propose`]) and the committer
+//! preps the next one against the speculative tree (every txn proposed so far applied)
+//! while the first replicates, up to `depth` batches in flight. Each proposal lands
+//! ([`Job::Landed`]) once committed and applied locally; batches are **published in
+//! order**, each only once it and every batch before it landed, so no client hears of
+//! a write (nor reads a state) before it is committed and applied on its server. When
+//! a batch fails (leadership lost, no quorum, a timeout), every batch proposed after
+//! it fails too, whatever its own outcome: their txns were prepped on a tree holding
+//! the failed one (zxids, versions, sequential names). Their connections are closed
+//! without an answer, and the committer preps nothing more until every proposal in
+//! flight has landed; then [`TxnLog::begin`] starts again from the committed tree. A
+//! batch that registers watches or runs a watch operation is published before the
+//! next batch is prepped (a watch must be in place before the applier applies a later
+//! change).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -55,11 +73,29 @@ pub(crate) trait TxnLog: Send + 'static {
     /// Starts a snapshot of the committed state: its ticket, or `None` when the
     /// snapshot is taken elsewhere (Raft's).
     fn start_snapshot(&mut self) -> Result<Option<SnapshotTicket>, String>;
-    /// Called before each batch: whether this server preps the batch's writes itself
-    /// or forwards them to the leader.
-    fn begin(&mut self) -> Begin {
+    /// Called before each batch (`in_flight`: proposed batches have not all landed):
+    /// whether this server preps the batch's writes itself, forwards them to the
+    /// leader, or must first wait for the batches in flight.
+    fn begin(&mut self, in_flight: bool) -> Begin {
+        let _ = in_flight;
         Begin::Prep
     }
+    /// How many batches may be proposed and not yet committed at once. At 1, each
+    /// batch is committed ([`TxnLog::commit`]) before the next one is prepped.
+    fn depth(&self) -> usize {
+        1
+    }
+    /// Proposes every txn appended since the last proposal (and the confirmation a
+    /// `sync` needs, [`TxnLog::commit_due`]) without waiting: `landing` is told the
+    /// outcome, from any thread, once the batch is committed and applied on this
+    /// server (`Ok`), or failed.
+    fn propose(&mut self, landing: Landing) {
+        landing.tell(self.commit());
+    }
+    /// A proposed batch failed: the speculative tree (and what was prepped on it) is
+    /// forgotten; the next [`TxnLog::begin`] without batches in flight starts from the
+    /// committed tree.
+    fn failed(&mut self) {}
     /// Whether the committer fires watches, tracks sessions and publishes the tree
     /// (a single node), or the log's own applier does (a replica: it does so for every
     /// txn applied, whoever prepped it).
@@ -88,6 +124,39 @@ pub(crate) enum Begin {
     Prep,
     /// Writes go to the leader.
     Forward,
+    /// The batches in flight must land first (leadership changed or a batch failed).
+    Drain,
+}
+
+/// Tells whoever proposed a batch ([`TxnLog::propose`]) how it ended. Dropped untold
+/// (a runtime stopping with the proposal's task), it tells a failure: a proposal in
+/// flight is always answered.
+pub(crate) struct Landing {
+    tell: Option<Tell>,
+}
+
+/// What a [`Landing`] calls with the outcome.
+type Tell = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+impl Landing {
+    pub(crate) fn new(f: impl FnOnce(Result<(), String>) + Send + 'static) -> Landing {
+        Landing { tell: Some(Box::new(f)) }
+    }
+
+    /// Tells the outcome.
+    pub(crate) fn tell(mut self, r: Result<(), String>) {
+        if let Some(f) = self.tell.take() {
+            f(r);
+        }
+    }
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        if let Some(f) = self.tell.take() {
+            f(Err("the proposal was dropped (the server is stopping)".into()));
+        }
+    }
 }
 
 /// A write a follower forwards to the leader.
@@ -230,6 +299,12 @@ pub(crate) enum Job {
         items: Vec<FwdItem>,
         reply: oneshot::Sender<(i64, Vec<FwdAnswer>)>,
     },
+    /// A proposed batch ([`TxnLog::propose`]) landed: committed and applied here, or
+    /// failed.
+    Landed {
+        seq: u64,
+        result: Result<(), String>,
+    },
     Stop,
 }
 
@@ -269,8 +344,10 @@ pub(crate) enum Publish {
     SessionClosed {
         id: SessionId,
     },
-    /// The answers of a forwarded batch, collected once its replies are published.
+    /// The answers of a forwarded batch, collected once its replies are published;
+    /// `zxid` is the last one after its writes (the follower applies up to it).
     Forwarded {
+        zxid: i64,
         kinds: Vec<bool>,
         frames: mpsc::UnboundedReceiver<Outgoing>,
         sessions: Vec<oneshot::Receiver<Option<SessionId>>>,
@@ -308,6 +385,29 @@ pub(crate) struct Committer<L: TxnLog> {
     /// What the batches whose commit failed did (events, sessions), published once
     /// a retried commit succeeds.
     held: Vec<Publish>,
+    /// Proposed batches that have not landed, oldest first (pipelining, see the module
+    /// docs), and batches behind them waiting to be published in order.
+    flight: std::collections::VecDeque<Flight>,
+    /// The next batch's number.
+    next_seq: u64,
+    /// Jobs received while no batch could be prepped, in order.
+    backlog: Vec<Job>,
+}
+
+/// A batch prepped and proposed (or with nothing to propose) that is not published yet.
+struct Flight {
+    seq: u64,
+    /// The outcome, once landed (at once for a batch with nothing to propose).
+    result: Option<Result<(), String>>,
+    /// What to do once it and every batch before it landed.
+    pubs: Vec<Publish>,
+    logged: u64,
+    snapshot_replies: Vec<Option<oneshot::Sender<String>>>,
+    /// Published before the next batch is prepped (it registers watches).
+    barrier: bool,
+    /// An earlier batch failed: its connections are closed already; it is dropped
+    /// once its own proposal landed.
+    doomed: bool,
 }
 
 /// How often a blocked committer retries the commit.
@@ -324,10 +424,31 @@ impl<L: TxnLog> Committer<L> {
             ephemerals,
             blocked: None,
             held: Vec::new(),
+            flight: std::collections::VecDeque::new(),
+            next_seq: 0,
+            backlog: Vec::new(),
         }
     }
 
     pub(crate) fn run(mut self, rx: stdmpsc::Receiver<Job>) {
+        if self.txns.depth() > 1 {
+            self.run_pipelined(&rx);
+        } else {
+            self.run_serial(&rx);
+        }
+        // A clean stop leaves no snapshot being written into the directory (a restart
+        // would find its files changing under it).
+        if let Some(t) = self.snapshot.take() {
+            match t.wait() {
+                Ok(info) => info!(path = %info.path.display(), "snapshot written"),
+                Err(e) => error!("snapshot failed: {e}"),
+            }
+        }
+        info!("committer stopped");
+    }
+
+    /// Each batch is committed before the next is prepped (a single node).
+    fn run_serial(&mut self, rx: &stdmpsc::Receiver<Job>) {
         let mut stop = false;
         while !stop {
             let first = if self.blocked.is_some() {
@@ -349,7 +470,7 @@ impl<L: TxnLog> Committer<L> {
                     Err(_) => break,
                 }
             }
-            if self.txns.begin() == Begin::Forward {
+            if self.txns.begin(false) == Begin::Forward {
                 stop = self.forward_batch(batch);
                 continue;
             }
@@ -386,15 +507,179 @@ impl<L: TxnLog> Committer<L> {
                 self.take_snapshot(snapshot_replies);
             }
         }
-        // A clean stop leaves no snapshot being written into the directory (a restart
-        // would find its files changing under it).
-        if let Some(t) = self.snapshot.take() {
-            match t.wait() {
-                Ok(info) => info!(path = %info.path.display(), "snapshot written"),
-                Err(e) => error!("snapshot failed: {e}"),
+    }
+
+    /// Batches are proposed while earlier ones replicate, up to [`TxnLog::depth`] in
+    /// flight, and published in order as they land (see the module docs).
+    fn run_pipelined(&mut self, rx: &stdmpsc::Receiver<Job>) {
+        let depth = self.txns.depth();
+        let mut stop = false;
+        while !stop {
+            // Jobs in order: those held back, then those queued since.
+            let mut jobs = std::mem::take(&mut self.backlog);
+            if jobs.is_empty() {
+                let Ok(j) = rx.recv() else { break };
+                jobs.push(j);
+            }
+            while jobs.len() < 8192 {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            let jobs = self.take_landed(jobs);
+            if jobs.is_empty() {
+                continue;
+            }
+            let room = if self.flight.back().is_some_and(|f| f.barrier) { 0 } else { depth - 1 };
+            if self.flight.len() > room {
+                self.backlog = jobs;
+                if !self.wait_landed(rx, room) {
+                    break;
+                }
+                continue;
+            }
+            match self.txns.begin(!self.flight.is_empty()) {
+                Begin::Drain => {
+                    self.backlog = jobs;
+                    if !self.wait_landed(rx, 0) {
+                        break;
+                    }
+                }
+                Begin::Forward => stop = self.forward_batch(jobs),
+                Begin::Prep => stop = self.propose_batch(jobs),
             }
         }
-        info!("committer stopped");
+        self.wait_landed(rx, 0);
+        // Jobs never prepped (the stop came first, or the queue closed).
+        for job in std::mem::take(&mut self.backlog) {
+            abandon(job);
+        }
+    }
+
+    /// Handles the [`Job::Landed`] among `jobs`; returns the others, in order.
+    fn take_landed(&mut self, jobs: Vec<Job>) -> Vec<Job> {
+        let mut rest = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match job {
+                Job::Landed { seq, result } => self.landed(seq, result),
+                j => rest.push(j),
+            }
+        }
+        rest
+    }
+
+    /// Waits until at most `n` batches are in flight, keeping the other jobs received
+    /// meanwhile for later. False when the queue closed (what was in flight is
+    /// abandoned: its connections are closed).
+    fn wait_landed(&mut self, rx: &stdmpsc::Receiver<Job>, n: usize) -> bool {
+        while self.flight.len() > n {
+            match rx.recv() {
+                Ok(Job::Landed { seq, result }) => self.landed(seq, result),
+                Ok(j) => self.backlog.push(j),
+                Err(_) => {
+                    while let Some(f) = self.flight.pop_front() {
+                        if !f.doomed {
+                            self.stall("the server stopped".into(), f.pubs);
+                        }
+                    }
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Preps a batch (the leader's) on the speculative tree and proposes it; returns
+    /// whether it held the stop.
+    fn propose_batch(&mut self, jobs: Vec<Job>) -> bool {
+        let mut stop = false;
+        let mut pubs = Vec::with_capacity(jobs.len());
+        let mut logged = 0u64;
+        let mut snapshot_replies = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Stop => stop = true,
+                Job::Snapshot { reply } => snapshot_replies.push(reply),
+                j => logged += self.job(j, &mut pubs),
+            }
+        }
+        let barrier =
+            pubs.iter().any(|p| matches!(p, Publish::Watch { .. } | Publish::WatchOp { .. }));
+        let propose = logged > 0 || self.txns.commit_due();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.flight.push_back(Flight {
+            seq,
+            result: if propose { None } else { Some(Ok(())) },
+            pubs,
+            logged,
+            snapshot_replies,
+            barrier,
+            doomed: false,
+        });
+        if propose {
+            let shared = Arc::downgrade(&self.shared);
+            self.txns.propose(Landing::new(move |result| {
+                if let Some(s) = shared.upgrade() {
+                    s.submit(Job::Landed { seq, result });
+                }
+            }));
+        } else {
+            self.publish_landed();
+        }
+        stop
+    }
+
+    /// Batch `seq` landed: publishes every batch landed in order so far.
+    fn landed(&mut self, seq: u64, result: Result<(), String>) {
+        let Some(f) = self.flight.iter_mut().find(|f| f.seq == seq) else {
+            error!("batch {seq} landed but is not in flight");
+            return;
+        };
+        assert!(f.result.is_none(), "batch {seq} landed twice");
+        f.result = Some(result);
+        self.publish_landed();
+    }
+
+    /// Publishes the landed batches at the front of the flight, in order. A failed one
+    /// fails every batch behind it (prepped on a tree holding it).
+    fn publish_landed(&mut self) {
+        while self.flight.front().is_some_and(|f| f.result.is_some()) {
+            let Some(f) = self.flight.pop_front() else { break };
+            if f.doomed {
+                continue;
+            }
+            match f.result {
+                Some(Ok(())) => {
+                    if f.logged > 0 {
+                        self.shared.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                        self.shared.stats.txns.fetch_add(f.logged, Ordering::Relaxed);
+                    }
+                    self.publish(f.pubs);
+                    if !f.snapshot_replies.is_empty() {
+                        self.take_snapshot(f.snapshot_replies);
+                    }
+                }
+                Some(Err(e)) => {
+                    self.txns.failed();
+                    self.stall(e.clone(), f.pubs);
+                    let behind = format!("an earlier batch failed ({e})");
+                    for later in self.flight.iter_mut().filter(|l| !l.doomed) {
+                        later.doomed = true;
+                        for r in later.snapshot_replies.drain(..).flatten() {
+                            let _ = r.send("the log cannot be written: no snapshot".into());
+                        }
+                        let pubs = std::mem::take(&mut later.pubs);
+                        stall_replica(&behind, pubs);
+                    }
+                    for r in f.snapshot_replies.into_iter().flatten() {
+                        let _ = r.send("the log cannot be written: no snapshot".into());
+                    }
+                }
+                None => unreachable!("only landed batches are published"),
+            }
+        }
     }
 
     /// A failed commit: the batch's replies are not sent (their outcome is unknown:
@@ -403,25 +688,21 @@ impl<L: TxnLog> Committer<L> {
     /// A replica's failed commit (leadership lost, no quorum) only closes the
     /// connections: what its log holds is Raft's to decide.
     fn stall(&mut self, e: String, pubs: Vec<Publish>) {
-        let single = self.txns.publishes();
-        if single {
-            error!("{e}; writes are refused until the log can be written again");
-        } else {
-            error!("{e}; closing the connections of {} jobs", pubs.len());
+        if !self.txns.publishes() {
+            stall_replica(&e, pubs);
+            return;
         }
+        error!("{e}; writes are refused until the log can be written again");
         for p in pubs {
             match p {
                 Publish::Reply { out: Some(out), .. } | Publish::WatchOp { out, .. } => {
                     let _ = out.send(Outgoing::Close);
                 }
                 Publish::Reply { out: None, .. } => {}
-                held if single => self.held.push(held),
-                _ => {}
+                held => self.held.push(held),
             }
         }
-        if single {
-            self.blocked = Some(e);
-        }
+        self.blocked = Some(e);
     }
 
     /// Retries the commit of a blocked committer; on success publishes what was held.
@@ -635,7 +916,7 @@ impl<L: TxnLog> Committer<L> {
                 n
             }
             Job::Forwarded { items, reply } => self.forwarded(items, reply, pubs),
-            Job::Snapshot { .. } | Job::Stop => 0,
+            Job::Snapshot { .. } | Job::Stop | Job::Landed { .. } => 0,
         }
     }
 
@@ -687,7 +968,8 @@ impl<L: TxnLog> Committer<L> {
                 }
             }
         }
-        pubs.push(Publish::Forwarded { kinds, frames, sessions, reply });
+        let zxid = self.txns.last_zxid().0;
+        pubs.push(Publish::Forwarded { zxid, kinds, frames, sessions, reply });
         n
     }
 
@@ -941,7 +1223,7 @@ impl<L: TxnLog> Committer<L> {
                         fire(shared, &mut watches, changes, &mut events);
                     }
                 }
-                Publish::Forwarded { kinds, mut frames, sessions, reply } => {
+                Publish::Forwarded { zxid, kinds, mut frames, sessions, reply } => {
                     let mut answers = Vec::with_capacity(kinds.len());
                     let mut sessions = sessions.into_iter();
                     for is_session in kinds {
@@ -964,7 +1246,7 @@ impl<L: TxnLog> Committer<L> {
                             }
                         }
                     }
-                    let _ = reply.send((self.txns.last_zxid().0, answers));
+                    let _ = reply.send((zxid, answers));
                 }
                 Publish::Reply { conn, out, frame, close, started, permit } => {
                     if let Some(out) = out {
@@ -1246,6 +1528,19 @@ pub(crate) fn is_watch_op(req: &Request) -> bool {
             | Request::RemoveWatches { .. }
             | Request::CheckWatches { .. }
     )
+}
+
+/// A replica's failed batch (leadership lost, no quorum, or an earlier batch in flight
+/// failed): its connections are closed without an answer (the outcome is unknown);
+/// what else it did is dropped, as what its log holds is Raft's to decide (a forwarded
+/// batch's caller and a new session's waiter see their answer dropped).
+fn stall_replica(e: &str, pubs: Vec<Publish>) {
+    error!("{e}; closing the connections of {} jobs", pubs.len());
+    for p in pubs {
+        if let Publish::Reply { out: Some(out), .. } | Publish::WatchOp { out, .. } = p {
+            let _ = out.send(Outgoing::Close);
+        }
+    }
 }
 
 /// A write whose outcome is unknown (the leader could not be reached or lost its

@@ -10,8 +10,11 @@
 //! into a txn exactly as the single-node server does (zxid, time, session and ACL
 //! checks, against a tree holding everything appended so far), and proposes the
 //! batch's txns to Raft as **one entry** (one append to the leader's WAL, one
-//! replication message per follower, one apply per node for the whole batch). Raft
-//! replicates it; an entry is committed once a majority has it durable (each node's
+//! replication message per follower, one apply per node for the whole batch). It does
+//! not wait for that entry before prepping the next batch: up to [`PIPELINE_DEPTH`]
+//! batches are in flight, prepped against a tree holding every batch proposed so far,
+//! and published in order as each is committed and applied (a failed one fails every
+//! batch behind it; the committer's module docs say how). Raft replicates it; an entry is committed once a majority has it durable (each node's
 //! log store acknowledges only after `fsync`). Every replica applies committed entries
 //! in log order to its engine tree, the txns of an entry in their order; the replica's
 //! **applier** mirrors each applied txn
@@ -107,6 +110,10 @@ const APPLIER_STOP: Duration = Duration::from_secs(10);
 /// How long a forwarded batch or a proposal may take before its clients' connections
 /// are closed (outcome unknown).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many of the leader's batches may be proposed and not yet committed at once
+/// (see the committer's pipelining in `commit.rs`).
+const PIPELINE_DEPTH: usize = 3;
 
 /// A member as `--peers` and `server.N=` name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -488,14 +495,14 @@ impl Replica {
 // ---------------------------------------------------------------- the log
 
 /// The replicated [`TxnLog`]: on the leader, txns are prepped against a speculative
-/// copy of the tree and proposed to Raft at commit; on a follower, writes are
-/// forwarded.
+/// copy of the tree and each batch is proposed to Raft as one entry, up to
+/// [`PIPELINE_DEPTH`] batches in flight; on a follower, writes are forwarded.
 pub(crate) struct RaftLog {
     replica: Arc<Replica>,
     engine: NativeEngine,
     shared: Arc<Shared>,
-    /// The tree writes are prepped against: the applied tree plus what this batch
-    /// appended.
+    /// The tree writes are prepped against: the applied tree plus every batch in
+    /// flight and what this batch appended.
     spec: DataTree,
     pending: Vec<Txn>,
     /// The term this node last led in, once its predecessors' entries are applied.
@@ -567,19 +574,44 @@ impl TxnLog for RaftLog {
         Some(r)
     }
 
+    /// Proposes and waits for the batch to land (the committer proposes through
+    /// [`TxnLog::propose`] and does not wait; this is the same path, waited for).
     fn commit(&mut self) -> Result<(), String> {
+        let (tx, rx) = stdmpsc::channel();
+        self.propose(commit::Landing::new(move |r| {
+            let _ = tx.send(r);
+        }));
+        let r = rx.recv().unwrap_or_else(|_| Err("the proposal was dropped".into()));
+        if r.is_err() {
+            self.failed();
+        }
+        r
+    }
+
+    fn depth(&self) -> usize {
+        PIPELINE_DEPTH
+    }
+
+    /// The whole batch is one Raft entry (one append, one replication message, one
+    /// apply per node for all of its txns). It is handed to Raft here, in the
+    /// committer's order; a task waits for its commit and for the applier to have
+    /// applied its last txn, and tells `landing`.
+    fn propose(&mut self, landing: commit::Landing) {
         let txns = std::mem::take(&mut self.pending);
         let sync = std::mem::take(&mut self.sync_due);
         let raft = self.replica.raft.clone();
         let replica = self.replica.clone();
         let last = txns.last().map(|t| t.header.zxid.0);
-        let r = self.replica.rt.block_on(async move {
-            // The whole batch is one Raft entry: one append, one replication message,
-            // one apply per node for all of its txns.
-            let answer = match txns.is_empty() {
-                true => None,
-                false => Some(raft.client_write_ff(txns).await.map_err(|e| e.to_string())?),
-            };
+        let answer = if txns.is_empty() {
+            None
+        } else {
+            let raft = raft.clone();
+            match self.replica.rt.block_on(async move { raft.client_write_ff(txns).await }) {
+                Ok(a) => Some(a),
+                Err(e) => return landing.tell(Err(e.to_string())),
+            }
+        };
+        self.replica.rt.spawn(async move {
             let all = async {
                 if let Some(a) = answer {
                     match a.await {
@@ -593,19 +625,23 @@ impl TxnLog for RaftLog {
                 }
                 Ok(())
             };
-            tokio::time::timeout(CALL_TIMEOUT, all)
-                .await
-                .map_err(|_| format!("not committed within {CALL_TIMEOUT:?}"))??;
-            if let Some(z) = last {
-                replica.wait_applied(z).await?;
-            }
-            Ok::<(), String>(())
+            let r = async {
+                tokio::time::timeout(CALL_TIMEOUT, all)
+                    .await
+                    .map_err(|_| format!("not committed within {CALL_TIMEOUT:?}"))??;
+                if let Some(z) = last {
+                    replica.wait_applied(z).await?;
+                }
+                Ok::<(), String>(())
+            };
+            landing.tell(r.await);
         });
-        if r.is_err() {
-            // What was proposed may still commit: start over from what is applied.
-            self.led = None;
-        }
-        r
+    }
+
+    /// What was proposed may still commit: the next batch starts over from what is
+    /// applied once every proposal in flight has landed.
+    fn failed(&mut self) {
+        self.led = None;
     }
 
     fn committed_tree(&self) -> DataTree {
@@ -623,7 +659,7 @@ impl TxnLog for RaftLog {
         Ok(None)
     }
 
-    fn begin(&mut self) -> Begin {
+    fn begin(&mut self, in_flight: bool) -> Begin {
         // A leadership transfer holds new proposals back for a moment, so that the new
         // leader's log is as long as this one's when it asks for votes.
         let held = Instant::now();
@@ -631,7 +667,14 @@ impl TxnLog for RaftLog {
             std::thread::sleep(Duration::from_millis(5));
         }
         let m = self.replica.metrics();
-        if m.state == ServerState::Leader && m.current_leader == Some(self.replica.id) {
+        let leads = m.state == ServerState::Leader && m.current_leader == Some(self.replica.id);
+        // Batches in flight were prepped on the speculative tree of this term's
+        // leadership: the next one goes on that tree, or, when the term ended or a
+        // batch failed, after they all landed, from the committed tree.
+        if in_flight && !(leads && self.led == Some(m.current_term)) {
+            return Begin::Drain;
+        }
+        if leads {
             if self.led != Some(m.current_term) {
                 if let Err(e) = self.take_lead(m.current_term) {
                     warn!("cannot lead yet: {e}");
@@ -640,7 +683,9 @@ impl TxnLog for RaftLog {
                     return Begin::Forward;
                 }
             }
-            self.spec = self.engine.view().0;
+            if !in_flight {
+                self.spec = self.engine.view().0;
+            }
             self.pending.clear();
             Begin::Prep
         } else {
