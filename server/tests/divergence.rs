@@ -22,154 +22,36 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::{
+    call, client_of, http_of, leader, members, mntr, replica_configs, start_replica, status,
+    tracing, wait_for, ServerThread as Node,
+};
 use keeperkit_model::{Acl, Txn, TxnBody};
 use keeperkit_raft::codec;
 use keeperkit_server::client::{Client, ConnectOptions};
 use keeperkit_server::proto::{create_mode, CreateRequest, Request, Response};
-use keeperkit_server::replica::{http_call, PeerAddr, ReplicaConfig};
+use keeperkit_server::replica::{http_call, PeerAddr};
 use keeperkit_server::{Server, ServerConfig};
 use keeperkit_storage::engine::NativeEngine;
 use keeperkit_storage::traits::{EntryRef, LogStore, SnapshotStore};
 use openraft::EntryPayload;
 use serde_json::Value;
 
-struct Node {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-fn config(p: &PeerAddr, snap_count: u64) -> ServerConfig {
-    ServerConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], p.client_port)),
-        http_listen: Some(SocketAddr::from(([127, 0, 0, 1], p.client_port + 10))),
-        tick_time_ms: 200,
-        min_session_timeout_ms: Some(1000),
-        max_session_timeout_ms: Some(20_000),
-        four_letter_words: vec!["*".into()],
-        snap_count,
-        ..Default::default()
-    }
-}
-
-fn replica_config(id: u64, peers: &BTreeMap<u64, PeerAddr>) -> ReplicaConfig {
-    ReplicaConfig {
-        id,
-        peers: peers.clone(),
-        bootstrap: true,
-        raft_bind: "127.0.0.1".parse().unwrap(),
-        heartbeat_ms: 100,
-        join: None,
-    }
-}
-
-impl Node {
-    /// Node `id` of `peers`; its HTTP port is its client port + 10.
-    fn start(dir: &Path, id: u64, peers: &BTreeMap<u64, PeerAddr>, snap_count: u64) -> Node {
-        let cfg = config(&peers[&id], snap_count);
-        let rc = replica_config(id, peers);
-        let (atx, arx) = std::sync::mpsc::channel();
-        let (stx, srx) = tokio::sync::oneshot::channel::<()>();
-        let d = dir.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let s =
-                    Server::start_replicated(keeperkit_vfs::std_fs(), &d, cfg, rc).await.unwrap();
-                atx.send(()).unwrap();
-                s.serve(async {
-                    let _ = srx.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        arx.recv_timeout(Duration::from_secs(30)).expect("the replica started");
-        Node { stop: Some(stx), thread: Some(thread) }
-    }
-
-    fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-fn peer(base: u16, i: u64) -> PeerAddr {
-    let i16 = u16::try_from(i).unwrap();
-    PeerAddr { host: "127.0.0.1".into(), raft_port: base + i16, client_port: base + 10 + i16 }
-}
-
-fn http_of(p: &PeerAddr) -> String {
-    format!("127.0.0.1:{}", p.client_port + 10)
-}
-
-fn client_of(p: &PeerAddr) -> String {
-    format!("127.0.0.1:{}", p.client_port)
-}
-
-/// An HTTP request: the status and the JSON body.
-fn call(p: &PeerAddr, method: &str, path: &str) -> (u16, Value) {
-    let (s, b) = http_call(&http_of(p), method, path, Duration::from_secs(150))
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    (s, serde_json::from_str(&b).unwrap_or_else(|e| panic!("{method} {path}: {e}: {b}")))
-}
-
-fn status(p: &PeerAddr) -> Value {
-    match http_call(&http_of(p), "GET", "/status", Duration::from_secs(2)) {
-        Ok((_, b)) => serde_json::from_str(&b).unwrap_or(Value::Null),
-        Err(_) => Value::Null,
-    }
+/// Member `id` of `peers` (HTTP on its client port + 10) with a snapCount of
+/// `snap_count`.
+fn start(dir: &Path, id: u64, peers: &BTreeMap<u64, PeerAddr>, snap_count: u64) -> Node {
+    start_replica(dir, id, peers, |c, _| c.snap_count = snap_count)
 }
 
 /// `/ready`: the status code and the body.
 fn ready(p: &PeerAddr) -> (u16, String) {
     http_call(&http_of(p), "GET", "/ready", Duration::from_secs(2)).unwrap_or((0, String::new()))
-}
-
-/// The leader among `alive` once it is ready, waiting up to 30 s.
-fn leader(peers: &BTreeMap<u64, PeerAddr>, alive: &[u64]) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        for &id in alive {
-            let s = status(&peers[&id]);
-            if s["state"] == "leader" && s["ready"] == true {
-                return id;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("no leader among {alive:?} within 30 s");
-}
-
-/// `mntr`'s value of `key` on the server at client port `port`.
-fn mntr(port: u16, key: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"mntr").ok()?;
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.lines().find_map(|l| l.strip_prefix(&format!("{key}\t")).map(str::to_string))
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn create(path: &str, data: &[u8]) -> Request {
@@ -212,13 +94,6 @@ fn data_of(rt: &tokio::runtime::Runtime, addr: &str, path: &str) -> Option<Vec<u
     })
 }
 
-fn tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,keeperkit_server=info"))
-        .with_test_writer()
-        .try_init();
-}
-
 fn creates(prefix: &str, n: usize) -> Vec<Request> {
     (0..n).map(|i| create(&format!("/{prefix}{i:04}"), format!("v{i}").as_bytes())).collect()
 }
@@ -238,10 +113,10 @@ fn digests_agree_under_writes_snapshots_and_an_install() {
     let started = Instant::now();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let path = |i: u64| -> PathBuf { dirs[usize::try_from(i - 1).unwrap()].path().to_path_buf() };
-    let peers: BTreeMap<u64, PeerAddr> = (1..=3).map(|i| (i, peer(BASE, i))).collect();
+    let peers: BTreeMap<u64, PeerAddr> = members(BASE, 3);
     let snap = 40;
     let mut nodes: BTreeMap<u64, Node> =
-        (1..=3).map(|i| (i, Node::start(&path(i), i, &peers, snap))).collect();
+        (1..=3).map(|i| (i, start(&path(i), i, &peers, snap))).collect();
     let lead = leader(&peers, &[1, 2, 3]);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     // Writes through every server (followers forward them), with snapshots all along.
@@ -256,7 +131,7 @@ fn digests_agree_under_writes_snapshots_and_an_install() {
     let down = (1..=3).find(|&i| i != lead).unwrap();
     nodes.remove(&down).unwrap().stop();
     write_all(&rt, &client_of(&peers[&lead]), &creates("gap", 300));
-    nodes.insert(down, Node::start(&path(down), down, &peers, snap));
+    nodes.insert(down, start(&path(down), down, &peers, snap));
     // Read before the writes: with one write at a time, the follower compares the
     // samples as they come, while the writes go on.
     let checks_before = u(&status(&peers[&down])["digest"]["checks"]);
@@ -326,10 +201,10 @@ fn a_replica_whose_log_applies_differently_is_found_and_not_ready() {
     let started = Instant::now();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let path = |i: u64| -> PathBuf { dirs[usize::try_from(i - 1).unwrap()].path().to_path_buf() };
-    let peers: BTreeMap<u64, PeerAddr> = (1..=3).map(|i| (i, peer(BASE, i))).collect();
+    let peers: BTreeMap<u64, PeerAddr> = members(BASE, 3);
     let snap = ServerConfig::default().snap_count;
     let mut nodes: BTreeMap<u64, Node> =
-        (1..=3).map(|i| (i, Node::start(&path(i), i, &peers, snap))).collect();
+        (1..=3).map(|i| (i, start(&path(i), i, &peers, snap))).collect();
     let lead = leader(&peers, &[1, 2, 3]);
     let bad = (1..=3).find(|&i| i != lead).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -348,7 +223,7 @@ fn a_replica_whose_log_applies_differently_is_found_and_not_ready() {
     });
     nodes.remove(&bad).unwrap().stop();
     let (index, node_path) = rewrite_last_set_data(&path(bad));
-    nodes.insert(bad, Node::start(&path(bad), bad, &peers, snap));
+    nodes.insert(bad, start(&path(bad), bad, &peers, snap));
     // The damaged replica serves other data for that node.
     let ba = client_of(&peers[&bad]);
     assert_eq!(data_of(&rt, &ba, &node_path).as_deref(), Some(&b"diverged"[..]));
@@ -394,10 +269,10 @@ fn a_node_removed_while_it_was_down_learns_it_and_stops_campaigning() {
     let started = Instant::now();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let path = |i: u64| -> PathBuf { dirs[usize::try_from(i - 1).unwrap()].path().to_path_buf() };
-    let peers: BTreeMap<u64, PeerAddr> = (1..=3).map(|i| (i, peer(BASE, i))).collect();
+    let peers: BTreeMap<u64, PeerAddr> = members(BASE, 3);
     let snap = ServerConfig::default().snap_count;
     let mut nodes: BTreeMap<u64, Node> =
-        (1..=3).map(|i| (i, Node::start(&path(i), i, &peers, snap))).collect();
+        (1..=3).map(|i| (i, start(&path(i), i, &peers, snap))).collect();
     let lead = leader(&peers, &[1, 2, 3]);
     let gone = (1..=3).find(|&i| i != lead).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -412,7 +287,7 @@ fn a_node_removed_while_it_was_down_learns_it_and_stops_campaigning() {
     assert!(!ls["voters"].as_array().unwrap().contains(&Value::from(gone)), "{ls}");
 
     // Restarted on its old directory: its log still names it a voter.
-    nodes.insert(gone, Node::start(&path(gone), gone, &peers, snap));
+    nodes.insert(gone, start(&path(gone), gone, &peers, snap));
     wait_for("the restarted node learns it was removed", 20, || {
         status(&peers[&gone])["removed"] == true
     });
@@ -438,8 +313,8 @@ fn a_node_removed_while_it_was_down_learns_it_and_stops_campaigning() {
         Server::start_replicated(
             keeperkit_vfs::std_fs(),
             &path(gone),
-            config(&peers[&gone], snap),
-            replica_config(gone, &peers),
+            ServerConfig { snap_count: snap, ..replica_configs(gone, &peers).0 },
+            replica_configs(gone, &peers).1,
         )
         .await
         .err()

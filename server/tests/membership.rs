@@ -18,136 +18,30 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::{
+    call, http_of, leader, members, mntr, peer, replica_configs, start_replica, status, tracing,
+    wait_for, ServerThread as Node,
+};
 use keeperkit_model::Acl;
 use keeperkit_server::client::{Client, ConnectOptions};
 use keeperkit_server::proto::{create_mode, CreateRequest, Request};
-use keeperkit_server::replica::{http_call, PeerAddr, ReplicaConfig};
-use keeperkit_server::{Server, ServerConfig};
+use keeperkit_server::replica::{http_call, PeerAddr};
+use keeperkit_server::Server;
 use serde_json::Value;
 
-struct Node {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-fn config(p: &PeerAddr) -> ServerConfig {
-    ServerConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], p.client_port)),
-        http_listen: Some(SocketAddr::from(([127, 0, 0, 1], p.client_port + 10))),
-        tick_time_ms: 200,
-        min_session_timeout_ms: Some(1000),
-        max_session_timeout_ms: Some(20_000),
-        four_letter_words: vec!["*".into()],
-        ..Default::default()
-    }
-}
-
-impl Node {
-    /// Node `id` of `peers`; its HTTP port is its client port + 10.
-    fn start(dir: &Path, id: u64, peers: &BTreeMap<u64, PeerAddr>, join: Option<String>) -> Node {
-        let cfg = config(&peers[&id]);
-        let rc = ReplicaConfig {
-            id,
-            peers: peers.clone(),
-            bootstrap: join.is_none(),
-            raft_bind: "127.0.0.1".parse().unwrap(),
-            heartbeat_ms: 100,
-            join,
-        };
-        let (atx, arx) = std::sync::mpsc::channel();
-        let (stx, srx) = tokio::sync::oneshot::channel::<()>();
-        let d = dir.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let s =
-                    Server::start_replicated(keeperkit_vfs::std_fs(), &d, cfg, rc).await.unwrap();
-                atx.send(()).unwrap();
-                s.serve(async {
-                    let _ = srx.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        arx.recv_timeout(Duration::from_secs(30)).expect("the replica started");
-        Node { stop: Some(stx), thread: Some(thread) }
-    }
-
-    fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-fn peer(base: u16, i: u64) -> PeerAddr {
-    let i16 = u16::try_from(i).unwrap();
-    PeerAddr { host: "127.0.0.1".into(), raft_port: base + i16, client_port: base + 10 + i16 }
-}
-
-fn http_of(p: &PeerAddr) -> String {
-    format!("127.0.0.1:{}", p.client_port + 10)
-}
-
-/// An HTTP request: the status and the JSON body.
-fn call(p: &PeerAddr, method: &str, path: &str) -> (u16, Value) {
-    let (s, b) = http_call(&http_of(p), method, path, Duration::from_secs(150))
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    (s, serde_json::from_str(&b).unwrap_or_else(|e| panic!("{method} {path}: {e}: {b}")))
-}
-
-fn status(p: &PeerAddr) -> Value {
-    match http_call(&http_of(p), "GET", "/status", Duration::from_secs(2)) {
-        Ok((_, b)) => serde_json::from_str(&b).unwrap_or(Value::Null),
-        Err(_) => Value::Null,
-    }
-}
-
-/// The leader among `alive` once it is ready, waiting up to 30 s.
-fn leader(peers: &BTreeMap<u64, PeerAddr>, alive: &[u64]) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        for &id in alive {
-            let s = status(&peers[&id]);
-            if s["state"] == "leader" && s["ready"] == true {
-                return id;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("no leader among {alive:?} within 30 s");
-}
-
-/// `mntr`'s value of `key` on the server at client port `port`.
-fn mntr(port: u16, key: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"mntr").ok()?;
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.lines().find_map(|l| l.strip_prefix(&format!("{key}\t")).map(str::to_string))
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Member `id` of `peers` (HTTP on its client port + 10); with `join`, it joins the
+/// cluster through that HTTP address instead of bootstrapping it.
+fn start(dir: &Path, id: u64, peers: &BTreeMap<u64, PeerAddr>, join: Option<String>) -> Node {
+    start_replica(dir, id, peers, |_, r| {
+        r.bootstrap = join.is_none();
+        r.join = join;
+    })
 }
 
 fn ids(v: &Value) -> Vec<u64> {
@@ -196,13 +90,6 @@ fn holds_all(rt: &tokio::runtime::Runtime, addr: &str, paths: &[String]) -> bool
     })
 }
 
-fn tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,keeperkit_server=info"))
-        .with_test_writer()
-        .try_init();
-}
-
 #[test]
 fn a_fourth_node_joins_then_is_removed_and_a_stale_version_is_refused() {
     tracing();
@@ -210,9 +97,9 @@ fn a_fourth_node_joins_then_is_removed_and_a_stale_version_is_refused() {
     let started = Instant::now();
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let path = |i: u64| -> PathBuf { dirs[usize::try_from(i - 1).unwrap()].path().to_path_buf() };
-    let peers: BTreeMap<u64, PeerAddr> = (1..=3).map(|i| (i, peer(BASE, i))).collect();
+    let peers: BTreeMap<u64, PeerAddr> = members(BASE, 3);
     let mut nodes: BTreeMap<u64, Node> =
-        (1..=3).map(|i| (i, Node::start(&path(i), i, &peers, None))).collect();
+        (1..=3).map(|i| (i, start(&path(i), i, &peers, None))).collect();
     let lead = leader(&peers, &[1, 2, 3]);
     let term = status(&peers[&lead])["term"].clone();
     let follower = (1..=3).find(|&i| i != lead).unwrap();
@@ -254,7 +141,7 @@ fn a_fourth_node_joins_then_is_removed_and_a_stale_version_is_refused() {
     let mut all = peers.clone();
     all.insert(4, peer(BASE, 4));
     let own: BTreeMap<u64, PeerAddr> = [(4, peer(BASE, 4))].into_iter().collect();
-    nodes.insert(4, Node::start(&path(4), 4, &own, Some(http_of(&peers[&follower]))));
+    nodes.insert(4, start(&path(4), 4, &own, Some(http_of(&peers[&follower]))));
     wait_for("node 4 a voter", 60, || {
         let s = status(&all[&4]);
         s["rebuilding"] == false && s["state"] == "follower" && s["ready"] == true
@@ -310,15 +197,10 @@ fn a_fourth_node_joins_then_is_removed_and_a_stale_version_is_refused() {
     nodes.remove(&4).unwrap().stop();
     // Its directory does not start again.
     let err = rt.block_on(async {
-        let rc = ReplicaConfig {
-            id: 4,
-            peers: own.clone(),
-            bootstrap: false,
-            raft_bind: "127.0.0.1".parse().unwrap(),
-            heartbeat_ms: 100,
-            join: Some(http_of(&peers[&lead])),
-        };
-        Server::start_replicated(keeperkit_vfs::std_fs(), &path(4), config(&all[&4]), rc)
+        let (cfg, mut rc) = replica_configs(4, &own);
+        rc.bootstrap = false;
+        rc.join = Some(http_of(&peers[&lead]));
+        Server::start_replicated(keeperkit_vfs::std_fs(), &path(4), cfg, rc)
             .await
             .err()
             .expect("a removed node's directory started")
@@ -340,9 +222,9 @@ fn leadership_moves_on_request_and_can_stop_counts_the_quorum() {
     const BASE: u16 = 24150;
     let started = Instant::now();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let peers: BTreeMap<u64, PeerAddr> = (1..=3).map(|i| (i, peer(BASE, i))).collect();
+    let peers: BTreeMap<u64, PeerAddr> = members(BASE, 3);
     let mut nodes: BTreeMap<u64, Node> = (1..=3u64)
-        .map(|i| (i, Node::start(dirs[usize::try_from(i - 1).unwrap()].path(), i, &peers, None)))
+        .map(|i| (i, start(dirs[usize::try_from(i - 1).unwrap()].path(), i, &peers, None)))
         .collect();
     let lead = leader(&peers, &[1, 2, 3]);
     // Every follower reported in the leader's replication state.

@@ -16,82 +16,33 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::{members, start_replica, ServerThread as Node};
 use keeperkit_model::Acl;
 use keeperkit_server::client::{Client, ConnectOptions};
 use keeperkit_server::proto::{create_mode, CreateRequest, Request, Response};
-use keeperkit_server::replica::{PeerAddr, ReplicaConfig};
-use keeperkit_server::{Server, ServerConfig};
+use keeperkit_server::replica::PeerAddr;
+use keeperkit_server::ServerConfig;
 
 const BASE: u16 = 24300;
 
-struct Node {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// Member `id` of `peers` (HTTP on its client port + 10), heartbeats of 200 ms.
+fn start(dir: &Path, id: u64, peers: &BTreeMap<u64, PeerAddr>) -> Node {
+    start_with(dir, id, peers, ServerConfig::default().snap_count)
 }
 
-impl Node {
-    fn start(dir: &Path, id: u64, peers: &BTreeMap<u64, PeerAddr>) -> Node {
-        Node::start_with(dir, id, peers, ServerConfig::default().snap_count)
-    }
-
-    /// A node with its HTTP port at its client port + 10.
-    fn start_with(dir: &Path, id: u64, peers: &BTreeMap<u64, PeerAddr>, snap_count: u64) -> Node {
-        let cfg = ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], peers[&id].client_port)),
-            http_listen: Some(SocketAddr::from(([127, 0, 0, 1], peers[&id].client_port + 10))),
-            tick_time_ms: 200,
-            min_session_timeout_ms: Some(1000),
-            max_session_timeout_ms: Some(20_000),
-            four_letter_words: vec!["*".into()],
-            snap_count,
-            ..Default::default()
-        };
-        let rc = ReplicaConfig {
-            id,
-            peers: peers.clone(),
-            bootstrap: true,
-            raft_bind: "127.0.0.1".parse().unwrap(),
-            heartbeat_ms: 200,
-            join: None,
-        };
-        let (atx, arx) = std::sync::mpsc::channel();
-        let (stx, srx) = tokio::sync::oneshot::channel::<()>();
-        let d = dir.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let s =
-                    Server::start_replicated(keeperkit_vfs::std_fs(), &d, cfg, rc).await.unwrap();
-                atx.send(()).unwrap();
-                s.serve(async {
-                    let _ = srx.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        arx.recv_timeout(Duration::from_secs(30)).expect("the replica started");
-        Node { stop: Some(stx), thread: Some(thread) }
-    }
-
-    fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
+/// [`start`] with a snapCount of `snap_count`.
+fn start_with(dir: &Path, id: u64, peers: &BTreeMap<u64, PeerAddr>, snap_count: u64) -> Node {
+    start_replica(dir, id, peers, |c, r| {
+        c.snap_count = snap_count;
+        r.heartbeat_ms = 200;
+    })
 }
 
 /// A four-letter word's answer.
@@ -185,21 +136,9 @@ fn three_replicas_keep_sessions_and_writes_across_a_leader_stop() {
     let paths: BTreeMap<u64, PathBuf> = (1..=3u64)
         .map(|i| (i, dirs[usize::try_from(i - 1).unwrap()].path().to_path_buf()))
         .collect();
-    let peers: BTreeMap<u64, PeerAddr> = (1..=3u64)
-        .map(|i| {
-            let i16 = u16::try_from(i).unwrap();
-            (
-                i,
-                PeerAddr {
-                    host: "127.0.0.1".into(),
-                    raft_port: BASE + i16,
-                    client_port: BASE + 10 + i16,
-                },
-            )
-        })
-        .collect();
+    let peers = members(BASE, 3);
     let mut nodes: BTreeMap<u64, Node> =
-        (1..=3u64).map(|i| (i, Node::start(&paths[&i], i, &peers))).collect();
+        (1..=3u64).map(|i| (i, start(&paths[&i], i, &peers))).collect();
     let started = Instant::now();
     let lead = leader(&peers, &[1, 2, 3]);
     let followers: Vec<u64> = (1..=3).filter(|&i| i != lead).collect();
@@ -293,22 +232,6 @@ fn three_replicas_keep_sessions_and_writes_across_a_leader_stop() {
     assert!(started.elapsed() < Duration::from_secs(90), "took {:?}", started.elapsed());
 }
 
-fn peers_at(base: u16) -> BTreeMap<u64, PeerAddr> {
-    (1..=3u64)
-        .map(|i| {
-            let i16 = u16::try_from(i).unwrap();
-            (
-                i,
-                PeerAddr {
-                    host: "127.0.0.1".into(),
-                    raft_port: base + i16,
-                    client_port: base + 10 + i16,
-                },
-            )
-        })
-        .collect()
-}
-
 /// Creates `paths` through one client, one at a time, every one acknowledged: each is a
 /// committer batch of its own, so one Raft entry, and Raft's snapshots and log purges
 /// (every `SNAP` entries) follow the count.
@@ -331,11 +254,11 @@ fn a_wiped_replica_is_rebuilt_from_the_leader_and_votes_again() {
     let paths: BTreeMap<u64, PathBuf> = (1..=3u64)
         .map(|i| (i, dirs[usize::try_from(i - 1).unwrap()].path().join("data")))
         .collect();
-    let peers = peers_at(24400);
+    let peers = members(24400, 3);
     let http = |id: u64| peers[&id].client_port + 10;
     let status = |id: u64| http_get(http(id), "/status");
     let mut nodes: BTreeMap<u64, Node> =
-        (1..=3u64).map(|i| (i, Node::start_with(&paths[&i], i, &peers, SNAP))).collect();
+        (1..=3u64).map(|i| (i, start_with(&paths[&i], i, &peers, SNAP))).collect();
     let started = Instant::now();
     let lead = leader(&peers, &[1, 2, 3]);
     let followers: Vec<u64> = (1..=3).filter(|&i| i != lead).collect();
@@ -372,7 +295,7 @@ fn a_wiped_replica_is_rebuilt_from_the_leader_and_votes_again() {
         std::thread::sleep(Duration::from_millis(50));
     };
     // The same command as its first start (--bootstrap included).
-    nodes.insert(wiped, Node::start_with(&paths[&wiped], wiped, &peers, SNAP));
+    nodes.insert(wiped, start_with(&paths[&wiped], wiped, &peers, SNAP));
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut saw_rebuilding = false;
     loop {

@@ -1,25 +1,214 @@
-//! A small blocking ZooKeeper client over the codec, and an in-process server.
+//! A small blocking ZooKeeper client over the codec, and in-process servers: a single
+//! node ([`TestServer`]) or the replicas of a replicated service ([`start_replica`]),
+//! each on its own runtime thread ([`ServerThread`]).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keeperkit_model::{Acl, ErrorCode};
 use keeperkit_server::proto::{
     decode_reply, encode_connect, encode_request, ConnectRequest, ConnectResponse, CreateRequest,
     FrameBuffer, Reply, ReplyHeader, Request, Response, WatcherEvent, DEFAULT_MAX_FRAME,
 };
-use keeperkit_server::{Server, ServerConfig};
+use keeperkit_server::replica::{http_call, PeerAddr, ReplicaConfig};
+use keeperkit_server::{ServeError, Server, ServerConfig};
+use serde_json::Value;
 
-/// A server on its own runtime thread.
-pub struct TestServer {
+/// A server on its own runtime thread (two workers), serving until [`ServerThread::stop`]
+/// or until dropped; either way it stops cleanly (its ports closed, its directory
+/// closed) before the call returns.
+pub struct ServerThread {
+    /// The address clients connect to.
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerThread {
+    /// Starts the server `start` makes on `dir` (it panics when the server cannot
+    /// start, and so does this call, after at most 30 s).
+    pub fn spawn<F, Fut>(dir: &Path, start: F) -> ServerThread
+    where
+        F: FnOnce(PathBuf) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Server, ServeError>>,
+    {
+        let (atx, arx) = std::sync::mpsc::channel();
+        let (stx, srx) = tokio::sync::oneshot::channel::<()>();
+        let d = dir.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let s = start(d).await.unwrap();
+                atx.send(s.local_addr()).unwrap();
+                s.serve(async {
+                    let _ = srx.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let addr = arx.recv_timeout(Duration::from_secs(30)).expect("the server started");
+        ServerThread { addr, stop: Some(stx), thread: Some(thread) }
+    }
+
+    /// Stops the server and waits until it has stopped.
+    pub fn stop(mut self) {
+        self.shutdown();
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        self.shutdown();
+        if let Some(t) = self.thread.take() {
+            // A server thread that panicked fails the test, unless it fails already.
+            if t.join().is_err() && !std::thread::panicking() {
+                panic!("the server thread panicked");
+            }
+        }
+    }
+}
+
+/// Member `i` of a test cluster whose ports start at `base`: Raft on `base + i`,
+/// clients on `base + 10 + i` (and HTTP on `base + 20 + i`, see [`replica_configs`]).
+pub fn peer(base: u16, i: u64) -> PeerAddr {
+    let i16 = u16::try_from(i).unwrap();
+    PeerAddr { host: "127.0.0.1".into(), raft_port: base + i16, client_port: base + 10 + i16 }
+}
+
+/// Members 1 to `n` of a test cluster whose ports start at `base`.
+pub fn members(base: u16, n: u64) -> BTreeMap<u64, PeerAddr> {
+    (1..=n).map(|i| (i, peer(base, i))).collect()
+}
+
+/// The address of a member's HTTP port (its client port + 10).
+pub fn http_of(p: &PeerAddr) -> String {
+    format!("127.0.0.1:{}", p.client_port + 10)
+}
+
+/// The address of a member's client port.
+pub fn client_of(p: &PeerAddr) -> String {
+    format!("127.0.0.1:{}", p.client_port)
+}
+
+/// The settings of member `id` of `peers` in these tests: clients on its client port,
+/// HTTP on the client port + 10, ticks of 200 ms, sessions of 1 to 20 s, every
+/// four-letter word; `--bootstrap`, Raft on 127.0.0.1, heartbeats of 100 ms.
+pub fn replica_configs(id: u64, peers: &BTreeMap<u64, PeerAddr>) -> (ServerConfig, ReplicaConfig) {
+    let p = &peers[&id];
+    let cfg = ServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], p.client_port)),
+        http_listen: Some(SocketAddr::from(([127, 0, 0, 1], p.client_port + 10))),
+        tick_time_ms: 200,
+        min_session_timeout_ms: Some(1000),
+        max_session_timeout_ms: Some(20_000),
+        four_letter_words: vec!["*".into()],
+        ..Default::default()
+    };
+    let rc = ReplicaConfig {
+        id,
+        peers: peers.clone(),
+        bootstrap: true,
+        raft_bind: "127.0.0.1".parse().unwrap(),
+        heartbeat_ms: 100,
+        join: None,
+    };
+    (cfg, rc)
+}
+
+/// Starts member `id` of `peers` on `dir` with [`replica_configs`]' settings as `tweak`
+/// changes them.
+pub fn start_replica(
+    dir: &Path,
+    id: u64,
+    peers: &BTreeMap<u64, PeerAddr>,
+    tweak: impl FnOnce(&mut ServerConfig, &mut ReplicaConfig),
+) -> ServerThread {
+    let (mut cfg, mut rc) = replica_configs(id, peers);
+    tweak(&mut cfg, &mut rc);
+    ServerThread::spawn(dir, move |d| async move {
+        Server::start_replicated(keeperkit_vfs::std_fs(), &d, cfg, rc).await
+    })
+}
+
+/// An HTTP request: the status and the JSON body.
+pub fn call(p: &PeerAddr, method: &str, path: &str) -> (u16, Value) {
+    let (s, b) = http_call(&http_of(p), method, path, Duration::from_secs(150))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    (s, serde_json::from_str(&b).unwrap_or_else(|e| panic!("{method} {path}: {e}: {b}")))
+}
+
+pub fn status(p: &PeerAddr) -> Value {
+    match http_call(&http_of(p), "GET", "/status", Duration::from_secs(2)) {
+        Ok((_, b)) => serde_json::from_str(&b).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
+}
+
+/// The leader among `alive` once it is ready, waiting up to 30 s.
+pub fn leader(peers: &BTreeMap<u64, PeerAddr>, alive: &[u64]) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        for &id in alive {
+            let s = status(&peers[&id]);
+            if s["state"] == "leader" && s["ready"] == true {
+                return id;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no leader among {alive:?} within 30 s");
+}
+
+/// `mntr`'s value of `key` on the server at client port `port`.
+pub fn mntr(port: u16, key: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"mntr").ok()?;
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.lines().find_map(|l| l.strip_prefix(&format!("{key}\t")).map(str::to_string))
+}
+
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,keeperkit_server=info"))
+        .with_test_writer()
+        .try_init();
+}
+
+/// A single-node server on its own runtime thread.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    server: Option<ServerThread>,
     pub dir: PathBuf,
 }
 
@@ -44,39 +233,14 @@ impl TestServer {
             ..Default::default()
         };
         tweak(&mut cfg);
-        let (atx, arx) = std::sync::mpsc::channel();
-        let (stx, srx) = tokio::sync::oneshot::channel::<()>();
-        let d = dir.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let s = Server::start(fs, &d, cfg).await.unwrap();
-                atx.send(s.local_addr()).unwrap();
-                s.serve(async {
-                    let _ = srx.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let addr = arx.recv_timeout(Duration::from_secs(30)).expect("the server started");
-        TestServer { addr, stop: Some(stx), thread: Some(thread), dir: dir.to_path_buf() }
+        let server =
+            ServerThread::spawn(dir, move |d| async move { Server::start(fs, &d, cfg).await });
+        TestServer { addr: server.addr, server: Some(server), dir: dir.to_path_buf() }
     }
 
     pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
+        if let Some(s) = self.server.take() {
+            s.stop();
         }
     }
 
@@ -88,12 +252,6 @@ impl TestServer {
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.shutdown();
     }
 }
 
