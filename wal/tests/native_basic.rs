@@ -438,3 +438,34 @@ fn truncation_below_a_purge_under_way_is_refused() {
     assert!(matches!(r, Err(WalError::InvalidArgument(_))), "{r:?}");
     check_range(&wal, 51..101, 1, 200);
 }
+
+/// Installing a snapshot resets the log while a purge (after a snapshot of the node's
+/// own) is under way: the reset waits for the purge instead of trying to truncate
+/// below it, then drops the entries that do not continue the snapshot, or keeps
+/// those that do.
+#[test]
+fn a_snapshot_reset_waits_for_a_purge_under_way() {
+    for (term, kept) in [(2, None), (1, Some(100))] {
+        let (fs, _dir, wal, purger) = purge_held_in_its_fsync();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let resetter = {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || {
+                let _ = tx.send(wal.reset_to_snapshot(60, term));
+            })
+        };
+        let early = rx.recv_timeout(Duration::from_millis(300));
+        assert!(early.is_err(), "the reset did not wait for the purge: {early:?}");
+        fs.release();
+        purger.join().unwrap().unwrap();
+        let r = rx.recv_timeout(Duration::from_secs(10)).expect("the reset finished");
+        resetter.join().unwrap();
+        r.unwrap();
+        assert_eq!(wal.purged_index(), 60, "term {term}");
+        assert_eq!(wal.next_index(), kept.map_or(61, |l| l + 1), "term {term}");
+        assert_eq!(wal.last_index(), kept, "term {term}");
+        if kept.is_some() {
+            check_range(&wal, 61..101, 1, 200);
+        }
+    }
+}

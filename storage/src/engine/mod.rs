@@ -699,17 +699,7 @@ impl SnapshotStore for NativeEngine {
         fs.sync_dir(&inner.snap_dir).map_err(io(&inner.snap_dir))?;
         let file_len = fs.metadata(&path).map(|m| m.len).unwrap_or(0);
         // Reset the log (Raft: keep the entries after a matching entry).
-        let wal = &inner.wal;
-        let matching = pos.index > 0
-            && wal.first_index().is_some_and(|f| f <= pos.index)
-            && wal.next_index() > pos.index
-            && wal.read(pos.index)?.term == pos.term;
-        if !matching {
-            if let Some(first) = wal.first_index() {
-                wal.truncate_suffix(first)?;
-            }
-        }
-        wal.purge(pos.index)?;
+        inner.wal.reset_to_snapshot(pos.index, pos.term)?;
         {
             let mut live = inner.write();
             live.tree = loaded.tree;

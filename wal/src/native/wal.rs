@@ -1256,6 +1256,31 @@ impl NativeWal {
     /// every write for the length of three fsyncs).
     pub fn purge(&self, upto: u64) -> Result<()> {
         let _purging = lock(&self.purge_lock);
+        self.purge_held(upto)
+    }
+
+    /// Makes the log what installing a snapshot that ends at `index` (of `term`) asks
+    /// for: the entries after it stay when the log holds that entry with that term
+    /// (they continue the snapshot), else every entry goes; then every index up to
+    /// `index` is purged. Purges are held off meanwhile, so that one running at the same
+    /// time (after a snapshot of the node's own) cannot move the log's start between
+    /// the decision and the removal. Durable when it returns.
+    pub fn reset_to_snapshot(&self, index: u64, term: u64) -> Result<()> {
+        let _purging = lock(&self.purge_lock);
+        let matching = index > 0
+            && self.first_index().is_some_and(|f| f <= index)
+            && self.next_index() > index
+            && self.read(index)?.term == term;
+        if !matching {
+            // No purge is under way (the lock is held): the first index not purged is
+            // above every purge point, so the truncation is allowed.
+            self.truncate_suffix(self.purged_index() + 1)?;
+        }
+        self.purge_held(index)
+    }
+
+    /// [`NativeWal::purge`], the caller holding `purge_lock`.
+    fn purge_held(&self, upto: u64) -> Result<()> {
         // What goes: the leading segments that hold only purged entries.
         let mut st = self.write_state();
         self.check_poison(&st)?;
