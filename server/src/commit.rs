@@ -39,6 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keeperkit_model::acl::Perms;
+use keeperkit_model::jute::Writer;
 use keeperkit_model::{AclList, ErrorCode, Id, OpCode, SessionId, Txn, TxnBody, TxnHeader, Zxid};
 use keeperkit_storage::engine::NativeEngine;
 use keeperkit_storage::traits::{LogStore, SnapshotStore, SnapshotTicket, StateMachine};
@@ -201,11 +202,13 @@ pub(crate) enum FwdAnswer {
 /// made durable by one `fdatasync` per batch.
 pub(crate) struct LocalLog {
     engine: NativeEngine,
+    /// The encoding of the txn being appended (kept: one allocation, not one per txn).
+    buf: Vec<u8>,
 }
 
 impl LocalLog {
     pub(crate) fn new(engine: NativeEngine) -> LocalLog {
-        LocalLog { engine }
+        LocalLog { engine, buf: Vec::new() }
     }
 }
 
@@ -219,8 +222,12 @@ impl TxnLog for LocalLog {
     }
 
     fn append(&mut self, txn: &Txn) -> Option<TxnResult> {
-        let payload = txn.to_bytes();
-        match self.engine.write(1, &[&payload]) {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let mut w = Writer::from_vec(buf);
+        txn.encode_into(&mut w);
+        self.buf = w.into_inner();
+        match self.engine.write(1, &[&self.buf]) {
             Ok(mut r) => r.pop(),
             Err(e) => {
                 error!("appending txn {:#x} to the log failed: {e}", txn.header.zxid.0);
@@ -385,6 +392,8 @@ pub(crate) struct Committer<L: TxnLog> {
     /// What the batches whose commit failed did (events, sessions), published once
     /// a retried commit succeeds.
     held: Vec<Publish>,
+    /// The last publish list, emptied, for the next batch (see `run_serial`).
+    spare: Vec<Publish>,
     /// Proposed batches that have not landed, oldest first (pipelining, see the module
     /// docs), and batches behind them waiting to be published in order.
     flight: std::collections::VecDeque<Flight>,
@@ -424,6 +433,7 @@ impl<L: TxnLog> Committer<L> {
             ephemerals,
             blocked: None,
             held: Vec::new(),
+            spare: Vec::new(),
             flight: std::collections::VecDeque::new(),
             next_seq: 0,
             backlog: Vec::new(),
@@ -450,6 +460,7 @@ impl<L: TxnLog> Committer<L> {
     /// Each batch is committed before the next is prepped (a single node).
     fn run_serial(&mut self, rx: &stdmpsc::Receiver<Job>) {
         let mut stop = false;
+        let mut batch: Vec<Job> = Vec::new();
         while !stop {
             let first = if self.blocked.is_some() {
                 let j = rx.recv_timeout(RETRY_COMMIT);
@@ -463,7 +474,7 @@ impl<L: TxnLog> Committer<L> {
                 let Ok(j) = rx.recv() else { break };
                 j
             };
-            let mut batch = vec![first];
+            batch.push(first);
             while batch.len() < 8192 {
                 match rx.try_recv() {
                     Ok(j) => batch.push(j),
@@ -471,13 +482,15 @@ impl<L: TxnLog> Committer<L> {
                 }
             }
             if self.txns.begin(false) == Begin::Forward {
-                stop = self.forward_batch(batch);
+                stop = self.forward_batch(std::mem::take(&mut batch));
                 continue;
             }
-            let mut pubs = Vec::with_capacity(batch.len());
+            // Both lists are reused from batch to batch: a fresh one per batch costs
+            // the allocator fresh pages, and the committer their (huge) page faults.
+            let mut pubs = std::mem::take(&mut self.spare);
             let mut logged = 0u64;
             let mut snapshot_replies = Vec::new();
-            for job in batch {
+            for job in batch.drain(..) {
                 match job {
                     Job::Stop => stop = true,
                     Job::Snapshot { reply } => snapshot_replies.push(reply),
@@ -1208,14 +1221,14 @@ impl<L: TxnLog> Committer<L> {
         }
     }
 
-    fn publish(&mut self, pubs: Vec<Publish>) {
+    fn publish(&mut self, mut pubs: Vec<Publish>) {
         let own = self.txns.publishes();
         let blocked = self.blocked.is_some();
         let shared = &*self.shared;
         let mut published = shared.published.write().unwrap_or_else(|e| e.into_inner());
         let mut watches = lock(&shared.watches);
         let mut events: Vec<(ConnId, WatcherEvent)> = Vec::new();
-        for p in pubs {
+        for p in pubs.drain(..) {
             match p {
                 Publish::Changes { zxid, changes } => {
                     let _ = zxid;
@@ -1312,6 +1325,11 @@ impl<L: TxnLog> Committer<L> {
         // Blocked, what the log holds is not all durable: the published tree stays.
         if own && !blocked {
             *published = self.txns.committed_tree();
+        }
+        drop(watches);
+        drop(published);
+        if pubs.capacity() > self.spare.capacity() {
+            self.spare = pubs;
         }
     }
 }
