@@ -9,22 +9,20 @@
 //!
 //! The server (`serve`) gives memory back [`SERVE_PURGE_DELAY_MS`] after freeing it
 //! ([`serve_purge_delay`]), so that what a snapshot or a burst of writes freed leaves
-//! its RSS. The delay is a measured choice: with snapshots of a 1M-znode tree written
-//! back to back under setData load (the snapshot phase of `scripts/bench-server-1m.sh`,
-//! two runs of each value on a busy machine), the peak RSS over the RSS before was
-//! 1.10x and 1.12x with 0 ms, 1.10x and 1.08x with 10 ms, 1.13x and 1.09x with 100 ms,
-//! 1.14x and 1.17x with 1000 ms: a longer delay keeps more, and below 10 ms nothing
-//! measurable is gained (`scripts/bench-server.sh --cases write-64`: 16,793 and 12,937
-//! ops/s with 0 ms, 9,600 and 13,656 with 10 ms, noise either way).
+//! its RSS: with snapshots of a 1M-znode tree under load (`scripts/bench-server-1m.sh`,
+//! busy machine) the peak over the RSS before was 1.08-1.12x with 0 or 10 ms and
+//! 1.09-1.17x with 100 or 1000 ms, and write-64 showed no difference below 10 ms.
 //!
 //! What decides that RSS more than the delay is mimalloc's use of transparent huge
 //! pages (`allow_thp`, on by default: its arenas are `madvise`d `MADV_HUGEPAGE`), which
-//! makes the heap grow by 2 MiB pages: `MIMALLOC_ALLOW_THP=0` in the server's
-//! environment gave 155 MiB instead of 168 holding 1M znodes and 1.07x instead of 1.16x
-//! while snapshots are written, but write-64 (`scripts/bench-server.sh`) made 11,986,
-//! 11,028, 13,612 and 9,817 ops/s against 14,467, 14,386, 12,728 and 11,617 with them
-//! (alternated runs, busy machine: 13% fewer on average), so the server keeps them until
-//! a quiet machine says otherwise. Either variable in the environment overrides these
+//! makes the heap grow by 2 MiB pages. The server runs without them
+//! ([`serve_without_huge_pages`]): on a quiet machine, alternated runs of
+//! `scripts/bench-server-1m.sh` and `scripts/bench-server.sh --cases write-64` gave 148
+//! instead of 161 MiB holding 1M znodes, a peak while snapshots are written of 1.07-1.08x
+//! the RSS before instead of 1.10-1.12x, and at 64 clients 1.91-2.48x ZooKeeper's
+//! writes instead of 1.67-1.83x with a p99 of 0.24-0.27x ZooKeeper's instead of
+//! 0.82-0.93x (the huge-page faults, each zeroing 2 MiB, land on the committer's path).
+//! `MIMALLOC_PURGE_DELAY` or `MIMALLOC_ALLOW_THP` in the environment overrides these
 //! settings.
 
 /// mimalloc's `mi_option_purge_delay` (option 15 in mimalloc 2 and 3; libmimalloc-sys
@@ -53,6 +51,44 @@ pub fn serve_purge_delay() {
     }
     // SAFETY: as in keep_freed_memory.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, SERVE_PURGE_DELAY_MS) }
+}
+
+/// mimalloc's `mi_option_allow_thp` (option 43 in mimalloc 3; no constant in
+/// libmimalloc-sys either). A test checks the number against the linked mimalloc.
+pub const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
+
+/// The server's setting: no transparent huge pages, unless `MIMALLOC_ALLOW_THP` in the
+/// environment says otherwise. mimalloc stops asking for them, and the process opts
+/// out (`PR_SET_THP_DISABLE`, which the kernel checks at every fault, so it also covers
+/// what mimalloc reserved before `main`).
+#[allow(unsafe_code)]
+pub fn serve_without_huge_pages() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+        return;
+    }
+    // SAFETY: as in keep_freed_memory.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0) }
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_THP_DISABLE, 1) only sets a flag of this process; it reads no
+    // memory of ours. It cannot fail on a kernel that has it; on one that has not, the
+    // process keeps the system's setting, which is only slower.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+/// Whether mimalloc may use transparent huge pages (option `allow_thp`; 2 asks for
+/// them more eagerly), and whether the process opted out of them (Linux only).
+#[allow(unsafe_code)]
+pub fn huge_pages() -> (std::ffi::c_long, bool) {
+    // SAFETY: as in purge_delay.
+    let allow = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_ALLOW_THP) };
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_GET_THP_DISABLE) only returns the flag.
+    let off = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) } == 1;
+    #[cfg(not(target_os = "linux"))]
+    let off = false;
+    (allow, off)
 }
 
 /// The purge delay in force, in milliseconds (-1: never).

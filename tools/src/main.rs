@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let cli = keeperkit_tools::Cli::parse();
     if matches!(cli.command, keeperkit_tools::Command::Serve(_)) {
         keeperkit_tools::allocator::serve_purge_delay();
+        keeperkit_tools::allocator::serve_without_huge_pages();
     } else {
         keeperkit_tools::allocator::keep_freed_memory();
     }

@@ -71,3 +71,44 @@ fn the_server_purges_after_its_delay_when_the_environment_does_not_say() {
     );
     assert!(text.contains("1 passed"), "the child did not run the test:\n{text}");
 }
+
+#[test]
+fn option_43_allows_huge_pages_and_the_server_turns_them_off() {
+    if std::env::var_os(CHILD).is_some() {
+        let with_env = std::env::var_os("MIMALLOC_ALLOW_THP").is_some();
+        if with_env {
+            // The environment's value is read through option 43, and the server's
+            // setting leaves it.
+            assert_eq!(allocator::huge_pages().0, 2, "option 43 is not mimalloc's allow_thp");
+            allocator::serve_without_huge_pages();
+            assert_eq!(allocator::huge_pages(), (2, false));
+        } else {
+            assert_eq!(allocator::huge_pages().0, 1, "mimalloc's default allows them");
+            allocator::serve_without_huge_pages();
+            assert_eq!(allocator::huge_pages(), (0, cfg!(target_os = "linux")));
+        }
+        return;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    for env in [Some("2"), None] {
+        let mut cmd = Command::new(&exe);
+        cmd.args([
+            "--exact",
+            "option_43_allows_huge_pages_and_the_server_turns_them_off",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1");
+        match env {
+            Some(v) => cmd.env("MIMALLOC_ALLOW_THP", v),
+            None => cmd.env_remove("MIMALLOC_ALLOW_THP"),
+        };
+        let out = cmd.output().expect("run the test binary again");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "the child ({env:?}) failed:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("1 passed"), "the child did not run the test:\n{text}");
+    }
+}
