@@ -8,6 +8,7 @@
 //! million nodes is mostly formatting.
 
 use std::io::{self, Write};
+use std::sync::{Mutex, PoisonError};
 
 use base64::Engine;
 use keeperkit_model::AclList;
@@ -34,13 +35,18 @@ pub fn write_dump(
     for (id, list) in table {
         acls[id as usize] = if json { acl_json(list) } else { acl_text(list) };
     }
+    // Written parts' buffers go back to the workers: the walk keeps a few parts per
+    // thread in flight, so a handful of buffers serve the whole dump, and no part's
+    // output lands in pages the kernel has to fault in and zero first.
+    let spare: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    let take = || spare.lock().unwrap_or_else(PoisonError::into_inner).pop();
     tree.par_sorted(
         threads,
         |part| {
             // Big enough for most parts (a part is a few thousand lines): a buffer that
-            // grows copies what it holds and takes fresh pages for it; freed ones are
-            // reused by the next parts.
-            let mut buf = Vec::with_capacity(PART_BUF);
+            // grows copies what it holds.
+            let mut buf = take().unwrap_or_else(|| Vec::with_capacity(PART_BUF));
+            buf.clear();
             let mut b64 = String::new();
             part.for_each(|path, node| {
                 // Every node's list is in the table; a miss would be a bug in the tree,
@@ -54,7 +60,11 @@ pub fn write_dump(
             });
             buf
         },
-        |buf| out.write_all(&buf),
+        |buf| {
+            out.write_all(&buf)?;
+            spare.lock().unwrap_or_else(PoisonError::into_inner).push(buf);
+            Ok(())
+        },
     )
 }
 
