@@ -9,6 +9,29 @@ use keeperkit_tools::allocator;
 
 const CHILD: &str = "KEEPERKIT_ALLOCATOR_TEST_CHILD";
 
+/// Runs test `name` of this binary again in a child process with `env` set (`None`:
+/// removed), and checks that it ran and passed there.
+fn in_child(name: &str, env: &[(&str, Option<&str>)]) {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = Command::new(exe);
+    cmd.args(["--exact", name, "--test-threads=1"]).env(CHILD, "1");
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = cmd.output().expect("run the test binary again");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the child ({env:?}) failed:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The child ran the test (a filter that matched nothing would pass too).
+    assert!(text.contains("1 passed"), "the child did not run the test:\n{text}");
+}
+
 #[test]
 fn option_15_is_the_purge_delay_and_keeping_freed_memory_sets_it() {
     if std::env::var_os(CHILD).is_some() {
@@ -22,25 +45,10 @@ fn option_15_is_the_purge_delay_and_keeping_freed_memory_sets_it() {
         assert_eq!(allocator::purge_delay(), -1);
         return;
     }
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let out = Command::new(exe)
-        .args([
-            "--exact",
-            "option_15_is_the_purge_delay_and_keeping_freed_memory_sets_it",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .env("MIMALLOC_PURGE_DELAY", "1234")
-        .output()
-        .expect("run the test binary again");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the child failed:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    in_child(
+        "option_15_is_the_purge_delay_and_keeping_freed_memory_sets_it",
+        &[("MIMALLOC_PURGE_DELAY", Some("1234"))],
     );
-    // The child ran the test (a filter that matched nothing would pass too).
-    assert!(text.contains("1 passed"), "the child did not run the test:\n{text}");
 }
 
 #[test]
@@ -52,24 +60,10 @@ fn the_server_purges_after_its_delay_when_the_environment_does_not_say() {
         assert_eq!(allocator::purge_delay(), allocator::SERVE_PURGE_DELAY_MS);
         return;
     }
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let out = Command::new(exe)
-        .args([
-            "--exact",
-            "the_server_purges_after_its_delay_when_the_environment_does_not_say",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .env_remove("MIMALLOC_PURGE_DELAY")
-        .output()
-        .expect("run the test binary again");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the child failed:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    in_child(
+        "the_server_purges_after_its_delay_when_the_environment_does_not_say",
+        &[("MIMALLOC_PURGE_DELAY", None)],
     );
-    assert!(text.contains("1 passed"), "the child did not run the test:\n{text}");
 }
 
 #[test]
@@ -89,26 +83,10 @@ fn option_43_allows_huge_pages_and_the_server_turns_them_off() {
         }
         return;
     }
-    let exe = std::env::current_exe().expect("the test binary's path");
     for env in [Some("2"), None] {
-        let mut cmd = Command::new(&exe);
-        cmd.args([
-            "--exact",
+        in_child(
             "option_43_allows_huge_pages_and_the_server_turns_them_off",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1");
-        match env {
-            Some(v) => cmd.env("MIMALLOC_ALLOW_THP", v),
-            None => cmd.env_remove("MIMALLOC_ALLOW_THP"),
-        };
-        let out = cmd.output().expect("run the test binary again");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "the child ({env:?}) failed:\n{text}{}",
-            String::from_utf8_lossy(&out.stderr)
+            &[("MIMALLOC_ALLOW_THP", env)],
         );
-        assert!(text.contains("1 passed"), "the child did not run the test:\n{text}");
     }
 }
