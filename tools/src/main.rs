@@ -9,9 +9,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = keeperkit_tools::Cli::parse();
+    keeperkit_tools::allocator::without_huge_pages();
     if matches!(cli.command, keeperkit_tools::Command::Serve(_)) {
         keeperkit_tools::allocator::serve_purge_delay();
-        keeperkit_tools::allocator::serve_without_huge_pages();
     } else {
         keeperkit_tools::allocator::keep_freed_memory();
     }

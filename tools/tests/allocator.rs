@@ -67,25 +67,25 @@ fn the_server_purges_after_its_delay_when_the_environment_does_not_say() {
 }
 
 #[test]
-fn option_43_allows_huge_pages_and_the_server_turns_them_off() {
+fn option_43_allows_huge_pages_and_the_binary_turns_them_off() {
     if std::env::var_os(CHILD).is_some() {
         let with_env = std::env::var_os("MIMALLOC_ALLOW_THP").is_some();
         if with_env {
-            // The environment's value is read through option 43, and the server's
+            // The environment's value is read through option 43, and the binary's
             // setting leaves it.
             assert_eq!(allocator::huge_pages().0, 2, "option 43 is not mimalloc's allow_thp");
-            allocator::serve_without_huge_pages();
+            allocator::without_huge_pages();
             assert_eq!(allocator::huge_pages(), (2, false));
         } else {
             assert_eq!(allocator::huge_pages().0, 1, "mimalloc's default allows them");
-            allocator::serve_without_huge_pages();
+            allocator::without_huge_pages();
             assert_eq!(allocator::huge_pages(), (0, cfg!(target_os = "linux")));
         }
         return;
     }
     for env in [Some("2"), None] {
         in_child(
-            "option_43_allows_huge_pages_and_the_server_turns_them_off",
+            "option_43_allows_huge_pages_and_the_binary_turns_them_off",
             &[("MIMALLOC_ALLOW_THP", env)],
         );
     }
