@@ -20,6 +20,16 @@ pub(crate) enum Step<'a> {
     Expand(NodeId, &'a [u8], usize),
 }
 
+impl Step<'_> {
+    /// The step's node.
+    #[inline]
+    pub(crate) fn id(&self) -> NodeId {
+        match *self {
+            Step::Visit(id, ..) | Step::Expand(id, ..) => id,
+        }
+    }
+}
+
 /// One difference found by [`DataTree::diff_sorted`].
 #[derive(Debug, Clone, Copy)]
 pub enum Change<'t> {
