@@ -15,6 +15,7 @@
 # Everything listens on 127.0.0.1 only. A caller must `trap zk_stop EXIT` (or call it
 # from its own cleanup) so that no server outlives the script.
 
+ZK_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ZK_JAR=/usr/share/java/zookeeper.jar
 ZK_CP_EXTRA=/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar
 # super:superpw (base64(SHA-1("super:superpw")), the same as zkgen): a client that does
@@ -107,18 +108,7 @@ zk_start() {
 }
 
 zk_4lw() {
-  python3 - "$ZK_PORT" "$1" <<'PY' 2>/dev/null || true
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(sys.argv[2].encode())
-out = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    out += b
-sys.stdout.write(out.decode("utf-8", "replace"))
-PY
+  python3 "$ZK_LIB_DIR/fourlw.py" "$ZK_PORT" "$1" 2>/dev/null || true
 }
 
 # zk_wait_ready [TIMEOUT_S]: 0 when the server serves requests (`srvr` shows a Zxid line;
