@@ -107,6 +107,17 @@ pub trait File: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Starts writing the dirty pages of `offset..offset + len` to the device now and,
+    /// with `wait`, returns once they are written (Linux `sync_file_range`: no metadata,
+    /// no device cache flush). A hint that spreads a big file's writeback over its
+    /// writing instead of leaving it all to the final fsync, where it would delay every
+    /// other fsync of the disk meanwhile: never a durability guarantee
+    /// ([`File::sync_data`] and [`File::sync_all`] are). The default does nothing.
+    fn write_back(&self, offset: u64, len: u64, wait: bool) -> io::Result<()> {
+        let _ = (offset, len, wait);
+        Ok(())
+    }
+
     /// A read-only memory map of the whole file, when the implementation supports it
     /// (the real file system does; in-memory ones may return their buffer).
     fn map(&self) -> io::Result<Option<Arc<dyn AsRef<[u8]> + Send + Sync>>> {

@@ -40,14 +40,48 @@ impl File for StdFile {
         self.0.sync_all()
     }
 
+    fn write_back(&self, offset: u64, len: u64, wait: bool) -> io::Result<()> {
+        sync_file_range(&self.0, offset, len, wait)
+    }
+
     fn map(&self) -> io::Result<Option<Arc<dyn AsRef<[u8]> + Send + Sync>>> {
         map_file(&self.0)
     }
 }
 
+/// `sync_file_range(2)`: starts the writeback of the range's dirty pages
+/// (`SYNC_FILE_RANGE_WRITE`), with `wait` also waiting for any writeback of the range
+/// under way before and for its end (`WAIT_BEFORE`, `WAIT_AFTER`).
+#[cfg(target_os = "linux")]
+#[expect(unsafe_code, reason = "libc's sync_file_range is unsafe; see the SAFETY comment")]
+fn sync_file_range(file: &fs::File, offset: u64, len: u64, wait: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut flags = libc::SYNC_FILE_RANGE_WRITE;
+    if wait {
+        flags |= libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    }
+    let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len))
+    else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "range beyond off64_t"));
+    };
+    // SAFETY: the call only takes integers: a descriptor that `file` keeps open for the
+    // duration of the call, a range and flags; it touches no memory of this process.
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Elsewhere there is no such call: the final fsync does all the writeback.
+#[cfg(not(target_os = "linux"))]
+fn sync_file_range(_file: &fs::File, _offset: u64, _len: u64, _wait: bool) -> io::Result<()> {
+    Ok(())
+}
+
 /// Maps a whole file read-only.
 ///
-/// This is the workspace's only `unsafe` code.
 #[expect(unsafe_code, reason = "memmap2's map is unsafe; see the SAFETY comment")]
 fn map_file(file: &fs::File) -> io::Result<Option<Arc<dyn AsRef<[u8]> + Send + Sync>>> {
     if file.metadata()?.len() == 0 {

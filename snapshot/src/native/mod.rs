@@ -64,7 +64,7 @@ mod writer;
 
 pub use reader::{read_snapshot, read_snapshot_with, ReadOptions};
 pub use verify::{inspect_snapshot, verify_snapshot, ChunkInfo, NativeSnapshotInfo};
-pub use writer::{write_snapshot, WriteOptions, WrittenSnapshot};
+pub use writer::{write_snapshot, WriteOptions, WrittenSnapshot, WRITE_BEHIND_DEFAULT};
 
 /// Suffix of the temporary file a snapshot is written to before the rename.
 pub const TEMP_SUFFIX: &str = ".tmp";

@@ -107,7 +107,12 @@ pub fn options(dir: &Path) -> NativeEngineOptions {
     o.segment_len = 16 << 10;
     o.preallocate = false;
     o.keep_snapshots = 2;
-    o.snapshot_write = WriteOptions { level: Some(1), chunk_len_target: 4 << 10, threads: 1 };
+    o.snapshot_write = WriteOptions {
+        level: Some(1),
+        chunk_len_target: 4 << 10,
+        threads: 1,
+        ..WriteOptions::default()
+    };
     o
 }
 
