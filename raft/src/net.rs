@@ -714,6 +714,13 @@ impl Peers {
         body: &[u8],
         timeout: Duration,
     ) -> io::Result<Vec<u8>> {
+        self.send(to, addr, kind, body).await?.answer(timeout).await
+    }
+
+    /// Sends a call to node `to` at `addr` and returns once it is queued on the
+    /// connection: calls sent one after the other on a connection reach the peer in
+    /// that order. [`Call::answer`] waits for its answer.
+    pub async fn send(&self, to: NodeId, addr: &str, kind: u8, body: &[u8]) -> io::Result<Call> {
         let m = self.mux(to, addr).await?;
         let id = m.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -725,11 +732,30 @@ impl Peers {
                 format!("connection to node {to} lost"),
             ));
         }
+        Ok(Call { ident: self.ident.clone(), m, id, rx, kind, to })
+    }
+}
+
+/// A call sent ([`Peers::send`]) and not answered yet.
+pub struct Call {
+    ident: Arc<Identity>,
+    m: Arc<Mux>,
+    id: u64,
+    rx: oneshot::Receiver<(u8, Vec<u8>)>,
+    kind: u8,
+    to: NodeId,
+}
+
+impl Call {
+    /// The answer's body, or why there is none (a transport failure, no answer within
+    /// `timeout`, or the remote's error text).
+    pub async fn answer(self, timeout: Duration) -> io::Result<Vec<u8>> {
+        let Call { ident, m, id, rx, kind, to } = self;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok((k, b))) if k == OK | kind => Ok(b),
             Ok(Ok((NOT_MEMBER, text))) => {
                 let why = String::from_utf8_lossy(&text).into_owned();
-                self.ident.not_member.send_replace(Some(why.clone()));
+                ident.not_member.send_replace(Some(why.clone()));
                 Err(io::Error::new(io::ErrorKind::PermissionDenied, why))
             }
             Ok(Ok((ERR, text))) => {

@@ -31,6 +31,28 @@
 //! batch that registers watches or runs a watch operation is published before the
 //! next batch is prepped (a watch must be in place before the applier applies a later
 //! change).
+//!
+//! # Pipelined forwards (a replica's follower)
+//!
+//! A follower forwards each run of writes to the leader ([`TxnLog::forward_async`])
+//! without waiting for the answer when nothing of the batch follows the run: up to
+//! [`TxnLog::forward_depth`] runs are in flight, each a flight like a leader's batch,
+//! answered in order once it and every run before it landed (answered by the leader
+//! and applied here). Anything else (a read, a reply the connection decided, a run
+//! followed by one) first waits until every run in flight landed, and is then handled
+//! on the tree holding their writes, as before; so is a run to another leader than
+//! the one the runs in flight went to. A failed run fails every run behind it
+//! (their connections are closed without an answer).
+//!
+//! Each run carries its place in the follower's **stream** ([`Stream`]: incarnation,
+//! epoch, sequence number; a new epoch after a failure or a leader change). The
+//! leader hands a follower's runs to its committer in that order, and the committer
+//! preps a run only if it is the next of its stream, or the first of a new one; a
+//! run refused, dropped (this server no longer leads) or in a failed batch breaks its
+//! stream. So the writes of a session reach the Raft log in their order, and none
+//! of them commits past a write of it that was lost: a failed run's writes are
+//! exactly those it carried plus those forwarded behind it, whose outcome is unknown
+//! to their clients (connection closed) and which commit, if at all, after it.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -116,6 +138,91 @@ pub(crate) trait TxnLog: Send + 'static {
         let _ = items;
         Err("this server has no leader to forward writes to".into())
     }
+    /// How many forwarded runs of writes may be in flight at once (see
+    /// [`TxnLog::forward_async`]). At 1, each run is forwarded by [`TxnLog::forward`]
+    /// and answered before the next one is sent.
+    fn forward_depth(&self) -> usize {
+        1
+    }
+    /// Whether a run forwarded now goes to the leader the runs in flight went to (a
+    /// run behind forwards to another leader waits until they all landed).
+    fn forward_ready(&self) -> bool {
+        true
+    }
+    /// In [`Begin::Forward`]: sends writes to the leader without waiting; `done` is
+    /// told, from any thread, the answers in order once this server has applied
+    /// everything the leader answered, or the failure. `in_flight`: earlier runs
+    /// have not landed yet (the leader must then be theirs, or this run fails).
+    fn forward_async(
+        &mut self,
+        items: Vec<FwdItem>,
+        in_flight: bool,
+        done: Landing<Vec<FwdAnswer>>,
+    ) {
+        let _ = in_flight;
+        done.tell(self.forward(items));
+    }
+    /// In [`Begin::Forward`], once the runs in flight landed: the tree reads are
+    /// answered from becomes the one clients see now (holding those runs' writes).
+    fn refresh(&mut self) {}
+}
+
+/// Where a follower's forwarded run sits in the follower's stream of runs to the
+/// leader: `nonce` names the follower's incarnation, `epoch` its stream (a new one
+/// after a failed forward or a leader change), `seq` the run in it (from 0). The
+/// leader preps a follower's runs only in that order, with no gap (see the module
+/// docs), so a session's writes commit in their order or not past a lost one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stream {
+    /// The follower.
+    pub(crate) from: u64,
+    /// The follower's incarnation.
+    pub(crate) nonce: u64,
+    /// The follower's stream.
+    pub(crate) epoch: u64,
+    /// The run's place in the stream.
+    pub(crate) seq: u64,
+}
+
+/// What the leader's committer knows of a follower's stream: the next run it
+/// accepts (`None`: a run of this stream was dropped or failed; only a new stream is
+/// accepted).
+#[derive(Debug, Clone, Copy)]
+struct StreamState {
+    nonce: u64,
+    epoch: u64,
+    next: Option<u64>,
+}
+
+/// The leader's view of its followers' streams of forwarded runs.
+#[derive(Debug, Default)]
+struct Streams(HashMap<u64, StreamState>);
+
+impl Streams {
+    /// Whether the leader preps this forwarded run: the next one of its follower's
+    /// stream, or the first of a new stream. A refused run breaks its stream.
+    fn admit(&mut self, s: &Stream) -> bool {
+        let ok = match self.0.get(&s.from) {
+            Some(st) if st.nonce == s.nonce && st.epoch == s.epoch => st.next == Some(s.seq),
+            // A run of a stream the follower gave up: its newer stream goes on.
+            Some(st) if st.nonce == s.nonce && st.epoch > s.epoch => return false,
+            // Another incarnation of the follower: a late run of an earlier one is
+            // refused and leaves the current stream alone.
+            Some(st) if st.nonce != s.nonce && s.seq != 0 => return false,
+            _ => s.seq == 0,
+        };
+        let next = if ok { Some(s.seq + 1) } else { None };
+        self.0.insert(s.from, StreamState { nonce: s.nonce, epoch: s.epoch, next });
+        ok
+    }
+
+    /// Run `s` failed or was dropped: no later run of its stream is prepped here.
+    fn break_stream(&mut self, s: &Stream) {
+        let newer = self.0.get(&s.from).is_some_and(|st| st.nonce == s.nonce && st.epoch > s.epoch);
+        if !newer {
+            self.0.insert(s.from, StreamState { nonce: s.nonce, epoch: s.epoch, next: None });
+        }
+    }
 }
 
 /// How a batch is handled ([`TxnLog::begin`]).
@@ -132,27 +239,28 @@ pub(crate) enum Begin {
 /// Tells whoever proposed a batch ([`TxnLog::propose`]) how it ended. Dropped untold
 /// (a runtime stopping with the proposal's task), it tells a failure: a proposal in
 /// flight is always answered.
-pub(crate) struct Landing {
-    tell: Option<Tell>,
+/// A forward in flight ([`TxnLog::forward_async`]) is told its answers the same way.
+pub(crate) struct Landing<T = ()> {
+    tell: Option<Tell<T>>,
 }
 
 /// What a [`Landing`] calls with the outcome.
-type Tell = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Tell<T> = Box<dyn FnOnce(Result<T, String>) + Send>;
 
-impl Landing {
-    pub(crate) fn new(f: impl FnOnce(Result<(), String>) + Send + 'static) -> Landing {
+impl<T> Landing<T> {
+    pub(crate) fn new(f: impl FnOnce(Result<T, String>) + Send + 'static) -> Landing<T> {
         Landing { tell: Some(Box::new(f)) }
     }
 
     /// Tells the outcome.
-    pub(crate) fn tell(mut self, r: Result<(), String>) {
+    pub(crate) fn tell(mut self, r: Result<T, String>) {
         if let Some(f) = self.tell.take() {
             f(r);
         }
     }
 }
 
-impl Drop for Landing {
+impl<T> Drop for Landing<T> {
     fn drop(&mut self) {
         if let Some(f) = self.tell.take() {
             f(Err("the proposal was dropped (the server is stopping)".into()));
@@ -301,8 +409,10 @@ pub(crate) enum Job {
         reply: Option<oneshot::Sender<String>>,
     },
     /// Writes a follower forwarded (on the leader): answered with the last zxid after
-    /// them and their answers in order.
+    /// them and their answers in order. `stream`: the run's place in the follower's
+    /// stream (`None`: a follower that sends one run at a time, unordered).
     Forwarded {
+        stream: Option<Stream>,
         items: Vec<FwdItem>,
         reply: oneshot::Sender<(i64, Vec<FwdAnswer>)>,
     },
@@ -311,6 +421,12 @@ pub(crate) enum Job {
     Landed {
         seq: u64,
         result: Result<(), String>,
+    },
+    /// A forwarded run ([`TxnLog::forward_async`]) was answered and applied here, or
+    /// failed.
+    Answered {
+        seq: u64,
+        result: Result<Vec<FwdAnswer>, String>,
     },
     Stop,
 }
@@ -354,6 +470,7 @@ pub(crate) enum Publish {
     /// The answers of a forwarded batch, collected once its replies are published;
     /// `zxid` is the last one after its writes (the follower applies up to it).
     Forwarded {
+        stream: Option<Stream>,
         zxid: i64,
         kinds: Vec<bool>,
         frames: mpsc::UnboundedReceiver<Outgoing>,
@@ -401,6 +518,8 @@ pub(crate) struct Committer<L: TxnLog> {
     next_seq: u64,
     /// Jobs received while no batch could be prepped, in order.
     backlog: Vec<Job>,
+    /// On the leader: each follower's stream of forwarded runs (see [`Stream`]).
+    streams: Streams,
 }
 
 /// A batch prepped and proposed (or with nothing to propose) that is not published yet.
@@ -417,6 +536,11 @@ struct Flight {
     /// An earlier batch failed: its connections are closed already; it is dropped
     /// once its own proposal landed.
     doomed: bool,
+    /// On a follower: the writes of a run forwarded to the leader, answered once it
+    /// lands (with `answers`).
+    fwd: Vec<Job>,
+    /// The leader's answers to `fwd`, in order.
+    answers: Option<Vec<FwdAnswer>>,
 }
 
 /// How often a blocked committer retries the commit.
@@ -437,6 +561,7 @@ impl<L: TxnLog> Committer<L> {
             flight: std::collections::VecDeque::new(),
             next_seq: 0,
             backlog: Vec::new(),
+            streams: Streams::default(),
         }
     }
 
@@ -482,7 +607,7 @@ impl<L: TxnLog> Committer<L> {
                 }
             }
             if self.txns.begin(false) == Begin::Forward {
-                stop = self.forward_batch(std::mem::take(&mut batch));
+                stop = self.forward_batch(std::mem::take(&mut batch), None);
                 continue;
             }
             // Both lists are reused from batch to batch: a fresh one per batch costs
@@ -559,7 +684,7 @@ impl<L: TxnLog> Committer<L> {
                         break;
                     }
                 }
-                Begin::Forward => stop = self.forward_batch(jobs),
+                Begin::Forward => stop = self.forward_batch(jobs, Some(rx)),
                 Begin::Prep => stop = self.propose_batch(jobs),
             }
         }
@@ -576,6 +701,7 @@ impl<L: TxnLog> Committer<L> {
         for job in jobs {
             match job {
                 Job::Landed { seq, result } => self.landed(seq, result),
+                Job::Answered { seq, result } => self.answered(seq, result),
                 j => rest.push(j),
             }
         }
@@ -589,11 +715,13 @@ impl<L: TxnLog> Committer<L> {
         while self.flight.len() > n {
             match rx.recv() {
                 Ok(Job::Landed { seq, result }) => self.landed(seq, result),
+                Ok(Job::Answered { seq, result }) => self.answered(seq, result),
                 Ok(j) => self.backlog.push(j),
                 Err(_) => {
                     while let Some(f) = self.flight.pop_front() {
                         if !f.doomed {
                             self.stall("the server stopped".into(), f.pubs);
+                            f.fwd.into_iter().for_each(abandon);
                         }
                     }
                     return false;
@@ -630,6 +758,8 @@ impl<L: TxnLog> Committer<L> {
             snapshot_replies,
             barrier,
             doomed: false,
+            fwd: Vec::new(),
+            answers: None,
         });
         if propose {
             let shared = Arc::downgrade(&self.shared);
@@ -655,11 +785,26 @@ impl<L: TxnLog> Committer<L> {
         self.publish_landed();
     }
 
+    /// A forwarded run (a flight on a follower) was answered, or failed.
+    fn answered(&mut self, seq: u64, result: Result<Vec<FwdAnswer>, String>) {
+        let result = match result {
+            Ok(answers) => {
+                if let Some(f) = self.flight.iter_mut().find(|f| f.seq == seq) {
+                    f.answers = Some(answers);
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        self.landed(seq, result);
+    }
+
     /// Publishes the landed batches at the front of the flight, in order. A failed one
-    /// fails every batch behind it (prepped on a tree holding it).
+    /// fails every batch behind it (prepped on a tree holding it; on a follower,
+    /// forwarded behind it).
     fn publish_landed(&mut self) {
         while self.flight.front().is_some_and(|f| f.result.is_some()) {
-            let Some(f) = self.flight.pop_front() else { break };
+            let Some(mut f) = self.flight.pop_front() else { break };
             if f.doomed {
                 continue;
             }
@@ -669,6 +814,10 @@ impl<L: TxnLog> Committer<L> {
                         self.shared.stats.syncs.fetch_add(1, Ordering::Relaxed);
                         self.shared.stats.txns.fetch_add(f.logged, Ordering::Relaxed);
                     }
+                    if !f.fwd.is_empty() {
+                        let answers = f.answers.take().unwrap_or_default();
+                        answer_writes(std::mem::take(&mut f.fwd), Ok(answers), &mut f.pubs);
+                    }
                     self.publish(f.pubs);
                     if !f.snapshot_replies.is_empty() {
                         self.take_snapshot(f.snapshot_replies);
@@ -676,14 +825,29 @@ impl<L: TxnLog> Committer<L> {
                 }
                 Some(Err(e)) => {
                     self.txns.failed();
-                    self.stall(e.clone(), f.pubs);
+                    self.poison(&f.pubs);
+                    if f.fwd.is_empty() || !f.pubs.is_empty() {
+                        self.stall(e.clone(), f.pubs);
+                    }
+                    if !f.fwd.is_empty() {
+                        warn!(
+                            "forwarding {} writes to the leader failed: {e}; closing their connections",
+                            f.fwd.len()
+                        );
+                        f.fwd.into_iter().for_each(abandon);
+                    }
                     let behind = format!("an earlier batch failed ({e})");
+                    let mut doomed = Vec::new();
                     for later in self.flight.iter_mut().filter(|l| !l.doomed) {
                         later.doomed = true;
                         for r in later.snapshot_replies.drain(..).flatten() {
                             let _ = r.send("the log cannot be written: no snapshot".into());
                         }
-                        let pubs = std::mem::take(&mut later.pubs);
+                        doomed.push(std::mem::take(&mut later.pubs));
+                        std::mem::take(&mut later.fwd).into_iter().for_each(abandon);
+                    }
+                    for pubs in doomed {
+                        self.poison(&pubs);
                         stall_replica(&behind, pubs);
                     }
                     for r in f.snapshot_replies.into_iter().flatten() {
@@ -928,8 +1092,31 @@ impl<L: TxnLog> Committer<L> {
                 }
                 n
             }
-            Job::Forwarded { items, reply } => self.forwarded(items, reply, pubs),
-            Job::Snapshot { .. } | Job::Stop | Job::Landed { .. } => 0,
+            Job::Forwarded { stream, items, reply } => {
+                if let Some(s) = stream {
+                    if !self.streams.admit(&s) {
+                        // The reply dropped: the follower's forward fails, and so does
+                        // every run it sent behind it.
+                        warn!(
+                            "node {}: forwarded run {} of stream {} refused (a run before it was lost or failed)",
+                            s.from, s.seq, s.epoch
+                        );
+                        return 0;
+                    }
+                }
+                self.forwarded(stream, items, reply, pubs)
+            }
+            Job::Snapshot { .. } | Job::Stop | Job::Landed { .. } | Job::Answered { .. } => 0,
+        }
+    }
+
+    /// Forwarded runs among `pubs` failed or were dropped: their streams are broken,
+    /// so no later run of theirs commits past them.
+    fn poison(&mut self, pubs: &[Publish]) {
+        for p in pubs {
+            if let Publish::Forwarded { stream: Some(s), .. } = p {
+                self.streams.break_stream(s);
+            }
         }
     }
 
@@ -937,6 +1124,7 @@ impl<L: TxnLog> Committer<L> {
     /// answers are collected when the batch is published.
     fn forwarded(
         &mut self,
+        stream: Option<Stream>,
         items: Vec<FwdItem>,
         reply: oneshot::Sender<(i64, Vec<FwdAnswer>)>,
         pubs: &mut Vec<Publish>,
@@ -982,7 +1170,7 @@ impl<L: TxnLog> Committer<L> {
             }
         }
         let zxid = self.txns.last_zxid().0;
-        pubs.push(Publish::Forwarded { zxid, kinds, frames, sessions, reply });
+        pubs.push(Publish::Forwarded { stream, zxid, kinds, frames, sessions, reply });
         n
     }
 
@@ -990,11 +1178,12 @@ impl<L: TxnLog> Committer<L> {
     /// follows a run (reads, replies decided by the connection) waits until this
     /// server has applied the run, so every connection sees its own writes in its
     /// request order. Returns whether the batch held the stop.
-    fn forward_batch(&mut self, batch: Vec<Job>) -> bool {
+    fn forward_batch(&mut self, batch: Vec<Job>, rx: Option<&stdmpsc::Receiver<Job>>) -> bool {
         let mut stop = false;
         let mut writes: Vec<Job> = Vec::new();
         let mut rest: Vec<Job> = Vec::new();
-        for job in batch {
+        let mut jobs = batch.into_iter();
+        while let Some(job) = jobs.next() {
             let job = match job {
                 Job::Stop => {
                     stop = true;
@@ -1009,7 +1198,13 @@ impl<L: TxnLog> Committer<L> {
                 // Only a leader expires sessions and deletes containers; forwarded
                 // writes sent here while this server stopped leading are refused (the
                 // follower closes its clients' connections; they reconnect).
-                Job::Expire { .. } | Job::Internal { .. } | Job::Forwarded { .. } => continue,
+                Job::Expire { .. } | Job::Internal { .. } => continue,
+                Job::Forwarded { stream, .. } => {
+                    if let Some(s) = stream {
+                        self.streams.break_stream(&s);
+                    }
+                    continue;
+                }
                 j => j,
             };
             let is_write = match &job {
@@ -1020,7 +1215,11 @@ impl<L: TxnLog> Committer<L> {
                 _ => false,
             };
             if is_write && !rest.is_empty() {
-                self.forward_run(std::mem::take(&mut writes), std::mem::take(&mut rest));
+                let (w, r) = (std::mem::take(&mut writes), std::mem::take(&mut rest));
+                if !self.forward_run(w, r, rx) {
+                    jobs.for_each(abandon);
+                    return true;
+                }
             }
             if is_write {
                 writes.push(job);
@@ -1028,97 +1227,170 @@ impl<L: TxnLog> Committer<L> {
                 rest.push(job);
             }
         }
-        if !writes.is_empty() || !rest.is_empty() {
-            self.forward_run(writes, rest);
+        if (!writes.is_empty() || !rest.is_empty()) && !self.forward_run(writes, rest, rx) {
+            return true;
         }
         stop
     }
 
-    fn forward_run(&mut self, writes: Vec<Job>, rest: Vec<Job>) {
+    /// One run of writes and what follows it. A run with nothing behind it is sent
+    /// without waiting when the log pipelines forwards (`rx`: the committer's queue,
+    /// to wait on for room); otherwise every run in flight lands first and this one is
+    /// answered before the committer goes on. False when the queue closed.
+    fn forward_run(
+        &mut self,
+        writes: Vec<Job>,
+        rest: Vec<Job>,
+        rx: Option<&stdmpsc::Receiver<Job>>,
+    ) -> bool {
+        let depth = self.txns.forward_depth();
+        if let Some(rx) = rx {
+            let pipelined = rest.is_empty() && !writes.is_empty() && depth > 1;
+            // Room for one more run, to the same leader; or nothing in flight.
+            let room = if !pipelined {
+                0
+            } else if self.flight.is_empty() || self.txns.forward_ready() {
+                depth - 1
+            } else {
+                0
+            };
+            if self.flight.len() > room {
+                if !self.wait_landed(rx, room) {
+                    writes.into_iter().chain(rest).for_each(abandon);
+                    return false;
+                }
+                // A read behind them sees the writes of the runs that landed.
+                self.txns.refresh();
+            }
+            if pipelined {
+                self.forward_pipelined(writes);
+                return true;
+            }
+        }
         let mut pubs = Vec::with_capacity(writes.len() + rest.len());
         if !writes.is_empty() {
-            let items: Vec<FwdItem> = writes
-                .iter()
-                .map(|j| match j {
-                    Job::Request { session, xid, req, auths, .. } => FwdItem::Request {
-                        session: *session,
-                        xid: *xid,
-                        auths: auths.as_ref().clone(),
-                        frame: proto::encode_request(*xid, req),
-                    },
-                    Job::Failed { session, xid, .. } => {
-                        FwdItem::Failed { session: *session, xid: *xid }
-                    }
-                    Job::CreateSession { timeout_ms, .. } => {
-                        FwdItem::CreateSession { timeout_ms: *timeout_ms }
-                    }
-                    _ => unreachable!("only writes are forwarded"),
-                })
-                .collect();
-            match self.txns.forward(items) {
-                Ok(answers) if answers.len() == writes.len() => {
-                    for (job, answer) in writes.into_iter().zip(answers) {
-                        match (job, answer) {
-                            (
-                                Job::Request { conn, session, req, out, permit, started, .. },
-                                FwdAnswer::Frame(frame),
-                            ) => {
-                                let close = matches!(req, Request::CloseSession);
-                                pubs.push(Publish::Reply {
-                                    conn: Some(conn),
-                                    out: Some(out),
-                                    frame,
-                                    close,
-                                    started: Some(started),
-                                    permit: Some(permit),
-                                });
-                                if close {
-                                    pubs.push(Publish::SessionClosed { id: session });
-                                }
-                            }
-                            (Job::Failed { out, permit, started, .. }, FwdAnswer::Frame(frame)) => {
-                                pubs.push(Publish::Reply {
-                                    conn: None,
-                                    out: Some(out),
-                                    frame,
-                                    close: false,
-                                    started: Some(started),
-                                    permit: Some(permit),
-                                });
-                            }
-                            (
-                                Job::CreateSession { timeout_ms, reply },
-                                FwdAnswer::Session(Some(id)),
-                            ) => {
-                                pubs.push(Publish::SessionCreated { id, timeout_ms, reply });
-                            }
-                            (job, _) => abandon(job),
-                        }
-                    }
-                }
-                Ok(answers) => {
-                    error!(
-                        "the leader answered {} of {} forwarded writes",
-                        answers.len(),
-                        writes.len()
-                    );
-                    writes.into_iter().for_each(abandon);
-                }
-                Err(e) => {
-                    warn!(
-                        "forwarding {} writes to the leader failed: {e}; closing their connections",
-                        writes.len()
-                    );
-                    writes.into_iter().for_each(abandon);
-                }
-            }
+            let items = fwd_items(&writes);
+            answer_writes(writes, self.txns.forward(items), &mut pubs);
         }
         for job in rest {
             self.job(job, &mut pubs);
         }
         self.publish(pubs);
+        true
     }
 
+    /// Sends a run of writes to the leader and keeps it in flight, answered in order
+    /// once it and every run before it landed.
+    fn forward_pipelined(&mut self, writes: Vec<Job>) {
+        let items = fwd_items(&writes);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let in_flight = !self.flight.is_empty();
+        self.flight.push_back(Flight {
+            seq,
+            result: None,
+            pubs: Vec::new(),
+            logged: 0,
+            snapshot_replies: Vec::new(),
+            barrier: false,
+            doomed: false,
+            fwd: writes,
+            answers: None,
+        });
+        let shared = Arc::downgrade(&self.shared);
+        self.txns.forward_async(
+            items,
+            in_flight,
+            Landing::new(move |result| {
+                if let Some(s) = shared.upgrade() {
+                    s.submit(Job::Answered { seq, result });
+                }
+            }),
+        );
+    }
+}
+
+/// The items a run of writes is forwarded as.
+fn fwd_items(writes: &[Job]) -> Vec<FwdItem> {
+    writes
+        .iter()
+        .map(|j| match j {
+            Job::Request { session, xid, req, auths, .. } => FwdItem::Request {
+                session: *session,
+                xid: *xid,
+                auths: auths.as_ref().clone(),
+                frame: proto::encode_request(*xid, req),
+            },
+            Job::Failed { session, xid, .. } => FwdItem::Failed { session: *session, xid: *xid },
+            Job::CreateSession { timeout_ms, .. } => {
+                FwdItem::CreateSession { timeout_ms: *timeout_ms }
+            }
+            _ => unreachable!("only writes are forwarded"),
+        })
+        .collect()
+}
+
+/// What answers a forwarded run of writes: the leader's answers, one per write in
+/// order; or, when the forward failed or the answers do not match, the writes'
+/// connections are closed (their outcome is unknown).
+fn answer_writes(
+    writes: Vec<Job>,
+    answers: Result<Vec<FwdAnswer>, String>,
+    pubs: &mut Vec<Publish>,
+) {
+    match answers {
+        Ok(answers) if answers.len() == writes.len() => {
+            for (job, answer) in writes.into_iter().zip(answers) {
+                match (job, answer) {
+                    (
+                        Job::Request { conn, session, req, out, permit, started, .. },
+                        FwdAnswer::Frame(frame),
+                    ) => {
+                        let close = matches!(req, Request::CloseSession);
+                        pubs.push(Publish::Reply {
+                            conn: Some(conn),
+                            out: Some(out),
+                            frame,
+                            close,
+                            started: Some(started),
+                            permit: Some(permit),
+                        });
+                        if close {
+                            pubs.push(Publish::SessionClosed { id: session });
+                        }
+                    }
+                    (Job::Failed { out, permit, started, .. }, FwdAnswer::Frame(frame)) => {
+                        pubs.push(Publish::Reply {
+                            conn: None,
+                            out: Some(out),
+                            frame,
+                            close: false,
+                            started: Some(started),
+                            permit: Some(permit),
+                        });
+                    }
+                    (Job::CreateSession { timeout_ms, reply }, FwdAnswer::Session(Some(id))) => {
+                        pubs.push(Publish::SessionCreated { id, timeout_ms, reply });
+                    }
+                    (job, _) => abandon(job),
+                }
+            }
+        }
+        Ok(answers) => {
+            error!("the leader answered {} of {} forwarded writes", answers.len(), writes.len());
+            writes.into_iter().for_each(abandon);
+        }
+        Err(e) => {
+            warn!(
+                "forwarding {} writes to the leader failed: {e}; closing their connections",
+                writes.len()
+            );
+            writes.into_iter().for_each(abandon);
+        }
+    }
+}
+
+impl<L: TxnLog> Committer<L> {
     /// Preps, logs and applies a write; returns (txns logged, reply zxid, answer).
     fn write(
         &mut self,
@@ -1236,7 +1508,7 @@ impl<L: TxnLog> Committer<L> {
                         fire(shared, &mut watches, changes, &mut events);
                     }
                 }
-                Publish::Forwarded { zxid, kinds, mut frames, sessions, reply } => {
+                Publish::Forwarded { zxid, kinds, mut frames, sessions, reply, .. } => {
                     let mut answers = Vec::with_capacity(kinds.len());
                     let mut sessions = sessions.into_iter();
                     for is_session in kinds {
@@ -1573,5 +1845,49 @@ fn abandon(job: Job) {
             let _ = reply.send(None);
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Stream, Streams};
+
+    fn run(from: u64, nonce: u64, epoch: u64, seq: u64) -> Stream {
+        Stream { from, nonce, epoch, seq }
+    }
+
+    #[test]
+    fn a_followers_runs_are_prepped_in_order_and_never_past_a_gap() {
+        let mut s = Streams::default();
+        // A stream starts at run 0; its runs follow one another.
+        assert!(!s.admit(&run(2, 7, 0, 1)), "a stream must start at run 0");
+        assert!(!s.admit(&run(2, 7, 0, 0)), "a refused run breaks its stream");
+        assert!(s.admit(&run(2, 7, 1, 0)));
+        assert!(s.admit(&run(2, 7, 1, 1)));
+        // Another follower's stream is its own.
+        assert!(s.admit(&run(3, 9, 1, 0)));
+        // A gap (run 2 lost) breaks the stream: nothing of it is prepped any more.
+        assert!(!s.admit(&run(2, 7, 1, 3)));
+        assert!(!s.admit(&run(2, 7, 1, 2)), "a broken stream accepts no late run");
+        // The follower starts a new stream, at run 0 only.
+        assert!(!s.admit(&run(2, 7, 2, 1)));
+        assert!(!s.admit(&run(2, 7, 2, 0)), "the refused run 1 broke stream 2 too");
+        assert!(s.admit(&run(2, 7, 3, 0)));
+        // A late run of a stream given up is refused and leaves the new one alone.
+        assert!(!s.admit(&run(2, 7, 1, 2)));
+        assert!(s.admit(&run(2, 7, 3, 1)));
+        // A run that failed on the leader breaks its stream.
+        s.break_stream(&run(2, 7, 3, 1));
+        assert!(!s.admit(&run(2, 7, 3, 2)));
+        assert!(s.admit(&run(2, 7, 4, 0)));
+        // Breaking an older stream does not touch the newer one.
+        s.break_stream(&run(2, 7, 3, 5));
+        assert!(s.admit(&run(2, 7, 4, 1)));
+        // A restarted follower (another incarnation) starts a stream at run 0, and a
+        // late run of its previous incarnation does not break it.
+        assert!(!s.admit(&run(3, 10, 1, 4)));
+        assert!(s.admit(&run(3, 10, 1, 0)));
+        assert!(!s.admit(&run(3, 9, 1, 1)));
+        assert!(s.admit(&run(3, 10, 1, 1)));
     }
 }

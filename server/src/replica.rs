@@ -6,7 +6,9 @@
 //! A client's write reaches the committer of the server it is connected to. On a
 //! **follower** the committer forwards each run of writes to the leader in one call
 //! (the request frames as the client sent them, with the session, xid and the
-//! connection's authenticated ids). On the **leader** the committer preps every write
+//! connection's authenticated ids), up to [`PIPELINE_DEPTH`] runs in flight, each
+//! numbered in the follower's stream so the leader preps them in order and never
+//! past a lost one (the committer's module docs say how). On the **leader** the committer preps every write
 //! into a txn exactly as the single-node server does (zxid, time, session and ACL
 //! checks, against a tree holding everything appended so far), and proposes the
 //! batch's txns to Raft as **one entry** (one append to the leader's WAL, one
@@ -112,8 +114,14 @@ const APPLIER_STOP: Duration = Duration::from_secs(10);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many of the leader's batches may be proposed and not yet committed at once
-/// (see the committer's pipelining in `commit.rs`).
+/// (see the committer's pipelining in `commit.rs`), and how many runs of writes a
+/// follower may have forwarded and not yet answered.
 const PIPELINE_DEPTH: usize = 3;
+
+/// How long the leader holds a forwarded run that reached it before the run its
+/// follower sent ahead of it (two calls on one connection run as separate tasks),
+/// before handing it to the committer anyway (which refuses it: a gap).
+const GATE_WAIT: Duration = Duration::from_secs(1);
 
 /// A member as `--peers` and `server.N=` name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,6 +268,10 @@ pub(crate) struct Replica {
     shared: OnceLock<Weak<Shared>>,
     /// One membership change at a time (on the leader).
     changes: tokio::sync::Mutex<()>,
+    /// On the leader: per follower, the stream (incarnation, epoch) of the last run
+    /// it forwarded and the next run of it to hand to the committer (see
+    /// [`FORWARD_RUN`]).
+    fwd_gate: Mutex<BTreeMap<u64, (u64, u64, u64)>>,
     /// The data directory.
     dir: std::path::PathBuf,
     /// This node's incarnation while it is being rebuilt or joins (a random number
@@ -281,6 +293,35 @@ pub(crate) struct Replica {
 pub(crate) type Metrics = openraft::RaftMetrics<u64, BasicNode>;
 
 impl Replica {
+    /// Hands a follower's forwarded run to the committer in its stream's order: the
+    /// calls of one connection are served by separate tasks, so a run may get here
+    /// before the one sent ahead of it; it waits for it (at most [`GATE_WAIT`]). The
+    /// committer checks the order itself (it refuses a run after a gap).
+    async fn gate(&self, s: commit::Stream, job: Job, shared: &Shared) {
+        let until = Instant::now() + GATE_WAIT;
+        loop {
+            {
+                let mut g = lock(&self.fwd_gate);
+                let e = g.entry(s.from).or_insert((s.nonce, s.epoch, 0));
+                let same = e.0 == s.nonce && e.1 == s.epoch;
+                let stale = e.0 == s.nonce && e.1 > s.epoch;
+                // A later run of this stream, or of a new one, whose predecessor has
+                // not been handed over yet.
+                let early = if same { s.seq > e.2 } else { !stale && s.seq > 0 };
+                if !early || Instant::now() >= until {
+                    if same {
+                        e.2 = e.2.max(s.seq + 1);
+                    } else if !stale {
+                        *e = (s.nonce, s.epoch, s.seq + 1);
+                    }
+                    shared.submit(job);
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// After Raft stopped: ends the applier's feed and waits (at most `APPLIER_STOP`)
     /// until the applier has applied what it was sent and let go of the engine.
     pub(crate) async fn stop_applier(&self) {
@@ -508,12 +549,106 @@ pub(crate) struct RaftLog {
     /// The term this node last led in, once its predecessors' entries are applied.
     led: Option<u64>,
     sync_due: bool,
+    /// This follower's stream of forwarded runs (see [`commit::Stream`]).
+    fwd: FwdStream,
+}
+
+/// A follower's stream of runs forwarded to the leader.
+struct FwdStream {
+    /// This process's incarnation.
+    nonce: u64,
+    /// The leader of the current stream (`None`: the next run starts a new stream).
+    leader: Option<u64>,
+    epoch: u64,
+    seq: u64,
+    /// Runs were forwarded without waiting since the committer last had nothing in
+    /// flight.
+    pipelined: bool,
 }
 
 impl RaftLog {
     pub(crate) fn new(replica: Arc<Replica>, engine: NativeEngine, shared: Arc<Shared>) -> RaftLog {
         let spec = engine.view().0;
-        RaftLog { replica, engine, shared, spec, pending: Vec::new(), led: None, sync_due: false }
+        let fwd =
+            FwdStream { nonce: new_nonce(), leader: None, epoch: 0, seq: 0, pipelined: false };
+        RaftLog {
+            replica,
+            engine,
+            shared,
+            spec,
+            pending: Vec::new(),
+            led: None,
+            sync_due: false,
+            fwd,
+        }
+    }
+
+    /// The leader to forward writes to (waiting a few election timeouts for one).
+    fn forward_target(&self) -> Result<(u64, String), String> {
+        if self.replica.is_removed() {
+            return Err(format!(
+                "node {} was removed from the cluster: it serves no writes",
+                self.replica.id
+            ));
+        }
+        let wait_until = Instant::now() + Duration::from_millis(self.replica.election_ms() * 3);
+        let (leader, addr) = loop {
+            match self.replica.leader() {
+                Some(l) => break l,
+                None if Instant::now() < wait_until => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                None => return Err("no leader".into()),
+            }
+        };
+        if leader == self.replica.id {
+            return Err("this node became the leader meanwhile".into());
+        }
+        Ok((leader, addr))
+    }
+
+    /// The place of the next run forwarded to `leader`: a new stream when the leader
+    /// is not the one of the current stream (or the stream broke).
+    fn next_run(&mut self, leader: u64) -> commit::Stream {
+        if self.fwd.leader != Some(leader) {
+            self.fwd.leader = Some(leader);
+            self.fwd.epoch += 1;
+            self.fwd.seq = 0;
+        }
+        let s = commit::Stream {
+            from: self.replica.id,
+            nonce: self.fwd.nonce,
+            epoch: self.fwd.epoch,
+            seq: self.fwd.seq,
+        };
+        self.fwd.seq += 1;
+        s
+    }
+
+    /// Sends a run to the leader (queued on the connection in the committer's order)
+    /// and returns the wait for its answers: the leader's answers, once this server
+    /// has applied everything they answered.
+    fn send_run(
+        &mut self,
+        items: &[FwdItem],
+    ) -> Result<impl std::future::Future<Output = Result<Vec<FwdAnswer>, String>>, String> {
+        let (leader, addr) = self.forward_target()?;
+        let stream = self.next_run(leader);
+        let mut msg = vec![FORWARD_RUN];
+        msg.extend_from_slice(&encode_run(&stream, items));
+        let replica = self.replica.clone();
+        let call = self.replica.rt.block_on(replica.peers.send(leader, &addr, APP, &msg)).map_err(
+            |e| {
+                self.fwd.leader = None;
+                format!("node {leader}: {e}")
+            },
+        )?;
+        Ok(async move {
+            let b = call.answer(CALL_TIMEOUT).await.map_err(|e| format!("node {leader}: {e}"))?;
+            let (zxid, answers) = decode_answers(&b).map_err(|e| format!("node {leader}: {e}"))?;
+            replica.wait_applied(zxid).await?;
+            Ok::<_, String>(answers)
+        })
     }
 
     /// Leadership just began (term `term`): everything committed before is applied,
@@ -642,6 +777,7 @@ impl TxnLog for RaftLog {
     /// applied once every proposal in flight has landed.
     fn failed(&mut self) {
         self.led = None;
+        self.fwd.leader = None;
     }
 
     fn committed_tree(&self) -> DataTree {
@@ -668,6 +804,18 @@ impl TxnLog for RaftLog {
         }
         let m = self.replica.metrics();
         let leads = m.state == ServerState::Leader && m.current_leader == Some(self.replica.id);
+        if !in_flight {
+            self.fwd.pipelined = false;
+        } else if self.fwd.pipelined {
+            // Runs forwarded are in flight: more go to the same leader; anything else
+            // waits until they all landed.
+            if !leads && self.forward_ready() {
+                self.led = None;
+                self.spec = self.shared.published.read().unwrap_or_else(|e| e.into_inner()).clone();
+                return Begin::Forward;
+            }
+            return Begin::Drain;
+        }
         // Batches in flight were prepped on the speculative tree of this term's
         // leadership: the next one goes on that tree, or, when the term ended or a
         // batch failed, after they all landed, from the committed tree.
@@ -708,48 +856,57 @@ impl TxnLog for RaftLog {
     }
 
     fn forward(&mut self, items: Vec<FwdItem>) -> Result<Vec<FwdAnswer>, String> {
-        if self.replica.is_removed() {
-            return Err(format!(
-                "node {} was removed from the cluster: it serves no writes",
-                self.replica.id
-            ));
+        let answers = self.send_run(&items).and_then(|wait| self.replica.rt.block_on(wait));
+        if answers.is_err() {
+            self.fwd.leader = None;
         }
-        let wait_until = Instant::now() + Duration::from_millis(self.replica.election_ms() * 3);
-        let (leader, addr) = loop {
-            match self.replica.leader() {
-                Some(l) => break l,
-                None if Instant::now() < wait_until => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                None => return Err("no leader".into()),
-            }
-        };
-        if leader == self.replica.id {
-            return Err("this node became the leader meanwhile".into());
-        }
-        let body = encode_forward(&items);
-        let replica = self.replica.clone();
-        let answers = self.replica.rt.block_on(async move {
-            let mut msg = vec![FORWARD];
-            msg.extend_from_slice(&body);
-            let b = replica
-                .peers
-                .call(leader, &addr, APP, &msg, CALL_TIMEOUT)
-                .await
-                .map_err(|e| format!("node {leader}: {e}"))?;
-            let (zxid, answers) = decode_answers(&b).map_err(|e| format!("node {leader}: {e}"))?;
-            replica.wait_applied(zxid).await?;
-            Ok::<_, String>(answers)
-        })?;
         self.spec = self.shared.published.read().unwrap_or_else(|e| e.into_inner()).clone();
-        Ok(answers)
+        answers
+    }
+
+    fn forward_depth(&self) -> usize {
+        PIPELINE_DEPTH
+    }
+
+    fn refresh(&mut self) {
+        self.spec = self.shared.published.read().unwrap_or_else(|e| e.into_inner()).clone();
+    }
+
+    fn forward_ready(&self) -> bool {
+        self.fwd.leader.is_some() && self.replica.leader().map(|l| l.0) == self.fwd.leader
+    }
+
+    /// The run is queued on the connection to the leader here, in the committer's
+    /// order; a task waits for its answers and for this server to apply them.
+    fn forward_async(
+        &mut self,
+        items: Vec<FwdItem>,
+        in_flight: bool,
+        done: commit::Landing<Vec<FwdAnswer>>,
+    ) {
+        if in_flight && !self.forward_ready() {
+            // Runs to another leader are in flight: this one must not overtake them.
+            self.fwd.leader = None;
+            return done.tell(Err("the leader changed while writes were forwarded".into()));
+        }
+        let wait = match self.send_run(&items) {
+            Ok(w) => w,
+            Err(e) => return done.tell(Err(e)),
+        };
+        self.fwd.pipelined = true;
+        self.replica.rt.spawn(async move { done.tell(wait.await) });
     }
 }
 
 // ---------------------------------------------------------------- forwarding
 
-/// An application call: forwarded writes.
+/// An application call: forwarded writes (a follower sending one run at a time; the
+/// format of earlier versions).
 const FORWARD: u8 = 1;
+/// An application call: a run of forwarded writes with its place in the follower's
+/// stream ([`commit::Stream`]): the follower's incarnation, epoch and sequence
+/// number, then the writes as [`FORWARD`] carries them.
+const FORWARD_RUN: u8 = 10;
 /// An application call: the sessions connected to a follower.
 const TOUCH: u8 = 2;
 /// An application call: has the callee ever seen a leader (answer `[1]`) or not
@@ -802,6 +959,26 @@ fn encode_forward(items: &[FwdItem]) -> Vec<u8> {
         }
     }
     w.0
+}
+
+fn encode_run(s: &commit::Stream, items: &[FwdItem]) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u64(s.nonce);
+    w.u64(s.epoch);
+    w.u64(s.seq);
+    w.0.extend_from_slice(&encode_forward(items));
+    w.0
+}
+
+/// A [`FORWARD_RUN`] call's body: the run's place (its follower is `from`) and the
+/// writes.
+fn decode_run(from: u64, b: &[u8]) -> Result<(commit::Stream, Vec<FwdItem>), String> {
+    let mut r = Reader::new(b);
+    let nonce = r.u64().map_err(|e| e.0)?;
+    let epoch = r.u64().map_err(|e| e.0)?;
+    let seq = r.u64().map_err(|e| e.0)?;
+    let items = decode_forward(b.get(24..).unwrap_or_default())?;
+    Ok((commit::Stream { from, nonce, epoch, seq }, items))
 }
 
 fn text(r: &mut Reader<'_>) -> Result<String, String> {
@@ -893,7 +1070,20 @@ async fn app_call(replica: Arc<Replica>, from: u64, body: Vec<u8>) -> Result<Vec
             }
             let items = decode_forward(rest)?;
             let (tx, rx) = oneshot::channel();
-            shared.submit(Job::Forwarded { items, reply: tx });
+            shared.submit(Job::Forwarded { stream: None, items, reply: tx });
+            let (zxid, answers) =
+                rx.await.map_err(|_| "the writes could not be committed".to_string())?;
+            Ok(encode_answers(zxid, &answers))
+        }
+        FORWARD_RUN => {
+            if !replica.is_leader() {
+                return Err(format!("node {} is not the leader", replica.id));
+            }
+            let (stream, items) = decode_run(from, rest)?;
+            let (tx, rx) = oneshot::channel();
+            replica
+                .gate(stream, Job::Forwarded { stream: Some(stream), items, reply: tx }, &shared)
+                .await;
             let (zxid, answers) =
                 rx.await.map_err(|_| "the writes could not be committed".to_string())?;
             Ok(encode_answers(zxid, &answers))
@@ -1510,6 +1700,7 @@ pub(crate) async fn open(
         applied,
         shared: OnceLock::new(),
         changes: tokio::sync::Mutex::new(()),
+        fwd_gate: Mutex::new(BTreeMap::new()),
         dir: dir.to_path_buf(),
         nonce: read_nonce(dir),
         mstate: members::State::default(),
