@@ -7,7 +7,8 @@
 #
 #   recovery                 >= 5x faster than ZooKeeper's "Snapshot loaded in"
 #   stats, sessions, dump    each <= 1.2x recovery alone (wall time of the whole command,
-#                            output to /dev/null, against the in-process recovery time)
+#                            output to /dev/null, against the in-process recovery time
+#                            of the same run; the median over the runs)
 #   diff DATA NATIVE         <= 1.2x recovering both sides, peak RSS <= the two
 #                            recoveries' peak RSS added up
 #
@@ -147,9 +148,12 @@ print()
 if zk_ms:
     r = zk_ms / 1000 / rec_zk
     target("recovery vs ZooKeeper", r, ">= 5", r >= 5, "ZooKeeper load / keeperkit recovery")
+# Each run of a command times its own recovery (this VM's page-fault cost moves a
+# recovery by up to 40% from one run to the next), so a command is compared with the
+# recovery of the same run: the median over the runs of wall / that run's recovery.
 for k in ["stats", "sessions", "dump", "dump_json"]:
-    r = wall[k] / rec_zk
-    target(f"{k} vs recovery", r, "<= 1.2", r <= 1.2, f"{k} wall / recovery alone")
+    r = med([x["wall"] / x["recover"][0] for x in rows[k]])
+    target(f"{k} vs recovery", r, "<= 1.2", r <= 1.2, f"{k} wall / its own run's recovery")
 both = rec_zk + rec_native
 r = wall["diff"] / both
 target("diff vs both recoveries", r, "<= 1.2", r <= 1.2, "diff wall / (recovery A + recovery B)")
