@@ -47,7 +47,10 @@ const PREFETCH_BLOB: usize = 3;
 /// Asks the cache for the line at `p`. A hint only: it reads nothing the program sees
 /// and never faults, whatever the address (on other targets it does nothing).
 #[inline(always)]
-#[allow(unsafe_code)]
+#[cfg_attr(
+    target_arch = "x86_64",
+    expect(unsafe_code, reason = "the prefetch intrinsic is unsafe; see the SAFETY comment")
+)]
 fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: PREFETCHT0 has no architectural effect: it cannot fault, even on an
