@@ -63,7 +63,7 @@ use std::time::{Duration, Instant};
 use keeperkit_model::acl::Perms;
 use keeperkit_model::jute::Writer;
 use keeperkit_model::{AclList, ErrorCode, Id, OpCode, SessionId, Txn, TxnBody, TxnHeader, Zxid};
-use keeperkit_storage::engine::NativeEngine;
+use keeperkit_storage::engine::{NativeEngine, SnapshotPriority};
 use keeperkit_storage::traits::{LogStore, SnapshotStore, SnapshotTicket, StateMachine};
 use keeperkit_tree::{DataTree, TxnResult};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -353,18 +353,20 @@ impl TxnLog for LocalLog {
     }
 
     /// The engine's snapshot thread lowers its own priority as it starts
-    /// ([`SNAPSHOT_NICE`], set at open): nothing but that thread's start is on the
+    /// ([`SNAPSHOT_PRIORITY`], set at open): nothing but that thread's start is on the
     /// committer's path.
     fn start_snapshot(&mut self) -> Result<Option<SnapshotTicket>, String> {
         self.engine.start_snapshot().map(Some).map_err(|e| e.to_string())
     }
 }
 
-/// The nice value of the thread writing a snapshot (CFS gives a nice-10 thread about a
-/// tenth of a nice-0 one's share of a contended core; alone, it runs at full speed):
-/// on a busy machine the committer and the connections, whose latency clients see,
-/// go first.
-pub(crate) const SNAPSHOT_NICE: i32 = 10;
+/// The priority of the thread writing a snapshot: the idle class, which gives a core up
+/// the moment a committer or connection thread wakes there (a nice value does not: a
+/// niced thread keeps its core to the end of its time slice, and clients wait that
+/// long), and is raised to nice 10 if a snapshot has not been written after
+/// [`IDLE_RAISE_AFTER`](keeperkit_storage::engine::priority::IDLE_RAISE_AFTER).
+pub(crate) const SNAPSHOT_PRIORITY: SnapshotPriority =
+    SnapshotPriority::Idle { raise_after: keeperkit_storage::engine::priority::IDLE_RAISE_AFTER };
 
 /// Work for the committer.
 pub(crate) enum Job {

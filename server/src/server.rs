@@ -423,11 +423,11 @@ impl Server {
     ) -> Result<Server, ServeError> {
         let mut opts = NativeEngineOptions::new(dir);
         opts.sync = SyncPolicy::Never;
-        // A snapshot is written while serving, on one (niced) thread: compression
+        // A snapshot is written while serving, on one idle-class thread: compression
         // workers on every core would compete with the requests and each hold chunk
         // buffers, so the snapshot takes longer but costs the clients less.
         opts.snapshot_write.threads = 1;
-        opts.snapshot_nice = crate::commit::SNAPSHOT_NICE;
+        opts.snapshot_priority = crate::commit::SNAPSHOT_PRIORITY;
         match cfg.pre_alloc_kib {
             Some(0) => opts.preallocate = false,
             Some(kib) => opts.segment_len = kib << 10,

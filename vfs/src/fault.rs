@@ -135,6 +135,19 @@ struct State {
 #[derive(Clone, Debug)]
 pub struct FaultFs {
     state: Arc<Mutex<State>>,
+    open_hook: Arc<Mutex<Option<OpenHook>>>,
+}
+
+/// A test's observer of [`FileSystem::open`] calls ([`FaultFs::on_open`]).
+#[derive(Clone)]
+struct OpenHook(Arc<OpenHookFn>);
+
+type OpenHookFn = dyn Fn(&Path, OpenMode) + Send + Sync;
+
+impl std::fmt::Debug for OpenHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpenHook")
+    }
 }
 
 impl Default for FaultFs {
@@ -304,7 +317,16 @@ impl FaultFs {
                 stats: FaultStats::default(),
                 halted: false,
             })),
+            open_hook: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Calls `hook` with the path and mode at the start of every
+    /// [`FileSystem::open`], on the calling thread and before the file system's lock is
+    /// taken (the hook may block): tests observe which thread opens what, and in what
+    /// state, without a delegating file system of their own. Replaces an earlier hook.
+    pub fn on_open(&self, hook: impl Fn(&Path, OpenMode) + Send + Sync + 'static) {
+        *self.open_hook.lock().unwrap_or_else(|e| e.into_inner()) = Some(OpenHook(Arc::new(hook)));
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -628,6 +650,10 @@ impl File for FaultFile {
 
 impl FileSystem for FaultFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>> {
+        let hook = self.open_hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(OpenHook(h)) = hook {
+            h(path, mode);
+        }
         let path = norm(path);
         let mut st = self.lock_running()?;
         let existing = st.live.get(&path).copied();

@@ -26,7 +26,11 @@
 //! a background thread writes `snapshots/snap-<index>.kks` (temporary name, fsync,
 //! rename, directory fsync), and only when it is durable removes the snapshots beyond
 //! the newest `keep` (directory fsync) and purges the log up to the oldest kept one.
-//! Snapshot jobs, installs and retention are serialized by one lock.
+//! Snapshot jobs, installs and retention are serialized by one lock. The file is
+//! written by a thread of its own at [`NativeEngineOptions::snapshot_priority`]
+//! (a server gives it the idle class); the retention that follows runs at the
+//! priority of the thread that started the snapshot, so that the log locks a purge
+//! takes are never held by a thread the scheduler leaves waiting.
 //!
 //! ARCHITECTURE.md ("Crash safety of the native engine") argues why a crash at any
 //! instant leaves a directory that opens to a state holding every acknowledged entry.
@@ -45,6 +49,7 @@ use keeperkit_wal::native::{
 };
 
 pub mod layout;
+pub mod priority;
 mod recover;
 pub mod server_state;
 
@@ -63,6 +68,7 @@ use crate::StorageError;
 use layout::{
     io, snapshot_files, snapshot_info, INCOMING_FILE, MARKER_FILE, SNAPSHOT_DIR, WAL_DIR,
 };
+pub use priority::SnapshotPriority;
 
 /// Which log entries opening replays on top of the snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,11 +100,10 @@ pub struct NativeEngineOptions {
     pub replay: Replay,
     /// How snapshots are written.
     pub snapshot_write: WriteOptions,
-    /// The nice value the thread writing a snapshot gives itself as it starts (0:
-    /// it keeps the priority of the thread that started it). Linux sets it per
-    /// thread, and a thread may always lower its own priority, never raise it back:
-    /// so the thread that asks for a snapshot (a server's committer) keeps its own.
-    pub snapshot_nice: i32,
+    /// The CPU priority of the thread that writes a snapshot's file (see
+    /// [`priority`]); the thread that asks for the snapshot (a server's committer)
+    /// keeps its own.
+    pub snapshot_priority: SnapshotPriority,
     /// WAL segment size in bytes.
     pub segment_len: u64,
     /// Preallocate WAL segments.
@@ -119,7 +124,7 @@ impl NativeEngineOptions {
             purge_after_snapshot: true,
             replay: Replay::All,
             snapshot_write: WriteOptions::default(),
-            snapshot_nice: 0,
+            snapshot_priority: SnapshotPriority::Inherit,
             segment_len: wal.segment_len,
             preallocate: wal.preallocate,
         }
@@ -212,8 +217,64 @@ impl Inner {
         self.live.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes the snapshot of `view` at `pos` unless one with that index exists, then
-    /// retires old snapshots. Called with `snap_lock` held.
+    /// Writes the snapshot of `view` at `pos` (unless one with that index exists) on a
+    /// thread at [`NativeEngineOptions::snapshot_priority`], then retires old
+    /// snapshots on the calling thread. Called with `snap_lock` held.
+    fn snapshot_and_retire(
+        &self,
+        view: &DataTree,
+        pos: LogPosition,
+        config: Vec<u8>,
+    ) -> Result<SnapshotInfo, StorageError> {
+        let info = match self.opts.snapshot_priority {
+            SnapshotPriority::Inherit => self.write_snapshot(view, pos, config)?,
+            p => self.write_snapshot_at(p, view, pos, config)?,
+        };
+        self.retire()?;
+        Ok(info)
+    }
+
+    /// [`Inner::write_snapshot`] on a new thread that gives itself `p`; an idle-class
+    /// one is raised after its `raise_after` (see [`SnapshotPriority::Idle`]).
+    fn write_snapshot_at(
+        &self,
+        p: SnapshotPriority,
+        view: &DataTree,
+        pos: LogPosition,
+        config: Vec<u8>,
+    ) -> Result<SnapshotInfo, StorageError> {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("keeperkit-snapshot-write".into())
+                .spawn_scoped(s, move || {
+                    // A refusal (a sandbox) leaves the thread at the priority it
+                    // inherited: slower clients while it runs, nothing worse.
+                    let _ = priority::lower_current(p);
+                    let _ = tid_tx.send(priority::current_thread_id());
+                    let _ = done_tx.send(self.write_snapshot(view, pos, config));
+                })
+                .map_err(io(&self.snap_dir))?;
+            let panicked = || StorageError::Usage("the snapshot thread panicked".into());
+            let SnapshotPriority::Idle { raise_after } = p else {
+                return done_rx.recv().map_err(|_| panicked())?;
+            };
+            let tid = tid_rx.recv().map_err(|_| panicked())?;
+            match done_rx.recv_timeout(raise_after) {
+                Ok(r) => r,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(panicked()),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    // Starved: no core was ever idle for long enough. Without the
+                    // privilege it stays idle (documented on the option).
+                    let _ = priority::raise_from_idle(tid);
+                    done_rx.recv().map_err(|_| panicked())?
+                }
+            }
+        })
+    }
+
+    /// Writes the snapshot of `view` at `pos` unless one with that index exists.
     fn write_snapshot(
         &self,
         view: &DataTree,
@@ -247,7 +308,6 @@ impl Inner {
                 }
             }
         };
-        self.retire()?;
         Ok(info)
     }
 
@@ -631,14 +691,8 @@ impl SnapshotStore for NativeEngine {
         let handle = std::thread::Builder::new()
             .name("keeperkit-snapshot".into())
             .spawn(move || {
-                let nice = inner.opts.snapshot_nice;
-                if nice != 0 {
-                    // A refusal (a sandbox; a raise without the privilege) leaves the
-                    // thread at the priority it inherited.
-                    let _ = rustix::process::setpriority_process(None, nice);
-                }
                 let _s = lock(&inner.snap_lock);
-                inner.write_snapshot(&view, pos, config)
+                inner.snapshot_and_retire(&view, pos, config)
             })
             .map_err(|e| StorageError::Io { path: self.inner.snap_dir.clone(), source: e })?;
         Ok(SnapshotTicket { position: pos, handle: Some(handle), ready: None })
