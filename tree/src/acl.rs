@@ -90,6 +90,22 @@ impl AclTable {
         id
     }
 
+    /// [`AclTable::intern`], trying `hint` first: a loader passes the id the previous
+    /// node got, which nearly always holds the same list (one compare instead of a
+    /// hash of the list). Any `hint` is safe: one that is not in use, or holds another
+    /// list, is ignored.
+    pub(crate) fn intern_hinted(&mut self, hint: AclId, list: &[Acl]) -> AclId {
+        if let Some(Slot::Used { list: held, .. }) = self.slots.get(hint as usize) {
+            if held.as_slice() == list {
+                if let Some(Slot::Used { refs, .. }) = self.slots.get_mut(hint as usize) {
+                    *refs += 1;
+                }
+                return hint;
+            }
+        }
+        self.intern(list)
+    }
+
     /// Removes one user of `id`; drops the list when it was the last.
     pub(crate) fn release(&mut self, id: AclId) {
         let Some(Slot::Used { list, refs }) = self.slots.get_mut(id as usize) else {
@@ -191,6 +207,24 @@ mod tests {
         assert_eq!(view.get(a), &list(31));
         assert_eq!(view.len(), 2);
         assert_eq!(t.usage(), vec![(a, 1), (b, 1)]);
+    }
+
+    #[test]
+    fn hints_give_the_interned_id() {
+        let mut t = AclTable::default();
+        let a = t.intern(&list(31));
+        let b = t.intern(&list(1));
+        assert_eq!(t.intern_hinted(a, &list(31)), a);
+        // A hint holding another list, or not in use, is ignored.
+        assert_eq!(t.intern_hinted(b, &list(31)), a);
+        assert_eq!(t.intern_hinted(NO_SLOT, &list(1)), b);
+        assert_eq!(t.usage(), vec![(a, 3), (b, 2)]);
+        t.release(b);
+        t.release(b);
+        assert_eq!(t.intern_hinted(b, &list(1)), b);
+        assert_eq!(t.usage(), vec![(a, 3), (b, 1)]);
+        let c = t.intern_hinted(a, &list(7));
+        assert_eq!(t.get(c), &list(7));
     }
 
     #[test]

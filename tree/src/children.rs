@@ -14,6 +14,8 @@
 //! a snapshot view holds the old version.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use keeperkit_model::limits;
 use triomphe::Arc;
@@ -99,6 +101,13 @@ impl Chunk {
         }
     }
 
+    /// Appends a child after the others (the caller keeps the order it needs).
+    fn push(&mut self, id: NodeId, name: &[u8]) {
+        self.names.extend_from_slice(name);
+        self.ids.push(id);
+        self.ends.push(offset(self.names.len()));
+    }
+
     fn remove(&mut self, pos: usize) -> NodeId {
         let (start, end) = (self.start(pos), self.ends[pos] as usize);
         let shrink = offset(end - start);
@@ -161,6 +170,29 @@ impl ChildSet {
         let mut c = Chunk::default();
         c.insert(0, id, name);
         ChildSet::Flat(Arc::new(c))
+    }
+
+    /// The set of `entries`, which are in strictly increasing name order (`n` of
+    /// them, at least one), in chunks of even sizes.
+    fn from_sorted<'a>(n: usize, entries: impl Iterator<Item = (NodeId, &'a [u8])>) -> ChildSet {
+        assert!(n > 0, "empty child set");
+        let chunks = n.div_ceil(CHUNK_MAX);
+        let (size, larger) = (n / chunks, n % chunks);
+        let mut out = Vec::with_capacity(chunks);
+        let mut cur = Chunk::default();
+        for (id, name) in entries {
+            debug_assert!(cur.last_name().is_none_or(|last| last < name), "unsorted children");
+            cur.push(id, name);
+            if cur.len() == size + usize::from(out.len() < larger) {
+                out.push(Arc::new(std::mem::take(&mut cur)));
+            }
+        }
+        assert!(out.len() == chunks && cur.len() == 0, "{n} children announced, others given");
+        if chunks == 1 {
+            ChildSet::Flat(out.swap_remove(0))
+        } else {
+            ChildSet::Chunked(Arc::new(Chunked { len: n, chunks: out }))
+        }
     }
 
     /// Number of children.
@@ -389,6 +421,124 @@ impl Chunked {
     }
 }
 
+/// Hasher for [`Gathering`]'s set of name hashes, which are well mixed already.
+#[derive(Default, Clone, Copy)]
+struct PassHasher(u64);
+
+impl Hasher for PassHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A 64-bit hash of a name (unkeyed: a collision only costs time, see [`Gathering`]).
+fn name_hash(name: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = (name.len() as u64).wrapping_mul(K);
+    let mut words = name.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(K).rotate_left(29);
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(K).rotate_left(29);
+    }
+    // splitmix64's finaliser: both the low bits (bucket) and the high bits (tag) of
+    // the hash set must be mixed.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// The children of one node gathered in arrival order while a snapshot loads, sorted
+/// once into a [`ChildSet`] by [`Gathering::into_set`].
+///
+/// Snapshots list a node's children in hash order, each followed by its subtree: put
+/// into a sorted set one by one, every child lands at a random place (a binary search
+/// and a move of half a chunk). Gathered, a child costs an append and a hash-set
+/// insert, and the set is sorted once. Duplicate names are refused as they arrive:
+/// [`Gathering::claim`] answers whether a name is certainly new (its hash was never
+/// seen); when not, the caller seals what it gathered and checks exactly in the set,
+/// so a hash collision costs a sort, never a wrong answer.
+#[derive(Default)]
+pub(crate) struct Gathering {
+    ids: Vec<NodeId>,
+    /// `ends[i]`: where name `i` ends in `names` (unbounded: not a chunk's `u32`).
+    ends: Vec<usize>,
+    names: Vec<u8>,
+    hashes: HashSet<u64, BuildHasherDefault<PassHasher>>,
+}
+
+impl Gathering {
+    /// Number of children gathered.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn name(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.names[start..self.ends[i]]
+    }
+
+    /// Whether `name` is certainly not among the children gathered: true when its
+    /// hash is new (and is now recorded: the caller [`Gathering::push`]es the child),
+    /// false when a child of that name may be present.
+    pub(crate) fn claim(&mut self, name: &[u8]) -> bool {
+        self.hashes.insert(name_hash(name))
+    }
+
+    /// Adds child `id`, whose name was [`Gathering::claim`]ed.
+    pub(crate) fn push(&mut self, id: NodeId, name: &[u8]) {
+        debug_assert!(self.hashes.contains(&name_hash(name)));
+        self.names.extend_from_slice(name);
+        self.ids.push(id);
+        self.ends.push(self.names.len());
+    }
+
+    /// The children as a sorted set (`None` when there are none); leaves this empty,
+    /// its memory kept for the next node. Names are distinct (claimed).
+    pub(crate) fn take_set(&mut self) -> Option<ChildSet> {
+        let n = self.len();
+        if n == 0 {
+            return None;
+        }
+        // Sort positions by the names' first 8 bytes as a big-endian number (zero
+        // padded: a name that is a prefix of another sorts first or ties), ties broken
+        // by the whole names.
+        let key = |name: &[u8]| {
+            let mut b = [0u8; 8];
+            let k = name.len().min(8);
+            b[..k].copy_from_slice(&name[..k]);
+            u64::from_be_bytes(b)
+        };
+        let mut order: Vec<(u64, usize)> = (0..n).map(|i| (key(self.name(i)), i)).collect();
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| self.name(a.1).cmp(self.name(b.1)))
+        });
+        let sorted = order.iter().map(|&(_, i)| (self.ids[i], self.name(i)));
+        let set = ChildSet::from_sorted(n, sorted);
+        self.ids.clear();
+        self.ends.clear();
+        self.names.clear();
+        self.hashes.clear();
+        Some(set)
+    }
+}
+
 /// Orders `a + "/"` against `b + "/"` (used by sorted iteration).
 pub(crate) fn cmp_with_slash(a: &[u8], b: &[u8]) -> Ordering {
     a.iter().chain(b"/").cmp(b.iter().chain(b"/"))
@@ -501,6 +651,43 @@ mod tests {
         set.check(&nodes);
         // One split of the first full flat vector into halves, then full chunks.
         assert!(set.chunk_count() <= n / CHUNK_MAX + 2, "{} chunks", set.chunk_count());
+    }
+
+    #[test]
+    fn gathered_children_sort_into_valid_sets() {
+        for n in [1, 2, CHUNK_MAX, CHUNK_MAX + 1, 2 * CHUNK_MAX + 1, 5000] {
+            // Names that tie on their first 8 bytes, prefix one another, or are short.
+            let names: Vec<String> = (0..n)
+                .map(|i| match (i * 7919) % 3 {
+                    0 => format!("prefix-long-{}", (i * 7919) % n),
+                    1 => {
+                        "abcdefghij".chars().take(1 + i % 10).collect::<String>()
+                            + &"x".repeat(i / 10)
+                    }
+                    _ => format!("{}", (i * 104_729) % (n + 7)),
+                })
+                .collect();
+            let nodes = store(&names);
+            let mut g = Gathering::default();
+            for (i, name) in names.iter().enumerate() {
+                assert!(g.claim(name.as_bytes()), "{name} claimed twice");
+                g.push(NodeId::try_from(i).unwrap(), name.as_bytes());
+            }
+            assert!(!g.claim(names[n / 2].as_bytes()));
+            assert_eq!(g.len(), n);
+            let set = g.take_set().unwrap();
+            set.check(&nodes);
+            assert_eq!(set.len(), n);
+            let mut want: Vec<&str> = names.iter().map(String::as_str).collect();
+            want.sort_unstable();
+            let got: Vec<&[u8]> = set.entries().map(|(_, name)| name).collect();
+            assert_eq!(got, want.iter().map(|w| w.as_bytes()).collect::<Vec<_>>());
+            assert_eq!(set.chunk_count(), n.div_ceil(CHUNK_MAX));
+            // Emptied, and reusable.
+            assert_eq!(g.len(), 0);
+            assert!(g.take_set().is_none());
+            assert!(g.claim(names[0].as_bytes()));
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //!   [`DataTree::setup_quota`] recounts them after a snapshot is loaded.
 //! - Snapshot loading: [`DataTree::empty`] then [`DataTree::insert_loaded`] (ZooKeeper
 //!   stored stats) or [`DataTree::insert_loaded_full`] (dialects storing client stats),
+//!   directly or through a [`BulkLoader`] (faster for large snapshots, same result),
 //!   [`DataTree::add_session`], [`DataTree::set_last_processed_zxid`], and after log
 //!   replay [`DataTree::remove_orphan_ephemerals`] as ZooKeeper does on start.
 //! - Reads: [`DataTree::get`] (a [`NodeRef`]: data, ACL, kind, the client
@@ -70,6 +71,13 @@
 //!   child sets, allocator rounding included (`tests/memory.rs`).
 //!   ACL lists are interned in a refcounted table; loading in pre-order finds each
 //!   parent through a cursor on the previous node's ancestors, without walking paths.
+//!   A [`BulkLoader`] also gathers the children of each node on that cursor unsorted
+//!   (a duplicate name is still refused at its node: each name's hash is recorded, and
+//!   a repeated hash is checked exactly in the sorted set) and sorts them once when
+//!   the cursor leaves the node, or before a lookup that does not go through the
+//!   cursor; its tree is handed out by [`BulkLoader::finish`], with every set sorted.
+//!   Snapshots list children in hash order, so inserting them one by one into sorted
+//!   sets puts each at a random place.
 //! - **Children** are kept in a side table (a persistent hash map from node id to child
 //!   set), so that leaves, most nodes, pay nothing for them. A child set is sorted by
 //!   name bytes and holds its children's ids and names: one shared chunk up to 512
@@ -181,4 +189,4 @@ pub use keeper::{
     KeeperResponse,
 };
 pub use parallel::{PreorderKind, PreorderPart, SortedPart, PART_STEPS_MAX};
-pub use tree::{DataTree, NodeRef, SessionInfo};
+pub use tree::{BulkLoader, DataTree, NodeRef, SessionInfo};

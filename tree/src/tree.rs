@@ -13,7 +13,7 @@ use keeperkit_model::{
 };
 
 use crate::acl::AclTable;
-use crate::children::{ChildSet, Slot};
+use crate::children::{ChildSet, Gathering, Slot};
 use crate::digest::{contribution, digest_path};
 use crate::error::TreeError;
 use crate::keeper::digest::KeeperDigestState;
@@ -90,25 +90,64 @@ pub struct DataTree {
 ///
 /// Ids are only valid while no node is removed: every removal path clears it, and a
 /// clone starts without one (cloning stays O(1)).
-#[derive(Default)]
+///
+/// In a [`BulkLoader`]'s tree, a node on the chain that had no children when its first
+/// child arrived through the chain gathers its children unsorted ([`Gathering`], in
+/// `open`) instead of putting them in the children map; they are sorted into its set
+/// when the chain leaves the node, before any lookup that does not go through the
+/// chain, and when the loader finishes.
 pub(crate) struct LoadCursor {
     /// Path of the last loaded node (`""` for the root).
     path: String,
     /// `(end of the component in path, node id)` for the root (end 0) and each
     /// ancestor-or-self of the last loaded node.
     chain: Vec<(usize, NodeId)>,
+    /// Whether children are gathered ([`BulkLoader`] only).
+    bulk: bool,
+    /// The chain entries gathering children: `(index in chain, children so far)`, by
+    /// increasing index. Their children are in no set yet.
+    open: Vec<(usize, Gathering)>,
+    /// Emptied gatherings, their memory kept for the next nodes (at most
+    /// [`SPARE_GATHERINGS`]).
+    spare: Vec<Gathering>,
+    /// The ACL id the last loaded node got (a hint for the next, which nearly always
+    /// has the same list).
+    last_acl: AclId,
+}
+
+impl Default for LoadCursor {
+    fn default() -> LoadCursor {
+        LoadCursor {
+            path: String::new(),
+            chain: Vec::new(),
+            bulk: false,
+            open: Vec::new(),
+            spare: Vec::new(),
+            last_acl: ACL_FREE,
+        }
+    }
 }
 
 impl Clone for LoadCursor {
     fn clone(&self) -> LoadCursor {
+        // Only a bulk loader's tree gathers children, and it is never cloned.
+        debug_assert!(self.open.is_empty(), "clone of a tree with gathered children");
         LoadCursor::default()
     }
 }
 
 impl LoadCursor {
     pub(crate) fn clear(&mut self) {
+        // Gathered children are in no set: dropping them would lose nodes (callers
+        // seal them first, DataTree::seal_gathered).
+        assert!(self.open.is_empty(), "load cursor cleared with children gathered");
         self.path.clear();
         self.chain.clear();
+    }
+
+    /// The children gathered by chain entry `i`, if it gathers.
+    fn gathering(&self, i: usize) -> Option<&Gathering> {
+        self.open.last().filter(|(at, _)| *at == i).map(|(_, g)| g)
     }
 
     /// The id of `parent_path` (`""` = root) if it is on the chain, and its index.
@@ -133,6 +172,10 @@ impl LoadCursor {
         self.chain.push((0, root));
     }
 }
+
+/// Emptied [`Gathering`]s a load cursor keeps for reuse: one per level that gathers at
+/// a time is enough for the common shapes.
+const SPARE_GATHERINGS: usize = 4;
 
 /// One live session, as [`DataTree::sessions`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -388,20 +431,45 @@ impl DataTree {
             return Err(TreeError::InvalidPath { path: path.to_owned(), reason: "no name" });
         };
         let (parent, at) = match self.cursor.find(parent_path) {
-            Some(i) => (self.cursor.chain[i].1, Some(i)),
-            None => match self.lookup(parent_path) {
-                Some(id) => (id, None),
-                None => return Err(TreeError::NoParent { path: path.to_owned() }),
-            },
+            Some(i) => {
+                // Entries below the parent are left: their children are complete.
+                self.seal_gathered(i + 1);
+                (self.cursor.chain[i].1, Some(i))
+            }
+            None => {
+                // The lookup goes through the children sets: all must be sealed.
+                self.seal_gathered(0);
+                match self.lookup(parent_path) {
+                    Some(id) => (id, None),
+                    None => return Err(TreeError::NoParent { path: path.to_owned() }),
+                }
+            }
         };
-        let Ok(slot) = self.vacancy(parent, name.as_bytes()) else {
-            return Err(TreeError::Exists { path: path.to_owned() });
+        let gather = at.is_some_and(|i| self.gathers(i, parent, name.as_bytes()));
+        let slot = if gather {
+            None
+        } else {
+            let Ok(slot) = self.vacancy(parent, name.as_bytes()) else {
+                return Err(TreeError::Exists { path: path.to_owned() });
+            };
+            slot
         };
         if zk {
             f.cversion = client_cversion(f.seq, 0);
         }
-        let acl = self.acls.intern(acl);
-        let id = self.add_node(parent, slot, name, path, data, acl, f);
+        let acl = self.acls.intern_hinted(self.cursor.last_acl, acl);
+        self.cursor.last_acl = acl;
+        let id = if gather {
+            let id = self.alloc(Node { f, blob: new_blob(acl, data) });
+            self.attach(id, path);
+            match self.cursor.open.last_mut() {
+                Some((_, g)) => g.push(id, name.as_bytes()),
+                None => unreachable!("gathering parent left the chain"),
+            }
+            id
+        } else {
+            self.add_node(parent, slot, name, path, data, acl, f)
+        };
         match at {
             Some(i) => self.cursor.descend(i, name, id),
             // Off the chain: restart it at the new node's parent.
@@ -411,7 +479,10 @@ impl DataTree {
             self.restart_cursor(parent_path, name, id);
         }
         if zk {
-            let n = self.num_children(parent);
+            let n = match at.and_then(|i| self.cursor.gathering(i)) {
+                Some(g) => g.len(),
+                None => self.num_children(parent),
+            };
             // The client cversion is not part of ZooKeeper's digest but is part of
             // Keeper's.
             let kpath = keeper_path(parent_path);
@@ -421,6 +492,45 @@ impl DataTree {
             self.kd_add(parent, kpath);
         }
         Ok(())
+    }
+
+    /// Whether the child `name` of `parent`, chain entry `i`, is gathered (see
+    /// [`LoadCursor`]) rather than inserted in its set: only in a bulk loader's tree,
+    /// only for a parent without a set and while the name is certainly new. A name that
+    /// may be present ends the gathering: the parent's set is built and the caller
+    /// checks in it.
+    fn gathers(&mut self, i: usize, parent: NodeId, name: &[u8]) -> bool {
+        // The Keeper digest counts a parent's children as they arrive.
+        if !self.cursor.bulk || self.kd.is_some() {
+            return false;
+        }
+        if self.cursor.gathering(i).is_none() {
+            if self.children.contains_key(&parent) {
+                return false;
+            }
+            let g = self.cursor.spare.pop().unwrap_or_default();
+            self.cursor.open.push((i, g));
+        }
+        let new = self.cursor.open.last_mut().is_some_and(|(_, g)| g.claim(name));
+        if !new {
+            self.seal_gathered(i);
+        }
+        new
+    }
+
+    /// Sorts the children gathered by chain entries `from..` into their sets.
+    fn seal_gathered(&mut self, from: usize) {
+        while self.cursor.open.last().is_some_and(|(at, _)| *at >= from) {
+            let Some((at, mut g)) = self.cursor.open.pop() else { break };
+            let parent = self.cursor.chain[at].1;
+            if let Some(set) = g.take_set() {
+                let old = self.children.insert(parent, set);
+                assert!(old.is_none(), "node {parent} gathered children and had a set");
+            }
+            if self.cursor.spare.len() < SPARE_GATHERINGS {
+                self.cursor.spare.push(g);
+            }
+        }
     }
 
     /// Points the load cursor at `parent_path/name` (= `id`), resolving the ancestors.
@@ -443,6 +553,8 @@ impl DataTree {
     }
 
     fn load_root(&mut self, data: Option<&[u8]>, acl: &[Acl], mut f: Fields, zk: bool) {
+        // The root's child count (below) must be complete.
+        self.seal_gathered(0);
         let acl = self.acls.intern(acl);
         if self.root == NO_NODE {
             if zk {
@@ -752,6 +864,75 @@ impl DataTree {
             .range((owner, String::new())..)
             .take_while(move |(o, _)| *o == owner)
             .map(|(_, p)| p)
+    }
+}
+
+/// Loads a snapshot into a tree faster than [`DataTree::insert_loaded`] one node at a
+/// time: the children of a node are gathered unsorted while the nodes of its subtree
+/// arrive (snapshots list each node's subtree right after it) and sorted once when the
+/// load moves past it. The tree is only handed out by [`BulkLoader::finish`], which
+/// sorts what is still gathered, so no query ever sees a set being gathered.
+///
+/// The result is exactly what the same calls on the tree itself produce: same nodes,
+/// stats, digest and errors ([`TreeError::Exists`] for a duplicate name, at the node
+/// that repeats it).
+pub struct BulkLoader {
+    tree: DataTree,
+}
+
+impl BulkLoader {
+    /// Loads into `tree` (usually [`DataTree::empty`]).
+    pub fn new(mut tree: DataTree) -> BulkLoader {
+        tree.cursor.bulk = true;
+        BulkLoader { tree }
+    }
+
+    /// [`DataTree::insert_loaded`].
+    pub fn insert_loaded(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        stat: StatPersisted,
+    ) -> Result<(), TreeError> {
+        self.tree.insert_loaded(path, data, acl, stat)
+    }
+
+    /// [`DataTree::insert_loaded_full`].
+    pub fn insert_loaded_full(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        stat: &Stat,
+        seq: i32,
+        owner_raw: i64,
+    ) -> Result<(), TreeError> {
+        self.tree.insert_loaded_full(path, data, acl, stat, seq, owner_raw)
+    }
+
+    /// [`DataTree::add_session`].
+    pub fn add_session(&mut self, id: SessionId, timeout_ms: i32) {
+        self.tree.add_session(id, timeout_ms);
+    }
+
+    /// Number of nodes loaded so far.
+    pub fn node_count(&self) -> usize {
+        self.tree.live
+    }
+
+    /// The loaded tree, every child set sorted.
+    pub fn finish(mut self) -> DataTree {
+        self.tree.seal_gathered(0);
+        self.tree.cursor.bulk = false;
+        self.tree.cursor.spare = Vec::new();
+        self.tree
+    }
+}
+
+impl fmt::Debug for BulkLoader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BulkLoader").field("nodes", &self.tree.live).finish()
     }
 }
 

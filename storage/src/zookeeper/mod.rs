@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use keeperkit_model::{AclList, SessionId, Txn, Zxid};
 use keeperkit_snapshot::zookeeper::{self as zksnap, Compression, SnapshotDigest, SnapshotNode};
-use keeperkit_tree::{DataTree, TxnResult};
+use keeperkit_tree::{BulkLoader, DataTree, TxnResult};
 use keeperkit_vfs::FileSystem;
 use keeperkit_wal::zookeeper::{self as zklog, LogEnd, LogReader};
 
@@ -330,7 +330,7 @@ pub use crate::progress::{NoProgress, Progress};
 
 /// Loads snapshot records into a tree, resolving ACL ids through the snapshot's map.
 struct TreeSink {
-    tree: DataTree,
+    tree: BulkLoader,
     acls: std::collections::HashMap<i64, AclList>,
     max_zxid: i64,
 }
@@ -392,16 +392,20 @@ pub fn load_snapshot(fs: &dyn FileSystem, path: &Path) -> Result<LoadedSnapshot,
             reason: "the name is not snapshot.<hex zxid>[.gz|.snappy]".into(),
         });
     };
-    let mut sink = TreeSink { tree: DataTree::empty(), acls: Default::default(), max_zxid: 0 };
+    let mut sink = TreeSink {
+        tree: BulkLoader::new(DataTree::empty()),
+        acls: Default::default(),
+        max_zxid: 0,
+    };
     let info = zksnap::read_snapshot(fs, path, &mut sink)?;
-    if sink.tree.get("/").is_none() {
+    let mut tree = sink.tree.finish();
+    if tree.get("/").is_none() {
         return Err(StorageError::Corrupt(keeperkit_model::Corruption::new(
             path,
             0,
             keeperkit_model::CorruptionKind::bad_tree("snapshot holds no root node"),
         )));
     }
-    let mut tree = sink.tree;
     tree.set_last_processed_zxid(zxid);
     // DataTree.deserialize ends with setupQuota: quota stats recounted from the tree.
     tree.setup_quota();
