@@ -481,6 +481,10 @@ pub(crate) struct Gathering {
     ends: Vec<usize>,
     names: Vec<u8>,
     hashes: HashSet<u64, BuildHasherDefault<PassHasher>>,
+    /// The number of children when the last child loaded with ZooKeeper stats arrived:
+    /// the parent's client cversion is derived from it when the set is built, instead
+    /// of on every arrival.
+    pub(crate) cversion_count: Option<usize>,
 }
 
 impl Gathering {
@@ -535,6 +539,7 @@ impl Gathering {
         self.ends.clear();
         self.names.clear();
         self.hashes.clear();
+        self.cversion_count = None;
         Some(set)
     }
 }

@@ -478,11 +478,13 @@ impl DataTree {
         if self.cursor.chain.is_empty() {
             self.restart_cursor(parent_path, name, id);
         }
-        if zk {
-            let n = match at.and_then(|i| self.cursor.gathering(i)) {
-                Some(g) => g.len(),
-                None => self.num_children(parent),
-            };
+        if zk && gather {
+            // The parent's client cversion is derived when its set is built.
+            if let Some((_, g)) = self.cursor.open.last_mut() {
+                g.cversion_count = Some(g.len());
+            }
+        } else if zk {
+            let n = self.num_children(parent);
             // The client cversion is not part of ZooKeeper's digest but is part of
             // Keeper's.
             let kpath = keeper_path(parent_path);
@@ -523,6 +525,13 @@ impl DataTree {
         while self.cursor.open.last().is_some_and(|(at, _)| *at >= from) {
             let Some((at, mut g)) = self.cursor.open.pop() else { break };
             let parent = self.cursor.chain[at].1;
+            if let Some(n) = g.cversion_count {
+                // Gathering only happens without the Keeper digest, which counts
+                // the client cversion.
+                debug_assert!(self.kd.is_none());
+                let p = &mut self.nodes[parent as usize];
+                p.f.cversion = client_cversion(p.f.seq, n);
+            }
             if let Some(set) = g.take_set() {
                 let old = self.children.insert(parent, set);
                 assert!(old.is_none(), "node {parent} gathered children and had a set");
