@@ -880,7 +880,9 @@ impl DataTree {
 /// time: the children of a node are gathered unsorted while the nodes of its subtree
 /// arrive (snapshots list each node's subtree right after it) and sorted once when the
 /// load moves past it. The tree is only handed out by [`BulkLoader::finish`], which
-/// sorts what is still gathered, so no query ever sees a set being gathered.
+/// sorts what is still gathered, so no query ever sees a set being gathered. The client
+/// cversion of such a node (ZooKeeper stats, [`DataTree::insert_loaded`]) is derived
+/// then too, once, from the count of its children.
 ///
 /// The result is exactly what the same calls on the tree itself produce: same nodes,
 /// stats, digest and errors ([`TreeError::Exists`] for a duplicate name, at the node
