@@ -14,20 +14,11 @@
 //! 1.09-1.17x with 100 or 1000 ms, and write-64 showed no difference below 10 ms.
 //!
 //! What decides that RSS more than the delay is mimalloc's use of transparent huge
-//! pages (`allow_thp`, on by default: its arenas are `madvise`d `MADV_HUGEPAGE`), which
-//! makes the heap grow by 2 MiB pages. Every command runs without them
-//! ([`without_huge_pages`]). For `serve`, on a quiet machine, alternated runs of
-//! `scripts/bench-server-1m.sh` and `scripts/bench-server.sh --cases write-64` gave 148
-//! instead of 161 MiB holding 1M znodes, a peak while snapshots are written of 1.07-1.08x
-//! the RSS before instead of 1.10-1.12x, and at 64 clients a p99 of 0.24-0.27x
-//! ZooKeeper's instead of 0.82-0.93x (each huge-page fault zeroes 2 MiB on the
-//! committer's path). For the state commands on a 1M-znode ZooKeeper directory
-//! (`scripts/speed-state.sh`, quiet machine, median of 3) huge pages made the recovery
-//! swing between 0.71 and 1.33 s and the walk after it between 0.07 and 0.21 s; without
-//! them the recovery took 0.78-0.94 s and the walk 0.08-0.09 s, and `stats` went from
-//! 1.63x to 1.11x of the recovery, `dump` from 1.54x to 1.19x.
-//! `MIMALLOC_PURGE_DELAY` or `MIMALLOC_ALLOW_THP` in the environment overrides these
-//! settings.
+//! pages (`allow_thp`, on by default: its arenas are `madvise`d `MADV_HUGEPAGE`): the
+//! heap then grows by 2 MiB pages, each zeroed on the path of the thread that faults it
+//! (a server's committer). Every command runs without them ([`without_huge_pages`]);
+//! the README (Performance) has the figures for both. `MIMALLOC_PURGE_DELAY` or
+//! `MIMALLOC_ALLOW_THP` in the environment overrides these settings.
 
 /// mimalloc's `mi_option_purge_delay` (option 15 in mimalloc 2 and 3; libmimalloc-sys
 /// has no constant for it). A test checks the number against the linked mimalloc.
@@ -61,10 +52,9 @@ pub fn serve_purge_delay() {
 /// libmimalloc-sys either). A test checks the number against the linked mimalloc.
 pub const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 
-/// No transparent huge pages, unless `MIMALLOC_ALLOW_THP` in the
-/// environment says otherwise. mimalloc stops asking for them, and the process opts
-/// out (`PR_SET_THP_DISABLE`, which the kernel checks at every fault, so it also covers
-/// what mimalloc reserved before `main`).
+/// No transparent huge pages, unless `MIMALLOC_ALLOW_THP` in the environment says
+/// otherwise: mimalloc stops asking for them, and the process opts out
+/// (`PR_SET_THP_DISABLE`, checked at every fault: it covers what was reserved before).
 #[allow(unsafe_code)]
 pub fn without_huge_pages() {
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {

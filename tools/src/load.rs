@@ -5,7 +5,7 @@ use keeperkit_storage::{open, DataDir, Finding, OpenOptions, Point, Recovered};
 use keeperkit_vfs::FileSystem;
 
 use crate::progress::Bar;
-use crate::{parse_zxid, Failure, Source};
+use crate::{parse_zxid, Failure, Outcome, Source};
 
 /// The open options of a source.
 pub fn options(source: &Source, keep_orphan_ephemerals: bool) -> OpenOptions {
@@ -54,6 +54,16 @@ pub fn load(
         eprintln!("timing: recover {secs:.3} {}", source.path.display());
     }
     Ok(r)
+}
+
+/// The outcome of a command on `state` (`Found` when its recovery reported an error).
+/// `state` is freed on a thread of its own: the exit that follows frees it at once,
+/// where freeing a million nodes one by one takes 15-50 ms.
+pub fn finish(state: Recovered) -> Outcome {
+    let outcome = if state.report.has_errors() { Outcome::Found } else { Outcome::Clean };
+    // A failed spawn drops the closure, and the state with it, here.
+    let _ = std::thread::Builder::new().spawn(move || drop(state));
+    outcome
 }
 
 /// Runs `f`; with the environment variable `KEEPERKIT_TIMINGS` set, prints how long it

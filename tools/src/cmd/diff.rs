@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::json::JsonNode;
-use crate::load::{load, point, print_findings};
+use crate::load::{finish, load, point, print_findings};
 use crate::{CmdResult, DiffArgs, Failure, Outcome, Source};
 
 /// One differing field.
@@ -127,6 +127,6 @@ pub fn run(fs: &dyn FileSystem, args: &DiffArgs, verbose: bool, out: &mut dyn Wr
         writeln!(out, "{total} differences: {added} added, {removed} removed, {changed} changed")?;
     }
     // Identical only when both states are everything their files hold.
-    let complete = !a.report.has_errors() && !b.report.has_errors();
+    let complete = finish(a) == Outcome::Clean && finish(b) == Outcome::Clean;
     Ok(if total == 0 && complete { Outcome::Clean } else { Outcome::Found })
 }

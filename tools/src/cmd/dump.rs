@@ -5,8 +5,8 @@ use std::io::Write;
 use keeperkit_storage::dump::write_dump;
 use keeperkit_vfs::FileSystem;
 
-use crate::load::{load, point, print_findings, timed};
-use crate::{CmdResult, DumpArgs, Outcome};
+use crate::load::{finish, load, point, print_findings, timed};
+use crate::{CmdResult, DumpArgs};
 
 /// Runs the command.
 pub fn run(fs: &dyn FileSystem, args: &DumpArgs, verbose: bool, out: &mut dyn Write) -> CmdResult {
@@ -15,5 +15,5 @@ pub fn run(fs: &dyn FileSystem, args: &DumpArgs, verbose: bool, out: &mut dyn Wr
     print_findings(&state.report.findings, verbose);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     timed("walk", || write_dump(&state.tree, args.json, threads, out))?;
-    Ok(if state.report.has_errors() { Outcome::Found } else { Outcome::Clean })
+    Ok(finish(state))
 }

@@ -5,8 +5,8 @@ use std::io::Write;
 use keeperkit_vfs::FileSystem;
 use serde::Serialize;
 
-use crate::load::{load, point, print_findings};
-use crate::{CmdResult, Outcome, SessionsArgs};
+use crate::load::{finish, load, point, print_findings};
+use crate::{CmdResult, SessionsArgs};
 
 #[derive(Serialize)]
 struct JsonSession {
@@ -64,5 +64,5 @@ pub fn run(
     if !args.json {
         writeln!(out, "{} sessions", sessions.len())?;
     }
-    Ok(if state.report.has_errors() { Outcome::Found } else { Outcome::Clean })
+    Ok(finish(state))
 }

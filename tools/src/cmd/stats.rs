@@ -5,8 +5,8 @@ use std::io::Write;
 use keeperkit_storage::stats::compute;
 use keeperkit_vfs::FileSystem;
 
-use crate::load::{load, point, print_findings, timed};
-use crate::{CmdResult, Outcome, StatsArgs};
+use crate::load::{finish, load, point, print_findings, timed};
+use crate::{CmdResult, StatsArgs};
 
 /// Runs the command.
 pub fn run(fs: &dyn FileSystem, args: &StatsArgs, verbose: bool, out: &mut dyn Write) -> CmdResult {
@@ -54,5 +54,5 @@ pub fn run(fs: &dyn FileSystem, args: &StatsArgs, verbose: bool, out: &mut dyn W
             )?;
         }
     }
-    Ok(if state.report.has_errors() { Outcome::Found } else { Outcome::Clean })
+    Ok(finish(state))
 }
